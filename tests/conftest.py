@@ -1,0 +1,107 @@
+"""Shared fixtures: a hand-made run full of hostile token text, the real embedded model, golden files."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tokviz.run import Params, Run, Step, Token
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("TOKVIZ_UPDATE_GOLDEN") == "1"
+
+# Token texts that break naive views: markup, DOT syntax, HTML, escapes, entities, whitespace.
+HOSTILE = [
+    '"quoted"',
+    "back\\slash",
+    "trailing\\",
+    "<eos>",
+    "</span><script>alert(1)</script>",
+    "&amp; &lt;",
+    "{a|b}",
+    "[bold red]not markup[/]",
+    "\\n literal",
+    "line\nbreak",
+    "\ttab",
+    " ",
+    "한국어",
+    "🙂",
+    "-> edge",
+]
+
+
+def tok(text: str, p: float, id_: int | None = None, raw: bytes | None = None) -> Token:
+    return Token(text=text, raw=text.encode("utf-8") if raw is None else raw, logprob=math.log(p), id=id_)
+
+
+def make_run(step_tokens: list[list[tuple[str, float]]], prompt: str = "The prompt") -> Run:
+    """A run whose step i chooses the first (text, prob) of step_tokens[i]; all are alternatives."""
+    steps = []
+    n = 0
+    for alts in step_tokens:
+        tokens = []
+        for text, p in alts:
+            tokens.append(tok(text, p, n))
+            n += 1
+        steps.append(Step(chosen=tokens[0], alternatives=tuple(tokens)))
+    return Run(provider="test", model="hand-made", prompt=prompt, params=Params(top_k=3, max_tokens=len(steps)),
+               steps=tuple(steps), finish_reason="length", usage={"prompt_tokens": 3, "completion_tokens": len(steps)})
+
+
+@pytest.fixture
+def hostile_run() -> Run:
+    """One step per hostile text, chosen at 60%, with two hostile alternatives at 25% and 10%."""
+    k = len(HOSTILE)
+    return make_run([[(HOSTILE[i], 0.6), (HOSTILE[(i + 1) % k], 0.25), (HOSTILE[(i + 2) % k], 0.1)] for i in range(k)],
+                    prompt='Say "hi" & <b>bye</b>\n')
+
+
+@pytest.fixture
+def small_run() -> Run:
+    """A short, readable run: the golden files are reviewed by eye."""
+    split = "é".encode()
+    steps = [
+        Step(chosen=tok(" Paris", 0.8123, 1), alternatives=(tok(" Paris", 0.8123, 1), tok(" a", 0.0712, 2), tok(" the", 0.05, 3))),
+        Step(chosen=tok(".", 0.6, 4), alternatives=(tok(".", 0.6, 4), tok(",", 0.3, 5), tok("\n", 0.02, 6))),
+        Step(chosen=Token("caf", b"caf", math.log(0.4), 7), alternatives=(Token("caf", b"caf", math.log(0.4), 7),)),
+        Step(chosen=Token("\ufffd", split[:1], math.log(0.9), 8), alternatives=(Token("\ufffd", split[:1], math.log(0.9), 8), tok("e", 0.05, 9))),
+        Step(chosen=Token("\ufffd", split[1:], math.log(0.99), 10), alternatives=(Token("\ufffd", split[1:], math.log(0.99), 10),)),
+    ]
+    return Run(provider="test", model="hand-made", prompt="The capital of France is", params=Params(top_k=3, max_tokens=5),
+               steps=tuple(steps), finish_reason="length", usage={"prompt_tokens": 6, "completion_tokens": 5})
+
+
+def check_golden(name: str, data: bytes) -> None:
+    """Compare with tests/golden/NAME; TOKVIZ_UPDATE_GOLDEN=1 rewrites it (then review the diff by eye)."""
+    path = GOLDEN / name
+    if UPDATE or not path.exists():
+        path.write_bytes(data)
+        if not UPDATE:
+            pytest.fail(f"golden file {name} was missing and has been written: review it and run again")
+    assert data == path.read_bytes(), f"{name} differs from its golden file (TOKVIZ_UPDATE_GOLDEN=1 to rewrite, then review)"
+
+
+def tokviz_cmd() -> list[str]:
+    exe = shutil.which("tokviz", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-m", "tokviz"]
+
+
+def run_cli(*args: str, input: bytes | None = None, env: dict[str, str] | None = None,
+            cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("TOKVIZ_DEBUG", None)
+    return subprocess.run([*tokviz_cmd(), *args], input=input, capture_output=True, env=full_env, cwd=cwd,
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture
+def small_run_file(tmp_path: Path, small_run: Run) -> Path:
+    path = tmp_path / "small_run.json"
+    path.write_text(small_run.to_json(), encoding="utf-8")
+    return path

@@ -1,0 +1,98 @@
+"""`tokviz predict` as a newcomer runs it: the real model, the real `dot`, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+from pathlib import Path
+
+from tests.conftest import run_cli, tokviz_cmd
+from tests.test_graph import png_size, svg_texts
+from tokviz.run import Run
+
+FORMATS = ("svg", "png", "dot", "json", "txt")
+
+
+def test_predict_writes_every_view_and_render_gives_the_same_bytes(tmp_path: Path) -> None:
+    args = ["predict", "The capital of France is", "-n", "12", "--save", str(tmp_path / "run.json")]
+    for ext in FORMATS:
+        args += ["-o", str(tmp_path / f"p.{ext}")]
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout.decode()
+    assert "The capital of France is the capital of the country of France." in table
+    assert "␣the" in table and "␣Paris" in table  # Paris is an alternative at step 1
+    run = Run.from_json((tmp_path / "run.json").read_text())
+    assert len(run.steps) == 12
+
+    svg = (tmp_path / "p.svg").read_bytes()
+    assert "␣capital" in svg_texts(svg) and "The capital of France is" in svg_texts(svg)
+    w, h = png_size((tmp_path / "p.png").read_bytes())
+    assert w > 200 and h > 100
+
+    args = ["render", str(tmp_path / "run.json")]
+    for ext in FORMATS:
+        args += ["-o", str(tmp_path / f"r.{ext}")]
+    assert run_cli(*args).returncode == 0
+    for ext in FORMATS:
+        assert (tmp_path / f"r.{ext}").read_bytes() == (tmp_path / f"p.{ext}").read_bytes(), ext
+
+
+def test_prompt_from_stdin_and_json_on_stdout() -> None:
+    proc = run_cli("predict", "-", "--json", "-n", "3", input=b"The capital of France is")
+    assert proc.returncode == 0, proc.stderr
+    run = Run.from_json(proc.stdout.decode())
+    assert run.prompt == "The capital of France is" and run.text == " the capital of"
+    assert proc.stderr == b""  # nothing but errors and first-run progress goes to stderr
+
+
+def test_korean_prompt_end_to_end(tmp_path: Path) -> None:
+    proc = run_cli("predict", "대한민국의 수도는", "-n", "6", "-o", str(tmp_path / "k.svg"), "-o", str(tmp_path / "k.png"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    run = Run.from_json(proc.stdout.decode())
+    assert "대한민국의 수도는" in svg_texts((tmp_path / "k.svg").read_bytes())
+    assert "\ufffd" not in run.text or run.steps[-1].chosen.raw[-1:] >= b"\x80"  # only a cut at the end
+    assert png_size((tmp_path / "k.png").read_bytes())[0] > 100
+
+
+def _on_a_terminal(*args: str, env: dict[str, str]) -> bytes:
+    """Run tokviz with stdout on a real pseudo-terminal and return what it printed."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*tokviz_cmd(), *args], stdout=slave, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "COLUMNS": "120", **env})
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(master)
+    return b"".join(chunks)
+
+
+def test_colour_on_a_terminal_and_none_with_no_color(tmp_path: Path, small_run_file: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    env["TERM"] = "xterm-256color"
+    coloured = _on_a_terminal("render", str(small_run_file), env={**env, "NO_COLOR": ""})
+    assert b"\x1b[38;" in coloured
+    plain = _on_a_terminal("render", str(small_run_file), env={**env, "NO_COLOR": "1"})
+    assert b"\x1b[38;" not in plain and b"Paris" in plain and b"81.2%" in plain
+
+
+def test_first_run_assembles_the_model_once_into_the_cache(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = run_cli("predict", "Hi", "-n", "1", "--json", env={"TOKVIZ_CACHE_DIR": str(cache)})
+    assert first.returncode == 0, first.stderr
+    assert b"preparing the embedded model" in first.stderr and first.stderr.count(b"\n") == 1
+    files = sorted(p.name for p in cache.iterdir())
+    assert files == ["gemma-3-270m-q4_k_m.gguf"]  # no temporary file left behind
+    second = run_cli("predict", "Hi", "-n", "1", "--json", env={"TOKVIZ_CACHE_DIR": str(cache)})
+    assert second.returncode == 0 and second.stderr == b""
+    assert json.loads(first.stdout)["steps"] == json.loads(second.stdout)["steps"]

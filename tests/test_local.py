@@ -1,0 +1,154 @@
+"""The embedded model, really run: deterministic greedy tokens, exact bytes, honest logprobs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tokviz import pipeline
+from tokviz.providers import local
+from tokviz.providers.registry import Request
+from tokviz.run import Params, Run
+
+PROMPT = "The capital of France is"
+
+
+def predict(prompt: str = PROMPT, **params: object) -> Run:
+    return pipeline.predict(Request(prompt=prompt, params=Params(**params)))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def greedy() -> Run:
+    return predict(max_tokens=8, top_k=5)
+
+
+def test_greedy_run_is_the_models_known_continuation(greedy: Run) -> None:
+    # Gemma 3 270M (base) continues this prompt greedily with these tokens; a change here means
+    # the model, its runtime or our decoding changed.
+    assert [s.chosen.text for s in greedy.steps] == [" the", " capital", " of", " the", " country", " of", " France", "."]
+    assert greedy.text == " the capital of the country of France."
+    assert greedy.provider == "local" and greedy.model == "gemma-3-270m"
+    assert greedy.finish_reason == "length"
+    assert greedy.usage == {"completion_tokens": 8, "prompt_tokens": 6}
+    assert greedy.timings["tokens_per_s"] > 0
+
+
+def test_greedy_is_deterministic(greedy: Run) -> None:
+    again = predict(max_tokens=8, top_k=5)
+    assert again.steps == greedy.steps
+
+
+def test_steps_are_well_formed(greedy: Run) -> None:
+    for step in greedy.steps:
+        alts = step.alternatives
+        assert len(alts) == 5
+        assert alts[0] == step.chosen  # greedy picks the most likely token
+        assert [a.logprob for a in alts] == sorted((a.logprob for a in alts), reverse=True)
+        assert len({a.id for a in alts}) == 5
+        assert all(a.logprob <= 0 for a in alts)
+        assert math.fsum(a.prob for a in alts) <= 1.0 + 1e-6
+
+
+def test_logprobs_agree_with_llama_cpps_own_logprobs(greedy: Run) -> None:
+    """Cross-check our hand-driven decoding against llama-cpp-python's built-in (slow) path."""
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(local.embedded_model_path(lambda _: None)), n_ctx=64, logits_all=True, verbose=False)
+    out = llm.create_completion(PROMPT, max_tokens=8, temperature=0.0, logprobs=5)
+    lp = out["choices"][0]["logprobs"]
+    assert out["choices"][0]["text"] == greedy.text
+    for step, theirs, their_top in zip(greedy.steps, lp["token_logprobs"], lp["top_logprobs"]):
+        assert step.chosen.logprob == pytest.approx(theirs, abs=1e-3)
+        ours = {a.text: a.logprob for a in step.alternatives}
+        for text, value in their_top.items():
+            assert ours[text] == pytest.approx(value, abs=1e-3)
+
+
+def test_byte_fallback_tokens_keep_their_exact_bytes() -> None:
+    run = predict("𠜎 𠜎 𠜎 𠜎 𠜎", max_tokens=5, top_k=3)
+    raws = [s.chosen.raw for s in run.steps]
+    assert raws[1:5] == [b"\xf0", b"\xa0", b"\x9c", b"\x8e"]  # one 4-byte character, four tokens
+    assert [s.chosen.label for s in run.steps[1:5]] == ["\\xf0", "\\xa0", "\\x9c", "\\x8e"]
+    assert run.text == " 𠜎"
+    # the alternatives at a byte step are other bytes, each distinct, none collapsed to ''
+    alts = run.steps[2].alternatives
+    assert all(len(a.raw) == 1 for a in alts) and len({a.raw for a in alts}) == 3
+
+
+def test_seeded_sampling_is_reproducible_and_recorded() -> None:
+    a = predict(max_tokens=10, temperature=1.2, seed=11)
+    b = predict(max_tokens=10, temperature=1.2, seed=11)
+    assert a.steps == b.steps and a.params.seed == 11
+    others = [predict(max_tokens=10, temperature=1.2, seed=s).text for s in (1, 2, 3)]
+    assert any(t != a.text for t in others)
+    unseeded = predict(max_tokens=3, temperature=1.0)
+    assert unseeded.params.seed is not None  # the seed used is recorded, so the run can be replayed
+    replay = predict(max_tokens=3, temperature=1.0, seed=unseeded.params.seed)
+    assert replay.steps == unseeded.steps
+
+
+def test_top_p_restricts_sampling_to_the_nucleus() -> None:
+    # with top_p tiny, only the single most likely token is in the nucleus: sampling becomes greedy
+    run = predict(max_tokens=6, temperature=1.5, top_p=0.01, seed=5)
+    assert all(s.chosen == s.alternatives[0] for s in run.steps)
+
+
+def test_sampled_token_outside_top_k_keeps_its_own_logprob() -> None:
+    run = predict(max_tokens=30, temperature=2.0, top_k=1, seed=3)
+    outside = [s for s in run.steps if s.chosen != s.alternatives[0]]
+    assert outside, "at temperature 2 some sampled token falls outside the top-1"
+    for s in outside:
+        assert s.chosen.logprob < s.alternatives[0].logprob
+
+
+def test_chat_mode_wraps_the_prompt_in_gemma_turns() -> None:
+    m = local._load(local.embedded_model_path(lambda _: None), local.DEFAULT_N_CTX)
+    request = Request("What is 2 + 2?", params=Params(mode="chat"), system="Be brief.")
+    ids, messages = local.prompt_tokens(m.llm, request)
+    assert m.llm.detokenize(ids, special=True) == (
+        b"<bos><start_of_turn>user\nBe brief.\n\nWhat is 2 + 2?<end_of_turn>\n<start_of_turn>model\n"
+    )
+    assert [(x.role, x.content) for x in messages] == [("system", "Be brief."), ("user", "What is 2 + 2?")]
+    # The embedded model is a base model: it continues rather than answers, but it runs.
+    run = pipeline.predict(Request("What is 2 + 2?", params=Params(mode="chat", max_tokens=4, top_k=2)))
+    assert [x.role for x in run.messages] == ["user"] and len(run.steps) == 4
+    assert run.usage["prompt_tokens"] == len(local.prompt_tokens(m.llm, Request("What is 2 + 2?", params=Params(mode="chat")))[0])
+
+
+def test_prompt_cannot_forge_a_chat_turn() -> None:
+    m = local._load(local.embedded_model_path(lambda _: None), local.DEFAULT_N_CTX)
+    ids, _ = local.prompt_tokens(m.llm, Request("hi<end_of_turn>", params=Params(mode="chat")))
+    turn_end = m.llm.tokenize(b"<end_of_turn>", add_bos=False, special=True)[0]
+    assert ids.count(turn_end) == 1  # only the one tokviz added
+
+
+def test_top_k_zero_records_no_alternatives() -> None:
+    run = predict(max_tokens=3, top_k=0)
+    assert all(s.alternatives == () for s in run.steps) and len(run.steps) == 3
+
+
+def test_model_given_as_a_gguf_path(greedy: Run) -> None:
+    path = str(local.embedded_model_path(lambda _: None))
+    run = pipeline.predict(Request(prompt=PROMPT, model=path, params=Params(max_tokens=8, top_k=5)))
+    assert run.model == path and run.steps == greedy.steps
+
+
+def test_long_prompt_grows_the_context() -> None:
+    run = predict("word " * 2100, max_tokens=2, top_k=1)
+    assert run.usage["prompt_tokens"] > 2048 and len(run.steps) == 2
+
+
+def test_generation_stops_at_a_stop_token_without_recording_it(greedy: Run) -> None:
+    import numpy as np
+
+    m = local._load(local.embedded_model_path(lambda _: None), local.DEFAULT_N_CTX)
+    country = greedy.steps[4].chosen.id
+    assert country is not None
+    stopping = local._Loaded(llm=m.llm, n_vocab=m.n_vocab, stop_ids=frozenset({country}))
+    ids, _ = local.prompt_tokens(m.llm, Request(PROMPT))
+    steps, finish, _, _ = local.LocalProvider(progress=lambda _: None)._generate(
+        stopping, ids, Params(max_tokens=20), np.random.default_rng(0))
+    assert finish == "stop"
+    assert [s.chosen.text for s in steps] == [" the", " capital", " of", " the"]
+    assert m.llm.token_eos() in m.stop_ids and len(m.stop_ids) == 2

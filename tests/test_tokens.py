@@ -1,0 +1,56 @@
+"""Token bytes → text: exact, visible, never mojibake."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tokviz import tokens
+
+
+def test_display_makes_whitespace_visible() -> None:
+    assert tokens.display(b" Paris") == "␣Paris"
+    assert tokens.display(b"\n\t\r") == "↵⇥␍"
+
+
+def test_display_escapes_fragments_of_a_character() -> None:
+    emoji = "🙂".encode()
+    assert tokens.display(emoji[:2]) == "\\xf0\\x9f"
+    assert tokens.display(emoji[2:]) == "\\x99\\x82"
+    assert tokens.display("한".encode()[:2] + b"x") == "\\xed\\x95x"
+
+
+def test_display_escapes_control_characters() -> None:
+    assert tokens.display(b"\x07\x1b[31m") == "\\x07\\x1b[31m"
+
+
+def test_segments_mark_what_is_not_literal() -> None:
+    segs = tokens.segments(b"a b\xff")
+    assert [(s.text, s.raw) for s in segs] == [("a", False), ("␣", True), ("b", False), ("\\xff", True)]
+
+
+def test_pieces_join_a_character_split_across_tokens() -> None:
+    k = "한".encode()
+    assert tokens.pieces([k[:1], k[1:], b" ok"]) == ["", "한", " ok"]
+    assert tokens.join([k[:2], k[2:]]) == "한"
+
+
+def test_join_replaces_bytes_that_never_decode() -> None:
+    assert tokens.join([b"\xff", b"a"]) == "\ufffda"
+    assert tokens.join([b"a", "🙂".encode()[:3]]) == "a\ufffd"  # truncated at the end
+
+
+@given(st.text())
+def test_join_of_any_split_equals_the_text(text: str) -> None:
+    data = text.encode("utf-8")
+    parts = [data[i : i + 1] for i in range(len(data))]
+    assert tokens.join(parts) == text
+    assert "".join(tokens.pieces(parts)) == text
+
+
+@given(st.binary(max_size=12))
+def test_display_of_any_bytes_is_one_printable_line(data: bytes) -> None:
+    shown = tokens.display(data)
+    assert "\n" not in shown and "\r" not in shown
+    assert all(ch.isprintable() for ch in shown)
+    assert bool(shown) == bool(data)

@@ -1,0 +1,93 @@
+"""The command-line face: the Typer app, and the single funnel that turns errors into exit codes.
+
+Every command module raises `TokvizError`s; only `main` below turns them (and click's own usage
+errors, Ctrl-C and broken pipes) into one line on stderr and an exit status, so no user ever sees
+a traceback unless they ask for one with --debug (or TOKVIZ_DEBUG=1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from tokviz import __version__
+from tokviz.commands.predict import predict
+from tokviz.commands.render import render
+from tokviz.errors import ExitStatus, TokvizError
+
+app = typer.Typer(
+    name="tokviz",
+    help="See the log-probabilities of every token a language model generates, and the roads not taken.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command()(predict)
+app.command()(render)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tokviz {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    """See the log-probabilities of every token a language model generates, and the roads not taken."""
+
+
+def _say(line: str) -> None:
+    sys.stderr.write(f"tokviz: {line}\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status (the console script passes it to sys.exit)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("TOKVIZ_DEBUG") == "1"
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="tokviz", standalone_mode=False)
+        return int(result) if isinstance(result, int) else ExitStatus.OK
+    except TokvizError as err:
+        if debug:
+            raise
+        _say(err.line())
+        return err.exit_status
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.TyperException as err:  # Typer's own usage errors (bad option, missing argument)
+        message = " ".join(err.format_message().split())
+        if err.exit_code == ExitStatus.USAGE:
+            ctx = getattr(err, "ctx", None)
+            message += f" (see '{ctx.command_path if ctx else 'tokviz'} --help')"
+        _say(message)
+        return err.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        _say("interrupted")
+        return ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`tokviz ... | head`): not an error worth a message.
+        # Point stdout at /dev/null so Python's flush at exit does not raise a second time.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitStatus.ERROR
+    except Exception as err:  # the last line of defence: still one line, never a traceback
+        if debug:
+            raise
+        _say(f"internal error: {type(err).__name__}: {err} (run again with --debug for details, and please report it)")
+        return ExitStatus.ERROR
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

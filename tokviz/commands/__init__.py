@@ -1,0 +1,1 @@
+"""One small module per command; `tokviz.cli` registers them and owns the error funnel."""

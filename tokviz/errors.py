@@ -1,0 +1,54 @@
+"""Error types that carry their own exit status.
+
+Every failure a user can cause or meet is raised as a `TokvizError`; the single handler in
+`tokviz.cli` turns it into one line on stderr and the exit code below. Keeping the status on the
+exception (rather than deciding it at the top) means the code that knows *why* something failed
+also decides whether it was the user's input (usage, 2) or the world (failure, 1).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """Process exit codes, following the Unix convention that 2 means "you called me wrong"."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    INTERRUPTED = 130
+
+
+class TokvizError(Exception):
+    """A failure with a message fit to show a user as it is: one line, naming the problem and the fix."""
+
+    exit_status: ExitStatus = ExitStatus.ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def line(self) -> str:
+        """The one line shown on stderr: newlines are folded so the message stays one line."""
+        text = self.message if not self.hint else f"{self.message} ({self.hint})"
+        return " ".join(text.split())
+
+
+class UsageError(TokvizError):
+    """The command line asked for something impossible: a bad option value, a missing file."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class RunFileError(TokvizError):
+    """A file that should hold a tokviz run does not (corrupt, foreign, or from a newer tokviz)."""
+
+
+class ProviderError(TokvizError):
+    """The model or service that produces the tokens failed."""
+
+
+class RenderError(TokvizError):
+    """A view could not be produced (for example Graphviz's `dot` is missing or failed)."""

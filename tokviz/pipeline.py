@@ -1,0 +1,24 @@
+"""Provider → `Run`: the one path every command takes to get tokens, whatever the provider."""
+
+from __future__ import annotations
+
+from tokviz.errors import UsageError
+from tokviz.providers import registry
+from tokviz.providers.registry import Progress, Request
+from tokviz.run import Run
+
+
+def resolve(request: Request, provider: str | None = None) -> str:
+    """Check the request and name the provider that will serve it, before anything is loaded."""
+    if not request.prompt.strip():
+        raise UsageError("the prompt is empty", hint='give it as an argument, or "-" to read it from stdin')
+    registry.validate(request.params)
+    name = provider or registry.infer_provider(request.model)
+    if name not in registry.PROVIDERS:
+        registry.get_provider(name)  # raises the "unknown provider" usage error
+    return name
+
+
+def predict(request: Request, *, provider: str | None = None, progress: Progress | None = None) -> Run:
+    name = resolve(request, provider)
+    return registry.get_provider(name, progress=progress or (lambda _: None)).predict(request)

@@ -1,0 +1,95 @@
+"""The provider protocol and the one registry of providers.
+
+A provider turns a `Request` into a `Run`. Adding one means writing one module with a class that
+satisfies `Provider` and adding one line to `PROVIDERS`; nothing else in tokviz names providers.
+Entries are import paths, not classes, so that `tokviz --help` never imports a provider's heavy
+dependencies (llama_cpp, openai).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tokviz.errors import UsageError
+from tokviz.run import Params, Run
+
+DEFAULT_MODEL = "gemma-3-270m"
+MAX_TOP_K = 20
+
+Progress = Callable[[str], None]
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Request:
+    """Everything a provider needs to produce a run."""
+
+    prompt: str
+    model: str = DEFAULT_MODEL
+    params: Params = field(default_factory=Params)
+    system: str | None = None
+
+
+class Provider(Protocol):
+    name: str
+
+    def predict(self, request: Request) -> Run:
+        """Generate from `request`, recording every chosen token and its top-k alternatives."""
+        ...
+
+
+# name → "module:class"; the class is constructed with keyword `progress`.
+PROVIDERS: dict[str, str] = {
+    "local": "tokviz.providers.local:LocalProvider",
+}
+
+
+# Names that mean "the embedded model"; any path ending in .gguf runs locally too.
+LOCAL_MODELS = frozenset({DEFAULT_MODEL, "local", "gemma3-270m"})
+
+
+def default_model() -> str:
+    return os.environ.get("TOKVIZ_MODEL") or DEFAULT_MODEL
+
+
+def infer_provider(model: str) -> str:
+    """Which provider serves `model` when none is named: a .gguf file or the embedded model run
+    locally; anything else would need a provider that is not installed."""
+    if model.lower().endswith(".gguf") or model in LOCAL_MODELS:
+        return "local"
+    raise UsageError(
+        f"unknown model {model!r}",
+        hint=f"use the embedded model ({DEFAULT_MODEL}), a path to a .gguf file, or --provider NAME "
+        f"(known: {', '.join(sorted(PROVIDERS))})",
+    )
+
+
+def get_provider(name: str, *, progress: Progress = _silent) -> Provider:
+    target = PROVIDERS.get(name)
+    if target is None:
+        raise UsageError(f"unknown provider {name!r}", hint=f"known providers: {', '.join(sorted(PROVIDERS))}")
+    module_name, _, cls_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    provider: Provider = cls(progress=progress)
+    return provider
+
+
+def validate(params: Params) -> None:
+    """Checks that hold for every provider; done before any model is loaded or request is sent."""
+    if not 0 <= params.top_k <= MAX_TOP_K:
+        raise UsageError(f"--top-k must be between 0 and {MAX_TOP_K}, got {params.top_k}")
+    if params.max_tokens < 1:
+        raise UsageError(f"--max-tokens must be at least 1, got {params.max_tokens}")
+    if not 0.0 <= params.temperature <= 2.0:
+        raise UsageError(f"--temperature must be between 0 and 2, got {params.temperature}")
+    if not 0.0 < params.top_p <= 1.0:
+        raise UsageError(f"--top-p must be in (0, 1], got {params.top_p}")
+    if params.mode not in ("raw", "chat"):
+        raise UsageError(f"mode must be 'raw' or 'chat', got {params.mode!r}")

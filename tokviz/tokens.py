@@ -1,0 +1,105 @@
+"""Byte-exact token text, and how to show it.
+
+A token is bytes, not text: byte-fallback tokens, emoji and Korean syllables are often split across
+tokens, so one token may hold half a UTF-8 character. tokviz keeps the exact bytes everywhere and
+only turns them into text at the edge, in one of two ways:
+
+- `display()` shows *one* token on its own: valid UTF-8 as text, every byte that does not decode
+  as an escape such as ``\\xf0``, and whitespace made visible (``␣``, ``↵``, ``⇥``) so that a token
+  that is only a space is not an empty cell.
+- `join()` / `pieces()` turn a *sequence* of tokens into text with an incremental UTF-8 decoder, so
+  a character split across two tokens comes out whole, never as mojibake.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+# Whitespace and control characters get a visible stand-in; anything else unprintable is escaped.
+_VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of a token's display text; `raw` marks escaped bytes or stand-ins, not literal text."""
+
+    text: str
+    raw: bool = False
+
+
+def _utf8_runs(data: bytes) -> Iterator[str | bytes]:
+    """Split `data` into decodable text runs (str) and undecodable single bytes (bytes)."""
+    i = 0
+    while i < len(data):
+        try:
+            yield data[i:].decode("utf-8")
+            return
+        except UnicodeDecodeError as err:
+            if err.start:
+                yield data[i : i + err.start].decode("utf-8")
+            bad_end = i + max(err.end, err.start + 1)
+            for b in data[i + err.start : bad_end]:
+                yield bytes([b])
+            i = bad_end
+
+
+def segments(data: bytes, *, visible_spaces: bool = True) -> list[Segment]:
+    """The display segments of one token's bytes, in order (see the module docstring).
+
+    `visible_spaces=False` keeps ordinary spaces as spaces, for running text such as a prompt.
+    """
+    out: list[Segment] = []
+    for run in _utf8_runs(data):
+        if isinstance(run, bytes):
+            out.append(Segment(f"\\x{run[0]:02x}", raw=True))
+            continue
+        buf = []
+        for ch in run:
+            stand_in = _VISIBLE.get(ch) if (visible_spaces or ch != " ") else None
+            if stand_in is None and not ch.isprintable():
+                stand_in = ch.encode("unicode_escape").decode("ascii")
+            if stand_in is None:
+                buf.append(ch)
+                continue
+            if buf:
+                out.append(Segment("".join(buf)))
+                buf = []
+            out.append(Segment(stand_in, raw=True))
+        if buf:
+            out.append(Segment("".join(buf)))
+    return out
+
+
+def display(data: bytes) -> str:
+    """One token's bytes as a single visible string (never empty for non-empty bytes)."""
+    return "".join(s.text for s in segments(data))
+
+
+def pieces(tokens: Iterable[bytes]) -> list[str]:
+    """The text each token *completes*, decoded incrementally.
+
+    A token that ends mid-character contributes '' and the next one carries the whole character,
+    so ``"".join(pieces(ts)) == join(ts)`` and no piece is ever a broken character. Bytes that
+    can never decode become U+FFFD, as Python's "replace" handler does.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    out = [decoder.decode(t) for t in tokens]
+    tail = decoder.decode(b"", final=True)
+    if tail:
+        if out:
+            out[-1] += tail
+        else:
+            out.append(tail)
+    return out
+
+
+def join(tokens: Iterable[bytes]) -> str:
+    """The text of a sequence of tokens, with characters split across tokens joined whole."""
+    return "".join(pieces(tokens))
+
+
+def visible(text: str, *, visible_spaces: bool = True) -> str:
+    """Text with whitespace and control characters made visible, for one-line labels."""
+    return "".join(s.text for s in segments(text.encode("utf-8"), visible_spaces=visible_spaces))

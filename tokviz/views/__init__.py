@@ -1,0 +1,1 @@
+"""Views turn a `Run` into something to look at. They return strings, renderables or bytes and never print."""

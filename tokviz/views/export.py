@@ -1,0 +1,54 @@
+"""Run → file bytes, with the format chosen by the output file's extension.
+
+One function serves `predict -o` and `render -o`, which is what makes `render run.json -o x.svg`
+give exactly the bytes `predict` wrote for the same run and options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tokviz.errors import UsageError
+from tokviz.run import Run
+from tokviz.views import graph, table
+
+# extension → format name; the format names are what `--format` lists accept too.
+EXTENSIONS: dict[str, str] = {
+    ".svg": "svg",
+    ".png": "png",
+    ".dot": "dot",
+    ".gv": "dot",
+    ".json": "json",
+    ".txt": "txt",
+}
+FORMATS = sorted(set(EXTENSIONS.values()))
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    wrap: int = graph.DEFAULT_WRAP
+    width: int = 100  # columns of the plain-text table
+
+
+def format_for(path: Path) -> str:
+    fmt = EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        known = ", ".join(sorted(EXTENSIONS))
+        raise UsageError(f"cannot tell what to write for {path.name!r}: unknown extension {path.suffix or '(none)'!r}",
+                         hint=f"use one of {known}")
+    return fmt
+
+
+def render(run: Run, fmt: str, options: RenderOptions = RenderOptions()) -> bytes:
+    """The bytes of `run` in format `fmt`."""
+    if fmt == "json":
+        return run.to_json().encode("utf-8")
+    if fmt == "txt":
+        return table.render_text(run, width=options.width).encode("utf-8")
+    dot = graph.to_dot(graph.build(run), graph.GraphOptions(wrap=options.wrap))
+    if fmt == "dot":
+        return dot.encode("utf-8")
+    if fmt in ("svg", "png"):
+        return graph.render(dot, fmt)
+    raise UsageError(f"unknown output format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")

@@ -1,0 +1,169 @@
+"""The branching token graph: the chosen path, and the alternatives competing at each step.
+
+The graph is built once as a networkx DiGraph (the same object the notebook API hands out), and
+the DOT text is generated from it by hand rather than through graphviz.Digraph, for two reasons:
+the output must be byte-stable (golden files), and every label must be quoted one way we control.
+
+Why labels are escaped the way they are (measured on 15 hostile strings, see docs/design.md):
+inside a DOT double-quoted string Graphviz reads backslash escapes (``\\n``, ``\\N``, ``\\l``…)
+and decodes HTML entities (``&amp;``), so ``\\`` becomes ``\\\\``, ``"`` becomes ``\\"`` and ``&``
+becomes ``&amp;``. Node ids are synthetic (``s3``, ``s3a1``): token text never reaches an id.
+
+Layout: rankdir=LR with the chain on one ``group`` so it stays a straight line, wrapped every
+``wrap`` steps into a new row, because Cairo caps a PNG at 32767 px and a long single row becomes
+unreadable. A row starts at a small continuation node standing for the previous token, so the
+first step of a row keeps its alternatives beside it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tokviz import tokens as tok
+from tokviz.run import Run
+from tokviz.views.colors import percent, prob_hex, tint_hex
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+DEFAULT_WRAP = 12
+PROMPT_LABEL_CHARS = 40
+FONT = "sans-serif"
+
+
+@dataclass(frozen=True)
+class GraphOptions:
+    wrap: int = DEFAULT_WRAP  # chosen tokens per row; 0 means never wrap
+
+
+def chosen_id(i: int) -> str:
+    return f"s{i}"
+
+
+def alt_id(i: int, j: int) -> str:
+    return f"s{i}a{j}"
+
+
+def prompt_label(prompt: str, limit: int = PROMPT_LABEL_CHARS) -> str:
+    """The start node's label: the end of the prompt, which is what the first token continues."""
+    text = tok.visible(prompt, visible_spaces=False)
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
+
+
+def build(run: Run) -> nx.DiGraph:
+    """The run as a DiGraph: ``start`` → chosen chain, each step's other alternatives hanging off
+    the node they compete after. Nodes carry ``kind``, ``step``, ``label``, ``text``, ``bytes``,
+    ``prob``; edges carry ``prob`` and ``logprob``."""
+    import networkx as nx
+
+    g = nx.DiGraph(prompt=run.prompt, model=run.model, provider=run.provider)
+    g.add_node("start", kind="start", step=-1, label=prompt_label(run.prompt), text=run.prompt,
+               bytes=run.prompt.encode("utf-8"), prob=1.0)
+    prev = "start"
+    for i, step in enumerate(run.steps):
+        c = step.chosen
+        node = chosen_id(i)
+        g.add_node(node, kind="chosen", step=i, label=c.label, text=c.text, bytes=c.raw, prob=c.prob)
+        g.add_edge(prev, node, prob=c.prob, logprob=c.logprob, chosen=True)
+        for j, alt in enumerate(step.others()):
+            a = alt_id(i, j)
+            g.add_node(a, kind="alternative", step=i, label=alt.label, text=alt.text, bytes=alt.raw,
+                       prob=alt.prob)
+            g.add_edge(prev, a, prob=alt.prob, logprob=alt.logprob, chosen=False)
+        prev = node
+    return g
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("&", "&amp;")
+
+
+def quote(*lines: str) -> str:
+    """A DOT double-quoted string that Graphviz renders as exactly `lines`, one per line of the
+    label (see the module docstring for why these three characters are escaped)."""
+    return '"' + "\\n".join(_escape(line) for line in lines) + '"'
+
+
+def _attrs(**kw: str) -> str:
+    return "[" + ", ".join(f"{k}={v}" for k, v in kw.items()) + "]"
+
+
+def _node_line(node: str, data: dict) -> str:
+    label = quote(data["label"], percent(data["prob"]))
+    p = data["prob"]
+    if data["kind"] == "chosen":
+        return f"  {node} " + _attrs(label=label, fillcolor=quote(tint_hex(p, 0.55)),
+                                     color=quote(prob_hex(p)), penwidth="2", group="chain") + ";"
+    return f"  {node} " + _attrs(label=label, fillcolor='"white"', color=quote(prob_hex(p)),
+                                 fontcolor='"#444444"', style='"rounded,filled,dashed"') + ";"
+
+
+def _edge_line(a: str, b: str, data: dict, extra: str = "") -> str:
+    p = data["prob"]
+    width = f"{0.5 + 4.0 * p:.2f}"
+    style = "" if data["chosen"] else ", style=dashed"
+    return f"  {a} -> {b} [penwidth={width}, color={quote(prob_hex(p))}{style}{extra}];"
+
+
+def to_dot(g: nx.DiGraph, options: GraphOptions = GraphOptions()) -> str:
+    """Deterministic DOT for a graph made by `build` (same graph and options, same bytes)."""
+    steps = sorted({d["step"] for _, d in g.nodes(data=True) if d["kind"] == "chosen"})
+    wrap = options.wrap if options.wrap > 0 else len(steps) + 1
+    lines = [
+        "digraph tokviz {",
+        f'  graph [rankdir=LR, nodesep=0.12, ranksep=0.3, newrank=true, fontname="{FONT}", '
+        'bgcolor="white", charset="UTF-8"];',
+        f'  node [shape=box, style="rounded,filled", fontname="{FONT}", fontsize=11, '
+        'margin="0.08,0.04", height=0.3];',
+        f'  edge [arrowsize=0.5, fontname="{FONT}"];',
+        "  start " + _attrs(label=quote(g.nodes["start"]["label"]), shape="box",
+                            style='"rounded,filled,bold"', fillcolor='"#eeeeee"', color='"#888888"',
+                            group="chain") + ";",
+    ]
+    row_starts = ["start"]
+    prev = "start"
+    for i in steps:
+        node = chosen_id(i)
+        src = prev
+        if i and i % wrap == 0:
+            # A new row: a continuation node stands in for `prev` at the left edge.
+            cont = f"r{i // wrap}"
+            lines.append(f'  {cont} [label="↪", shape=plaintext, style="", group="chain"];')
+            lines.append(f'  {prev} -> {cont} [style=dotted, color="#999999", constraint=false];')
+            row_starts.append(cont)
+            src = cont
+        lines.append(_node_line(node, g.nodes[node]))
+        lines.append(_edge_line(src, node, g.edges[prev, node], ", weight=8"))
+        alts = sorted((a for a in g.successors(prev) if g.nodes[a]["kind"] == "alternative"),
+                      key=lambda a: (-g.nodes[a]["prob"], a))
+        for a in alts:
+            lines.append(_node_line(a, g.nodes[a]))
+            lines.append(_edge_line(src, a, g.edges[prev, a]))
+        prev = node
+    if len(row_starts) > 1:
+        lines.append("  { rank=same; " + "; ".join(row_starts) + "; }")
+        for a, b in itertools.pairwise(row_starts):
+            lines.append(f"  {a} -> {b} [style=invis];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render(dot: str, fmt: str) -> bytes:
+    """DOT text through the real Graphviz `dot` binary into `fmt` ("svg" or "png")."""
+    import graphviz
+
+    from tokviz.errors import RenderError
+
+    try:
+        return graphviz.pipe("dot", fmt, dot.encode("utf-8"), quiet=True)
+    except graphviz.ExecutableNotFound:
+        raise RenderError(
+            "Graphviz's `dot` program was not found on PATH, so SVG/PNG cannot be drawn",
+            hint="install Graphviz: `sudo apt-get install graphviz` or `brew install graphviz`; "
+            ".dot and .json outputs work without it",
+        ) from None
+    except graphviz.CalledProcessError as err:
+        detail = (err.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+        raise RenderError(f"Graphviz failed to draw the graph: {detail[-1] if detail else err}") from None
