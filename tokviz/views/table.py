@@ -41,7 +41,7 @@ def header(run: Run) -> Text:
 
 
 def footer(run: Run) -> Text:
-    parts = [f"{len(run.steps)} tokens", f"{run.provider}:{run.model}"]
+    parts = [f"{len(run.steps)} tokens", f"{run.provider}:{run.model}", "entropy in bits"]
     if run.finish_reason:
         parts.append(f"finish: {run.finish_reason}")
     rate = run.timings.get("tokens_per_s")
@@ -57,7 +57,7 @@ def table(run: Run) -> Table:
     t.add_column("token", overflow="fold")
     t.add_column("prob", justify="right", no_wrap=True)
     t.add_column("alternatives", overflow="fold")
-    t.add_column("entropy (bits)", justify="right", no_wrap=True)
+    t.add_column("entropy", justify="right", no_wrap=True)
     for i, step in enumerate(run.steps, start=1):
         chosen = step.chosen
         alts = Text()
