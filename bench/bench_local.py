@@ -36,9 +36,7 @@ def main() -> None:
     def baseline() -> float:
         llm.reset()
         t = time.perf_counter()
-        n = 0
-        for _ in llm.generate(ids, temp=0.0, reset=True):
-            n += 1
+        for n, _ in enumerate(llm.generate(ids, temp=0.0, reset=True), start=1):
             if n == args.tokens:
                 break
         return time.perf_counter() - t
