@@ -17,7 +17,8 @@ import typer
 from tokviz import __version__
 from tokviz.commands.predict import predict
 from tokviz.commands.render import render
-from tokviz.errors import ExitStatus, TokvizError
+from tokviz.commands.tokenize import tokenize
+from tokviz.errors import ExitStatus, TokvizError, redact
 
 app = typer.Typer(
     name="tokviz",
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 app.command()(predict)
 app.command()(render)
+app.command()(tokenize)
 
 
 def _version(value: bool) -> None:
@@ -46,8 +48,15 @@ def _root(
 
 
 def _say(line: str) -> None:
-    sys.stderr.write(f"tokviz: {line}\n")
+    sys.stderr.write(f"tokviz: {redact(line)}\n")
     sys.stderr.flush()
+
+
+def _traceback() -> None:
+    """--debug: the traceback, through the same redaction as every other line (keys stay out)."""
+    import traceback
+
+    sys.stderr.write(redact(traceback.format_exc()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(result) if isinstance(result, int) else ExitStatus.OK
     except TokvizError as err:
         if debug:
-            raise
+            _traceback()
         _say(err.line())
         return err.exit_status
     except typer.Exit as exc:
@@ -83,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return ExitStatus.ERROR
     except Exception as err:  # the last line of defence: still one line, never a traceback
         if debug:
-            raise
+            _traceback()
         _say(f"internal error: {type(err).__name__}: {err} (run again with --debug for details, and please report it)")
         return ExitStatus.ERROR
 

@@ -8,6 +8,8 @@ also decides whether it was the user's input (usage, 2) or the world (failure, 1
 
 from __future__ import annotations
 
+import os
+import re
 from enum import IntEnum
 
 
@@ -33,7 +35,7 @@ class TokvizError(Exception):
     def line(self) -> str:
         """The one line shown on stderr: newlines are folded so the message stays one line."""
         text = self.message if not self.hint else f"{self.message} ({self.hint})"
-        return " ".join(text.split())
+        return redact(" ".join(text.split()))
 
 
 class UsageError(TokvizError):
@@ -52,3 +54,19 @@ class ProviderError(TokvizError):
 
 class RenderError(TokvizError):
     """A view could not be produced (for example Graphviz's `dot` is missing or failed)."""
+
+
+# API keys look like "sk-…" (OpenAI, and many compatible servers copy the shape); servers echo
+# them, partly masked, in 401 messages ("Incorrect API key provided: sk-proj-****abcd").
+_KEY_SHAPE = re.compile(r"\b(sk|rk|pk)-[A-Za-z0-9_\-*]{3,}")
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """`text` with the given secrets, the API key in the environment and key-shaped words removed.
+
+    Applied to every error line tokviz prints, so no code path can leak a key by forgetting to.
+    """
+    for secret in (*secrets, os.environ.get("OPENAI_API_KEY")):
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return _KEY_SHAPE.sub("[redacted]", text)

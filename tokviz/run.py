@@ -240,3 +240,25 @@ class Run:
         except json.JSONDecodeError as err:
             raise RunFileError(f"{source} is not valid JSON (line {err.lineno}: {err.msg})") from None
         return cls.from_dict(data, source=source)
+
+
+@dataclass(frozen=True)
+class Tokenization:
+    """How a model's tokenizer splits a text: what `tokviz tokenize` shows."""
+
+    model: str
+    tokenizer: str  # e.g. "o200k_base (tiktoken)" or "gemma-3-270m (GGUF vocabulary)"
+    text: str
+    tokens: tuple[Token, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "tokenizer": self.tokenizer,
+            "text": self.text,
+            "count": len(self.tokens),
+            "tokens": [{"id": t.id, "text": t.text, "bytes": t.raw.hex()} for t in self.tokens],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"

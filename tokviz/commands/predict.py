@@ -25,6 +25,9 @@ def predict(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for sampling; recorded in the run so it can be replayed.", show_default=False)] = None,
     chat: Annotated[bool, typer.Option("--chat", help="Wrap the prompt in the model's chat turn format instead of continuing it as raw text.")] = False,
     system: Annotated[Optional[str], typer.Option("--system", help="A system message (implies --chat).", show_default=False)] = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="An OpenAI-compatible server (vLLM, llama.cpp, Ollama, LM Studio), e.g. http://127.0.0.1:8000/v1. Default: $OPENAI_BASE_URL.", show_default=False)] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for a server's response.")] = 60.0,
+    retries: Annotated[int, typer.Option("--retries", help="Retries after a rate limit (429, honouring Retry-After), a server error or a timeout.")] = 2,
     output: common.OutputOpt = None,
     save: Annotated[Optional[Path], typer.Option("--save", help="Save the run as JSON, to re-render later with `tokviz render`.", show_default=False)] = None,
     as_json: common.JsonOpt = False,
@@ -37,7 +40,8 @@ def predict(
     text = common.read_text_arg(prompt)
     params = Params(top_k=top_k, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                     seed=seed, mode="chat" if (chat or system) else "raw")
-    request = Request(prompt=text, model=model or default_model(), params=params, system=system)
+    request = Request(prompt=text, model=model or default_model(), params=params, system=system,
+                      base_url=base_url, timeout=timeout, retries=retries)
     pipeline.resolve(request, provider)
     planned = common.plan_outputs(output or [])
     if save is not None:

@@ -19,13 +19,14 @@ import random
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tokviz.cache import cache_dir
 from tokviz.errors import ProviderError, UsageError
 from tokviz.providers.registry import DEFAULT_MODEL, LOCAL_MODELS, Progress, Request
-from tokviz.run import Message, Params, Run, Step, Token
+from tokviz.run import Message, Params, Run, Step, Token, Tokenization
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,15 +36,6 @@ DEFAULT_N_CTX = 2048
 TURN_USER = "<start_of_turn>user\n"
 TURN_END = "<end_of_turn>\n"
 TURN_MODEL = "<start_of_turn>model\n"
-
-
-def cache_dir() -> Path:
-    """Where the assembled model lives: $TOKVIZ_CACHE_DIR, else $XDG_CACHE_HOME/tokviz, else ~/.cache/tokviz."""
-    explicit = os.environ.get("TOKVIZ_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "tokviz"
 
 
 def embedded_model_path(progress: Progress) -> Path:
@@ -271,7 +263,7 @@ class LocalProvider:
 
         params = request.params
         if params.temperature > 0 and params.seed is None:
-            params = Params(**{**params.__dict__, "seed": random.randrange(2**31)})  # recorded, so replayable
+            params = replace(params, seed=random.randrange(2**31))  # recorded, so replayable
         path = resolve_model_path(request.model, self.progress)
         t0 = time.perf_counter()
         probe = _load(path, DEFAULT_N_CTX)
@@ -319,3 +311,11 @@ class LocalProvider:
             if n == 0:
                 t_first = time.perf_counter() - t_step
         return steps, finish, t_prefill, t_first
+
+    def tokenize(self, text: str, model: str) -> Tokenization:
+        """The tokens the model reads for `text` in raw mode, <bos> included (as `predict` counts them)."""
+        m = _load(resolve_model_path(model, self.progress), DEFAULT_N_CTX)
+        ids = m.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        name = model if model not in LOCAL_MODELS else DEFAULT_MODEL
+        return Tokenization(model=name, tokenizer=f"{name} (GGUF vocabulary)", text=text,
+                            tokens=tuple(_token(m, i, 0.0) for i in ids))

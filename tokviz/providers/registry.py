@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from tokviz.errors import UsageError
-from tokviz.run import Params, Run
+from tokviz.run import Params, Run, Tokenization
 
 DEFAULT_MODEL = "gemma-3-270m"
 MAX_TOP_K = 20
@@ -35,6 +36,10 @@ class Request:
     model: str = DEFAULT_MODEL
     params: Params = field(default_factory=Params)
     system: str | None = None
+    # For providers that talk to a server; local providers ignore them.
+    base_url: str | None = None
+    timeout: float = 60.0
+    retries: int = 2
 
 
 class Provider(Protocol):
@@ -44,11 +49,19 @@ class Provider(Protocol):
         """Generate from `request`, recording every chosen token and its top-k alternatives."""
         ...
 
+    def tokenize(self, text: str, model: str) -> Tokenization:
+        """How `model` splits `text` into tokens, with no generation."""
+        ...
+
 
 # name → "module:class"; the class is constructed with keyword `progress`.
 PROVIDERS: dict[str, str] = {
     "local": "tokviz.providers.local:LocalProvider",
+    "openai": "tokviz.providers.openai:OpenAIProvider",
 }
+
+# OpenAI's model families (gpt-4.1-mini, gpt-4o, o3, chatgpt-4o-latest, fine-tunes "ft:…").
+_OPENAI_MODEL = re.compile(r"^(gpt-|chatgpt-|o\d|ft:|davinci|babbage|text-)", re.IGNORECASE)
 
 
 # Names that mean "the embedded model"; any path ending in .gguf runs locally too.
@@ -59,15 +72,19 @@ def default_model() -> str:
     return os.environ.get("TOKVIZ_MODEL") or DEFAULT_MODEL
 
 
-def infer_provider(model: str) -> str:
+def infer_provider(model: str, base_url: str | None = None) -> str:
     """Which provider serves `model` when none is named: a .gguf file or the embedded model run
-    locally; anything else would need a provider that is not installed."""
+    locally; OpenAI model names, or any model when a server URL is given, go to `openai`."""
+    if base_url:  # an explicit server wins: it may serve a model named like the embedded one
+        return "openai"
     if model.lower().endswith(".gguf") or model in LOCAL_MODELS:
         return "local"
+    if os.environ.get("OPENAI_BASE_URL") or _OPENAI_MODEL.match(model):
+        return "openai"
     raise UsageError(
         f"unknown model {model!r}",
-        hint=f"use the embedded model ({DEFAULT_MODEL}), a path to a .gguf file, or --provider NAME "
-        f"(known: {', '.join(sorted(PROVIDERS))})",
+        hint=f"use the embedded model ({DEFAULT_MODEL}), a path to a .gguf file, an OpenAI model such as "
+        "gpt-4.1-mini, or --base-url URL for an OpenAI-compatible server",
     )
 
 

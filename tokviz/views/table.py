@@ -42,6 +42,8 @@ def header(run: Run) -> Text:
 
 def footer(run: Run) -> Text:
     parts = [f"{len(run.steps)} tokens", f"{run.provider}:{run.model}", "entropy in bits"]
+    if run.usage.get("prompt_tokens"):
+        parts.insert(1, f"{run.usage['prompt_tokens']} prompt tokens")
     if run.finish_reason:
         parts.append(f"finish: {run.finish_reason}")
     rate = run.timings.get("tokens_per_s")

@@ -1,0 +1,221 @@
+"""OpenAI and OpenAI-compatible servers (vLLM, llama.cpp's server, Ollama, LM Studio) through the
+official `openai` SDK's Chat Completions API, streamed, with `logprobs` and `top_logprobs`.
+
+What the API gives per generated token: its text, logprob, exact `bytes` (a list of ints, or null
+on some compatible servers) and the top alternatives with the same fields. The chosen token's own
+logprob is read from the item itself, never looked up among the alternatives: when sampling picks
+a token outside the top k it is not there. Bytes are kept exactly, so a character split across
+tokens (emoji, Korean) joins back whole.
+
+Every failure becomes one `ProviderError` line that names the server and the fix; the API key is
+redacted from every message (see `tokviz.errors.redact`).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from tokviz.errors import ProviderError, UsageError, redact
+from tokviz.providers.registry import Progress, Request
+from tokviz.run import Message, Run, Step, Token, Tokenization
+
+if TYPE_CHECKING:
+    from openai import OpenAI
+
+OPENAI_URL = "https://api.openai.com/v1"
+# Sent to servers that need no key: the SDK refuses to start without one.
+PLACEHOLDER_KEY = "sk-no-key-required"
+LOGPROB_MODELS = "gpt-4.1, gpt-4.1-mini, gpt-4o, gpt-4o-mini"
+
+
+def _is_openai(base_url: str | None) -> bool:
+    return base_url is None or (urlsplit(base_url).hostname or "").endswith("openai.com")
+
+
+def _where(base_url: str | None) -> str:
+    """The server, for messages: scheme, host and path only (credentials in a URL stay out)."""
+    if base_url is None:
+        return OPENAI_URL
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def _token(item: Any) -> Token:
+    """One logprob item (the chosen token or an alternative) as a Token, bytes exact."""
+    text = item.token or ""
+    raw = bytes(item.bytes) if getattr(item, "bytes", None) is not None else text.encode("utf-8")
+    return Token(text=text, raw=raw, logprob=float(item.logprob))
+
+
+def parse_logprob_item(item: Any) -> Step:
+    alternatives = sorted((_token(a) for a in (item.top_logprobs or [])), key=lambda t: -t.logprob)
+    return Step(chosen=_token(item), alternatives=tuple(alternatives))
+
+
+class OpenAIProvider:
+    """Chat Completions with logprobs; works against OpenAI and any server that speaks its API."""
+
+    name = "openai"
+
+    def __init__(self, *, progress: Progress) -> None:
+        self.progress = progress
+
+    def tokenize(self, text: str, model: str) -> Tokenization:
+        return tokenize(text, model)
+
+    def client(self, request: Request) -> tuple[OpenAI, str | None]:
+        from openai import OpenAI
+
+        base_url = request.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        key = os.environ.get("OPENAI_API_KEY")
+        if not key:
+            if _is_openai(base_url):
+                raise UsageError(
+                    "no OpenAI API key: set OPENAI_API_KEY (export OPENAI_API_KEY=sk-...)",
+                    hint="or run the embedded model offline by leaving out --model, or point --base-url at a local server",
+                )
+            key = PLACEHOLDER_KEY
+        return OpenAI(api_key=key, base_url=base_url, timeout=request.timeout, max_retries=request.retries), base_url
+
+    def predict(self, request: Request) -> Run:
+        params = replace(request.params, mode="chat")  # the Chat Completions API always is
+        if params.temperature > 0 and params.seed is None:
+            params = replace(params, seed=random.randrange(2**31))  # recorded, so replayable
+        client, base_url = self.client(request)
+        messages = ([Message("system", request.system)] if request.system else []) + [Message("user", request.prompt)]
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "logprobs": True,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if params.top_k:
+            kwargs["top_logprobs"] = params.top_k
+        if params.seed is not None:
+            kwargs["seed"] = params.seed
+        # OpenAI wants max_completion_tokens (max_tokens is deprecated and refused by reasoning
+        # models); compatible servers mostly know only max_tokens.
+        kwargs["max_completion_tokens" if _is_openai(base_url) else "max_tokens"] = params.max_tokens
+
+        steps: list[Step] = []
+        usage: dict[str, int] = {}
+        finish: str | None = None
+        text_without_logprobs = False
+        t0 = time.perf_counter()
+        t_first: float | None = None
+        try:
+            stream = client.chat.completions.create(**kwargs)
+            for chunk in stream:
+                if chunk.usage is not None:
+                    usage = {"prompt_tokens": int(chunk.usage.prompt_tokens or 0),
+                             "completion_tokens": int(chunk.usage.completion_tokens or 0)}
+                for choice in chunk.choices or []:
+                    content = choice.logprobs.content if choice.logprobs is not None else None
+                    for item in content or []:
+                        if t_first is None:
+                            t_first = time.perf_counter() - t0
+                        steps.append(parse_logprob_item(item))
+                    if not content and choice.delta is not None and choice.delta.content:
+                        text_without_logprobs = True
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+        except Exception as err:  # every SDK and transport failure becomes one line
+            raise translate_error(err, request, base_url) from None
+        finally:
+            client.close()
+        total = time.perf_counter() - t0
+        if text_without_logprobs and not steps:
+            raise ProviderError(
+                f"{_where(base_url)} returned no log-probabilities for model {request.model!r}",
+                hint="the server may not support logprobs; for OpenAI use one of " + LOGPROB_MODELS,
+            )
+        ttft = t_first if t_first is not None else total
+        decode = max(total - ttft, 1e-9)
+        timings = {"ttft_s": ttft, "total_s": total,
+                   "tokens_per_s": (len(steps) - 1) / decode if len(steps) > 1 else 0.0}
+        usage.setdefault("completion_tokens", len(steps))
+        return Run(provider=self.name, model=request.model, prompt=request.prompt, params=params,
+                   steps=tuple(steps), messages=tuple(messages), finish_reason=finish, usage=usage,
+                   timings=timings)
+
+
+def tokenize(text: str, model: str) -> Tokenization:
+    """tiktoken's split of `text` for an OpenAI model, offline (message framing tokens not included)."""
+    from tokviz.providers import tiktoken_offline
+
+    name = tiktoken_offline.encoding_name_for_model(model)
+    enc = tiktoken_offline.get_encoding(name)
+    ids = enc.encode(text, disallowed_special=())
+    tokens = []
+    for i in ids:
+        raw = enc.decode_single_token_bytes(i)
+        tokens.append(Token(text=raw.decode("utf-8", "replace"), raw=raw, logprob=0.0, id=i))
+    return Tokenization(model=model, tokenizer=f"{name} (tiktoken)", text=text, tokens=tuple(tokens))
+
+
+def _server_message(err: Any) -> str:
+    body = getattr(err, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return str(getattr(err, "message", "") or err)
+
+
+def translate_error(err: Exception, request: Request, base_url: str | None) -> ProviderError | UsageError:
+    """One clear line for every way a request can fail; the key is never part of it."""
+    import openai
+
+    where = _where(base_url)
+    key = os.environ.get("OPENAI_API_KEY")
+
+    def fail(message: str, hint: str | None = None) -> ProviderError:
+        return ProviderError(redact(message, key), hint=redact(hint, key) if hint else None)
+
+    if isinstance(err, openai.APIStatusError):
+        status = err.status_code
+        detail = " ".join(_server_message(err).split())[:300]
+        if status in (400, 403) and "logprob" in detail.lower():
+            return fail(f"model {request.model!r} does not expose log-probabilities ({status}: {detail})",
+                        hint=f"reasoning models refuse them; use a model that returns them, such as {LOGPROB_MODELS}")
+        if status == 401:
+            return fail(f"{where} rejected the API key (401: {detail})",
+                        hint="check OPENAI_API_KEY (export OPENAI_API_KEY=sk-...), or run the embedded model by leaving out --model")
+        if status == 403:
+            return fail(f"{where} refused the request (403: {detail})")
+        if status == 404:
+            return fail(f"model {request.model!r} was not found at {where} (404: {detail})",
+                        hint="check the model name; `GET /v1/models` on the server lists them")
+        if status == 429:
+            after = err.response.headers.get("retry-after") if err.response is not None else None
+            waited = f"; the server asked to wait {after} s more" if after else ""
+            return fail(f"{where} is rate limiting requests (429: {detail}); gave up after {request.retries} "
+                        f"retries{waited}", hint="wait and try again, or raise --retries")
+        if status >= 500:
+            return fail(f"{where} failed with a server error ({status}: {detail}) after {request.retries} retries",
+                        hint="try again later")
+        return fail(f"{where} rejected the request ({status}: {detail})")
+    if isinstance(err, openai.APITimeoutError):
+        return fail(f"no response from {where} within {request.timeout:g} s", hint="raise --timeout or try again")
+    if isinstance(err, openai.APIConnectionError):
+        cause = err.__cause__ or err.__context__
+        reason = f": {type(cause).__name__}" if cause is not None else ""
+        if cause is not None and "refused" in str(cause).lower():
+            reason = ": connection refused"
+        return fail(f"cannot connect to {where}{reason}",
+                    hint="is the server running? check --base-url / OPENAI_BASE_URL")
+    if isinstance(err, openai.APIResponseValidationError | ValueError | KeyError | TypeError | AttributeError):
+        return fail(f"{where} sent a malformed response ({type(err).__name__}: {' '.join(str(err).split())[:200]})")
+    # Transport errors raised while reading the stream (a dropped connection mid-response).
+    return fail(f"the response from {where} was cut off ({type(err).__name__}: {' '.join(str(err).split())[:200]})",
+                hint="try again")
