@@ -113,9 +113,11 @@ class OpenAIProvider:
         text_without_logprobs = False
         t0 = time.perf_counter()
         t_first: float | None = None
+        chunks = 0
         try:
             stream = client.chat.completions.create(**kwargs)
             for chunk in stream:
+                chunks += 1
                 if chunk.usage is not None:
                     usage = {"prompt_tokens": int(chunk.usage.prompt_tokens or 0),
                              "completion_tokens": int(chunk.usage.completion_tokens or 0)}
@@ -130,7 +132,7 @@ class OpenAIProvider:
                     if choice.finish_reason:
                         finish = choice.finish_reason
         except Exception as err:  # every SDK and transport failure becomes one line
-            raise translate_error(err, request, base_url) from None
+            raise translate_error(err, request, base_url, mid_stream=chunks > 0) from None
         finally:
             client.close()
         total = time.perf_counter() - t0
@@ -163,6 +165,15 @@ def tokenize(text: str, model: str) -> Tokenization:
     return Tokenization(model=model, tokenizer=f"{name} (tiktoken)", text=text, tokens=tuple(tokens))
 
 
+def _cause(err: BaseException) -> str:
+    """The underlying transport error, briefly: "connection refused", "RemoteProtocolError"…"""
+    cause = err.__cause__ or err.__context__ or err
+    text = str(cause).lower()
+    if "refused" in text:
+        return "connection refused"
+    return type(cause).__name__
+
+
 def _server_message(err: Any) -> str:
     body = getattr(err, "body", None)
     if isinstance(body, dict):
@@ -172,7 +183,7 @@ def _server_message(err: Any) -> str:
     return str(getattr(err, "message", "") or err)
 
 
-def translate_error(err: Exception, request: Request, base_url: str | None) -> ProviderError | UsageError:
+def translate_error(err: Exception, request: Request, base_url: str | None, *, mid_stream: bool = False) -> ProviderError:
     """One clear line for every way a request can fail; the key is never part of it."""
     import openai
 
@@ -205,14 +216,12 @@ def translate_error(err: Exception, request: Request, base_url: str | None) -> P
             return fail(f"{where} failed with a server error ({status}: {detail}) after {request.retries} retries",
                         hint="try again later")
         return fail(f"{where} rejected the request ({status}: {detail})")
+    if mid_stream and isinstance(err, openai.APIConnectionError | OSError):
+        return fail(f"the response from {where} was cut off after it had started ({_cause(err)})", hint="try again")
     if isinstance(err, openai.APITimeoutError):
         return fail(f"no response from {where} within {request.timeout:g} s", hint="raise --timeout or try again")
     if isinstance(err, openai.APIConnectionError):
-        cause = err.__cause__ or err.__context__
-        reason = f": {type(cause).__name__}" if cause is not None else ""
-        if cause is not None and "refused" in str(cause).lower():
-            reason = ": connection refused"
-        return fail(f"cannot connect to {where}{reason}",
+        return fail(f"cannot connect to {where}: {_cause(err)}",
                     hint="is the server running? check --base-url / OPENAI_BASE_URL")
     if isinstance(err, openai.APIResponseValidationError | ValueError | KeyError | TypeError | AttributeError):
         return fail(f"{where} sent a malformed response ({type(err).__name__}: {' '.join(str(err).split())[:200]})")

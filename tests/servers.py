@@ -1,0 +1,160 @@
+"""Servers the OpenAI tests talk to, all on 127.0.0.1.
+
+- `start_llama_server`: the real OpenAI-compatible server of llama-cpp-python, over the embedded
+  Gemma model. Used for everything a real server can show.
+- `FaultServer`: a small stdlib HTTP server that answers with scripted OpenAI-shaped responses,
+  only for faults a real server cannot be made to produce on demand (429 with Retry-After, 5xx
+  then success, malformed JSON, a connection dropped mid-stream, a slow answer).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_llama_server(model_path: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
+           "--port", str(port), "--n_ctx", "512", "--chat_format", "gemma", "--model_alias", "gemma-3-270m"]
+    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/models", timeout=2) as r:
+                if r.status == 200:
+                    return proc, base
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("llama_cpp.server did not start within 120 s")
+
+
+# --- the fault server -------------------------------------------------------------------------
+
+Handler = Callable[[BaseHTTPRequestHandler], None]
+
+
+def sse_body(chunks: list[dict[str, Any]]) -> bytes:
+    return b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+
+
+def reply_json(status: int, body: Any, headers: dict[str, str] | None = None) -> Handler:
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(data)
+    return handle
+
+
+def reply_error(status: int, message: str, headers: dict[str, str] | None = None, code: str | None = None) -> Handler:
+    return reply_json(status, {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}, headers)
+
+
+def reply_stream(chunks: list[dict[str, Any]], *, drop_after: int | None = None, raw_tail: bytes = b"") -> Handler:
+    """Stream `chunks` as server-sent events; `drop_after=N` closes the socket after N chunks."""
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "text/event-stream")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+
+        def send(data: bytes) -> None:
+            h.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            h.wfile.flush()
+
+        for n, c in enumerate(chunks):
+            if drop_after is not None and n == drop_after:
+                h.wfile.flush()
+                h.connection.shutdown(socket.SHUT_RDWR)  # mid-stream: no terminating chunk
+                h.close_connection = True
+                return
+            send(b"data: " + json.dumps(c).encode() + b"\n\n")
+        if raw_tail:
+            send(raw_tail)
+        send(b"data: [DONE]\n\n")
+        h.wfile.write(b"0\r\n\r\n")
+    return handle
+
+
+def slow(seconds: float, then: Handler) -> Handler:
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        time.sleep(seconds)
+        try:
+            then(h)
+        except OSError:
+            pass  # the client gave up
+    return handle
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class FaultServer:
+    """Answers each POST with the next scripted handler (the last one repeats)."""
+
+    script: list[Handler] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        outer = self
+
+        class _H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                outer.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()},
+                                               json.loads(raw or b"{}")))
+                n = min(len(outer.received), len(outer.script)) - 1
+                outer.script[n](self)
+
+        class _Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that hangs up (timeouts, dropped streams) is part of the script
+
+        self.httpd = _Server(("127.0.0.1", 0), _H)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
