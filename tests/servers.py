@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -104,10 +105,8 @@ def reply_stream(chunks: list[dict[str, Any]], *, drop_after: int | None = None,
 def slow(seconds: float, then: Handler) -> Handler:
     def handle(h: BaseHTTPRequestHandler) -> None:
         time.sleep(seconds)
-        try:
+        with contextlib.suppress(OSError):  # the client may have given up
             then(h)
-        except OSError:
-            pass  # the client gave up
     return handle
 
 

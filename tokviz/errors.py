@@ -52,6 +52,16 @@ class ProviderError(TokvizError):
     """The model or service that produces the tokens failed."""
 
 
+class RateLimitedError(ProviderError):
+    """A server said "too many requests" (429) and kept saying it through the retries.
+
+    `retry_after` carries the server's figure (seconds) so a batch can pause every worker, not
+    just the one that was told.
+    """
+
+    retry_after: float | None = None
+
+
 class RenderError(TokvizError):
     """A view could not be produced (for example Graphviz's `dot` is missing or failed)."""
 
