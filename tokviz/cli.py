@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from tokviz import __version__
+from tokviz.commands.batch import batch
 from tokviz.commands.predict import predict
 from tokviz.commands.render import render
 from tokviz.commands.tokenize import tokenize
@@ -31,6 +32,7 @@ app = typer.Typer(
 app.command()(predict)
 app.command()(render)
 app.command()(tokenize)
+app.command()(batch)
 
 
 def _version(value: bool) -> None:

@@ -62,6 +62,10 @@ class RateLimitedError(ProviderError):
     retry_after: float | None = None
 
 
+class CheckFailed(TokvizError):
+    """`--check` found outputs that differ from the files on disk (the diff is already printed)."""
+
+
 class RenderError(TokvizError):
     """A view could not be produced (for example Graphviz's `dot` is missing or failed)."""
 

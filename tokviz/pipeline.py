@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tokviz.errors import UsageError
 from tokviz.providers import registry
-from tokviz.providers.registry import Progress, Request
+from tokviz.providers.registry import Progress, Provider, Request
 from tokviz.run import Run, Tokenization
 
 
-def resolve(request: Request, provider: str | None = None) -> str:
-    """Check the request and name the provider that will serve it, before anything is loaded."""
+def _silent(_: str) -> None:
+    pass
+
+
+def check(request: Request) -> None:
+    """Checks every request must pass before anything is loaded or sent."""
     if not request.prompt.strip():
         raise UsageError("the prompt is empty", hint='give it as an argument, or "-" to read it from stdin')
     registry.validate(request.params)
@@ -17,19 +23,37 @@ def resolve(request: Request, provider: str | None = None) -> str:
         raise UsageError(f"--timeout must be positive, got {request.timeout:g}")
     if request.retries < 0:
         raise UsageError(f"--retries must be 0 or more, got {request.retries}")
+
+
+def resolve(request: Request, provider: str | None = None, *, replay: str | Path | None = None) -> str:
+    """Check the request and name the provider that will serve it."""
+    check(request)
+    if replay is not None:
+        return "replay"
     name = provider or registry.infer_provider(request.model, request.base_url)
     if name not in registry.PROVIDERS:
         registry.get_provider(name)  # raises the "unknown provider" usage error
     return name
 
 
-def predict(request: Request, *, provider: str | None = None, progress: Progress | None = None) -> Run:
-    name = resolve(request, provider)
-    return registry.get_provider(name, progress=progress or (lambda _: None)).predict(request)
+def open_provider(name: str, *, progress: Progress | None = None, record: str | Path | None = None,
+                  replay: str | Path | None = None) -> Provider:
+    """A provider ready for any number of requests (a batch opens each one once)."""
+    from tokviz.providers.replay import Recorder
+
+    options = {"cassette": replay} if name == "replay" else {}
+    provider = registry.get_provider(name, progress=progress or _silent, **options)
+    return Recorder(provider, record) if record is not None else provider
+
+
+def predict(request: Request, *, provider: str | None = None, progress: Progress | None = None,
+            record: str | Path | None = None, replay: str | Path | None = None) -> Run:
+    name = resolve(request, provider, replay=replay)
+    return open_provider(name, progress=progress, record=record, replay=replay).predict(request)
 
 
 def tokenize(text: str, model: str, *, provider: str | None = None, progress: Progress | None = None) -> Tokenization:
     if not text:
         raise UsageError("the text is empty", hint='give it as an argument, or "-" to read it from stdin')
     name = provider or registry.infer_provider(model)
-    return registry.get_provider(name, progress=progress or (lambda _: None)).tokenize(text, model)
+    return registry.get_provider(name, progress=progress or _silent).tokenize(text, model)

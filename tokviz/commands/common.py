@@ -11,7 +11,8 @@ from rich.console import Console
 
 from tokviz.errors import RunFileError, UsageError
 from tokviz.files import check_writable, write_atomic
-from tokviz.run import Run
+from tokviz.providers.registry import Request, default_model
+from tokviz.run import Params, Run
 from tokviz.views import export, graph
 
 # Options several commands take, declared once so their names and help stay the same everywhere.
@@ -20,6 +21,31 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run as JSON on 
 WrapOpt = Annotated[int, typer.Option("--wrap", help="Chosen tokens per row in graphs (0: one row).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stdout (outputs are still written).")]
 DEFAULT_WRAP = graph.DEFAULT_WRAP
+
+# What to generate with: shared by `predict` and `batch`.
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name or path to a .gguf file. Default: $TOKVIZ_MODEL or the embedded gemma-3-270m.", show_default=False)]
+ProviderOpt = Annotated[Optional[str], typer.Option("--provider", "-p", help="Provider to use; inferred from the model when omitted.", show_default=False)]
+TopKOpt = Annotated[int, typer.Option("--top-k", "-k", help="Alternatives to record at each step (0-20).")]
+MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", "-n", help="Most tokens to generate.")]
+TemperatureOpt = Annotated[float, typer.Option("--temperature", "-t", help="0 is greedy (deterministic); above 0 samples.")]
+TopPOpt = Annotated[float, typer.Option("--top-p", help="Nucleus sampling: sample only from the smallest set of tokens reaching this probability.")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed for sampling; recorded in the run so it can be replayed.", show_default=False)]
+ChatOpt = Annotated[bool, typer.Option("--chat", help="Wrap the prompt in the model's chat turn format instead of continuing it as raw text.")]
+SystemOpt = Annotated[Optional[str], typer.Option("--system", help="A system message (implies --chat).", show_default=False)]
+BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help="An OpenAI-compatible server (vLLM, llama.cpp, Ollama, LM Studio), e.g. http://127.0.0.1:8000/v1. Default: $OPENAI_BASE_URL.", show_default=False)]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for a server's response.")]
+RetriesOpt = Annotated[int, typer.Option("--retries", help="Retries after a rate limit (429, honouring Retry-After), a server error or a timeout.")]
+RecordOpt = Annotated[Optional[Path], typer.Option("--record", help="Save the run into this cassette file, keyed by the request, for --replay.", show_default=False)]
+ReplayOpt = Annotated[Optional[Path], typer.Option("--replay", help="Answer from this cassette file instead of a provider: no network, no key.", show_default=False)]
+
+
+def make_request(prompt: str, *, model: str | None, top_k: int, max_tokens: int, temperature: float, top_p: float,
+                 seed: int | None, chat: bool, system: str | None, base_url: str | None, timeout: float,
+                 retries: int) -> Request:
+    params = Params(top_k=top_k, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                    mode="chat" if (chat or system) else "raw")
+    return Request(prompt=prompt, model=model or default_model(), params=params, system=system,
+                   base_url=base_url, timeout=timeout, retries=retries)
 
 
 def stdout() -> Console:
@@ -55,6 +81,27 @@ def plan_outputs(outputs: list[Path]) -> list[tuple[Path, str]]:
 def write_outputs(run: Run, planned: list[tuple[Path, str]], options: export.RenderOptions) -> None:
     for path, fmt in planned:
         write_atomic(path, export.render(run, fmt, options))
+
+
+def check_outputs(run: Run, planned: list[tuple[Path, str]], options: export.RenderOptions, *,
+                  update: bool) -> list[str]:
+    """Compare each rendering with the file on disk. Returns the diffs (empty: all equal); with
+    `update`, differing files are rewritten instead and their names returned."""
+    from tokviz import golden
+
+    found = []
+    for path, fmt in planned:
+        actual = export.render(run, fmt, options)
+        expected = path.read_bytes() if path.is_file() else None
+        delta = golden.diff(str(path), expected, actual)
+        if delta is None:
+            continue
+        if update:
+            write_atomic(path, actual)
+            found.append(str(path))
+        else:
+            found.append(delta)
+    return found
 
 
 def load_run(path: str) -> Run:

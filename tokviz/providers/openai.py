@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tokviz.errors import ProviderError, RateLimitedError, UsageError, redact
+from tokviz.providers.ratelimit import RateGate
 from tokviz.providers.registry import Progress, Request
 from tokviz.run import Message, Run, Step, Token, Tokenization
 
@@ -72,12 +73,13 @@ class OpenAIProvider:
         # per request costs more CPU than a 200 ms request leaves for sixteen workers.
         self._clients: dict[tuple[str | None, str, float, int], OpenAI] = {}
         self._lock = threading.Lock()
+        self.gate = RateGate()
 
     def tokenize(self, text: str, model: str) -> Tokenization:
         return tokenize(text, model)
 
     def client(self, request: Request) -> tuple[OpenAI, str | None]:
-        from openai import OpenAI
+        from openai import DefaultHttpxClient, OpenAI
 
         base_url = request.base_url or os.environ.get("OPENAI_BASE_URL") or None
         key = os.environ.get("OPENAI_API_KEY")
@@ -92,8 +94,9 @@ class OpenAIProvider:
         with self._lock:
             client = self._clients.get(cache_key)
             if client is None:
+                http = DefaultHttpxClient(event_hooks={"request": [self.gate.wait], "response": [self.gate.observe]})
                 client = self._clients[cache_key] = OpenAI(api_key=key, base_url=base_url, timeout=request.timeout,
-                                                           max_retries=request.retries)
+                                                           max_retries=request.retries, http_client=http)
         return client, base_url
 
     def predict(self, request: Request) -> Run:

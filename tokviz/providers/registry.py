@@ -58,6 +58,7 @@ class Provider(Protocol):
 PROVIDERS: dict[str, str] = {
     "local": "tokviz.providers.local:LocalProvider",
     "openai": "tokviz.providers.openai:OpenAIProvider",
+    "replay": "tokviz.providers.replay:ReplayProvider",
 }
 
 # OpenAI's model families (gpt-4.1-mini, gpt-4o, o3, chatgpt-4o-latest, fine-tunes "ft:…").
@@ -88,13 +89,13 @@ def infer_provider(model: str, base_url: str | None = None) -> str:
     )
 
 
-def get_provider(name: str, *, progress: Progress = _silent) -> Provider:
+def get_provider(name: str, *, progress: Progress = _silent, **options: object) -> Provider:
     target = PROVIDERS.get(name)
     if target is None:
         raise UsageError(f"unknown provider {name!r}", hint=f"known providers: {', '.join(sorted(PROVIDERS))}")
     module_name, _, cls_name = target.partition(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
-    provider: Provider = cls(progress=progress)
+    provider: Provider = cls(progress=progress, **options)
     return provider
 
 

@@ -1,0 +1,127 @@
+"""`tokviz batch`: run a file of prompts, writing each one's run and graphs, resumably."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from tokviz.commands import common
+from tokviz.errors import ExitStatus, TokvizError, UsageError
+from tokviz.views import export
+
+if TYPE_CHECKING:
+    from tokviz.batch import Batch, Job, Outcome
+
+
+class BatchFailed(TokvizError):
+    """Some prompts failed; their errors are in the index. The others' results are on disk."""
+
+
+class BatchInterrupted(TokvizError):
+    exit_status = ExitStatus.INTERRUPTED
+
+
+def _formats(value: str) -> list[str]:
+    formats = [f.strip().lower().lstrip(".") for f in value.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in export.FORMATS]
+    if unknown or not formats:
+        raise UsageError(f"unknown format {', '.join(unknown) or '(none)'} in --format",
+                         hint=f"use a comma-separated list of {', '.join(export.FORMATS)}")
+    return list(dict.fromkeys(formats))
+
+
+def batch(
+    prompts: Annotated[str, typer.Argument(metavar="PROMPTS", help='A .txt file (one prompt per line) or .jsonl file (objects with "prompt", optional "id", "model", "system", parameters); "-" reads standard input.')],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the outputs and the index (created if missing).")],
+    formats: Annotated[str, typer.Option("--format", "-f", help="Comma-separated formats per prompt: svg, png, dot, json, txt. The run JSON is always written.")] = "svg,json",
+    concurrency: Annotated[int, typer.Option("--concurrency", "-j", help="Requests in flight at once for API providers (1-64). The local model runs one prompt at a time.")] = 4,
+    force: Annotated[bool, typer.Option("--force", help="Redo prompts whose outputs already exist.")] = False,
+    model: common.ModelOpt = None,
+    provider: common.ProviderOpt = None,
+    top_k: common.TopKOpt = 5,
+    max_tokens: common.MaxTokensOpt = 20,
+    temperature: common.TemperatureOpt = 0.0,
+    top_p: common.TopPOpt = 1.0,
+    seed: common.SeedOpt = None,
+    chat: common.ChatOpt = False,
+    system: common.SystemOpt = None,
+    base_url: common.BaseUrlOpt = None,
+    timeout: common.TimeoutOpt = 60.0,
+    retries: common.RetriesOpt = 2,
+    record: common.RecordOpt = None,
+    replay: common.ReplayOpt = None,
+    wrap: common.WrapOpt = common.DEFAULT_WRAP,
+    quiet: common.QuietOpt = False,
+) -> None:
+    """Run every prompt in PROMPTS; write each one's run and graphs, and an index, into a folder."""
+    from tokviz import batch as workflow
+
+    if not 1 <= concurrency <= 64:
+        raise UsageError(f"--concurrency must be between 1 and 64, got {concurrency}")
+    fmts = _formats(formats)
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"output {output} is a file, not a folder")
+    if prompts == "-":
+        text, source = common.read_text_arg("-"), "standard input"
+    else:
+        path = Path(prompts)
+        if not path.is_file():
+            raise UsageError(f"prompts file {prompts} does not exist")
+        try:
+            text, source = path.read_text(encoding="utf-8"), prompts
+        except UnicodeDecodeError:
+            raise UsageError(f"prompts file {prompts} is not UTF-8 text") from None
+    defaults = common.make_request("", model=model, top_k=top_k, max_tokens=max_tokens, temperature=temperature,
+                                   top_p=top_p, seed=seed, chat=chat, system=system, base_url=base_url,
+                                   timeout=timeout, retries=retries)
+    jobs = workflow.parse_jobs(text, source=source, defaults=defaults, provider=provider)
+    err = common.stderr()
+    runner = workflow.Batch(out_dir=output, formats=fmts, options=export.RenderOptions(wrap=wrap),
+                            concurrency=concurrency, force=force, record=record, replay=replay,
+                            progress=lambda msg: err.print(msg, style="dim"))
+    stop = threading.Event()
+    outcomes, interrupted = _run_with_progress(runner, jobs, stop, show=not quiet and err.is_terminal, console=err)
+    failed = [o for o in outcomes if o is not None and o.status == "failed"]
+    done = [o for o in outcomes if o is not None]
+    if interrupted or len(done) < len(jobs):
+        raise BatchInterrupted(f"interrupted: {len(done) - len(failed)} of {len(jobs)} prompts done, written to {output}",
+                               hint="run the same command again to resume")
+    fresh = sum(1 for o in done if o.fresh)
+    if not quiet:
+        err.print(f"tokviz: {len(done) - len(failed)} of {len(jobs)} prompts done ({fresh} generated, "
+                  f"{len(done) - len(failed) - fresh} already complete); index: {output / 'index.md'}", style="dim")
+    if failed:
+        raise BatchFailed(f"{len(failed)} of {len(jobs)} prompts failed (first: prompt {failed[0].job.number}: "
+                          f"{failed[0].error})", hint=f"every error is in {output / 'index.json'}")
+
+
+def _run_with_progress(runner: Batch, jobs: list[Job], stop: threading.Event, *, show: bool,
+                       console: Console) -> tuple[list[Outcome | None], bool]:
+    """Run the batch under a progress bar on stderr (done / failed / rate / ETA) when it is a terminal."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    failed = 0
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=not show) as bar:
+        task = bar.add_task("prompts", total=len(jobs), failed=0, rate="")
+
+        def on_done(outcome: Outcome) -> None:
+            nonlocal failed
+            failed += outcome.status == "failed"
+            elapsed = bar.tasks[0].elapsed or 0.0
+            done = bar.tasks[0].completed + 1
+            bar.update(task, advance=1, failed=failed, rate=f"{done / elapsed:.1f}/s" if elapsed else "")
+
+        return runner.run(jobs, on_done, stop)

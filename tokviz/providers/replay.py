@@ -1,0 +1,117 @@
+"""Record and replay: a cassette file of runs, keyed by the request that produced them.
+
+`--record FILE` saves every run a provider returns under its request (model, prompt, system
+message, parameters as asked); `--replay FILE` answers from the file with no network, no key and
+no model, so a CI job can regenerate graphs for OpenAI prompts offline and byte-identically. What
+is recorded is the run itself, not HTTP traffic: it is what every view is made from, it is
+provider-neutral, and it holds no headers (so no key) by construction.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from tokviz.errors import ProviderError, RunFileError, UsageError
+from tokviz.files import write_atomic
+from tokviz.providers.registry import Progress, Provider, Request
+from tokviz.run import Run, Tokenization
+
+SCHEMA = "tokviz.cassette"
+SCHEMA_VERSION = 1
+
+
+def request_key(request: Request) -> dict[str, Any]:
+    """What identifies a request's answer: not the server, timeout or retries, which do not change it."""
+    return {"model": request.model, "prompt": request.prompt, "system": request.system,
+            "params": request.params.to_dict()}
+
+
+def _key_text(key: dict[str, Any]) -> str:
+    return json.dumps(key, sort_keys=True, ensure_ascii=False)
+
+
+class Cassette:
+    """A JSON file of (request key, run) entries; safe to share between batch threads."""
+
+    def __init__(self, path: Path, entries: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        self.path = path
+        self.entries = entries
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: str | Path, *, must_exist: bool) -> Cassette:
+        p = Path(path)
+        if not p.exists():
+            if must_exist:
+                raise UsageError(f"cassette {p} does not exist", hint="record one first with --record FILE")
+            return cls(p, {})
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise RunFileError(f"cassette {p} cannot be read ({type(err).__name__})") from None
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise RunFileError(f"{p} is not a tokviz cassette (no \"schema\": \"{SCHEMA}\" field)")
+        if not isinstance(data.get("schema_version"), int) or data["schema_version"] > SCHEMA_VERSION:
+            raise RunFileError(f"cassette {p} was written by a newer tokviz", hint="upgrade tokviz")
+        entries = {}
+        for entry in data.get("entries", []):
+            entries[_key_text(entry["request"])] = (entry["request"], entry["run"])
+        return cls(p, entries)
+
+    def get(self, request: Request) -> Run | None:
+        found = self.entries.get(_key_text(request_key(request)))
+        return None if found is None else Run.from_dict(found[1], source=str(self.path))
+
+    def put(self, request: Request, run: Run) -> None:
+        """Add or replace the entry and rewrite the file at once (atomically, sorted: diff-friendly)."""
+        key = request_key(request)
+        with self._lock:
+            self.entries[_key_text(key)] = (key, run.to_dict())
+            doc = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
+                   "entries": [{"request": k, "run": r} for _, (k, r) in sorted(self.entries.items())]}
+            write_atomic(self.path, (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
+
+
+class ReplayProvider:
+    """Answers from a cassette; a request that was never recorded is a clear error."""
+
+    name = "replay"
+
+    def __init__(self, *, progress: Progress, cassette: str | Path | None = None) -> None:
+        if cassette is None:
+            raise UsageError("the replay provider needs a cassette", hint="use --replay FILE")
+        self.cassette = Cassette.load(cassette, must_exist=True)
+
+    def predict(self, request: Request) -> Run:
+        run = self.cassette.get(request)
+        if run is None:
+            short = request.prompt if len(request.prompt) <= 40 else request.prompt[:39] + "…"
+            raise ProviderError(
+                f"cassette {self.cassette.path} has no recording of prompt {short!r} for model {request.model!r} "
+                f"with these parameters",
+                hint=f"record it: add --record {self.cassette.path} to a run against the real provider",
+            )
+        return run
+
+    def tokenize(self, text: str, model: str) -> Tokenization:
+        raise UsageError("a cassette holds runs, not tokenizers", hint="tokenize without --replay")
+
+
+class Recorder:
+    """Wraps a provider and saves each run it returns into a cassette."""
+
+    def __init__(self, inner: Provider, cassette: str | Path) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.cassette = Cassette.load(cassette, must_exist=False)
+
+    def predict(self, request: Request) -> Run:
+        run = self.inner.predict(request)
+        self.cassette.put(request, run)
+        return run
+
+    def tokenize(self, text: str, model: str) -> Tokenization:
+        return self.inner.tokenize(text, model)
