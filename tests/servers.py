@@ -97,8 +97,9 @@ def reply_stream(chunks: list[dict[str, Any]], *, drop_after: int | None = None,
             send(b"data: " + json.dumps(c).encode() + b"\n\n")
         if raw_tail:
             send(raw_tail)
-        send(b"data: [DONE]\n\n")
-        h.wfile.write(b"0\r\n\r\n")
+        done = b"data: [DONE]\n\n"  # with the final empty chunk in one write, so the client can reuse the connection
+        h.wfile.write(f"{len(done):x}\r\n".encode() + done + b"\r\n0\r\n\r\n")
+        h.wfile.flush()
     return handle
 
 
@@ -115,17 +116,21 @@ class Received:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
 class FaultServer:
-    """Answers each POST with the next scripted handler (the last one repeats)."""
+    """Answers each POST with the next scripted handler (the last one repeats), or with what
+    `route` picks for the request body when it is set."""
 
     script: list[Handler] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
+    route: Callable[[dict[str, Any]], Handler] | None = None
 
     def __post_init__(self) -> None:
         outer = self
+        self.lock = threading.Lock()
 
         class _H(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -136,10 +141,11 @@ class FaultServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
-                outer.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()},
-                                               json.loads(raw or b"{}")))
-                n = min(len(outer.received), len(outer.script)) - 1
-                outer.script[n](self)
+                body = json.loads(raw or b"{}")
+                with outer.lock:
+                    outer.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                    n = min(len(outer.received), len(outer.script)) - 1
+                (outer.route(body) if outer.route else outer.script[n])(self)
 
         class _Server(ThreadingHTTPServer):
             def handle_error(self, request: Any, client_address: Any) -> None:
@@ -157,3 +163,19 @@ class FaultServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def answer(text: str, *, model: str = "gpt-4.1-mini") -> list[dict[str, Any]]:
+    """A minimal OpenAI stream answering `text` one character per token, with one alternative."""
+    base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": model}
+    chunks: list[dict[str, Any]] = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                                          "logprobs": None, "finish_reason": None}]}]
+    for ch in text:
+        item = {"token": ch, "logprob": -0.1, "bytes": list(ch.encode()),
+                "top_logprobs": [{"token": ch, "logprob": -0.1, "bytes": list(ch.encode())},
+                                 {"token": "?", "logprob": -2.5, "bytes": [63]}]}
+        chunks.append({**base, "choices": [{"index": 0, "delta": {"content": ch},
+                                            "logprobs": {"content": [item], "refusal": None}, "finish_reason": None}]})
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]})
+    chunks.append({**base, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": len(text), "total_tokens": 5 + len(text)}})
+    return chunks

@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from tokviz.run import Params, Run
 from tokviz.views import export
 
 INDEX_SCHEMA = "tokviz.batch-index"
+INDEX_INTERVAL_S = 0.5
 _PARAM_KEYS = ("top_k", "max_tokens", "temperature", "top_p", "seed", "mode")
 
 
@@ -139,6 +141,7 @@ class Batch:
     progress: Callable[[str], None] = lambda _: None
     _providers: dict[str, Provider] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _index_written: float = 0.0
 
     def path(self, job: Job, fmt: str) -> Path:
         return self.out_dir / f"{job.name}.{fmt}"
@@ -167,23 +170,33 @@ class Batch:
                 write_atomic(self.path(job, fmt), export.render(run, fmt, self.options))
         return run
 
-    def execute(self, job: Job, name: str) -> Outcome:
-        try:
-            if job.problem:
-                raise UsageError(job.problem)
-            previous = self.resume(job)
-            if previous is not None:
-                return Outcome(job, "ok", previous)
-            run = self.provider_for(name).predict(job.request)
+    def fetch(self, job: Job, name: str) -> Outcome:
+        """Get a job's run: from disk when an earlier batch completed it, else from its provider.
+        A fresh run is not yet written: `store` does that (on the writer thread)."""
+        return _guarded(job, lambda: self._fetch(job, name))
+
+    def _fetch(self, job: Job, name: str) -> Outcome:
+        if job.problem:
+            raise UsageError(job.problem)
+        previous = self.resume(job)
+        if previous is not None:
+            return Outcome(job, "ok", previous)
+        return Outcome(job, "ok", self.provider_for(name).predict(job.request), fresh=True)
+
+    def store(self, outcome: Outcome) -> Outcome:
+        """Write a fresh run's files: each format atomically, the run JSON last (it marks completion)."""
+        run = outcome.run
+        if not outcome.fresh or run is None:
+            return outcome
+
+        def write() -> Outcome:
             for fmt in self.formats:
                 if fmt != "json":
-                    write_atomic(self.path(job, fmt), export.render(run, fmt, self.options))
-            write_atomic(self.path(job, "json"), run.to_json().encode("utf-8"))  # last: marks it complete
-            return Outcome(job, "ok", run, fresh=True)
-        except TokvizError as err:
-            return Outcome(job, "failed", error=err.line())
-        except Exception as err:  # one prompt's bug must not stop the others; it is recorded
-            return Outcome(job, "failed", error=f"internal error: {type(err).__name__}: {err}")
+                    write_atomic(self.path(outcome.job, fmt), export.render(run, fmt, self.options))
+            write_atomic(self.path(outcome.job, "json"), run.to_json().encode("utf-8"))
+            return outcome
+
+        return _guarded(outcome.job, write)
 
     def run(self, jobs: list[Job], on_done: Callable[[Outcome], None],
             stop: threading.Event) -> tuple[list[Outcome | None], bool]:
@@ -202,38 +215,58 @@ class Batch:
         for job, name in zip(jobs, names):
             if name is None:
                 on_done(outcomes[job.number - 1])  # type: ignore[arg-type]
+        # Network workers only fetch; one writer thread renders and writes, so a worker sends its
+        # next request as soon as an answer is in (rendering would otherwise sit on that path).
         api = ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix="tokviz-api")
         serial = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokviz-local")
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokviz-writer")
         futures: list[Future[None]] = []
         interrupted = False
+
+        def finish(outcome: Outcome) -> None:
+            outcome = self.store(outcome)
+            outcomes[outcome.job.number - 1] = outcome
+            self.write_index(jobs, outcomes, at_most_every=INDEX_INTERVAL_S)
+            on_done(outcome)
 
         def task(job: Job, name: str) -> None:
             if stop.is_set():
                 return
-            outcome = self.execute(job, name)
-            outcomes[job.number - 1] = outcome
-            self.write_index(jobs, outcomes)
-            on_done(outcome)
+            outcome = self.fetch(job, name)
+            with self._lock:
+                futures.append(writer.submit(finish, outcome))  # never cancelled: a finished run is kept
 
         try:
             for job, name in zip(jobs, names):
                 if name is not None:
                     pool = serial if name == "local" else api
                     futures.append(pool.submit(task, job, name))
-            pending = set(futures)
-            while pending:
-                _, pending = wait(pending, timeout=0.2)
+            while True:
+                with self._lock:
+                    pending = [f for f in futures if not f.done()]
+                if not pending:
+                    break
+                wait(pending, timeout=0.2)
         except KeyboardInterrupt:
             interrupted = True
         finally:
             stop.set()  # on Ctrl-C: queued jobs return at once; running ones finish and are written
             api.shutdown(wait=True, cancel_futures=True)
             serial.shutdown(wait=True, cancel_futures=True)
+            writer.shutdown(wait=True)
             self.write_index(jobs, outcomes)
         return outcomes, interrupted
 
-    def write_index(self, jobs: list[Job], outcomes: list[Outcome | None]) -> None:
+    def write_index(self, jobs: list[Job], outcomes: list[Outcome | None], *, at_most_every: float = 0.0) -> None:
+        """Rewrite index.json and index.md. Workers call it after each prompt but at most every
+        `at_most_every` seconds (rebuilding a 100-item index per prompt was a tenth of a batch's
+        wall time); the runner writes it once more at the end, on success and on Ctrl-C alike.
+        Results never depend on it: each prompt's own files are what a resume trusts."""
+        now = time.monotonic()
         with self._lock:
+            if at_most_every and now - self._index_written < at_most_every:
+                return
+            self._index_written = now
             items = [self._entry(job, outcomes[job.number - 1]) for job in jobs]
             counts = {s: sum(1 for i in items if i["status"] == s) for s in ("ok", "failed", "pending")}
             doc = {"schema": INDEX_SCHEMA, "schema_version": 1, "formats": self.formats,
@@ -251,6 +284,16 @@ class Batch:
         if outcome is not None and outcome.error:
             entry["error"] = outcome.error
         return entry
+
+
+def _guarded(job: Job, step: Callable[[], Outcome]) -> Outcome:
+    """Run one step of a job; any failure becomes that job's recorded error, never the batch's."""
+    try:
+        return step()
+    except TokvizError as err:
+        return Outcome(job, "failed", error=err.line())
+    except Exception as err:  # one prompt's bug must not stop the others; it is recorded
+        return Outcome(job, "failed", error=f"internal error: {type(err).__name__}: {err}")
 
 
 def _md(text: str) -> str:

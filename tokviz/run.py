@@ -200,8 +200,20 @@ class Run:
         }
 
     def to_json(self) -> str:
-        """Deterministic JSON: the same run always gives the same bytes (golden-file material)."""
-        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+        """Deterministic JSON: the same run always gives the same bytes (golden-file material).
+
+        The record is indented, but each step sits on one line of its own: a golden-file diff
+        then shows one changed line per changed token, and the steps go through json's C encoder
+        (an indented dump runs the pure-Python one, which cost more than the rest of a batch
+        prompt's bookkeeping).
+        """
+        data = self.to_dict()
+        steps = data.pop("steps")
+        head = json.dumps(data, ensure_ascii=False, indent=2, allow_nan=False)
+        if not steps:
+            return head[:-2] + ',\n  "steps": []\n}\n'
+        lines = ",\n".join("    " + json.dumps(s, ensure_ascii=False, allow_nan=False) for s in steps)
+        return head[:-2] + ',\n  "steps": [\n' + lines + "\n  ]\n}\n"
 
     @classmethod
     def from_dict(cls, d: Any, *, source: str = "input") -> Run:

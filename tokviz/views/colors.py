@@ -7,6 +7,7 @@ from traffic lights, so "how sure was the model" reads without a legend.
 from __future__ import annotations
 
 import itertools
+from functools import lru_cache
 
 _STOPS: tuple[tuple[float, tuple[int, int, int]], ...] = (
     (0.00, (0xD7, 0x30, 0x27)),
@@ -17,6 +18,7 @@ _STOPS: tuple[tuple[float, tuple[int, int, int]], ...] = (
 )
 
 
+@lru_cache(maxsize=8192)  # a node asks for its colour three times (fill, border, edge)
 def prob_rgb(p: float) -> tuple[int, int, int]:
     """The colour of probability `p` (clamped to [0, 1]), linearly interpolated between stops."""
     p = min(1.0, max(0.0, p))

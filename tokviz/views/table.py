@@ -40,14 +40,16 @@ def header(run: Run) -> Text:
     return out
 
 
-def footer(run: Run) -> Text:
+def footer(run: Run, *, timings: bool = True) -> Text:
+    """One summary line. `timings=False` leaves out speed, which changes from run to run, so that
+    files meant for golden-file checks depend only on the tokens."""
     parts = [f"{len(run.steps)} tokens", f"{run.provider}:{run.model}", "entropy in bits"]
     if run.usage.get("prompt_tokens"):
         parts.insert(1, f"{run.usage['prompt_tokens']} prompt tokens")
     if run.finish_reason:
         parts.append(f"finish: {run.finish_reason}")
     rate = run.timings.get("tokens_per_s")
-    if rate:
+    if rate and timings:
         parts.append(f"{rate:.1f} tokens/s")
     return Text(" · ".join(parts), style="dim")
 
@@ -78,9 +80,9 @@ def table(run: Run) -> Table:
     return t
 
 
-def view(run: Run) -> RenderableType:
+def view(run: Run, *, timings: bool = True) -> RenderableType:
     """The full terminal view: text in context, the table, and a one-line summary."""
-    return Group(header(run), Text(""), table(run), footer(run))
+    return Group(header(run), Text(""), table(run), footer(run, timings=timings))
 
 
 def render_text(run: Run, *, width: int = 100) -> str:
@@ -94,5 +96,5 @@ def render_text(run: Run, *, width: int = 100) -> str:
         file=buf, width=width, color_system=None, force_terminal=False, no_color=True,
         highlight=False, emoji=False, markup=False, legacy_windows=False, soft_wrap=False,
     )
-    console.print(view(run))
+    console.print(view(run, timings=False))
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"

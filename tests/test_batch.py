@@ -1,0 +1,245 @@
+"""Batch runs, golden-file checks and record/replay, as scripts and CI jobs use them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import servers
+from tests.conftest import run_cli, tokviz_cmd
+from tokviz.run import Run
+
+
+@pytest.fixture
+def fault() -> Iterator[servers.FaultServer]:
+    srv = servers.FaultServer()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "TOKVIZ_MODEL"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def index(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "index.json").read_text())
+
+
+def without_timings(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text())
+    data.pop("timings")
+    return data
+
+
+# --- with the local model --------------------------------------------------------------------------
+
+def test_local_batch_writes_every_result_and_resumes(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    lines = [
+        {"id": "france", "prompt": "The capital of France is"},
+        {"prompt": "Once upon a time", "max_tokens": 3},
+        {"id": "bad", "prompt": "x", "top_k": 99},  # fails validation; must not stop the others
+        {"id": "stdin-like", "prompt": "한국어 문장은", "top_k": 2},
+    ]
+    prompts.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n")
+    out = tmp_path / "out"
+    proc = run_cli("batch", str(prompts), "-o", str(out), "-f", "svg,dot", "-n", "4")
+    assert proc.returncode == 1  # one prompt failed
+    err = proc.stderr.decode()
+    assert "1 of 4 prompts failed" in err and "prompt 3" in err and "--top-k must be between 0 and 20" in err
+    idx = index(out)
+    assert idx["summary"] == {"total": 4, "ok": 3, "failed": 1, "pending": 0}
+    assert [i["status"] for i in idx["items"]] == ["ok", "ok", "failed", "ok"]
+    france = Run.from_json((out / "france.json").read_text())
+    assert france.text == " the capital of the"
+    assert (out / "france.svg").read_bytes().lstrip().startswith(b"<?xml")
+    second = idx["items"][1]
+    assert second["name"].startswith("once-upon-a-time-") and second["tokens"] == 3
+    assert set(second["files"]) == {"json", "svg", "dot"}
+    assert "[svg](france.svg)" in (out / "index.md").read_text()
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.suffix != ".md" and p.name != "index.json"}
+
+    # Again, asking for one more format: nothing is generated again, only the PNGs are drawn.
+    again = run_cli("batch", str(prompts), "-o", str(out), "-f", "svg,dot,png", "-n", "4")
+    assert again.returncode == 1 and b"0 generated, 3 already complete" in again.stderr
+    assert all((out / n).stat().st_mtime_ns == t for n, t in before.items())
+    assert (out / "france.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_prompts_from_stdin_as_plain_lines(tmp_path: Path) -> None:
+    proc = run_cli("batch", "-", "-o", str(tmp_path / "o"), "-f", "json", "-n", "2", "-q",
+                   input=b"The capital of France is\n# a comment\n\nOnce upon a time\n")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"" and proc.stderr == b""  # --quiet
+    assert [i["prompt"] for i in index(tmp_path / "o")["items"]] == ["The capital of France is", "Once upon a time"]
+
+
+def _batch_cmd(prompts: Path, out: Path) -> list[str]:
+    return [*tokviz_cmd(), "batch", str(prompts), "-o", str(out), "-f", "svg,dot,txt", "-n", "8", "-q"]
+
+
+def test_interrupted_batch_resumes_to_identical_outputs(tmp_path: Path) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("".join(f"Fact number {i}: the sky is\n" for i in range(14)))
+    reference = tmp_path / "reference"
+    assert subprocess.run(_batch_cmd(prompts, reference), capture_output=True, check=False).returncode == 0
+
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen(_batch_cmd(prompts, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(out.glob("*.json"))) < 4:  # index.json + 3 runs
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.decode().count("\n") == 1 and "interrupted" in err.decode() and "resume" in err.decode()
+    idx = index(out)
+    assert 0 < idx["summary"]["ok"] < 14 and idx["summary"]["pending"] == 14 - idx["summary"]["ok"]
+    for item in idx["items"]:  # everything finished is on disk and complete
+        if item["status"] == "ok":
+            Run.from_json((out / item["files"]["json"]).read_text())
+            assert all((out / f).stat().st_size > 0 for f in item["files"].values())
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+    resumed = subprocess.run(_batch_cmd(prompts, out), capture_output=True, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    names = sorted(p.name for p in reference.iterdir())
+    assert sorted(p.name for p in out.iterdir()) == names
+    for name in names:
+        if name.endswith(".json") and name != "index.json":
+            assert without_timings(out / name) == without_timings(reference / name), name
+        else:
+            assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+# --- with API servers -------------------------------------------------------------------------------
+
+def test_fifty_prompts_some_failing(fault: servers.FaultServer, tmp_path: Path) -> None:
+    def route(body: dict[str, Any]) -> servers.Handler:
+        prompt = body["messages"][-1]["content"]
+        if prompt.endswith("7"):
+            return servers.reply_error(500, f"cannot answer {prompt}")
+        return servers.reply_stream(servers.answer(f"ok {prompt[-2:]}"))
+
+    fault.route = route
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("".join(f"question {i:02d}\n" for i in range(50)))
+    out = tmp_path / "out"
+    proc = run_cli("batch", str(prompts), "-o", str(out), "-m", "gpt-4.1-mini", "--base-url", fault.base_url,
+                   "--retries", "0", "-j", "8", "-f", "dot")
+    assert proc.returncode == 1
+    assert b"5 of 50 prompts failed" in proc.stderr
+    idx = index(out)
+    assert idx["summary"] == {"total": 50, "ok": 45, "failed": 5, "pending": 0}
+    for n, item in enumerate(idx["items"]):
+        if n % 10 == 7:
+            assert item["status"] == "failed" and f"cannot answer question {n:02d}" in item["error"]
+            assert not (out / f"{item['name']}.json").exists()
+        else:
+            assert item["status"] == "ok" and item["text"] == f"ok {n:02d}"
+            assert Run.from_json((out / item["files"]["json"]).read_text()).text == f"ok {n:02d}"
+            assert (out / item["files"]["dot"]).read_text().startswith("digraph")
+    assert len(fault.received) == 50
+
+
+def test_a_429_pauses_every_worker(fault: servers.FaultServer, tmp_path: Path) -> None:
+    ok = servers.reply_stream(servers.answer("fine"))
+    fault.script = [servers.reply_error(429, "slow down", {"Retry-After": "1"}), ok]
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("".join(f"q{i}\n" for i in range(12)))
+    proc = run_cli("batch", str(prompts), "-o", str(tmp_path / "o"), "-m", "gpt-4.1-mini",
+                   "--base-url", fault.base_url, "-j", "4", "-f", "json")
+    assert proc.returncode == 0, proc.stderr
+    first = fault.received[0].at
+    # After the 429, no worker sent anything until the server's second had passed.
+    during = [r.at - first for r in fault.received[1:] if 0.1 < r.at - first < 0.95]
+    assert during == []
+    assert len(fault.received) == 13 and max(r.at for r in fault.received) - first >= 1.0
+
+
+# --- golden files -----------------------------------------------------------------------------------
+
+def test_check_passes_on_identical_and_fails_on_changed(tmp_path: Path, small_run_file: Path) -> None:
+    dot, txt, js = tmp_path / "g.dot", tmp_path / "t.txt", tmp_path / "r.json"
+    args = ["render", str(small_run_file), "-o", str(dot), "-o", str(txt), "-o", str(js)]
+    assert run_cli(*args).returncode == 0
+    same = run_cli(*args, "--check")
+    assert same.returncode == 0 and same.stdout == b"" and same.stderr == b""
+
+    dot.write_text(dot.read_text().replace("81.2%", "81.3%"))
+    changed = run_cli(*args, "--check")
+    assert changed.returncode == 1
+    diff = changed.stdout.decode()
+    assert "--- " in diff and "+++ " in diff and '-  s0 [label="␣Paris\\n81.3%"' in diff
+    assert changed.stderr.decode().count("\n") == 1 and "1 of 3 outputs differ" in changed.stderr.decode()
+
+    txt.unlink()
+    missing = run_cli(*args, "--check")
+    assert missing.returncode == 1 and b"t.txt: missing" in missing.stdout
+
+    update = run_cli(*args, "--update")
+    assert update.returncode == 0 and b"updated" in update.stderr
+    assert run_cli(*args, "--check").returncode == 0
+
+
+def test_check_needs_outputs_and_excludes_update(small_run_file: Path) -> None:
+    assert run_cli("render", str(small_run_file), "--check").returncode == 2
+    assert run_cli("render", str(small_run_file), "-o", "x.dot", "--check", "--update").returncode == 2
+
+
+# --- record and replay ------------------------------------------------------------------------------
+
+def test_record_then_replay_offline_without_a_key(fault: servers.FaultServer, tmp_path: Path) -> None:
+    fault.script = [servers.reply_stream(servers.answer("Paris"))]
+    cassette = tmp_path / "cassette.json"
+    live = run_cli("predict", "The capital of France is", "-m", "gpt-4.1-mini", "--base-url", fault.base_url,
+                   "--record", str(cassette), "--json", env={"OPENAI_API_KEY": "sk-live-secret-key-123456"})
+    assert live.returncode == 0, live.stderr
+    assert b"sk-live" not in cassette.read_bytes()
+    fault.close()  # no server any more, no key, no network
+
+    replayed = run_cli("predict", "The capital of France is", "-m", "gpt-4.1-mini", "--replay", str(cassette), "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout == live.stdout  # the very same run, byte for byte
+
+    missing = run_cli("predict", "The capital of Spain is", "-m", "gpt-4.1-mini", "--replay", str(cassette))
+    assert missing.returncode == 1 and missing.stderr.decode().count("\n") == 1
+    assert b"has no recording of prompt 'The capital of Spain is'" in missing.stderr
+
+    other_params = run_cli("predict", "The capital of France is", "-m", "gpt-4.1-mini", "-k", "3", "--replay", str(cassette))
+    assert other_params.returncode == 1 and b"no recording" in other_params.stderr
+
+
+def test_batch_regenerates_from_a_cassette(fault: servers.FaultServer, tmp_path: Path) -> None:
+    fault.route = lambda body: servers.reply_stream(servers.answer(body["messages"][-1]["content"].upper()))
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("alpha\nbeta\ngamma\n")
+    cassette = tmp_path / "c.json"
+    rec = run_cli("batch", str(prompts), "-o", str(tmp_path / "a"), "-m", "gpt-4.1-mini", "--base-url", fault.base_url,
+                  "--record", str(cassette), "-f", "dot")
+    assert rec.returncode == 0, rec.stderr
+    rep = run_cli("batch", str(prompts), "-o", str(tmp_path / "b"), "-m", "gpt-4.1-mini", "--replay", str(cassette), "-f", "dot")
+    assert rep.returncode == 0, rep.stderr
+    for p in (tmp_path / "a").iterdir():
+        assert (tmp_path / "b" / p.name).read_bytes() == p.read_bytes(), p.name
+
+
+def test_bad_batch_input_is_a_usage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "ok"}\n{not json}\n')
+    proc = run_cli("batch", str(bad), "-o", str(tmp_path / "o"))
+    assert proc.returncode == 2 and b"line 2 is not valid JSON" in proc.stderr
+    assert run_cli("batch", str(tmp_path / "none.txt"), "-o", str(tmp_path / "o")).returncode == 2
+    assert run_cli("batch", str(bad), "-o", str(tmp_path / "o"), "-f", "svg,bmp").returncode == 2
+    assert not (tmp_path / "o").exists()  # nothing started
+    assert os.environ.get("TOKVIZ_MODEL") is None
