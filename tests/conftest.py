@@ -7,10 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests import servers
 from tokviz.run import Params, Run, Step, Token
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -105,3 +107,18 @@ def small_run_file(tmp_path: Path, small_run: Run) -> Path:
     path = tmp_path / "small_run.json"
     path.write_text(small_run.to_json(), encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def fault() -> Iterator[servers.FaultServer]:
+    """A scripted OpenAI-shaped server on 127.0.0.1 (see tests/servers.py)."""
+    srv = servers.FaultServer()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's own key, server or default model (nor pass them to tokviz)."""
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "TOKVIZ_MODEL"):
+        monkeypatch.delenv(var, raising=False)

@@ -7,28 +7,12 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests import servers
 from tests.conftest import run_cli, tokviz_cmd
 from tokviz.run import Run
-
-
-@pytest.fixture
-def fault() -> Iterator[servers.FaultServer]:
-    srv = servers.FaultServer()
-    yield srv
-    srv.close()
-
-
-@pytest.fixture(autouse=True)
-def no_ambient_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "TOKVIZ_MODEL"):
-        monkeypatch.delenv(var, raising=False)
 
 
 def index(folder: Path) -> dict[str, Any]:

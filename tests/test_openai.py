@@ -35,19 +35,6 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc.wait(timeout=30)
 
 
-@pytest.fixture
-def fault() -> Iterator[servers.FaultServer]:
-    srv = servers.FaultServer()
-    yield srv
-    srv.close()
-
-
-@pytest.fixture(autouse=True)
-def no_ambient_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "TOKVIZ_MODEL"):
-        monkeypatch.delenv(var, raising=False)
-
-
 def predict_via(base_url: str, prompt: str = "The capital of France is", model: str = "gemma-3-270m",
                 retries: int = 0, timeout: float = 30.0, **params: object) -> Run:
     request = Request(prompt=prompt, model=model, params=Params(**params), base_url=base_url,  # type: ignore[arg-type]
