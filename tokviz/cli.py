@@ -16,8 +16,10 @@ import typer
 
 from tokviz import __version__
 from tokviz.commands.batch import batch
+from tokviz.commands.compare import compare
 from tokviz.commands.predict import predict
 from tokviz.commands.render import render
+from tokviz.commands.sample import sample
 from tokviz.commands.tokenize import tokenize
 from tokviz.errors import ExitStatus, TokvizError, redact
 
@@ -33,6 +35,8 @@ app.command()(predict)
 app.command()(render)
 app.command()(tokenize)
 app.command()(batch)
+app.command()(sample)
+app.command()(compare)
 
 
 def _version(value: bool) -> None:

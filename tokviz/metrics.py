@@ -1,4 +1,4 @@
-"""Certainty measures computed from a step's returned log-probabilities.
+"""Certainty measures computed from the log-probabilities a run holds, per step and per run.
 
 Providers return only the top-k alternatives, so the probabilities seen sum to less than one. The
 missing mass 1 − Σp is real probability spread over tokens we were not shown; treating it as one
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
-from tokviz.run import Step
+from tokviz.run import Run, Step, Token
 
 
 def other_mass(probs: Sequence[float]) -> float:
@@ -27,7 +29,83 @@ def entropy_bits(probs: Sequence[float], *, with_other: bool = True) -> float:
     return max(0.0, -math.fsum(p * math.log2(p) for p in ps if p > 0.0)) + 0.0
 
 
+def candidates(step: Step) -> tuple[Token, ...]:
+    """The tokens a step's distribution is known over: its alternatives, plus the chosen token
+    when sampling picked one outside them."""
+    if any(_same(a, step.chosen) for a in step.alternatives):
+        return step.alternatives
+    return (*step.alternatives, step.chosen)
+
+
+def _same(a: Token, b: Token) -> bool:
+    return (a.id == b.id) if (a.id is not None and b.id is not None) else (a.raw == b.raw and a.text == b.text)
+
+
 def step_entropy(step: Step) -> float:
-    """Entropy of one step in bits; a step with no alternatives is judged by its chosen token."""
-    tokens = step.alternatives or (step.chosen,)
-    return entropy_bits([t.prob for t in tokens])
+    """Entropy of one step in bits, over the known candidates and the unseen rest."""
+    return entropy_bits([t.prob for t in candidates(step)])
+
+
+@dataclass(frozen=True)
+class StepStats:
+    chosen_prob: float
+    entropy_bits: float
+    surprisal_bits: float  # −log2 p(chosen): how surprising the chosen token was
+    rank: int | None  # 1 = the most likely alternative; None = not among the returned alternatives
+    margin: float | None  # p(chosen) − p(best other alternative); negative when a likelier token was passed over
+
+
+def step_stats(step: Step) -> StepStats:
+    p = step.chosen.prob
+    rank = next((n for n, a in enumerate(step.alternatives, start=1) if _same(a, step.chosen)), None)
+    others = step.others()
+    margin = p - max(a.prob for a in others) if others else None
+    surprisal = -step.chosen.logprob / math.log(2) if step.chosen.logprob > -9999 else math.inf
+    return StepStats(chosen_prob=p, entropy_bits=step_entropy(step), surprisal_bits=surprisal + 0.0,
+                     rank=rank, margin=margin)
+
+
+@dataclass(frozen=True)
+class RunStats:
+    tokens: int
+    mean_chosen_prob: float | None
+    perplexity: float | None  # exp of the mean negative log-likelihood of the chosen tokens
+    mean_entropy_bits: float | None
+    least_certain: tuple[int, ...]  # 1-based positions of the highest-entropy steps, most uncertain first
+    distinct_alternatives: int  # different token texts that competed and lost, over all steps
+    ttft_s: float | None
+    tokens_per_s: float | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost_usd: float | None
+    price_source: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        def clean(v: Any) -> Any:
+            if isinstance(v, float):
+                return round(v, 6) + 0.0 if math.isfinite(v) else None
+            return list(v) if isinstance(v, tuple) else v
+
+        return {k: clean(v) for k, v in asdict(self).items()}
+
+
+def run_stats(run: Run, *, least: int = 3) -> RunStats:
+    from tokviz.prices import estimate_cost
+
+    steps = run.steps
+    per = [step_stats(s) for s in steps]
+    n = len(steps)
+    mean_p = math.fsum(s.chosen_prob for s in per) / n if n else None
+    nll = -math.fsum(s.chosen.logprob for s in steps) / n if n else None
+    perplexity = math.exp(nll) if nll is not None and nll < 700 else (math.inf if nll is not None else None)
+    mean_h = math.fsum(s.entropy_bits for s in per) / n if n else None
+    order = sorted(range(n), key=lambda i: (-per[i].entropy_bits, i))[:least]
+    distinct = len({a.raw or a.text.encode() for s in steps for a in s.others()})
+    cost, source = estimate_cost(run.model, run.usage) if run.provider == "openai" else (None, None)
+    return RunStats(
+        tokens=n, mean_chosen_prob=mean_p, perplexity=perplexity, mean_entropy_bits=mean_h,
+        least_certain=tuple(i + 1 for i in order), distinct_alternatives=distinct,
+        ttft_s=run.timings.get("ttft_s"), tokens_per_s=run.timings.get("tokens_per_s"),
+        prompt_tokens=run.usage.get("prompt_tokens"), completion_tokens=run.usage.get("completion_tokens"),
+        cost_usd=cost, price_source=source,
+    )

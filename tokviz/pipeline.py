@@ -57,3 +57,20 @@ def tokenize(text: str, model: str, *, provider: str | None = None, progress: Pr
         raise UsageError("the text is empty", hint='give it as an argument, or "-" to read it from stdin')
     name = provider or registry.infer_provider(model)
     return registry.get_provider(name, progress=progress or _silent).tokenize(text, model)
+
+
+def sample(request: Request, n: int, *, provider: str | None = None, progress: Progress | None = None,
+           record: str | Path | None = None, replay: str | Path | None = None) -> list[Run]:
+    """`n` sampled runs of one request, seeded base, base + 1, … so the whole set replays."""
+    import random
+    from dataclasses import replace
+
+    if n < 1:
+        raise UsageError(f"-n must be at least 1, got {n}")
+    if request.params.temperature <= 0:
+        raise UsageError("sampling at temperature 0 gives the same (greedy) answer every time",
+                         hint="give --temperature above 0, e.g. --temperature 1.0")
+    name = resolve(request, provider, replay=replay)
+    opened = open_provider(name, progress=progress, record=record, replay=replay)
+    base = request.params.seed if request.params.seed is not None else random.randrange(2**31)
+    return [opened.predict(replace(request, params=replace(request.params, seed=base + i))) for i in range(n)]

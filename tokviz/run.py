@@ -199,7 +199,7 @@ class Run:
             "steps": [s.to_dict() for s in self.steps],
         }
 
-    def to_json(self) -> str:
+    def to_json(self, extra: dict[str, Any] | None = None) -> str:
         """Deterministic JSON: the same run always gives the same bytes (golden-file material).
 
         The record is indented, but each step sits on one line of its own: a golden-file diff
@@ -209,6 +209,7 @@ class Run:
         """
         data = self.to_dict()
         steps = data.pop("steps")
+        data.update(extra or {})  # derived figures (e.g. "stats") that readers may ignore
         head = json.dumps(data, ensure_ascii=False, indent=2, allow_nan=False)
         if not steps:
             return head[:-2] + ',\n  "steps": []\n}\n'
@@ -272,5 +273,5 @@ class Tokenization:
             "tokens": [{"id": t.id, "text": t.text, "bytes": t.raw.hex()} for t in self.tokens],
         }
 
-    def to_json(self) -> str:
+    def to_json(self, extra: dict[str, Any] | None = None) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"

@@ -21,6 +21,27 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run as JSON on 
 WrapOpt = Annotated[int, typer.Option("--wrap", help="Chosen tokens per row in graphs (0: one row).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stdout (outputs are still written).")]
 DEFAULT_WRAP = graph.DEFAULT_WRAP
+StatsOpt = Annotated[bool, typer.Option("--stats", help="Print the run's summary (perplexity, entropy, least certain steps, speed, usage, estimated cost) under the table; --json carries it too.")]
+SamplingOpt = Annotated[Optional[str], typer.Option("--show-sampling", help="Show how settings would reshape each step, e.g. 'T=0.2,T=1.5,top_k=3,top_p=0.9' (over the returned alternatives).", show_default=False)]
+
+
+def render_options(*, wrap: int, sampling: str | None, stats: bool) -> export.RenderOptions:
+    from tokviz.sampling import parse_settings
+
+    return export.RenderOptions(wrap=wrap, sampling=parse_settings(sampling) if sampling else (), stats=stats)
+
+
+def print_run(run: Run, options: export.RenderOptions, *, as_json: bool) -> None:
+    """The run on stdout: JSON (with "stats" when asked) or the table view."""
+    out = stdout()
+    if as_json:
+        from tokviz.metrics import run_stats
+
+        out.file.write(run.to_json({"stats": run_stats(run).to_dict()} if options.stats else None))
+    else:
+        from tokviz.views import table
+
+        out.print(table.view(run, sampling=options.sampling, stats=options.stats))
 
 # What to generate with: shared by `predict` and `batch`.
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name or path to a .gguf file. Default: $TOKVIZ_MODEL or the embedded gemma-3-270m.", show_default=False)]

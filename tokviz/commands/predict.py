@@ -9,7 +9,6 @@ import typer
 
 from tokviz.commands import common
 from tokviz.files import check_writable, write_atomic
-from tokviz.views import export, table
 
 
 def predict(
@@ -32,6 +31,8 @@ def predict(
     save: Annotated[Optional[Path], typer.Option("--save", help="Save the run as JSON, to re-render later with `tokviz render`.", show_default=False)] = None,
     as_json: common.JsonOpt = False,
     wrap: common.WrapOpt = common.DEFAULT_WRAP,
+    stats: common.StatsOpt = False,
+    show_sampling: common.SamplingOpt = None,
     quiet: common.QuietOpt = False,
 ) -> None:
     """Generate from PROMPT and show each token's probability and top alternatives."""
@@ -40,6 +41,7 @@ def predict(
     request = common.make_request(common.read_text_arg(prompt), model=model, top_k=top_k, max_tokens=max_tokens,
                                   temperature=temperature, top_p=top_p, seed=seed, chat=chat, system=system,
                                   base_url=base_url, timeout=timeout, retries=retries)
+    options = common.render_options(wrap=wrap, sampling=show_sampling, stats=stats)
     pipeline.resolve(request, provider, replay=replay)
     planned = common.plan_outputs(output or [])
     for path in (save, record):
@@ -50,11 +52,6 @@ def predict(
                            record=record, replay=replay)
     if save is not None:
         write_atomic(save, run.to_json().encode("utf-8"))
-    common.write_outputs(run, planned, export.RenderOptions(wrap=wrap))
-    if quiet:
-        return
-    out = common.stdout()
-    if as_json:
-        out.file.write(run.to_json())
-    else:
-        out.print(table.view(run))
+    common.write_outputs(run, planned, options)
+    if not quiet:
+        common.print_run(run, options, as_json=as_json)

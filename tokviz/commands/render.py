@@ -8,7 +8,6 @@ import typer
 
 from tokviz.commands import common
 from tokviz.errors import CheckFailed, UsageError
-from tokviz.views import export, table
 
 
 def render(
@@ -16,6 +15,8 @@ def render(
     output: common.OutputOpt = None,
     as_json: common.JsonOpt = False,
     wrap: common.WrapOpt = common.DEFAULT_WRAP,
+    stats: common.StatsOpt = False,
+    show_sampling: common.SamplingOpt = None,
     quiet: common.QuietOpt = False,
     check: Annotated[bool, typer.Option("--check", help="Compare with the existing -o files instead of writing them; exit 1 with a diff if any differs.")] = False,
     update: Annotated[bool, typer.Option("--update", help="Rewrite the -o files that differ (golden-file update), and name them on stderr.")] = False,
@@ -25,9 +26,9 @@ def render(
         raise UsageError("--check and --update exclude each other")
     if (check or update) and not output:
         raise UsageError(f"--{'check' if check else 'update'} needs the files to compare: give them with -o")
+    options = common.render_options(wrap=wrap, sampling=show_sampling, stats=stats)
     planned = common.plan_outputs(output or [])
     run = common.load_run(run_file)
-    options = export.RenderOptions(wrap=wrap)
     if check or update:
         found = common.check_outputs(run, planned, options, update=update)
         if update:
@@ -42,8 +43,4 @@ def render(
     common.write_outputs(run, planned, options)
     if quiet or (planned and not as_json):
         return
-    out = common.stdout()
-    if as_json:
-        out.file.write(run.to_json())
-    else:
-        out.print(table.view(run))
+    common.print_run(run, options, as_json=as_json)

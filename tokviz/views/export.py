@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tokviz.errors import UsageError
 from tokviz.run import Run
+from tokviz.sampling import Setting
 from tokviz.views import graph, table
 
 # extension → format name; the format names are what `--format` lists accept too.
@@ -29,6 +30,13 @@ FORMATS = sorted(set(EXTENSIONS.values()))
 class RenderOptions:
     wrap: int = graph.DEFAULT_WRAP
     width: int = 100  # columns of the plain-text table
+    sampling: tuple[Setting, ...] = ()  # --show-sampling: sub-rows in the table, cut tokens greyed in graphs
+    stats: bool = False  # --stats: the run summary under the plain-text table
+
+    @property
+    def cut_by(self) -> Setting | None:
+        """The graph can show one cut: the first top-k or top-p setting asked for."""
+        return next((s for s in self.sampling if s.cuts), None)
 
 
 def format_for(path: Path) -> str:
@@ -45,8 +53,8 @@ def render(run: Run, fmt: str, options: RenderOptions = RenderOptions()) -> byte
     if fmt == "json":
         return run.to_json().encode("utf-8")
     if fmt == "txt":
-        return table.render_text(run, width=options.width).encode("utf-8")
-    dot = graph.to_dot(graph.build(run), graph.GraphOptions(wrap=options.wrap))
+        return table.render_text(run, width=options.width, sampling=options.sampling, stats=options.stats).encode("utf-8")
+    dot = graph.to_dot(graph.build(run), graph.GraphOptions(wrap=options.wrap, cut_by=options.cut_by))
     if fmt == "dot":
         return dot.encode("utf-8")
     if fmt in ("svg", "png"):

@@ -18,11 +18,13 @@ first step of a row keeps its alternatives beside it.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tokviz import tokens as tok
 from tokviz.run import Run
+from tokviz.sampling import NOTE, Setting, reshape
 from tokviz.views.colors import percent, prob_hex, tint_hex
 
 if TYPE_CHECKING:
@@ -36,6 +38,7 @@ FONT = "sans-serif"
 @dataclass(frozen=True)
 class GraphOptions:
     wrap: int = DEFAULT_WRAP  # chosen tokens per row; 0 means never wrap
+    cut_by: Setting | None = None  # grey out the tokens this top-k / top-p setting would cut
 
 
 def chosen_id(i: int) -> str:
@@ -90,9 +93,12 @@ def _attrs(**kw: str) -> str:
     return "[" + ", ".join(f"{k}={v}" for k, v in kw.items()) + "]"
 
 
-def _node_line(node: str, data: dict) -> str:
+def _node_line(node: str, data: dict, *, cut: bool = False) -> str:
     label = quote(data["label"], percent(data["prob"]))
     p = data["prob"]
+    if cut:
+        return f"  {node} " + _attrs(label=label, fillcolor='"#f4f4f4"', color='"#c8c8c8"', fontcolor='"#a0a0a0"',
+                                     style='"rounded,filled,dotted"') + ";"
     if data["kind"] == "chosen":
         return f"  {node} " + _attrs(label=label, fillcolor=quote(tint_hex(p, 0.55)),
                                      color=quote(prob_hex(p)), penwidth="2", group="chain") + ";"
@@ -100,7 +106,9 @@ def _node_line(node: str, data: dict) -> str:
                                  fontcolor='"#444444"', style='"rounded,filled,dashed"') + ";"
 
 
-def _edge_line(a: str, b: str, data: dict, extra: str = "") -> str:
+def _edge_line(a: str, b: str, data: dict, extra: str = "", *, cut: bool = False) -> str:
+    if cut:
+        return f'  {a} -> {b} [penwidth=0.5, color="#d0d0d0", style=dotted{extra}];'
     p = data["prob"]
     width = f"{0.5 + 4.0 * p:.2f}"
     style = "" if data["chosen"] else ", style=dashed"
@@ -134,20 +142,32 @@ def to_dot(g: nx.DiGraph, options: GraphOptions = GraphOptions()) -> str:
             lines.append(f'  {prev} -> {cont} [style=dotted, color="#999999", constraint=false];')
             row_starts.append(cont)
             src = cont
-        lines.append(_node_line(node, g.nodes[node]))
-        lines.append(_edge_line(src, node, g.edges[prev, node], ", weight=8"))
         alts = sorted((a for a in g.successors(prev) if g.nodes[a]["kind"] == "alternative"),
                       key=lambda a: (-g.nodes[a]["prob"], a))
+        cut = _cut(g, [node, *alts], options.cut_by)
+        lines.append(_node_line(node, g.nodes[node], cut=node in cut))
+        lines.append(_edge_line(src, node, g.edges[prev, node], ", weight=8", cut=node in cut))
         for a in alts:
-            lines.append(_node_line(a, g.nodes[a]))
-            lines.append(_edge_line(src, a, g.edges[prev, a]))
+            lines.append(_node_line(a, g.nodes[a], cut=a in cut))
+            lines.append(_edge_line(src, a, g.edges[prev, a], cut=a in cut))
         prev = node
+    if options.cut_by is not None:
+        caption = f"greyed: tokens {options.cut_by.label} would cut, {NOTE}"
+        lines.insert(4, f"  graph [label={quote(caption)}, labelloc=b, labeljust=l, fontsize=10, fontcolor=\"#777777\"];")
     if len(row_starts) > 1:
         lines.append("  { rank=same; " + "; ".join(row_starts) + "; }")
         for a, b in itertools.pairwise(row_starts):
             lines.append(f"  {a} -> {b} [style=invis];")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _cut(g: nx.DiGraph, nodes: list[str], setting: Setting | None) -> set[str]:
+    """The nodes of one step (chosen first, then its competitors) that `setting` would cut."""
+    if setting is None:
+        return set()
+    shaped = reshape([math.log(max(g.nodes[n]["prob"], 1e-300)) for n in nodes], setting)
+    return {n for n, p in zip(nodes, shaped) if p <= 0.0}
 
 
 def render(dot: str, fmt: str) -> bytes:

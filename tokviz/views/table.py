@@ -7,14 +7,17 @@ Colour is added with styles only, so the same renderable prints plain when colou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from tokviz import tokens as tok
-from tokviz.metrics import step_entropy
+from tokviz.metrics import candidates, entropy_bits, run_stats, step_entropy
 from tokviz.run import Run, Token
+from tokviz.sampling import NOTE, Setting, reshape
 from tokviz.views.colors import percent, prob_hex
 
 
@@ -54,8 +57,24 @@ def footer(run: Run, *, timings: bool = True) -> Text:
     return Text(" · ".join(parts), style="dim")
 
 
-def table(run: Run) -> Table:
-    """The per-step table: position, chosen token, its probability, alternatives, entropy."""
+def _alternatives(tokens: list[tuple[Token, float | None]]) -> Text:
+    """Tokens with a figure each; a None figure means the token was cut (shown struck through)."""
+    out = Text()
+    for n, (tok_, p) in enumerate(tokens):
+        if n:
+            out.append("  ")
+        if p is None or p <= 0.0:
+            out.append(tok_.label, style="dim strike")
+            out.append(" cut", style="dim")
+            continue
+        out.append_text(token_text(tok_))
+        out.append(" " + percent(p), style="dim")
+    return out
+
+
+def table(run: Run, sampling: Sequence[Setting] = ()) -> Table:
+    """The per-step table: position, chosen token, its probability, alternatives, entropy; and
+    with `sampling`, a sub-row per setting showing the step's distribution as it would reshape it."""
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
     t.add_column("#", justify="right", style="dim", no_wrap=True)
     t.add_column("token", overflow="fold")
@@ -64,28 +83,75 @@ def table(run: Run) -> Table:
     t.add_column("entropy", justify="right", no_wrap=True)
     for i, step in enumerate(run.steps, start=1):
         chosen = step.chosen
-        alts = Text()
-        for n, alt in enumerate(step.others()):
-            if n:
-                alts.append("  ")
-            alts.append_text(token_text(alt))
-            alts.append(" " + percent(alt.prob), style="dim")
         t.add_row(
             str(i),
             token_text(chosen, bold=True),
             Text(percent(chosen.prob), style=prob_hex(chosen.prob)),
-            alts,
+            _alternatives([(a, a.prob) for a in step.others()]),
             Text(f"{step_entropy(step):.2f}"),
         )
+        if not sampling:
+            continue
+        cands = candidates(step)
+        lps = [c.logprob for c in cands]
+        for setting in sampling:
+            shaped = reshape(lps, setting)
+            by_token = list(zip(cands, shaped))
+            mine = next(p for c, p in by_token if c is chosen or c == chosen)
+            others = [(c, p) for c, p in by_token if not (c is chosen or c == chosen)]
+            t.add_row("", Text(setting.label, style="dim italic"),
+                      Text("cut" if mine <= 0 else percent(mine), style="dim" if mine <= 0 else prob_hex(mine)),
+                      _alternatives(others), Text(f"{entropy_bits(shaped, with_other=False):.2f}", style="dim"))
     return t
 
 
-def view(run: Run, *, timings: bool = True) -> RenderableType:
-    """The full terminal view: text in context, the table, and a one-line summary."""
-    return Group(header(run), Text(""), table(run), footer(run, timings=timings))
+def stats_table(run: Run) -> Table:
+    """The run's summary figures, one per line (what `predict --stats` prints under the table)."""
+    st = run_stats(run)
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="dim")
+    t.add_column()
+
+    def row(name: str, value: str | None) -> None:
+        if value is not None:
+            t.add_row(name, value)
+
+    def fmt(v: float | None, spec: str) -> str | None:
+        return None if v is None else format(v, spec)
+
+    row("tokens", str(st.tokens))
+    row("mean chosen probability", None if st.mean_chosen_prob is None else percent(st.mean_chosen_prob))
+    row("perplexity", fmt(st.perplexity, ".3f"))
+    row("mean entropy", None if st.mean_entropy_bits is None else f"{st.mean_entropy_bits:.3f} bits")
+    row("least certain steps", ", ".join(f"#{i}" for i in st.least_certain) or None)
+    row("distinct alternatives", str(st.distinct_alternatives))
+    row("time to first token", None if st.ttft_s is None else f"{st.ttft_s * 1000:.0f} ms")
+    row("tokens/s", fmt(st.tokens_per_s, ".1f"))
+    if st.prompt_tokens is not None or st.completion_tokens is not None:
+        row("token usage", f"{st.prompt_tokens or 0} prompt + {st.completion_tokens or 0} completion")
+    if st.cost_usd is not None:
+        row("estimated cost", f"${st.cost_usd:.6f} ({st.price_source})")
+    return t
 
 
-def render_text(run: Run, *, width: int = 100) -> str:
+def view(run: Run, *, timings: bool = True, sampling: Sequence[Setting] = (), stats: bool = False) -> RenderableType:
+    """The full terminal view: text in context, the table, a one-line summary, and optionally the
+    statistics and a note on what the sampling rows are computed over."""
+    parts: list[RenderableType] = [header(run), Text(""), table(run, sampling), footer(run, timings=timings)]
+    if sampling:
+        parts.append(Text(f"sampling rows: {NOTE}; some servers return logprobs from before their own sampling", style="dim"))
+    if stats:
+        parts += [Text(""), stats_table(run) if timings else stats_table(_without_timings(run))]
+    return Group(*parts)
+
+
+def _without_timings(run: Run) -> Run:
+    from dataclasses import replace
+
+    return replace(run, timings={})
+
+
+def render_text(run: Run, *, width: int = 100, sampling: Sequence[Setting] = (), stats: bool = False) -> str:
     """The view as plain text at a fixed width: the same on every machine (golden-file material)."""
     from io import StringIO
 
@@ -96,5 +162,5 @@ def render_text(run: Run, *, width: int = 100) -> str:
         file=buf, width=width, color_system=None, force_terminal=False, no_color=True,
         highlight=False, emoji=False, markup=False, legacy_windows=False, soft_wrap=False,
     )
-    console.print(view(run, timings=False))
+    console.print(view(run, timings=False, sampling=sampling, stats=stats))
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"

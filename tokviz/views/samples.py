@@ -1,0 +1,112 @@
+"""Several samples of one prompt: where they agree and where they part.
+
+The samples are merged into a prefix tree: a node is one token after one exact prefix, so paths
+shared by several samples are drawn once (thicker, with a count), and every fork is a point where
+sampling went different ways.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from tokviz import tokens as tok
+from tokviz.run import Run
+from tokviz.views.colors import percent, prob_hex, tint_hex
+from tokviz.views.graph import FONT, prompt_label, quote
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+
+def sequence_logprob(run: Run) -> float:
+    return math.fsum(s.chosen.logprob for s in run.steps)
+
+
+def common_prefix(a: Run, b: Run) -> int:
+    n = 0
+    for x, y in zip(a.steps, b.steps):
+        if x.chosen.raw != y.chosen.raw or x.chosen.text != y.chosen.text:
+            break
+        n += 1
+    return n
+
+
+def branch_points(runs: list[Run]) -> list[tuple[int, int] | None]:
+    """For each sample after the first: (earlier sample it shares most with, tokens shared)."""
+    out: list[tuple[int, int] | None] = [None]
+    for i in range(1, len(runs)):
+        best = max(range(i), key=lambda j: (common_prefix(runs[i], runs[j]), -j))
+        out.append((best + 1, common_prefix(runs[i], runs[best])))
+    return out
+
+
+def table(runs: list[Run]) -> Table:
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    t.add_column("#", justify="right", style="dim")
+    t.add_column("sample", overflow="fold")
+    t.add_column("seq. prob", justify="right", no_wrap=True)
+    t.add_column("mean p", justify="right", no_wrap=True)
+    t.add_column("seed", justify="right", style="dim", no_wrap=True)
+    t.add_column("parts from", no_wrap=True)
+    for n, (run, branch) in enumerate(zip(runs, branch_points(runs)), start=1):
+        seq = math.exp(sequence_logprob(run))
+        mean = math.fsum(s.chosen.prob for s in run.steps) / len(run.steps) if run.steps else 0.0
+        where = "—" if branch is None else (f"#{branch[0]} at token {branch[1] + 1}" if branch[1] < len(run.steps) else f"same as #{branch[0]}")
+        t.add_row(str(n), Text(tok.visible(run.text, visible_spaces=False)), Text(percent(seq) if seq >= 0.0005 else f"{seq:.1e}"),
+                  Text(percent(mean), style=prob_hex(mean)), str(run.params.seed), where)
+    return t
+
+
+def prefix_tree(runs: list[Run]) -> nx.DiGraph:
+    """The samples merged into one tree (node ids in order of first appearance: deterministic)."""
+    import networkx as nx
+
+    g = nx.DiGraph(prompt=runs[0].prompt if runs else "")
+    g.add_node("start", label=prompt_label(runs[0].prompt) if runs else "", count=len(runs), samples=[], prob=1.0)
+    ids: dict[tuple[bytes | str, ...], str] = {(): "start"}
+    for n, run in enumerate(runs, start=1):
+        path: tuple[bytes | str, ...] = ()
+        parent = "start"
+        g.nodes["start"]["samples"].append(n)
+        for step in run.steps:
+            path = (*path, step.chosen.raw or step.chosen.text)
+            node = ids.get(path)
+            if node is None:
+                node = ids[path] = f"n{len(ids)}"
+                g.add_node(node, label=step.chosen.label, count=0, samples=[], prob=step.chosen.prob)
+                g.add_edge(parent, node)
+            g.nodes[node]["count"] += 1
+            g.nodes[node]["samples"].append(n)
+            parent = node
+    return g
+
+
+def tree_dot(g: nx.DiGraph) -> str:
+    """DOT for a prefix tree: width by how many samples took a path, colour by token probability."""
+    total = max(g.nodes["start"]["count"], 1)
+    lines = [
+        "digraph tokviz_samples {",
+        f'  graph [rankdir=LR, nodesep=0.1, ranksep=0.25, fontname="{FONT}", bgcolor="white", charset="UTF-8"];',
+        f'  node [shape=box, style="rounded,filled", fontname="{FONT}", fontsize=11, margin="0.06,0.03", height=0.3];',
+        "  edge [arrowsize=0.5];",
+        f'  start [label={quote(g.nodes["start"]["label"])}, fillcolor="#eeeeee", color="#888888", style="rounded,filled,bold"];',
+    ]
+    for node in g.nodes:
+        if node == "start":
+            continue
+        d = g.nodes[node]
+        p = d["prob"]
+        count = d["count"]
+        leaves = "" if any(True for _ in g.successors(node)) else " #" + ",".join(map(str, d["samples"]))
+        label = quote(d["label"], f"{percent(p)} ×{count}{leaves}")
+        lines.append(f"  {node} [label={label}, fillcolor={quote(tint_hex(p, 0.55))}, color={quote(prob_hex(p))}];")
+    for a, b in g.edges:
+        share = g.nodes[b]["count"] / total
+        lines.append(f'  {a} -> {b} [penwidth={0.6 + 4 * share:.2f}, color="#555555"];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
