@@ -122,3 +122,15 @@ def no_ambient_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the developer's own key, server or default model (nor pass them to tokviz)."""
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "TOKVIZ_MODEL"):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """llama-cpp-python's real OpenAI-compatible server over the embedded model, on 127.0.0.1."""
+    from tokviz.providers import local
+
+    model = local.embedded_model_path(lambda _: None)
+    proc, base = servers.start_llama_server(model, tmp_path_factory.mktemp("srv") / "server.log")
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)

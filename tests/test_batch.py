@@ -83,6 +83,7 @@ def test_interrupted_batch_resumes_to_identical_outputs(tmp_path: Path) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(out.glob("*.json"))) < 4:  # index.json + 3 runs
         time.sleep(0.05)
+    assert proc.poll() is None, "the batch finished before the test could interrupt it"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from tests import servers
 from tests.conftest import run_cli
 from tokviz import pipeline
 from tokviz.errors import ProviderError, UsageError
-from tokviz.providers import local
 from tokviz.providers.registry import Request, infer_provider
 from tokviz.run import Params, Run
 
@@ -24,15 +22,6 @@ SECRET = "sk-test-SECRET-abcdefghij1234567890"
 
 def fixture(name: str) -> object:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    model = local.embedded_model_path(lambda _: None)
-    proc, base = servers.start_llama_server(model, tmp_path_factory.mktemp("srv") / "server.log")
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
 
 
 def predict_via(base_url: str, prompt: str = "The capital of France is", model: str = "gemma-3-270m",

@@ -21,6 +21,7 @@ from tokviz.commands.predict import predict
 from tokviz.commands.render import render
 from tokviz.commands.sample import sample
 from tokviz.commands.tokenize import tokenize
+from tokviz.commands.tree import tree
 from tokviz.errors import ExitStatus, TokvizError, redact
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ app.command()(tokenize)
 app.command()(batch)
 app.command()(sample)
 app.command()(compare)
+app.command()(tree)
 
 
 def _version(value: bool) -> None:

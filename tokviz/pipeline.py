@@ -6,8 +6,8 @@ from pathlib import Path
 
 from tokviz.errors import UsageError
 from tokviz.providers import registry
-from tokviz.providers.registry import Progress, Provider, Request
-from tokviz.run import Run, Tokenization
+from tokviz.providers.registry import Progress, Provider, Request, TreeSpec
+from tokviz.run import Run, Token, Tokenization
 
 
 def _silent(_: str) -> None:
@@ -74,3 +74,21 @@ def sample(request: Request, n: int, *, provider: str | None = None, progress: P
     opened = open_provider(name, progress=progress, record=record, replay=replay)
     base = request.params.seed if request.params.seed is not None else random.randrange(2**31)
     return [opened.predict(replace(request, params=replace(request.params, seed=base + i))) for i in range(n)]
+
+
+def tree(request: Request, spec: TreeSpec, *, provider: str | None = None, progress: Progress | None = None,
+         forced: tuple[Token, ...] = ()) -> Run:
+    """Grow a tree of alternatives from the prompt (see `tokviz tree`)."""
+    if not 1 <= spec.depth <= 12:
+        raise UsageError(f"--depth must be between 1 and 12, got {spec.depth}")
+    if not 1 <= spec.branch <= 20:
+        raise UsageError(f"--branch must be between 1 and 20, got {spec.branch}")
+    if not 0.0 <= spec.min_prob < 1.0:
+        raise UsageError(f"--min-prob must be in [0, 1), got {spec.min_prob}")
+    if spec.max_nodes < 1 or spec.complete < 0:
+        raise UsageError("--max-nodes must be at least 1 and --complete at least 0")
+    name = resolve(request, provider)
+    grower = open_provider(name, progress=progress)
+    if not hasattr(grower, "tree"):
+        raise UsageError(f"the {name} provider cannot grow trees", hint="use the local model, or --base-url with a server that has the completions endpoint")
+    return grower.tree(request, spec, forced)  # type: ignore[attr-defined]

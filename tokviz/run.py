@@ -155,8 +155,45 @@ class Message:
 
 
 @dataclass(frozen=True)
+class TreeNode:
+    """One node of a `tokviz tree`: a token after one exact path from the prompt.
+
+    `parent` is the index of the parent node in `Run.nodes` (-1: a child of the prompt). The
+    token's logprob is its own, given its path; `completion` is the greedy continuation of a leaf
+    (`--complete N`), so each branch reads as text.
+    """
+
+    parent: int
+    token: Token
+    depth: int  # 1 for the prompt's children
+    cum_logprob: float  # log of the path's probability, this token included
+    completion: tuple[Token, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cum_logprob", _num(max(self.cum_logprob, LOGPROB_FLOOR)))
+
+    @property
+    def cum_prob(self) -> float:
+        return math.exp(self.cum_logprob)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"parent": self.parent, "depth": self.depth, "cum_logprob": self.cum_logprob,
+                "token": self.token.to_dict(), "completion": [t.to_dict() for t in self.completion]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TreeNode:
+        return cls(parent=int(d["parent"]), token=Token.from_dict(d["token"]), depth=int(d["depth"]),
+                   cum_logprob=float(d["cum_logprob"]), completion=tuple(Token.from_dict(t) for t in d.get("completion", [])))
+
+
+@dataclass(frozen=True)
 class Run:
-    """A complete record of one generation (see the module docstring)."""
+    """A complete record of one generation (see the module docstring).
+
+    A tree (`kind == "tree"`) is a Run too: `nodes` holds every expanded token, and `steps` the
+    greedy path through the tree (what `predict` would have generated), with each step's
+    alternatives, so every view of a predict run also works on a tree.
+    """
 
     provider: str
     model: str
@@ -169,6 +206,8 @@ class Run:
     timings: dict[str, float] = field(default_factory=dict)
     kind: str = "predict"
     tool_version: str = __version__
+    nodes: tuple[TreeNode, ...] = ()
+    tree: dict[str, Any] = field(default_factory=dict)  # how the tree was grown: depth, branch, limits, cut
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "timings", {k: _num(v, 4) for k, v in sorted(self.timings.items())})
@@ -197,6 +236,7 @@ class Run:
             "usage": dict(self.usage),
             "timings": dict(self.timings),
             "steps": [s.to_dict() for s in self.steps],
+            **({"tree": dict(self.tree), "nodes": [n.to_dict() for n in self.nodes]} if self.kind == "tree" else {}),
         }
 
     def to_json(self, extra: dict[str, Any] | None = None) -> str:
@@ -208,13 +248,13 @@ class Run:
         prompt's bookkeeping).
         """
         data = self.to_dict()
-        steps = data.pop("steps")
+        lists = {key: data.pop(key) for key in ("steps", "nodes") if key in data}
         data.update(extra or {})  # derived figures (e.g. "stats") that readers may ignore
-        head = json.dumps(data, ensure_ascii=False, indent=2, allow_nan=False)
-        if not steps:
-            return head[:-2] + ',\n  "steps": []\n}\n'
-        lines = ",\n".join("    " + json.dumps(s, ensure_ascii=False, allow_nan=False) for s in steps)
-        return head[:-2] + ',\n  "steps": [\n' + lines + "\n  ]\n}\n"
+        out = json.dumps(data, ensure_ascii=False, indent=2, allow_nan=False)[:-2]
+        for key, items in lists.items():
+            body = ",\n".join("    " + json.dumps(x, ensure_ascii=False, allow_nan=False) for x in items)
+            out += f',\n  "{key}": [\n{body}\n  ]' if items else f',\n  "{key}": []'
+        return out + "\n}\n"
 
     @classmethod
     def from_dict(cls, d: Any, *, source: str = "input") -> Run:
@@ -236,6 +276,8 @@ class Run:
                 prompt=str(d["prompt"]),
                 params=Params.from_dict(d["params"]),
                 steps=tuple(Step.from_dict(s) for s in d["steps"]),
+                nodes=tuple(TreeNode.from_dict(n) for n in d.get("nodes", [])),
+                tree=dict(d.get("tree", {})),
                 messages=tuple(Message(str(m["role"]), str(m["content"])) for m in d["messages"]),
                 finish_reason=d.get("finish_reason"),
                 usage={str(k): int(v) for k, v in d.get("usage", {}).items()},

@@ -38,6 +38,10 @@ def print_run(run: Run, options: export.RenderOptions, *, as_json: bool) -> None
         from tokviz.metrics import run_stats
 
         out.file.write(run.to_json({"stats": run_stats(run).to_dict()} if options.stats else None))
+    elif run.kind == "tree":
+        from tokviz.views import tree
+
+        out.print(tree.view(run))
     else:
         from tokviz.views import table
 

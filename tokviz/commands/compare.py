@@ -125,10 +125,6 @@ def _table(rows: list) -> Table:
 
 
 def _plain(view: Table) -> str:
-    from io import StringIO
+    from tokviz.views.table import plain_text
 
-    from rich.console import Console
-
-    buf = StringIO()
-    Console(file=buf, width=120, color_system=None, no_color=True, highlight=False, markup=False, emoji=False).print(view)
-    return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
+    return plain_text(view, width=120)

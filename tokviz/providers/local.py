@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import math
 import os
 import random
 import tempfile
@@ -25,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from tokviz.cache import cache_dir
 from tokviz.errors import ProviderError, UsageError
-from tokviz.providers.registry import DEFAULT_MODEL, LOCAL_MODELS, Progress, Request
-from tokviz.run import Message, Params, Run, Step, Token, Tokenization
+from tokviz.providers.registry import DEFAULT_MODEL, LOCAL_MODELS, Progress, Request, TreeSpec
+from tokviz.run import Message, Params, Run, Step, Token, Tokenization, TreeNode
 
 if TYPE_CHECKING:
     import numpy as np
@@ -319,3 +320,99 @@ class LocalProvider:
         name = model if model not in LOCAL_MODELS else DEFAULT_MODEL
         return Tokenization(model=name, tokenizer=f"{name} (GGUF vocabulary)", text=text,
                             tokens=tuple(_token(m, i, 0.0) for i in ids))
+
+    def tree(self, request: Request, spec: TreeSpec, forced: tuple[Token, ...] = ()) -> Run:
+        """Expand the alternatives into a tree, depth first, reusing the KV cache.
+
+        The model's cache always holds the prompt plus the current path. Before a node's token is
+        evaluated, the cache is cut back to its parent's path (`n_tokens`, which `Llama.eval`
+        honours by removing everything after it), so every evaluated token is a new node: no
+        prefix is ever evaluated twice. Children are visited most likely first, so `max_nodes`
+        cuts the least likely branches. Ctrl-C keeps what was expanded.
+        """
+        import numpy as np
+
+        t0 = time.perf_counter()
+        path = resolve_model_path(request.model, self.progress)
+        probe = _load(path, DEFAULT_N_CTX)
+        ids, messages = prompt_tokens(probe.llm, request)
+        forced_ids = [t.id for t in forced if t.id is not None]
+        needed = len(ids) + len(forced_ids) + spec.depth + spec.complete + 1
+        m = probe if needed <= DEFAULT_N_CTX else _load(path, -(-needed // 512) * 512)
+        llm = m.llm
+        llm.reset()
+        llm.eval(list(ids))
+        # Forced tokens one at a time, as generation produced them: llama.cpp rounds a batch
+        # differently from single tokens, and this keeps a branch's figures equal to the run's.
+        for token_id in forced_ids:
+            llm.eval([token_id])
+        base = len(ids) + len(forced_ids)
+        nodes: list[TreeNode] = []
+        counter = {"evaluated": 0}
+        state = {"cut": None}
+
+        def evaluate(at: int, token_id: int) -> None:
+            llm.n_tokens = at  # the cache keeps the first `at` tokens; eval drops the rest
+            llm.eval([token_id])
+            counter["evaluated"] += 1
+
+        def children() -> list[tuple[int, float]]:
+            logits = _last_logits(m)
+            lse = logsumexp(logits)
+            kids = [(i, float(logits[i]) - lse) for i in top_k(logits, spec.branch)]
+            return [(i, lp) for i, lp in kids if math.exp(lp) >= spec.min_prob and i not in m.stop_ids]
+
+        def complete(at: int) -> tuple[Token, ...]:
+            out = []
+            for n in range(spec.complete):
+                logits = _last_logits(m)
+                chosen = int(np.argmax(logits))
+                if chosen in m.stop_ids:
+                    break
+                out.append(_token(m, chosen, float(logits[chosen]) - logsumexp(logits)))
+                if n + 1 < spec.complete:
+                    evaluate(at + n, chosen)
+            return tuple(out)
+
+        def expand(parent: int, depth: int, at: int, cum: float) -> None:
+            for token_id, lp in children():
+                if len(nodes) >= spec.max_nodes:
+                    state["cut"] = "max-nodes"
+                    return
+                nodes.append(TreeNode(parent=parent, token=_token(m, token_id, lp), depth=depth, cum_logprob=cum + lp))
+                index = len(nodes) - 1
+                if depth < spec.depth:
+                    evaluate(at, token_id)
+                    expand(index, depth + 1, at + 1, cum + lp)
+                elif spec.complete:
+                    evaluate(at, token_id)
+                    nodes[index] = replace(nodes[index], completion=complete(at + 1))
+
+        try:
+            expand(-1, 1, base, 0.0)
+        except KeyboardInterrupt:
+            state["cut"] = "interrupted"
+        steps = greedy_path(nodes)
+        name = request.model if request.model not in LOCAL_MODELS else DEFAULT_MODEL
+        prompt = request.prompt + "".join(t.text for t in forced)
+        return Run(provider=self.name, model=name, prompt=prompt, params=replace(request.params, top_k=spec.branch),
+                   steps=steps, messages=messages, finish_reason=None, kind="tree",
+                   usage={"prompt_tokens": base}, timings={"total_s": time.perf_counter() - t0},
+                   nodes=tuple(nodes),
+                   tree={**spec.to_dict(), "cut": state["cut"], "evaluated_tokens": counter["evaluated"],
+                         "forced_tokens": len(forced)})
+
+
+def greedy_path(nodes: list[TreeNode]) -> tuple[Step, ...]:
+    """The path that always takes the most likely child, as steps whose alternatives are the children."""
+    kids: dict[int, list[int]] = {}
+    for i, n in enumerate(nodes):
+        kids.setdefault(n.parent, []).append(i)
+    steps = []
+    parent = -1
+    while parent in kids:
+        children = [nodes[i] for i in kids[parent]]
+        best = max(range(len(children)), key=lambda j: (children[j].token.logprob, -j))
+        steps.append(Step(chosen=children[best].token, alternatives=tuple(c.token for c in children)))
+        parent = kids[parent][best]
+    return tuple(steps)

@@ -14,6 +14,7 @@ redacted from every message (see `tokviz.errors.redact`).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import random
 import threading
@@ -24,8 +25,8 @@ from urllib.parse import urlsplit
 
 from tokviz.errors import ProviderError, RateLimitedError, UsageError, redact
 from tokviz.providers.ratelimit import RateGate
-from tokviz.providers.registry import Progress, Request
-from tokviz.run import Message, Run, Step, Token, Tokenization
+from tokviz.providers.registry import Progress, Request, TreeSpec
+from tokviz.run import Message, Run, Step, Token, Tokenization, TreeNode
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -90,6 +91,9 @@ class OpenAIProvider:
 
     def tokenize(self, text: str, model: str) -> Tokenization:
         return tokenize(text, model)
+
+    def tree(self, request: Request, spec: TreeSpec, forced: tuple[Token, ...] = ()) -> Run:
+        return _grow_tree(self, request, spec, forced)
 
     def client(self, request: Request) -> tuple[OpenAI, str | None]:
         from openai import DefaultHttpxClient, OpenAI
@@ -174,6 +178,81 @@ class OpenAIProvider:
         return Run(provider=self.name, model=request.model, prompt=request.prompt, params=params,
                    steps=tuple(steps), messages=tuple(messages), finish_reason=finish, usage=usage,
                    timings=timings)
+
+
+def _grow_tree(provider: OpenAIProvider, request: Request, spec: TreeSpec, forced: tuple[Token, ...]) -> Run:
+    """A tree through the legacy completions endpoint: prompt + path text, one token, top-k logprobs.
+
+    Level by level, with the requests of a level in flight together (bounded). Approximations,
+    labelled in the run: the path goes back as text, so the server re-tokenizes it (usually, not
+    always, into the same tokens), and servers key alternatives by text, so they come without ids
+    or exact bytes.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if _is_openai(request.base_url or os.environ.get("OPENAI_BASE_URL") or None):
+        raise UsageError(
+            "OpenAI's chat API cannot continue from a forced prefix, so it cannot grow a tree",
+            hint="use the local model, or --base-url with a server that has the completions endpoint (vLLM, llama.cpp)",
+        )
+    client, base_url = provider.client(request)
+    t0 = time.perf_counter()
+    prompt = request.prompt + "".join(t.text for t in forced)
+
+    def ask(text: str, max_tokens: int, k: int) -> dict[str, Any]:
+        body = {"model": request.model, "prompt": text, "max_tokens": max_tokens, "temperature": 0.0,
+                "logprobs": k}
+        try:
+            return client.post("/completions", body=body, cast_to=object)  # type: ignore[return-value]
+        except Exception as err:  # every SDK and transport failure becomes one line
+            raise translate_error(err, request, base_url) from None
+
+    def children(text: str) -> list[tuple[str, float]]:
+        answer = ask(text, 1, spec.branch)
+        tops = ((answer.get("choices") or [{}])[0].get("logprobs") or {}).get("top_logprobs") or [{}]
+        kids = sorted(tops[0].items(), key=lambda kv: -kv[1])[: spec.branch]
+        return [(t, float(lp)) for t, lp in kids if math.exp(lp) >= spec.min_prob and t]
+
+    nodes: list[TreeNode] = []
+    texts: dict[int, str] = {-1: prompt}
+    frontier = [-1]
+    cut = None
+    requests = 0
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        try:
+            for depth in range(1, spec.depth + 1):
+                answers = list(pool.map(lambda i: children(texts[i]), frontier))
+                requests += len(frontier)
+                next_frontier = []
+                for parent, kids in zip(frontier, answers):
+                    for text, lp in kids:
+                        if len(nodes) >= spec.max_nodes:
+                            cut = "max-nodes"
+                            break
+                        base = nodes[parent].cum_logprob if parent >= 0 else 0.0
+                        nodes.append(TreeNode(parent=parent, token=Token(text=text, raw=text.encode("utf-8"), logprob=lp),
+                                              depth=depth, cum_logprob=base + lp))
+                        texts[len(nodes) - 1] = texts[parent] + text
+                        next_frontier.append(len(nodes) - 1)
+                frontier = next_frontier
+                if cut:
+                    break
+            if spec.complete and frontier:
+                done = list(pool.map(lambda i: ask(texts[i], spec.complete, 1), frontier))
+                requests += len(frontier)
+                for i, answer in zip(frontier, done):
+                    lps = ((answer.get("choices") or [{}])[0].get("logprobs") or {})
+                    toks = [Token(text=t, raw=t.encode("utf-8"), logprob=float(lp))
+                            for t, lp in zip(lps.get("tokens") or [], lps.get("token_logprobs") or [])]
+                    nodes[i] = replace(nodes[i], completion=tuple(toks))
+        except KeyboardInterrupt:
+            cut = "interrupted"
+    from tokviz.providers.local import greedy_path
+
+    return Run(provider=provider.name, model=request.model, prompt=prompt, params=replace(request.params, top_k=spec.branch),
+               steps=greedy_path(nodes), kind="tree", timings={"total_s": time.perf_counter() - t0}, nodes=tuple(nodes),
+               tree={**spec.to_dict(), "cut": cut, "requests": requests, "forced_tokens": len(forced),
+                     "approximation": "path sent back as text and re-tokenized by the server; alternatives keyed by text"})
 
 
 def tokenize(text: str, model: str) -> Tokenization:

@@ -42,6 +42,22 @@ class Request:
     retries: int = 2
 
 
+@dataclass(frozen=True)
+class TreeSpec:
+    """How far `tokviz tree` grows: `branch` children per node down to `depth` tokens, children
+    below `min_prob` dropped, at most `max_nodes` nodes, each leaf finished greedily by `complete`."""
+
+    depth: int = 4
+    branch: int = 3
+    min_prob: float = 0.0
+    max_nodes: int = 200
+    complete: int = 0
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"depth": self.depth, "branch": self.branch, "min_prob": self.min_prob,
+                "max_nodes": self.max_nodes, "complete": self.complete}
+
+
 class Provider(Protocol):
     name: str
 

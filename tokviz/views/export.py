@@ -52,9 +52,24 @@ def render(run: Run, fmt: str, options: RenderOptions = RenderOptions()) -> byte
     """The bytes of `run` in format `fmt`."""
     if fmt == "json":
         return run.to_json().encode("utf-8")
+    if run.kind == "tree" and fmt != "json":
+        return _render_tree(run, fmt, options)
     if fmt == "txt":
         return table.render_text(run, width=options.width, sampling=options.sampling, stats=options.stats).encode("utf-8")
     dot = graph.to_dot(graph.build(run), graph.GraphOptions(wrap=options.wrap, cut_by=options.cut_by))
+    if fmt == "dot":
+        return dot.encode("utf-8")
+    if fmt in ("svg", "png"):
+        return graph.render(dot, fmt)
+    raise UsageError(f"unknown output format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+
+
+def _render_tree(run: Run, fmt: str, options: RenderOptions) -> bytes:
+    from tokviz.views import tree
+
+    if fmt == "txt":
+        return table.plain_text(tree.view(run), width=options.width).encode("utf-8")
+    dot = tree.to_dot(run)
     if fmt == "dot":
         return dot.encode("utf-8")
     if fmt in ("svg", "png"):

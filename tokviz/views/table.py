@@ -153,6 +153,11 @@ def _without_timings(run: Run) -> Run:
 
 def render_text(run: Run, *, width: int = 100, sampling: Sequence[Setting] = (), stats: bool = False) -> str:
     """The view as plain text at a fixed width: the same on every machine (golden-file material)."""
+    return plain_text(view(run, timings=False, sampling=sampling, stats=stats), width=width)
+
+
+def plain_text(renderable: RenderableType, *, width: int = 100) -> str:
+    """Any renderable as colourless fixed-width text, trailing spaces stripped."""
     from io import StringIO
 
     from rich.console import Console
@@ -162,5 +167,5 @@ def render_text(run: Run, *, width: int = 100, sampling: Sequence[Setting] = (),
         file=buf, width=width, color_system=None, force_terminal=False, no_color=True,
         highlight=False, emoji=False, markup=False, legacy_windows=False, soft_wrap=False,
     )
-    console.print(view(run, timings=False, sampling=sampling, stats=stats))
+    console.print(renderable)
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"

@@ -1,0 +1,150 @@
+"""Views of a tree run: a rich tree, a ranked list of completions, and the Graphviz graph."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from tokviz import tokens as tok
+from tokviz.run import Run, TreeNode
+from tokviz.views.colors import percent, prob_hex, tint_hex
+from tokviz.views.graph import FONT, prompt_label, quote
+
+
+def children(run: Run) -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for i, n in enumerate(run.nodes):
+        kids.setdefault(n.parent, []).append(i)
+    return kids
+
+
+def path(run: Run, index: int) -> list[TreeNode]:
+    out = []
+    while index >= 0:
+        out.append(run.nodes[index])
+        index = run.nodes[index].parent
+    return out[::-1]
+
+
+def path_text(run: Run, index: int, *, with_completion: bool = True) -> str:
+    nodes = path(run, index)
+    raws = [n.token.raw for n in nodes]
+    if with_completion and nodes:
+        raws += [t.raw for t in nodes[-1].completion]
+    return tok.join(raws)
+
+
+def greedy_indices(run: Run) -> set[int]:
+    kids = children(run)
+    out, parent = set(), -1
+    while parent in kids:
+        parent = max(kids[parent], key=lambda i: (run.nodes[i].token.logprob, -i))
+        out.add(parent)
+    return out
+
+
+def leaves(run: Run) -> list[int]:
+    """Leaf indices, most likely path first."""
+    kids = children(run)
+    found = [i for i in range(len(run.nodes)) if i not in kids]
+    return sorted(found, key=lambda i: (-run.nodes[i].cum_logprob, i))
+
+
+def cut_note(run: Run) -> str | None:
+    cut = run.tree.get("cut")
+    if cut == "max-nodes":
+        return f"cut at --max-nodes {run.tree.get('max_nodes')}: the least likely branches were not expanded"
+    if cut == "interrupted":
+        return "interrupted: the tree holds what was expanded before Ctrl-C"
+    return None
+
+
+def rich_tree(run: Run) -> Tree:
+    kids = children(run)
+    greedy = greedy_indices(run)
+    root = Tree(Text(prompt_label(run.prompt, 60), style="bold"))
+
+    def add(branch: Tree, parent: int) -> None:
+        for i in kids.get(parent, []):
+            n = run.nodes[i]
+            label = Text()
+            label.append(n.token.label, style=prob_hex(n.token.prob) + (" bold underline" if i in greedy else ""))
+            label.append(f"  {percent(n.token.prob)}", style="dim")
+            label.append(f"  path {percent(n.cum_prob)}", style="dim")
+            if n.completion:
+                label.append("  …" + tok.visible(tok.join(t.raw for t in n.completion), visible_spaces=False), style="italic")
+            add(branch.add(label), i)
+
+    add(root, -1)
+    return root
+
+
+def ranking(run: Run, limit: int = 10) -> Table:
+    t = Table(title="most likely continuations", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    t.add_column("#", justify="right", style="dim")
+    t.add_column("path prob", justify="right")
+    t.add_column("continuation", overflow="fold")
+    for n, i in enumerate(leaves(run)[:limit], start=1):
+        p = run.nodes[i].cum_prob
+        t.add_row(str(n), Text(percent(p), style=prob_hex(p)), Text(tok.visible(path_text(run, i), visible_spaces=False)))
+    return t
+
+
+def view(run: Run) -> RenderableType:
+    parts: list[RenderableType] = [rich_tree(run), Text(""), ranking(run)]
+    info = run.tree
+    summary = (f"{len(run.nodes)} nodes · depth {info.get('depth')} · branch {info.get('branch')} · "
+               f"{info.get('evaluated_tokens', 0)} tokens evaluated · {run.provider}:{run.model}")
+    parts.append(Text(summary, style="dim"))
+    note = cut_note(run)
+    if note:
+        parts.append(Text(note, style="yellow"))
+    return Group(*parts)
+
+
+def to_dot(run: Run) -> str:
+    """Deterministic DOT: the prompt on the left, leaves ordered by path probability, the greedy
+    path drawn bold, each leaf's greedy completion in its label."""
+    kids = children(run)
+    greedy = greedy_indices(run)
+    rank = {i: n for n, i in enumerate(leaves(run))}
+    lines = [
+        "digraph tokviz_tree {",
+        f'  graph [rankdir=LR, nodesep=0.08, ranksep=0.35, fontname="{FONT}", bgcolor="white", charset="UTF-8", ordering=out];',
+        f'  node [shape=box, style="rounded,filled", fontname="{FONT}", fontsize=11, margin="0.06,0.03", height=0.3];',
+        "  edge [arrowsize=0.5];",
+        f'  start [label={quote(prompt_label(run.prompt))}, fillcolor="#eeeeee", color="#888888", style="rounded,filled,bold"];',
+    ]
+    note = cut_note(run)
+    if note:
+        lines.insert(2, f'  graph [label={quote(note)}, labelloc=b, labeljust=l, fontsize=10, fontcolor="#aa6600"];')
+
+    def best_leaf(i: int) -> int:
+        return min((rank[j] for j in _descendant_leaves(kids, i)), default=len(rank))
+
+    def emit(parent: int, src: str) -> None:
+        for i in sorted(kids.get(parent, []), key=lambda j: (best_leaf(j), j)):  # likeliest paths on top
+            n = run.nodes[i]
+            p = n.token.prob
+            extra = [f"{percent(p)} · path {percent(n.cum_prob)}"]
+            if n.completion:
+                extra.append("…" + tok.visible(tok.join(t.raw for t in n.completion), visible_spaces=False))
+            bold = i in greedy
+            lines.append(f"  t{i} [label={quote(n.token.label, *extra)}, fillcolor={quote(tint_hex(p, 0.55))}, "
+                         f"color={quote(prob_hex(p))}{', penwidth=2.5' if bold else ''}];")
+            lines.append(f"  {src} -> t{i} [penwidth={0.6 + 4 * p:.2f}, color={quote(prob_hex(p))}"
+                         f"{'' if bold else ', style=dashed'}];")
+            emit(i, f"t{i}")
+
+    emit(-1, "start")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _descendant_leaves(kids: dict[int, list[int]], i: int) -> list[int]:
+    if i not in kids:
+        return [i]
+    return [leaf for k in kids[i] for leaf in _descendant_leaves(kids, k)]
