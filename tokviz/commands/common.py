@@ -31,9 +31,19 @@ def render_options(*, wrap: int, sampling: str | None, stats: bool) -> export.Re
     return export.RenderOptions(wrap=wrap, sampling=parse_settings(sampling) if sampling else (), stats=stats)
 
 
-def print_run(run: Run, options: export.RenderOptions, *, as_json: bool) -> None:
-    """The run on stdout: JSON (with "stats" when asked) or the table view."""
+ViewOpt = Annotated[str, typer.Option("--view", help="What to print: 'table' (every token and its alternatives) or 'text' (the text as a heatmap).")]
+
+
+def print_run(run: Run, options: export.RenderOptions, *, as_json: bool, view: str = "table") -> None:
+    """The run on stdout: JSON (with "stats" when asked), the table view, or the text heatmap."""
     out = stdout()
+    if view not in ("table", "text"):
+        raise UsageError(f"--view must be 'table' or 'text', got {view!r}")
+    if view == "text" and not as_json and run.kind != "tree":
+        from tokviz.views import heatmap
+
+        out.print(heatmap.view(run, color=out.is_terminal and not out.no_color))
+        return
     if as_json:
         from tokviz.metrics import run_stats
 

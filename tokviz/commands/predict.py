@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from tokviz.commands import common
+from tokviz.errors import UsageError
 from tokviz.files import check_writable, write_atomic
 
 
@@ -33,6 +34,7 @@ def predict(
     wrap: common.WrapOpt = common.DEFAULT_WRAP,
     stats: common.StatsOpt = False,
     show_sampling: common.SamplingOpt = None,
+    view: common.ViewOpt = "table",
     quiet: common.QuietOpt = False,
 ) -> None:
     """Generate from PROMPT and show each token's probability and top alternatives."""
@@ -42,6 +44,8 @@ def predict(
                                   temperature=temperature, top_p=top_p, seed=seed, chat=chat, system=system,
                                   base_url=base_url, timeout=timeout, retries=retries)
     options = common.render_options(wrap=wrap, sampling=show_sampling, stats=stats)
+    if view not in ("table", "text"):
+        raise UsageError(f"--view must be 'table' or 'text', got {view!r}")
     pipeline.resolve(request, provider, replay=replay)
     planned = common.plan_outputs(output or [])
     for path in (save, record):
@@ -54,4 +58,4 @@ def predict(
         write_atomic(save, run.to_json().encode("utf-8"))
     common.write_outputs(run, planned, options)
     if not quiet:
-        common.print_run(run, options, as_json=as_json)
+        common.print_run(run, options, as_json=as_json, view=view)

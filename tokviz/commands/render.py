@@ -17,6 +17,7 @@ def render(
     wrap: common.WrapOpt = common.DEFAULT_WRAP,
     stats: common.StatsOpt = False,
     show_sampling: common.SamplingOpt = None,
+    view: common.ViewOpt = "table",
     quiet: common.QuietOpt = False,
     check: Annotated[bool, typer.Option("--check", help="Compare with the existing -o files instead of writing them; exit 1 with a diff if any differs.")] = False,
     update: Annotated[bool, typer.Option("--update", help="Rewrite the -o files that differ (golden-file update), and name them on stderr.")] = False,
@@ -43,4 +44,4 @@ def render(
     common.write_outputs(run, planned, options)
     if quiet or (planned and not as_json):
         return
-    common.print_run(run, options, as_json=as_json)
+    common.print_run(run, options, as_json=as_json, view=view)

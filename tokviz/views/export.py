@@ -22,6 +22,8 @@ EXTENSIONS: dict[str, str] = {
     ".gv": "dot",
     ".json": "json",
     ".txt": "txt",
+    ".html": "html",
+    ".htm": "html",
 }
 FORMATS = sorted(set(EXTENSIONS.values()))
 
@@ -52,6 +54,8 @@ def render(run: Run, fmt: str, options: RenderOptions = RenderOptions()) -> byte
     """The bytes of `run` in format `fmt`."""
     if fmt == "json":
         return run.to_json().encode("utf-8")
+    if fmt == "html":
+        return _render_html(run, options)
     if run.kind == "tree" and fmt != "json":
         return _render_tree(run, fmt, options)
     if fmt == "txt":
@@ -75,3 +79,16 @@ def _render_tree(run: Run, fmt: str, options: RenderOptions) -> bytes:
     if fmt in ("svg", "png"):
         return graph.render(dot, fmt)
     raise UsageError(f"unknown output format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+
+
+def _render_html(run: Run, options: RenderOptions) -> bytes:
+    """The self-contained page; the graph is embedded when Graphviz is there, left out (not fatal) when not."""
+    from tokviz.errors import RenderError
+    from tokviz.views import html
+
+    try:
+        svg = _render_tree(run, "svg", options) if run.kind == "tree" else render(run, "svg", options)
+    except RenderError:
+        svg = None
+    page = html.tree_page(run, svg) if run.kind == "tree" else html.page(run, graph_svg=svg)
+    return page.encode("utf-8")

@@ -1,0 +1,125 @@
+"""The HTML view in a real headless browser (Debian's chromium, driven by Playwright, offline)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import make_run, run_cli
+from tokviz.run import Run
+from tokviz.views import export, heatmap
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync", "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def open_page(browser: Any, path: Path, **context: Any) -> tuple[Any, list[str], list[str]]:
+    page = browser.new_page(**context)
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(path.as_uri())
+    return page, errors, requests
+
+
+def write_html(run: Run, tmp_path: Path) -> Path:
+    path = tmp_path / "run.html"
+    path.write_bytes(export.render(run, "html"))
+    return path
+
+
+def test_page_loads_offline_and_hover_shows_alternatives(browser: Any, tmp_path: Path, small_run: Run) -> None:
+    page, errors, requests = open_page(browser, write_html(small_run, tmp_path))
+    assert errors == []
+    assert requests == [(tmp_path / "run.html").as_uri()]  # nothing else: no CDN, no fonts, no network
+    tip = page.locator("#tip")
+    assert tip.is_hidden()
+    page.hover(".tok >> nth=0")
+    assert tip.is_visible()
+    text = tip.inner_text()
+    assert "␣Paris" in text and "81.2%" in text and "␣a" in text and "7.1%" in text
+    assert page.locator("#tip .bar").count() == 3
+    page.mouse.move(0, 0)
+    assert tip.is_hidden()
+    page.locator("details summary").click()  # the graph toggle
+    assert page.locator("details svg").is_visible()
+
+
+def test_keyboard_focus_shows_the_tooltip(browser: Any, tmp_path: Path, small_run: Run) -> None:
+    page, errors, _ = open_page(browser, write_html(small_run, tmp_path))
+    page.keyboard.press("Tab")  # the theme button
+    page.keyboard.press("Tab")  # the first token
+    assert page.evaluate("document.activeElement.dataset.i") == "0"
+    assert page.locator("#tip").is_visible()
+    page.keyboard.press("Escape")
+    assert page.locator("#tip").is_hidden() and errors == []
+
+
+def test_hostile_tokens_render_as_text(browser: Any, tmp_path: Path) -> None:
+    evil = "<script>window.pwned=1</script>"
+    run = make_run([[(evil, 0.6), ("</span><b>x</b>", 0.3)], [("</script><img src=x onerror=window.pwned=2>", 0.9)],
+                    [("&amp;", 0.5)]], prompt="<i>prompt</i>")
+    page, errors, requests = open_page(browser, write_html(run, tmp_path))
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("script").count() == 2 and page.locator("img").count() == 0 and page.locator("i").count() == 0
+    tokens = page.locator(".tok").all_inner_texts()
+    assert tokens[0] == evil and tokens[2] == "&amp;"
+    assert page.locator(".prompt").inner_text() == "<i>prompt</i>"
+    page.hover(".tok >> nth=0")
+    assert "</span><b>x</b>" in page.locator("#tip").inner_text()
+    assert errors == [] and len(requests) == 1
+
+
+def test_dark_theme_and_toggle(browser: Any, tmp_path: Path, small_run: Run) -> None:
+    path = write_html(small_run, tmp_path)
+    page, _, _ = open_page(browser, path, color_scheme="dark")
+    background = "getComputedStyle(document.body).backgroundColor"
+    assert page.evaluate(background) == "rgb(22, 23, 26)"
+    page.click("#theme")
+    assert page.evaluate(background) == "rgb(255, 255, 255)"
+
+
+def test_html_from_predict_render_and_tree(tmp_path: Path) -> None:
+    out = tmp_path / "p.html"
+    saved = tmp_path / "run.json"
+    assert run_cli("predict", "The capital of France is", "-n", "5", "-o", str(out), "--save", str(saved), "-q").returncode == 0
+    again = tmp_path / "r.html"
+    assert run_cli("render", str(saved), "-o", str(again)).returncode == 0
+    assert again.read_bytes() == out.read_bytes()
+    assert len(out.read_bytes()) < 200_000
+    tree = tmp_path / "t.html"
+    assert run_cli("tree", "The capital of France is", "--depth", "2", "--branch", "2", "-o", str(tree), "-q").returncode == 0
+    assert b"Most likely continuations" in tree.read_bytes() and b"<svg" in tree.read_bytes()
+
+
+def test_terminal_heatmap(small_run: Run) -> None:
+    plain = heatmap.heatmap(small_run, color=False).plain
+    assert plain == "The capital of France is Paris[81.2%].[60.0%]caf[40.0%]\\xc3[90.0%]é[99.0%]"
+    coloured = heatmap.view(small_run)
+    from io import StringIO
+
+    from rich.console import Console
+
+    buf = StringIO()
+    Console(file=buf, force_terminal=True, color_system="truecolor", width=100).print(coloured)
+    assert "48;2;" in buf.getvalue()  # backgrounds
+    proc = run_cli("predict", "The capital of France is", "-n", "3", "--view", "text")
+    assert proc.returncode == 0 and proc.stdout.decode().startswith("The capital of France is the[17.9%]")
+    assert run_cli("predict", "x", "--view", "graph").returncode == 2

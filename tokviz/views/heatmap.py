@@ -1,0 +1,47 @@
+"""The terminal heatmap: the generated text itself, each token on a background coloured by its
+probability, with a legend — a quick look without the table (`predict --view text`)."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from tokviz import tokens as tok
+from tokviz.run import Run
+from tokviz.views.colors import percent, tint_hex
+
+LEGEND_STOPS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def heatmap(run: Run, *, color: bool = True) -> Text:
+    """Prompt (dim) then the text, token by token. Without colour, each token is followed by its
+    probability in brackets, so the figures survive a pipe or NO_COLOR."""
+    out = Text()
+    out.append(run.prompt, style="dim")
+    for step, piece in zip(run.steps, tok.pieces([s.chosen.raw for s in run.steps])):
+        p = step.chosen.prob
+        shown = piece if piece else step.chosen.label
+        if not step.chosen.raw and step.chosen.text:
+            shown = tok.visible(step.chosen.text)
+        shown = shown.replace("\n", "↵\n")
+        if color:
+            out.append(shown, style=f"#111111 on {tint_hex(p, 0.25)}")
+        else:
+            out.append(shown)
+            out.append(f"[{percent(p)}]", style="dim")
+    return out
+
+
+def legend() -> Text:
+    out = Text()
+    out.append("probability: ", style="dim")
+    for p in LEGEND_STOPS:
+        out.append(f" {percent(p)} ", style=f"#111111 on {tint_hex(p, 0.25)}")
+    return out
+
+
+def view(run: Run, *, color: bool = True) -> RenderableType:
+    parts: list[RenderableType] = [heatmap(run, color=color)]
+    if color:
+        parts += [Text(""), legend()]
+    return Group(*parts)

@@ -1,0 +1,168 @@
+"""One self-contained HTML page for a run: the text coloured by confidence, alternatives on hover.
+
+No server, no CDN, no network: styles, script and the graph (inline SVG) are all in the file.
+Token text is untrusted: it enters the page only through `html.escape` (in markup) and through a
+JSON block whose `<`, `>` and `&` are escaped as \\u003c… (so `</script>` cannot close it); the
+script builds the tooltips with `textContent`, never `innerHTML`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from tokviz import tokens as tok
+from tokviz.metrics import run_stats, step_entropy
+from tokviz.run import Run
+from tokviz.views.colors import percent, prob_hex, tint_hex
+
+CSS = """
+:root{--bg:#fff;--fg:#1d1d1f;--muted:#666;--card:#f5f5f7;--line:#ddd;--tipbg:#fff}
+@media (prefers-color-scheme:dark){:root{--bg:#16171a;--fg:#e8e8ea;--muted:#9a9aa2;--card:#222329;--line:#3a3b42;--tipbg:#26272d}}
+:root[data-theme=light]{--bg:#fff;--fg:#1d1d1f;--muted:#666;--card:#f5f5f7;--line:#ddd;--tipbg:#fff}
+:root[data-theme=dark]{--bg:#16171a;--fg:#e8e8ea;--muted:#9a9aa2;--card:#222329;--line:#3a3b42;--tipbg:#26272d}
+body{margin:0 auto;max-width:60rem;padding:1.5rem;background:var(--bg);color:var(--fg);font:16px/1.5 system-ui,sans-serif}
+header{display:flex;justify-content:space-between;align-items:baseline;gap:1rem;flex-wrap:wrap}
+h1{font-size:1.3rem;margin:0}.meta{color:var(--muted);font-size:.9rem}
+#text{font:1.15rem/2.1 ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap;word-break:break-word;background:var(--card);padding:1rem;border-radius:.5rem;margin:1rem 0}
+.prompt{color:var(--muted)}
+.tok{color:#111;border-radius:.2rem;padding:.05rem 0;cursor:help;outline-offset:2px}
+.tok:focus,.tok:hover{outline:2px solid var(--fg)}
+.frag{font-size:.7em;vertical-align:middle}
+#tip{position:absolute;z-index:10;min-width:14rem;max-width:22rem;background:var(--tipbg);color:var(--fg);border:1px solid var(--line);border-radius:.5rem;padding:.5rem .7rem;box-shadow:0 4px 16px rgba(0,0,0,.25);font-size:.85rem}
+#tip .row{display:grid;grid-template-columns:7rem 1fr 3.5rem;gap:.4rem;align-items:center}
+#tip .name{font-family:ui-monospace,Menlo,monospace;overflow:hidden;text-overflow:ellipsis;white-space:pre}
+#tip .bar{display:block;height:.6rem;border-radius:.2rem}#tip .chosen .name{font-weight:700}
+#tip .pct{text-align:right;font-variant-numeric:tabular-nums}
+.legend{display:flex;align-items:center;gap:.5rem;color:var(--muted);font-size:.85rem}
+.legend .scale{flex:0 0 12rem;height:.8rem;border-radius:.2rem;background:linear-gradient(90deg,#d73027,#f46d43,#e8b41e,#8cc04f,#1a9850)}
+table{border-collapse:collapse;font-size:.9rem}td,th{padding:.15rem .8rem .15rem 0;text-align:left}th{color:var(--muted);font-weight:400}
+details{margin-top:1rem}summary{cursor:pointer}.graph{overflow:auto;background:#fff;border-radius:.5rem;padding:.5rem}
+button{font:inherit;background:var(--card);color:var(--fg);border:1px solid var(--line);border-radius:.4rem;padding:.2rem .6rem;cursor:pointer}
+"""
+
+JS = """
+(function(){
+var data=JSON.parse(document.getElementById('tokviz-data').textContent);
+var tip=document.getElementById('tip');
+function pct(p){if(p>=0.9995)return p>=1?'100%':'>99.9%';if(p<0.0005)return p<=0?'0%':'<0.1%';return (p*100).toFixed(1)+'%';}
+function show(el){var s=data.steps[+el.dataset.i];tip.textContent='';
+ var h=document.createElement('div');h.className='meta';h.textContent='step '+(+el.dataset.i+1)+' \\u00b7 entropy '+s.entropy.toFixed(2)+' bits';tip.appendChild(h);
+ s.alts.forEach(function(a){var r=document.createElement('div');r.className='row'+(a.chosen?' chosen':'');
+  var n=document.createElement('span');n.className='name';n.textContent=a.label;
+  var b=document.createElement('span');b.className='bar';b.style.width=Math.max(2,Math.round(a.p*100))+'%';b.style.background=a.color;
+  var v=document.createElement('span');v.className='pct';v.textContent=pct(a.p);
+  r.appendChild(n);r.appendChild(b);r.appendChild(v);tip.appendChild(r);});
+ if(!s.inTopK){var o=document.createElement('div');o.className='meta';o.textContent='chosen token was outside the returned alternatives';tip.appendChild(o);}
+ tip.hidden=false;var r=el.getBoundingClientRect();
+ tip.style.left=Math.max(8,Math.min(window.scrollX+r.left,window.scrollX+document.documentElement.clientWidth-tip.offsetWidth-8))+'px';
+ tip.style.top=(window.scrollY+r.bottom+6)+'px';}
+function hide(){tip.hidden=true;}
+document.querySelectorAll('.tok').forEach(function(el){
+ el.addEventListener('mouseenter',function(){show(el);});el.addEventListener('focus',function(){show(el);});
+ el.addEventListener('mouseleave',hide);el.addEventListener('blur',hide);});
+document.addEventListener('keydown',function(e){if(e.key==='Escape')hide();});
+var t=document.getElementById('theme');t.addEventListener('click',function(){var r=document.documentElement;
+ var dark=r.dataset.theme?r.dataset.theme==='dark':window.matchMedia('(prefers-color-scheme: dark)').matches;
+ r.dataset.theme=dark?'light':'dark';});
+})();
+"""
+
+
+def _json_for_script(data: Any) -> str:
+    """JSON that is safe inside <script>: no character of it can end the element."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _svg_inline(svg: bytes) -> str:
+    text = svg.decode("utf-8")
+    start = text.find("<svg")
+    return text[start:] if start >= 0 else ""
+
+
+def _stats_rows(run: Run) -> list[tuple[str, str]]:
+    st = run_stats(run)
+    rows = [("tokens", str(st.tokens))]
+    if st.mean_chosen_prob is not None:
+        rows.append(("mean chosen probability", percent(st.mean_chosen_prob)))
+    if st.perplexity is not None:
+        rows.append(("perplexity", f"{st.perplexity:.3f}"))
+    if st.mean_entropy_bits is not None:
+        rows.append(("mean entropy", f"{st.mean_entropy_bits:.3f} bits"))
+    if st.least_certain:
+        rows.append(("least certain steps", ", ".join(f"#{i}" for i in st.least_certain)))
+    if st.cost_usd is not None:
+        rows.append(("estimated cost", f"${st.cost_usd:.6f}"))
+    return rows
+
+
+def page(run: Run, *, graph_svg: bytes | None = None, body_html: str | None = None) -> str:
+    """The HTML page for `run`. `graph_svg` (optional) is embedded behind a toggle."""
+    e = html.escape
+    params = run.params
+    meta = (f"{run.provider}:{run.model} · {params.mode} · T={params.temperature:g} · top-p={params.top_p:g} · "
+            f"top-k {params.top_k}" + (f" · seed {params.seed}" if params.seed is not None else ""))
+    if body_html is None:
+        body_html, data = _text_section(run)
+    else:
+        data = {"steps": []}
+    stats = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _stats_rows(run)) if run.kind != "tree" else ""
+    graph = (f'<details><summary>Show the token graph</summary><div class="graph">{_svg_inline(graph_svg)}</div></details>'
+             if graph_svg else "")
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>tokviz · {e(' '.join(run.prompt.split())[:60])}</title><style>{CSS}</style></head><body>"
+        f'<header><h1>tokviz</h1><button id="theme" type="button" aria-label="switch light and dark theme">◐ theme</button></header>'
+        f'<p class="meta">{e(meta)}</p>'
+        f"{body_html}"
+        '<div class="legend" aria-hidden="true"><span>probability of the chosen token</span><span>0%</span>'
+        '<span class="scale"></span><span>100%</span></div>'
+        f"<table aria-label=\"statistics\">{stats}</table>{graph}"
+        '<div id="tip" role="tooltip" hidden></div>'
+        f'<script id="tokviz-data" type="application/json">{_json_for_script(data)}</script>'
+        f"<script>{JS}</script></body></html>\n"
+    )
+
+
+def _text_section(run: Run) -> tuple[str, dict[str, Any]]:
+    e = html.escape
+    pieces = tok.pieces([s.chosen.raw for s in run.steps])
+    spans = []
+    steps = []
+    for i, (step, piece) in enumerate(zip(run.steps, pieces)):
+        p = step.chosen.prob
+        label = step.chosen.label
+        if not step.chosen.raw and step.chosen.text:
+            shown, cls = e(tok.visible(step.chosen.text)), "tok"
+        elif piece == "":
+            shown, cls = "·", "tok frag"  # a byte of a character completed by a later token
+        else:
+            shown = e(piece.replace("\n", "↵\n").replace("\t", "⇥\t"))
+            cls = "tok"
+        spans.append(f'<span class="{cls}" tabindex="0" data-i="{i}" style="background:{tint_hex(p, 0.25)}" '
+                     f'aria-label="{e(label)}, {percent(p)}">{shown}</span>')
+        alts = [{"label": a.label, "p": a.prob, "color": prob_hex(a.prob), "chosen": a == step.chosen}
+                for a in step.alternatives]
+        in_top = any(a["chosen"] for a in alts)
+        if not in_top:
+            alts.append({"label": label, "p": p, "color": prob_hex(p), "chosen": True})
+        steps.append({"entropy": step_entropy(step), "alts": alts, "inTopK": in_top})
+    body = (f'<section id="text" aria-label="prompt and generated text"><span class="prompt">{e(run.prompt)}</span>'
+            + "".join(spans) + "</section>")
+    return body, {"steps": steps}
+
+
+def tree_page(run: Run, graph_svg: bytes | None) -> str:
+    """A tree run's page: its most likely continuations, and the tree graph."""
+    from tokviz.views import tree
+
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{n}</td><td>{percent(run.nodes[i].cum_prob)}</td><td><code>{e(tree.path_text(run, i))}</code></td></tr>"
+        for n, i in enumerate(tree.leaves(run)[:20], start=1))
+    body = (f'<section id="text"><span class="prompt">{e(run.prompt)}</span></section>'
+            f"<h2>Most likely continuations</h2><table><tr><th>#</th><th>path</th><th>continuation</th></tr>{rows}</table>")
+    return page(run, graph_svg=graph_svg, body_html=body)
