@@ -79,7 +79,10 @@ def test_interrupted_batch_resumes_to_identical_outputs(tmp_path: Path) -> None:
     assert subprocess.run(_batch_cmd(prompts, reference), capture_output=True, check=False).returncode == 0
 
     out = tmp_path / "interrupted"
-    proc = subprocess.Popen(_batch_cmd(prompts, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # SIGINT back to default in the child: a test run started in the background inherits SIGINT
+    # ignored, and Python then (rightly) installs no Ctrl-C handler, so the signal would be lost.
+    proc = subprocess.Popen(_batch_cmd(prompts, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(out.glob("*.json"))) < 4:  # index.json + 3 runs
         time.sleep(0.05)

@@ -1,0 +1,205 @@
+"""The Python API, for notebooks: the seed lesson's `TokenPredictor` and friends, and `predict()`.
+
+The lesson this project grew from used a small module:
+
+    predictor = TokenPredictor(model_name)
+    predictions = predictor.predict_tokens(message)      # a list of plain dicts
+    G = create_token_graph(model_name, predictions)      # a networkx graph
+    plt = visualize_predictions(G); plt.show()
+
+The same code runs on tokviz with only its import line changed, on any provider: the embedded model
+with no key, OpenAI models with one. Everything is built from a `Run`, so the graph is the one the
+CLI renders and the figures are the ones the CLI prints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tokviz import pipeline
+from tokviz import tokens as tok
+from tokviz.providers.registry import Request, default_model
+from tokviz.run import Params, Run, Step, Token
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+__all__ = ["Predictions", "TokenPredictor", "create_token_graph", "predict", "visualize_predictions"]
+
+
+def predict(prompt: str, model: str | None = None, *, top_k: int = 5, max_tokens: int = 20, temperature: float = 0.0,
+            top_p: float = 1.0, seed: int | None = None, chat: bool = False, system: str | None = None,
+            base_url: str | None = None, provider: str | None = None, timeout: float = 60.0, retries: int = 2) -> Run:
+    """Generate from `prompt` and return the `Run` (the same options as `tokviz predict`).
+
+    In Jupyter, a Run shown as a cell's value renders itself: the heatmap and the graph.
+    """
+    params = Params(top_k=top_k, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                    mode="chat" if (chat or system) else "raw")
+    request = Request(prompt=prompt, model=model or default_model(), params=params, system=system,
+                      base_url=base_url, timeout=timeout, retries=retries)
+    return pipeline.predict(request, provider=provider)
+
+
+class Predictions(list):  # type: ignore[type-arg]
+    """The seed's list of plain dicts, one per generated token, remembering the Run it came from.
+
+    Each dict: "token" (the text this token completes, so "".join(p["token"] ...) is the answer
+    with no broken characters), "probability", "alternatives" (dicts of "token" and "probability",
+    best first), plus "bytes" (exact) and "label" (as the table shows it).
+    """
+
+    run: Run
+
+    def __init__(self, run: Run) -> None:
+        super().__init__(_prediction_dicts(run))
+        self.run = run
+
+
+def _prediction_dicts(run: Run) -> list[dict[str, Any]]:
+    pieces = tok.pieces([s.chosen.raw for s in run.steps])
+    return [{
+        "token": piece,
+        "probability": step.chosen.prob,
+        "logprob": step.chosen.logprob,
+        "bytes": step.chosen.raw,
+        "label": step.chosen.label,
+        "alternatives": [{"token": a.raw.decode("utf-8", "replace") if a.raw else a.text, "probability": a.prob,
+                          "label": a.label} for a in step.alternatives],
+    } for step, piece in zip(run.steps, pieces)]
+
+
+class TokenPredictor:
+    """`TokenPredictor(model_name, temperature=0.2).predict_tokens(message)`, as in the lesson."""
+
+    def __init__(self, model_name: str | None = None, temperature: float = 0.0, *, top_k: int = 5,
+                 max_tokens: int = 20, top_p: float = 1.0, seed: int | None = None, **options: Any) -> None:
+        self.model_name = model_name or default_model()
+        self.options = {"temperature": temperature, "top_k": top_k, "max_tokens": max_tokens, "top_p": top_p,
+                        "seed": seed, **options}
+        self.last_run: Run | None = None
+
+    def predict_tokens(self, message: str) -> Predictions:
+        self.last_run = predict(message, self.model_name, **self.options)
+        return Predictions(self.last_run)
+
+
+def _run_from_dicts(model_name: str, predictions: list[dict[str, Any]]) -> Run:
+    """A Run rebuilt from bare prediction dicts (when they did not come from a TokenPredictor)."""
+    import math
+
+    def token(d: dict[str, Any]) -> Token:
+        raw = d.get("bytes") if isinstance(d.get("bytes"), bytes) else str(d["token"]).encode("utf-8")
+        return Token(text=str(d["token"]), raw=raw, logprob=math.log(max(float(d["probability"]), 1e-300)))
+
+    steps = tuple(Step(chosen=token(p), alternatives=tuple(token(a) for a in p.get("alternatives", []))) for p in predictions)
+    return Run(provider="notebook", model=model_name, prompt="", params=Params(), steps=steps)
+
+
+def create_token_graph(model_name: str, predictions: list[dict[str, Any]]) -> nx.DiGraph:
+    """The networkx graph the CLI renders: start node, chosen chain, alternatives, edge probabilities."""
+    from tokviz.views import graph
+
+    run = predictions.run if isinstance(predictions, Predictions) else _run_from_dicts(model_name, predictions)
+    g = graph.build(run)
+    g.graph["run"] = run
+    return g
+
+
+class GraphView:
+    """What `visualize_predictions` returns: shows itself inline in Jupyter (SVG), and outside it
+    `.show()` writes an SVG file and says where."""
+
+    def __init__(self, g: nx.DiGraph, wrap: int | None = None) -> None:
+        from tokviz.views import graph
+
+        self.graph = g
+        self.dot = graph.to_dot(g, graph.GraphOptions(wrap=wrap if wrap is not None else graph.DEFAULT_WRAP))
+        self._svg: bytes | None = None
+        self.path: Path | None = None
+
+    def svg(self) -> str:
+        from tokviz.views import graph
+
+        if self._svg is None:
+            self._svg = graph.render(self.dot, "svg")
+        return self._svg.decode("utf-8")
+
+    def _repr_svg_(self) -> str:
+        return self.svg()
+
+    def save(self, path: str | Path) -> Path:
+        from tokviz.files import write_atomic
+        from tokviz.views import export, graph
+
+        target = Path(path)
+        fmt = export.format_for(target)
+        data = self.dot.encode() if fmt == "dot" else graph.render(self.dot, fmt) if fmt in ("svg", "png") else None
+        if data is None:
+            from tokviz.errors import UsageError
+
+            raise UsageError(f"a graph saves as .svg, .png or .dot, not {target.suffix}")
+        write_atomic(target, data)
+        return target
+
+    def show(self) -> Path | None:
+        """Display inline in Jupyter; elsewhere write `tokviz-graph-….svg` to the temp folder and print where."""
+        if _in_notebook():
+            from IPython.display import SVG, display
+
+            display(SVG(self.svg()))
+            return None
+        name = f"tokviz-graph-{hashlib.sha1(self.dot.encode()).hexdigest()[:10]}.svg"
+        self.path = self.save(Path(tempfile.gettempdir()) / name)
+        print(f"tokviz: graph written to {self.path}")
+        return self.path
+
+
+def visualize_predictions(g: nx.DiGraph, wrap: int | None = None) -> GraphView:
+    return GraphView(g, wrap)
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _run_html(run: Run) -> str:
+    """A Run in a notebook: the HTML view (heatmap, hover alternatives, graph) in an isolated frame."""
+    import html
+
+    from tokviz.views import export
+
+    page = export.render(run, "html").decode("utf-8")
+    return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:32rem;border:0" '
+            'sandbox="allow-scripts"></iframe>')
+
+
+def _run_svg(run: Run) -> str:
+    from tokviz.views import export
+
+    return export.render(run, "svg").decode("utf-8")
+
+
+def _register_formatters() -> None:
+    """Teach IPython to show Runs (kept here, not on Run itself, so the data model imports no views)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    formatters = shell.display_formatter.formatters
+    formatters["text/html"].for_type(Run, _run_html)
+    formatters["image/svg+xml"].for_type(Run, _run_svg)
+
+
+_register_formatters()
