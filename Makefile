@@ -33,8 +33,8 @@ $(BIN)/tokviz: pyproject.toml
 
 demo: venv
 	mkdir -p demo-output
-	$(BIN)/tokviz predict "$(DEMO_PROMPT)" -o demo-output/capital.svg -o demo-output/capital.png --save demo-output/capital.json
-	@echo "graphs written to demo-output/capital.svg and demo-output/capital.png"
+	$(BIN)/tokviz predict "$(DEMO_PROMPT)" -o demo-output/capital.svg -o demo-output/capital.png -o demo-output/capital.html --save demo-output/capital.json
+	@echo "written: demo-output/capital.svg, capital.png, capital.html (open it in a browser) and capital.json"
 
 lint: venv
 	$(BIN)/ruff check tokviz tests bench
