@@ -14,8 +14,10 @@ import tokviz
 from tokviz.notebook import Predictions, TokenPredictor, create_token_graph, visualize_predictions
 from tokviz.run import Run
 
-# shared/ sits beside the project (here and in CI's fresh clone alike).
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_3c0942456afef217.txt"
+SEED_NAME = Path("shared") / "seed" / "000_3c0942456afef217.txt"
+# shared/ sits beside the project's checkout (here and in CI's fresh clone alike).
+SEED = next((p / SEED_NAME for p in Path(__file__).resolve().parents if (p / SEED_NAME).is_file()),
+            Path(__file__).resolve().parents[2] / SEED_NAME)
 
 
 def seed_cells() -> list[str]:
