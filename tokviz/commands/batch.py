@@ -11,7 +11,6 @@ from rich.console import Console
 
 from tokviz.commands import common
 from tokviz.errors import ExitStatus, TokvizError, UsageError
-from tokviz.views import export
 
 if TYPE_CHECKING:
     from tokviz.batch import Batch, Job, Outcome
@@ -26,6 +25,8 @@ class BatchInterrupted(TokvizError):
 
 
 def _formats(value: str) -> list[str]:
+    from tokviz.views import export
+
     formats = [f.strip().lower().lstrip(".") for f in value.split(",") if f.strip()]
     unknown = [f for f in formats if f not in export.FORMATS]
     if unknown or not formats:
@@ -59,6 +60,7 @@ def batch(
 ) -> None:
     """Run every prompt in PROMPTS; write each one's run and graphs, and an index, into a folder."""
     from tokviz import batch as workflow
+    from tokviz.views import export
 
     if not 1 <= concurrency <= 64:
         raise UsageError(f"--concurrency must be between 1 and 64, got {concurrency}")

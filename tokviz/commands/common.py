@@ -4,29 +4,32 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 
 from tokviz.errors import RunFileError, UsageError
 from tokviz.files import check_writable, write_atomic
-from tokviz.providers.registry import Request, default_model
-from tokviz.run import Params, Run
-from tokviz.views import export, graph
+from tokviz.views import DEFAULT_WRAP as DEFAULT_WRAP  # re-exported for the commands' defaults
+
+if TYPE_CHECKING:  # the rest is imported where used, so `tokviz --help` loads no view or provider code
+    from tokviz.providers.registry import Request
+    from tokviz.run import Run
+    from tokviz.views import export
 
 # Options several commands take, declared once so their names and help stay the same everywhere.
 OutputOpt = Annotated[Optional[list[Path]], typer.Option("--output", "-o", help="Write a view; the extension chooses it: .svg .png .dot .json .txt. Repeatable.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run as JSON on stdout instead of the table.")]
 WrapOpt = Annotated[int, typer.Option("--wrap", help="Chosen tokens per row in graphs (0: one row).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stdout (outputs are still written).")]
-DEFAULT_WRAP = graph.DEFAULT_WRAP
 StatsOpt = Annotated[bool, typer.Option("--stats", help="Print the run's summary (perplexity, entropy, least certain steps, speed, usage, estimated cost) under the table; --json carries it too.")]
 SamplingOpt = Annotated[Optional[str], typer.Option("--show-sampling", help="Show how settings would reshape each step, e.g. 'T=0.2,T=1.5,top_k=3,top_p=0.9' (over the returned alternatives).", show_default=False)]
 
 
 def render_options(*, wrap: int, sampling: str | None, stats: bool) -> export.RenderOptions:
     from tokviz.sampling import parse_settings
+    from tokviz.views import export
 
     return export.RenderOptions(wrap=wrap, sampling=parse_settings(sampling) if sampling else (), stats=stats)
 
@@ -77,6 +80,9 @@ ReplayOpt = Annotated[Optional[Path], typer.Option("--replay", help="Answer from
 def make_request(prompt: str, *, model: str | None, top_k: int, max_tokens: int, temperature: float, top_p: float,
                  seed: int | None, chat: bool, system: str | None, base_url: str | None, timeout: float,
                  retries: int) -> Request:
+    from tokviz.providers.registry import Request, default_model
+    from tokviz.run import Params
+
     params = Params(top_k=top_k, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
                     mode="chat" if (chat or system) else "raw")
     return Request(prompt=prompt, model=model or default_model(), params=params, system=system,
@@ -106,6 +112,8 @@ def read_text_arg(value: str) -> str:
 
 def plan_outputs(outputs: list[Path]) -> list[tuple[Path, str]]:
     """Each output path with its format, checked before any work is done."""
+    from tokviz.views import export
+
     planned = []
     for path in outputs:
         check_writable(path)
@@ -114,6 +122,8 @@ def plan_outputs(outputs: list[Path]) -> list[tuple[Path, str]]:
 
 
 def write_outputs(run: Run, planned: list[tuple[Path, str]], options: export.RenderOptions) -> None:
+    from tokviz.views import export
+
     for path, fmt in planned:
         write_atomic(path, export.render(run, fmt, options))
 
@@ -123,6 +133,7 @@ def check_outputs(run: Run, planned: list[tuple[Path, str]], options: export.Ren
     """Compare each rendering with the file on disk. Returns the diffs (empty: all equal); with
     `update`, differing files are rewritten instead and their names returned."""
     from tokviz import golden
+    from tokviz.views import export
 
     found = []
     for path, fmt in planned:
@@ -141,6 +152,8 @@ def check_outputs(run: Run, planned: list[tuple[Path, str]], options: export.Ren
 
 def load_run(path: str) -> Run:
     """A saved run from a file, or from standard input when `path` is "-"."""
+    from tokviz.run import Run
+
     if path == "-":
         return Run.from_json(read_text_arg("-"), source="standard input")
     p = Path(path)

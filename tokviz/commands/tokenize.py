@@ -7,8 +7,6 @@ from typing import Annotated, Optional
 import typer
 
 from tokviz.commands import common
-from tokviz.providers.registry import default_model
-from tokviz.views import tokenization
 
 
 def tokenize(
@@ -19,6 +17,8 @@ def tokenize(
 ) -> None:
     """Show the token ids and pieces a model's tokenizer makes of TEXT."""
     from tokviz import pipeline
+    from tokviz.providers.registry import default_model
+    from tokviz.views import tokenization
 
     err = common.stderr()
     result = pipeline.tokenize(common.read_text_arg(text), model or default_model(), provider=provider,

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING
 from tokviz import tokens as tok
 from tokviz.run import Run
 from tokviz.sampling import NOTE, Setting, reshape
+from tokviz.views import DEFAULT_WRAP
 from tokviz.views.colors import percent, prob_hex, tint_hex
 
 if TYPE_CHECKING:
     import networkx as nx
 
-DEFAULT_WRAP = 12
 PROMPT_LABEL_CHARS = 40
 FONT = "sans-serif"
 
