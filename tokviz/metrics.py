@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tokviz.run import Run, Step, Token
+from tokviz.run import Run, Step, Token, same_token
 
 
 def other_mass(probs: Sequence[float]) -> float:
@@ -32,13 +32,9 @@ def entropy_bits(probs: Sequence[float], *, with_other: bool = True) -> float:
 def candidates(step: Step) -> tuple[Token, ...]:
     """The tokens a step's distribution is known over: its alternatives, plus the chosen token
     when sampling picked one outside them."""
-    if any(_same(a, step.chosen) for a in step.alternatives):
+    if any(same_token(a, step.chosen) for a in step.alternatives):
         return step.alternatives
     return (*step.alternatives, step.chosen)
-
-
-def _same(a: Token, b: Token) -> bool:
-    return (a.id == b.id) if (a.id is not None and b.id is not None) else (a.raw == b.raw and a.text == b.text)
 
 
 def step_entropy(step: Step) -> float:
@@ -57,7 +53,7 @@ class StepStats:
 
 def step_stats(step: Step) -> StepStats:
     p = step.chosen.prob
-    rank = next((n for n, a in enumerate(step.alternatives, start=1) if _same(a, step.chosen)), None)
+    rank = next((n for n, a in enumerate(step.alternatives, start=1) if same_token(a, step.chosen)), None)
     others = step.others()
     margin = p - max(a.prob for a in others) if others else None
     surprisal = -step.chosen.logprob / math.log(2) if step.chosen.logprob > -9999 else math.inf

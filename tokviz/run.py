@@ -89,7 +89,7 @@ class Step:
 
     def others(self) -> tuple[Token, ...]:
         """The alternatives that were not chosen: the roads not taken at this step."""
-        return tuple(a for a in self.alternatives if not _same(a, self.chosen))
+        return tuple(a for a in self.alternatives if not same_token(a, self.chosen))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,7 +105,8 @@ class Step:
         )
 
 
-def _same(a: Token, b: Token) -> bool:
+def same_token(a: Token, b: Token) -> bool:
+    """The same token of the vocabulary (by id when both have one), whatever its logprob."""
     if a.id is not None and b.id is not None:
         return a.id == b.id
     return a.raw == b.raw and a.text == b.text
@@ -317,3 +318,19 @@ class Tokenization:
 
     def to_json(self, extra: dict[str, Any] | None = None) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
+
+
+def greedy_path(nodes: tuple[TreeNode, ...] | list[TreeNode]) -> tuple[Step, ...]:
+    """The path through a tree that always takes the most likely child, as steps whose
+    alternatives are the children: what `predict` would have generated."""
+    kids: dict[int, list[int]] = {}
+    for i, n in enumerate(nodes):
+        kids.setdefault(n.parent, []).append(i)
+    steps = []
+    parent = -1
+    while parent in kids:
+        children = [nodes[i] for i in kids[parent]]
+        best = max(range(len(children)), key=lambda j: (children[j].token.logprob, -j))
+        steps.append(Step(chosen=children[best].token, alternatives=tuple(c.token for c in children)))
+        parent = kids[parent][best]
+    return tuple(steps)

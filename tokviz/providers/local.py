@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from tokviz.cache import cache_dir
 from tokviz.errors import ProviderError, UsageError
 from tokviz.providers.registry import DEFAULT_MODEL, LOCAL_MODELS, Progress, Request, TreeSpec
-from tokviz.run import Message, Params, Run, Step, Token, Tokenization, TreeNode
+from tokviz.run import Message, Params, Run, Step, Token, Tokenization, TreeNode, greedy_path
 
 if TYPE_CHECKING:
     import numpy as np
@@ -402,17 +402,3 @@ class LocalProvider:
                    tree={**spec.to_dict(), "cut": state["cut"], "evaluated_tokens": counter["evaluated"],
                          "forced_tokens": len(forced)})
 
-
-def greedy_path(nodes: list[TreeNode]) -> tuple[Step, ...]:
-    """The path that always takes the most likely child, as steps whose alternatives are the children."""
-    kids: dict[int, list[int]] = {}
-    for i, n in enumerate(nodes):
-        kids.setdefault(n.parent, []).append(i)
-    steps = []
-    parent = -1
-    while parent in kids:
-        children = [nodes[i] for i in kids[parent]]
-        best = max(range(len(children)), key=lambda j: (children[j].token.logprob, -j))
-        steps.append(Step(chosen=children[best].token, alternatives=tuple(c.token for c in children)))
-        parent = kids[parent][best]
-    return tuple(steps)

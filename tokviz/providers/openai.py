@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from tokviz.errors import ProviderError, RateLimitedError, UsageError, redact
 from tokviz.providers.ratelimit import RateGate
 from tokviz.providers.registry import Progress, Request, TreeSpec
-from tokviz.run import Message, Run, Step, Token, Tokenization, TreeNode
+from tokviz.run import Message, Run, Step, Token, Tokenization, TreeNode, greedy_path
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -247,8 +247,6 @@ def _grow_tree(provider: OpenAIProvider, request: Request, spec: TreeSpec, force
                     nodes[i] = replace(nodes[i], completion=tuple(toks))
         except KeyboardInterrupt:
             cut = "interrupted"
-    from tokviz.providers.local import greedy_path
-
     return Run(provider=provider.name, model=request.model, prompt=prompt, params=replace(request.params, top_k=spec.branch),
                steps=greedy_path(nodes), kind="tree", timings={"total_s": time.perf_counter() - t0}, nodes=tuple(nodes),
                tree={**spec.to_dict(), "cut": cut, "requests": requests, "forced_tokens": len(forced),
