@@ -10,10 +10,6 @@ from tokviz.providers.registry import Progress, Provider, Request, TreeSpec
 from tokviz.run import Run, Token, Tokenization
 
 
-def _silent(_: str) -> None:
-    pass
-
-
 def check(request: Request) -> None:
     """Checks every request must pass before anything is loaded or sent."""
     if not request.prompt.strip():
@@ -42,7 +38,7 @@ def open_provider(name: str, *, progress: Progress | None = None, record: str | 
     from tokviz.providers.replay import Recorder
 
     options = {"cassette": replay} if name == "replay" else {}
-    provider = registry.get_provider(name, progress=progress or _silent, **options)
+    provider = registry.get_provider(name, progress=progress or registry.silent, **options)
     return Recorder(provider, record) if record is not None else provider
 
 
@@ -56,7 +52,7 @@ def tokenize(text: str, model: str, *, provider: str | None = None, progress: Pr
     if not text:
         raise UsageError("the text is empty", hint='give it as an argument, or "-" to read it from stdin')
     name = provider or registry.infer_provider(model)
-    return registry.get_provider(name, progress=progress or _silent).tokenize(text, model)
+    return registry.get_provider(name, progress=progress or registry.silent).tokenize(text, model)
 
 
 def sample(request: Request, n: int, *, provider: str | None = None, progress: Progress | None = None,

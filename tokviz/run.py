@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from tokviz import __version__
@@ -219,9 +219,6 @@ class Run:
         """The generated text, with characters split across tokens joined whole."""
         return tok.join(s.chosen.raw for s in self.steps)
 
-    def with_steps(self, steps: tuple[Step, ...]) -> Run:
-        return replace(self, steps=steps)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
@@ -320,17 +317,21 @@ class Tokenization:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
 
 
-def greedy_path(nodes: tuple[TreeNode, ...] | list[TreeNode]) -> tuple[Step, ...]:
-    """The path through a tree that always takes the most likely child, as steps whose
-    alternatives are the children: what `predict` would have generated."""
+def greedy_indices(nodes: tuple[TreeNode, ...] | list[TreeNode]) -> list[int]:
+    """Indices of the path through a tree that always takes the most likely child (first on ties)."""
     kids: dict[int, list[int]] = {}
     for i, n in enumerate(nodes):
         kids.setdefault(n.parent, []).append(i)
-    steps = []
-    parent = -1
+    out, parent = [], -1
     while parent in kids:
-        children = [nodes[i] for i in kids[parent]]
-        best = max(range(len(children)), key=lambda j: (children[j].token.logprob, -j))
-        steps.append(Step(chosen=children[best].token, alternatives=tuple(c.token for c in children)))
-        parent = kids[parent][best]
-    return tuple(steps)
+        parent = max(kids[parent], key=lambda i: (nodes[i].token.logprob, -i))
+        out.append(parent)
+    return out
+
+
+def greedy_path(nodes: tuple[TreeNode, ...] | list[TreeNode]) -> tuple[Step, ...]:
+    """That path as steps whose alternatives are each node's siblings: what `predict` would generate."""
+    return tuple(
+        Step(chosen=nodes[i].token, alternatives=tuple(n.token for n in nodes if n.parent == nodes[i].parent))
+        for i in greedy_indices(nodes)
+    )

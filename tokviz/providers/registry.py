@@ -24,8 +24,8 @@ MAX_TOP_K = 20
 Progress = Callable[[str], None]
 
 
-def _silent(_: str) -> None:
-    pass
+def silent(_: str) -> None:
+    """The progress callback that says nothing."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def infer_provider(model: str, base_url: str | None = None) -> str:
     )
 
 
-def get_provider(name: str, *, progress: Progress = _silent, **options: object) -> Provider:
+def get_provider(name: str, *, progress: Progress = silent, **options: object) -> Provider:
     target = PROVIDERS.get(name)
     if target is None:
         raise UsageError(f"unknown provider {name!r}", hint=f"known providers: {', '.join(sorted(PROVIDERS))}")

@@ -9,7 +9,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from tokviz import tokens as tok
-from tokviz.run import Run, TreeNode
+from tokviz.run import Run, TreeNode, greedy_indices
 from tokviz.views.colors import percent, prob_hex, tint_hex
 from tokviz.views.graph import FONT, prompt_label, quote
 
@@ -37,15 +37,6 @@ def path_text(run: Run, index: int, *, with_completion: bool = True) -> str:
     return tok.join(raws)
 
 
-def greedy_indices(run: Run) -> set[int]:
-    kids = children(run)
-    out, parent = set(), -1
-    while parent in kids:
-        parent = max(kids[parent], key=lambda i: (run.nodes[i].token.logprob, -i))
-        out.add(parent)
-    return out
-
-
 def leaves(run: Run) -> list[int]:
     """Leaf indices, most likely path first."""
     kids = children(run)
@@ -64,7 +55,7 @@ def cut_note(run: Run) -> str | None:
 
 def rich_tree(run: Run) -> Tree:
     kids = children(run)
-    greedy = greedy_indices(run)
+    greedy = set(greedy_indices(run.nodes))
     root = Tree(Text(prompt_label(run.prompt, 60), style="bold"))
 
     def add(branch: Tree, parent: int) -> None:
@@ -109,7 +100,7 @@ def to_dot(run: Run) -> str:
     """Deterministic DOT: the prompt on the left, leaves ordered by path probability, the greedy
     path drawn bold, each leaf's greedy completion in its label."""
     kids = children(run)
-    greedy = greedy_indices(run)
+    greedy = set(greedy_indices(run.nodes))
     rank = {i: n for n, i in enumerate(leaves(run))}
     lines = [
         "digraph tokviz_tree {",
