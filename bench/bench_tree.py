@@ -52,16 +52,16 @@ def main() -> None:
         ours.append(time.perf_counter() - t)
         wall, scratch_tokens = from_scratch(run, prompt_ids, m)
         scratch.append(wall)
-    nodes, evaluated = len(run.nodes), run.tree["evaluated_tokens"]
+    nodes, evaluated = len(run.nodes), run.tree.evaluated_tokens
     with_completion = pipeline.tree(Request(PROMPT), TreeSpec(depth=4, branch=3, complete=4))
     produced = len(with_completion.nodes) + sum(len(n.completion) for n in with_completion.nodes)
     lines = [
         f"tree, depth 4 × branch 3, prompt of {len(prompt_ids)} tokens, median of {args.repeats} ({machine()}):",
         f"- nodes: {nodes}; tokens evaluated after the prompt: {evaluated} "
         f"(**{evaluated / nodes:.2f} per new node**, goal ≤ 1.2; leaves need no evaluation of their own)",
-        f"- with --complete 4: {with_completion.tree['evaluated_tokens']} tokens evaluated for {produced} tokens produced "
+        f"- with --complete 4: {with_completion.tree.evaluated_tokens} tokens evaluated for {produced} tokens produced "
         f"({len(with_completion.nodes)} nodes + {produced - len(with_completion.nodes)} completion tokens): "
-        f"{with_completion.tree['evaluated_tokens'] / produced:.2f} per token",
+        f"{with_completion.tree.evaluated_tokens / produced:.2f} per token",
         f"- from scratch: {scratch_tokens} tokens evaluated for the same tree",
         f"- wall: tokviz {median(ours):.3f} s, from scratch {median(scratch):.3f} s: ratio **{median(ours) / median(scratch):.2f}**",
     ]

@@ -94,12 +94,49 @@ def tokviz_cmd() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "tokviz"]
 
 
-def run_cli(*args: str, input: bytes | None = None, env: dict[str, str] | None = None,
-            cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
+def run_process(*args: str, input: bytes | None = None, env: dict[str, str] | None = None,
+                cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
+    """The CLI as a real process: for what only a process shows (signals, start-up, PATH, exit hooks)."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("TOKVIZ_DEBUG", None)
     return subprocess.run([*tokviz_cmd(), *args], input=input, capture_output=True, env=full_env, cwd=cwd,
                           timeout=timeout, check=False)
+
+
+def run_cli(*args: str, input: bytes | None = None, env: dict[str, str] | None = None,
+            cwd: Path | None = None, timeout: float = 300, terminal: bool = False,
+            width: int | None = None) -> subprocess.CompletedProcess[bytes]:
+    """The CLI in this process, through `cli.main` with in-memory streams (an `Environment`).
+
+    Same arguments and result as `run_process`, so a test reads the same either way; the model
+    stays loaded between calls, which is what makes most CLI tests cheap. `terminal=True` makes
+    both streams report a terminal, as a user's shell would.
+    """
+    import io
+
+    from tokviz.cli import main
+    from tokviz.commands.environment import Environment
+
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+    out, err = io.BytesIO(), io.BytesIO()
+    stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
+    stderr = io.TextIOWrapper(err, encoding="utf-8", write_through=True)
+    try:
+        os.environ.update(env or {})
+        os.environ.pop("TOKVIZ_DEBUG", None)
+        if cwd is not None:
+            os.chdir(cwd)
+        environment = Environment(stdin=io.BytesIO(input or b""), stdout=stdout, stderr=stderr,
+                                  environ=dict(os.environ), stdout_isatty=terminal, stderr_isatty=terminal, width=width)
+        code = main(list(args), env=environment)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    stdout.flush()
+    stderr.flush()
+    return subprocess.CompletedProcess([*tokviz_cmd(), *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture
@@ -134,3 +171,12 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield base
     proc.terminate()
     proc.wait(timeout=30)
+
+
+@pytest.fixture
+def fake() -> Iterator[object]:
+    """The test provider (tests/fakes.py), registered for one test: `-m fake` serves it."""
+    from tests import fakes
+
+    with fakes.registered() as spec:
+        yield spec

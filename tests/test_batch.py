@@ -32,7 +32,7 @@ def test_local_batch_writes_every_result_and_resumes(tmp_path: Path) -> None:
     lines = [
         {"id": "france", "prompt": "The capital of France is"},
         {"prompt": "Once upon a time", "max_tokens": 3},
-        {"id": "bad", "prompt": "x", "top_k": 99},  # fails validation; must not stop the others
+        {"id": "bad", "prompt": "x", "top_k": 101},  # fails validation; must not stop the others
         {"id": "stdin-like", "prompt": "한국어 문장은", "top_k": 2},
     ]
     prompts.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n")
@@ -40,7 +40,7 @@ def test_local_batch_writes_every_result_and_resumes(tmp_path: Path) -> None:
     proc = run_cli("batch", str(prompts), "-o", str(out), "-f", "svg,dot", "-n", "4")
     assert proc.returncode == 1  # one prompt failed
     err = proc.stderr.decode()
-    assert "1 of 4 prompts failed" in err and "prompt 3" in err and "--top-k must be between 0 and 20" in err
+    assert "1 of 4 prompts failed" in err and "prompt 3" in err and "--top-k must be between 0 and 100" in err
     idx = index(out)
     assert idx["summary"] == {"total": 4, "ok": 3, "failed": 1, "pending": 0}
     assert [i["status"] for i in idx["items"]] == ["ok", "ok", "failed", "ok"]

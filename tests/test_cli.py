@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_process
 from tokviz.run import Run
 
 
@@ -36,8 +36,8 @@ def test_version_and_help() -> None:
 
     v = run_cli("--version")
     assert v.returncode == 0 and v.stdout.decode().strip() == f"tokviz {__version__}"
-    for args in (["--help"], ["predict", "--help"], ["render", "--help"]):
-        h = run_cli(*args)
+    for args in (["--help"], ["predict", "--help"], ["render", "--help"], ["providers", "--help"]):
+        h = run_process(*args)
         assert h.returncode == 0 and b"Usage" in h.stdout, args
 
 
@@ -88,7 +88,8 @@ def test_render_json_on_stdout_and_from_stdin(saved: Path) -> None:
         (["render", "{saved}", "-o", "no/such/folder/x.svg"], 2, "does not exist"),
         (["render", "{saved}", "-o", "{tmp}"], 2, "is a folder"),
         (["predict", ""], 2, "prompt is empty"),
-        (["predict", "hi", "--top-k", "21"], 2, "--top-k must be between 0 and 20"),
+        (["predict", "hi", "--top-k", "101"], 2, "--top-k must be between 0 and 100 for the local provider"),
+        (["predict", "hi", "-m", "gpt-4.1-mini", "--top-k", "21"], 2, "--top-k must be between 0 and 20 for the openai provider"),
         (["predict", "hi", "--top-k", "-1"], 2, "--top-k"),
         (["predict", "hi", "--model", "no-such-model"], 2, "unknown model"),
         (["predict", "hi", "--provider", "nope"], 2, "unknown provider"),

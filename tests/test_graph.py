@@ -71,7 +71,7 @@ def test_svg_and_png_from_the_real_dot(small_run: Run) -> None:
 def test_long_runs_wrap_into_rows_and_stay_readable() -> None:
     run = make_run([[(f"t{i}", 0.6), ("alt", 0.3)] for i in range(200)])
     dot = export.render(run, "dot", RenderOptions(wrap=20)).decode()
-    assert dot.count("shape=plaintext") == 9  # rows 2..10 start with a continuation node
+    assert dot.count('shape="plaintext"') == 9  # rows 2..10 start with a continuation node
     width, height = png_size(export.render(run, "png", RenderOptions(wrap=20)))
     assert width < 32767 and height < 32767
     # one unwrapped row of 200 tokens would be far wider than tall; wrapped it is not

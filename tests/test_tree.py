@@ -66,8 +66,8 @@ def test_node_probabilities_equal_a_fresh_evaluation_of_their_prefix(grown: Run)
 def test_every_evaluated_token_is_a_new_node(grown: Run) -> None:
     # depth 4 × branch 3: 3 + 9 + 27 + 81 nodes; only the 39 non-leaves need evaluating
     assert len(grown.nodes) == 120
-    assert grown.tree["evaluated_tokens"] == 39
-    assert grown.tree["cut"] is None
+    assert grown.tree.evaluated_tokens == 39
+    assert grown.tree.cut is None
 
 
 def test_limits_are_respected() -> None:
@@ -77,7 +77,7 @@ def test_limits_are_respected() -> None:
     assert all(n.token.prob >= 0.2 for n in sure.nodes)
     assert len(sure.nodes) < 5 + 25 + 125
     capped = pipeline.tree(Request(PROMPT), TreeSpec(depth=4, branch=3, max_nodes=10))
-    assert len(capped.nodes) == 10 and capped.tree["cut"] == "max-nodes"
+    assert len(capped.nodes) == 10 and capped.tree.cut == "max-nodes"
     with pytest.raises(UsageError):
         pipeline.tree(Request(PROMPT), TreeSpec(depth=0))
 
@@ -100,7 +100,7 @@ def test_cli_outputs_render_and_cut_message(tmp_path: Path) -> None:
     again = tmp_path / "again.dot"
     assert run_cli("render", str(saved), "-o", str(again)).returncode == 0
     assert again.read_bytes() == dot.read_bytes()  # a saved tree re-renders byte for byte
-    assert dot.read_text().count("penwidth=2.5") == 3  # the greedy path, highlighted
+    assert dot.read_text().count("penwidth=\"2.50\"") == 3  # the greedy path, highlighted
     data = json.loads(saved.read_text())
     assert data["tree"]["depth"] == 3 and len(data["nodes"]) == 9
 
@@ -133,4 +133,4 @@ def test_completions_server_grows_the_same_tree(llama_server: str) -> None:
         [n.token.text for n in sorted(here.nodes, key=lambda n: -n.cum_logprob)][:6]
     for a, b in zip(sorted(remote.nodes, key=lambda n: -n.cum_logprob)[:6], sorted(here.nodes, key=lambda n: -n.cum_logprob)[:6]):
         assert math.isclose(a.cum_logprob, b.cum_logprob, abs_tol=2e-2)
-    assert remote.tree["requests"] == 1 + 3
+    assert remote.tree.requests == 1 + 3

@@ -18,7 +18,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,7 +27,9 @@ from typing import Any
 from tokviz import pipeline
 from tokviz.errors import TokvizError, UsageError
 from tokviz.files import write_atomic
-from tokviz.providers.registry import Provider, Request
+from tokviz.generation import Generation
+from tokviz.providers import registry
+from tokviz.providers.registry import Provider, Request, default_model
 from tokviz.run import Params, Run
 from tokviz.views import export
 
@@ -42,7 +44,7 @@ class Job:
     name: str  # file stem in the output folder
     request: Request
     id: str | None = None
-    provider: str | None = None
+    provider: str | None = None  # the provider that serves it (None when the job cannot run)
     problem: str | None = None  # a line that cannot run (bad parameters): recorded as failed
 
 
@@ -75,11 +77,14 @@ def job_name(request: Request, id_: str | None) -> str:
     return f"{_slug(request.prompt)}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:8]}"
 
 
-def parse_jobs(text: str, *, source: str, defaults: Request, provider: str | None) -> list[Job]:
+def parse_jobs(text: str, *, source: str, defaults: Generation,
+               environ: Mapping[str, str] | None = None) -> list[Job]:
     """Jobs from a prompts file: one prompt per line (blank lines and #comments skipped), or JSON
     Lines with "prompt" and optional "id", "model", "system", "provider" and parameters (flat or
     under "params"). A line that is not valid JSON is a usage error naming it; bad parameter
     values make that job fail without stopping the others."""
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a byte-order mark (Windows editors) is not part of the first prompt
     lines = text.splitlines()
     first = next((ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")), "")
     jsonl = source.endswith(".jsonl") or first.startswith("{")
@@ -90,41 +95,59 @@ def parse_jobs(text: str, *, source: str, defaults: Request, provider: str | Non
         if not stripped or (not jsonl and stripped.startswith("#")):
             continue
         if not jsonl:
-            request, id_, prov, problem = replace(defaults, prompt=stripped), None, provider, None
+            prompt, gen, id_, problem = stripped, defaults, None, None
         else:
-            request, id_, prov, problem = _jsonl_job(stripped, number, source, defaults, provider)
+            prompt, gen, id_, problem = _jsonl_job(stripped, number, source, defaults)
+        try:
+            if problem:
+                raise UsageError(problem)
+            planned = pipeline.plan(gen, prompt, environ=environ)
+            request, provider = planned.request, planned.provider
+        except TokvizError as err:
+            request = Request(prompt=prompt, model=gen.model or default_model(environ), system=gen.system)
+            provider, problem = None, err.line()
         name = job_name(request, id_)
         if name in seen:
             if id_:
                 raise UsageError(f"{source} line {number}: id {id_!r} is also used on line {seen[name]}")
             continue  # the same prompt with the same settings: one job, one set of files
         seen[name] = number
-        jobs.append(Job(number=len(jobs) + 1, name=name, request=request, id=id_, provider=prov, problem=problem))
+        jobs.append(Job(number=len(jobs) + 1, name=name, request=request, id=id_, provider=provider, problem=problem))
     if not jobs:
         raise UsageError(f"{source} holds no prompts")
     return jobs
 
 
-def _jsonl_job(line: str, number: int, source: str, defaults: Request,
-               provider: str | None) -> tuple[Request, str | None, str | None, str | None]:
+def _jsonl_job(line: str, number: int, source: str, defaults: Generation) -> tuple[str, Generation, str | None, str | None]:
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as err:
         raise UsageError(f"{source} line {number} is not valid JSON ({err.msg})") from None
+    except RecursionError:
+        raise UsageError(f"{source} line {number} is nested too deeply") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
         raise UsageError(f"{source} line {number} has no \"prompt\" string")
-    given = {**obj.get("params", {}), **{k: obj[k] for k in _PARAM_KEYS if k in obj}}
-    problem = None
-    try:
-        params = Params.from_dict({**defaults.params.to_dict(), **given})
-    except (TypeError, ValueError, KeyError) as err:
-        params, problem = defaults.params, f"bad parameters: {err}"
-    if obj.get("system") and "mode" not in given:
-        params = replace(params, mode="chat")
-    request = replace(defaults, prompt=obj["prompt"], model=str(obj.get("model") or defaults.model),
-                      system=obj.get("system", defaults.system), params=params)
     id_ = None if obj.get("id") is None else str(obj["id"])
-    return request, id_, obj.get("provider", provider), problem
+    nested = obj.get("params", {})
+    if not isinstance(nested, dict):
+        return obj["prompt"], defaults, id_, f"\"params\" must be an object, not {type(nested).__name__}"
+    given = {**nested, **{k: obj[k] for k in _PARAM_KEYS if k in obj}}
+    base = Params(top_k=defaults.top_k, max_tokens=defaults.max_tokens, temperature=defaults.temperature,
+                  top_p=defaults.top_p, seed=defaults.seed, mode=defaults.mode)
+    try:
+        params = Params.from_dict({**base.to_dict(), **given})
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        return obj["prompt"], defaults, id_, f"bad parameters: {err}"
+    for key in ("model", "system", "provider"):
+        if obj.get(key) is not None and not isinstance(obj[key], str):
+            return obj["prompt"], defaults, id_, f"\"{key}\" must be a string"
+    system = obj.get("system", defaults.system)
+    chat = params.mode == "chat" or bool(obj.get("system") and "mode" not in given)
+    gen = replace(defaults, model=obj.get("model") or defaults.model, system=system,
+                  provider=obj.get("provider", defaults.provider), top_k=params.top_k, max_tokens=params.max_tokens,
+                  temperature=params.temperature, top_p=params.top_p, seed=params.seed,
+                  chat=chat)
+    return obj["prompt"], gen, id_, None
 
 
 @dataclass
@@ -152,7 +175,7 @@ class Batch:
     def provider_for(self, name: str) -> Provider:
         with self._lock:  # one provider (one model, one HTTP client) per name for the whole batch
             if name not in self._providers:
-                self._providers[name] = pipeline.open_provider(name, progress=self.progress, record=self.record,
+                self._providers[name] = registry.open_provider(name, progress=self.progress, record=self.record,
                                                                replay=self.replay)
             return self._providers[name]
 
@@ -176,8 +199,6 @@ class Batch:
         return _guarded(job, lambda: self._fetch(job, name))
 
     def _fetch(self, job: Job, name: str) -> Outcome:
-        if job.problem:
-            raise UsageError(job.problem)
         previous = self.resume(job)
         if previous is not None:
             return Outcome(job, "ok", previous)
@@ -205,15 +226,10 @@ class Batch:
         is set, running jobs finish and are written, queued ones are dropped."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         outcomes: list[Outcome | None] = [None] * len(jobs)
-        names: list[str | None] = []
+        names = [None if job.problem else job.provider for job in jobs]
         for job in jobs:
-            try:
-                names.append(pipeline.resolve(job.request, job.provider, replay=self.replay))
-            except TokvizError as err:
-                names.append(None)
-                outcomes[job.number - 1] = Outcome(job, "failed", error=err.line())
-        for job, name in zip(jobs, names):
-            if name is None:
+            if job.problem:
+                outcomes[job.number - 1] = Outcome(job, "failed", error=job.problem)
                 on_done(outcomes[job.number - 1])  # type: ignore[arg-type]
         # Network workers only fetch; one writer thread renders and writes, so a worker sends its
         # next request as soon as an answer is in (rendering would otherwise sit on that path).
@@ -239,7 +255,7 @@ class Batch:
         try:
             for job, name in zip(jobs, names):
                 if name is not None:
-                    pool = serial if name == "local" else api
+                    pool = api if registry.spec(name).concurrent else serial
                     futures.append(pool.submit(task, job, name))
             while True:
                 with self._lock:

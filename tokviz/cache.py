@@ -7,9 +7,11 @@ from pathlib import Path
 
 
 def cache_dir() -> Path:
-    """$TOKVIZ_CACHE_DIR, else $XDG_CACHE_HOME/tokviz, else ~/.cache/tokviz."""
+    """$TOKVIZ_CACHE_DIR, else the user cache folder of this OS (platformdirs: ~/.cache/tokviz on
+    Linux, honouring $XDG_CACHE_HOME; ~/Library/Caches/tokviz on macOS)."""
     explicit = os.environ.get("TOKVIZ_CACHE_DIR")
     if explicit:
         return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "tokviz"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("tokviz", appauthor=False))

@@ -17,7 +17,9 @@ import typer
 from tokviz import __version__
 from tokviz.commands.batch import batch
 from tokviz.commands.compare import compare
+from tokviz.commands.environment import Environment, using
 from tokviz.commands.predict import predict
+from tokviz.commands.providers import providers
 from tokviz.commands.render import render
 from tokviz.commands.sample import sample
 from tokviz.commands.tokenize import tokenize
@@ -39,11 +41,14 @@ app.command()(batch)
 app.command()(sample)
 app.command()(compare)
 app.command()(tree)
+app.command()(providers)
 
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"tokviz {__version__}")
+        from tokviz.commands.environment import current
+
+        current().stdout.write(f"tokviz {__version__}\n")
         raise typer.Exit()
 
 
@@ -55,22 +60,28 @@ def _root(
     """See the log-probabilities of every token a language model generates, and the roads not taken."""
 
 
-def _say(line: str) -> None:
-    sys.stderr.write(f"tokviz: {redact(line)}\n")
-    sys.stderr.flush()
+def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
+    """Run the CLI and return its exit status (the console script passes it to sys.exit).
 
-
-def _traceback() -> None:
-    """--debug: the traceback, through the same redaction as every other line (keys stay out)."""
-    import traceback
-
-    sys.stderr.write(redact(traceback.format_exc()))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit status (the console script passes it to sys.exit)."""
+    `env` carries the streams and environment variables (tests pass in-memory ones)."""
+    env = env or Environment()
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args or os.environ.get("TOKVIZ_DEBUG") == "1"
+    with using(env):
+        return _main(args, env)
+
+
+def _main(args: list[str], env: Environment) -> int:
+    def _say(line: str) -> None:
+        env.stderr.write(f"tokviz: {redact(line)}\n")
+        env.stderr.flush()
+
+    def _traceback() -> None:
+        """--debug: the traceback, through the same redaction as every other line (keys stay out)."""
+        import traceback
+
+        env.stderr.write(redact(traceback.format_exc()))
+
+    debug = "--debug" in args or env.debug
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="tokviz", standalone_mode=False)
@@ -95,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (`tokviz ... | head`): not an error worth a message.
         # Point stdout at /dev/null so Python's flush at exit does not raise a second time.
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), env.stdout.fileno())
         return ExitStatus.ERROR
     except Exception as err:  # the last line of defence: still one line, never a traceback
         if debug:

@@ -70,17 +70,35 @@ class RenderError(TokvizError):
     """A view could not be produced (for example Graphviz's `dot` is missing or failed)."""
 
 
+# Environment variables whose values are secrets: each provider declares its own (ProviderSpec.
+# secret_env) and the registry adds it here; any *_API_KEY variable counts too, so a key is kept
+# out of output even before the provider that reads it is loaded.
+_SECRET_ENVS: set[str] = set()
+
+
+def register_secret_env(name: str) -> None:
+    _SECRET_ENVS.add(name)
+
+
+def _secrets_in_environment() -> list[str]:
+    names = _SECRET_ENVS | {k for k in os.environ if k.endswith("_API_KEY")}
+    return [os.environ[n] for n in sorted(names) if os.environ.get(n)]
+
+
 # API keys look like "sk-…" (OpenAI, and many compatible servers copy the shape); servers echo
 # them, partly masked, in 401 messages ("Incorrect API key provided: sk-proj-****abcd").
 _KEY_SHAPE = re.compile(r"\b(sk|rk|pk)-[A-Za-z0-9_\-*]{3,}")
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """`text` with the given secrets, the API key in the environment and key-shaped words removed.
+    """`text` with the given secrets, the keys in the environment and key-shaped words removed.
 
     Applied to every error line tokviz prints, so no code path can leak a key by forgetting to.
     """
-    for secret in (*secrets, os.environ.get("OPENAI_API_KEY")):
+    for secret in (*secrets, *_secrets_in_environment()):
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
+            stripped = secret.strip()  # a key pasted with a trailing newline is still that key
+            if stripped != secret and len(stripped) >= 4:
+                text = text.replace(stripped, "[redacted]")
     return _KEY_SHAPE.sub("[redacted]", text)

@@ -97,7 +97,7 @@ def run_stats(run: Run, *, least: int = 3) -> RunStats:
     mean_h = math.fsum(s.entropy_bits for s in per) / n if n else None
     order = sorted(range(n), key=lambda i: (-per[i].entropy_bits, i))[:least]
     distinct = len({a.raw or a.text.encode() for s in steps for a in s.others()})
-    cost, source = estimate_cost(run.model, run.usage) if run.provider == "openai" else (None, None)
+    cost, source = estimate_cost(run.provider, run.model, run.usage)
     return RunStats(
         tokens=n, mean_chosen_prob=mean_p, perplexity=perplexity, mean_entropy_bits=mean_h,
         least_certain=tuple(i + 1 for i in order), distinct_alternatives=distinct,

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from tokviz import pipeline
 from tokviz import tokens as tok
-from tokviz.providers.registry import Request, default_model
+from tokviz.errors import UsageError
+from tokviz.generation import FIELDS, Generation
+from tokviz.providers.registry import default_model
 from tokviz.run import Params, Run, Step, Token
 
 if TYPE_CHECKING:
@@ -30,18 +32,20 @@ if TYPE_CHECKING:
 __all__ = ["Predictions", "TokenPredictor", "create_token_graph", "predict", "visualize_predictions"]
 
 
-def predict(prompt: str, model: str | None = None, *, top_k: int = 5, max_tokens: int = 20, temperature: float = 0.0,
-            top_p: float = 1.0, seed: int | None = None, chat: bool = False, system: str | None = None,
-            base_url: str | None = None, provider: str | None = None, timeout: float = 60.0, retries: int = 2) -> Run:
-    """Generate from `prompt` and return the `Run` (the same options as `tokviz predict`).
+def predict(prompt: str, model: str | None = None, **options: Any) -> Run:
+    """Generate from `prompt` and return the `Run`. `options` are those of `tokviz predict`, by
+    their Python names (top_k, max_tokens, temperature, top_p, seed, chat, system, base_url,
+    provider, timeout, retries; see `tokviz.generation.Generation`), with the same defaults.
 
     In Jupyter, a Run shown as a cell's value renders itself: the heatmap and the graph.
     """
-    params = Params(top_k=top_k, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                    mode="chat" if (chat or system) else "raw")
-    request = Request(prompt=prompt, model=model or default_model(), params=params, system=system,
-                      base_url=base_url, timeout=timeout, retries=retries)
-    return pipeline.predict(request, provider=provider)
+    try:
+        gen = Generation(model=model, **options)
+    except TypeError:
+        unknown = sorted(set(options) - set(FIELDS))
+        raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}",
+                         hint=f"options: {', '.join(FIELDS)}") from None
+    return pipeline.predict(pipeline.plan(gen, prompt))
 
 
 class Predictions(list):  # type: ignore[type-arg]
@@ -75,11 +79,9 @@ def _prediction_dicts(run: Run) -> list[dict[str, Any]]:
 class TokenPredictor:
     """`TokenPredictor(model_name, temperature=0.2).predict_tokens(message)`, as in the lesson."""
 
-    def __init__(self, model_name: str | None = None, temperature: float = 0.0, *, top_k: int = 5,
-                 max_tokens: int = 20, top_p: float = 1.0, seed: int | None = None, **options: Any) -> None:
+    def __init__(self, model_name: str | None = None, temperature: float | None = None, **options: Any) -> None:
         self.model_name = model_name or default_model()
-        self.options = {"temperature": temperature, "top_k": top_k, "max_tokens": max_tokens, "top_p": top_p,
-                        "seed": seed, **options}
+        self.options = {**({"temperature": temperature} if temperature is not None else {}), **options}
         self.last_run: Run | None = None
 
     def predict_tokens(self, message: str) -> Predictions:
@@ -139,8 +141,6 @@ class GraphView:
         fmt = export.format_for(target)
         data = self.dot.encode() if fmt == "dot" else graph.render(self.dot, fmt) if fmt in ("svg", "png") else None
         if data is None:
-            from tokviz.errors import UsageError
-
             raise UsageError(f"a graph saves as .svg, .png or .dot, not {target.suffix}")
         write_atomic(target, data)
         return target

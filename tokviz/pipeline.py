@@ -1,90 +1,197 @@
-"""Provider → `Run`: the one path every command takes to get tokens, whatever the provider."""
+"""Provider → record: the one path every command takes to get tokens, whatever the provider.
+
+`plan` turns the generation options into a provider's `Request` (checked before anything is
+loaded or sent); `predict`, `sample` and `tree` run it. The tree algorithm lives here, once, over
+the small `TreeCursor` protocol that a provider implements.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tokviz.errors import UsageError
+from tokviz.errors import ProviderError, UsageError
+from tokviz.generation import Generation
 from tokviz.providers import registry
-from tokviz.providers.registry import Progress, Provider, Request, TreeSpec
-from tokviz.run import Run, Token, Tokenization
+from tokviz.providers.registry import Capability, Progress, Provider, Request, TreeCursor, TreeSpec
+from tokviz.run import Params, Run, RunKind, Token, Tokenization, TreeInfo, TreeNode, greedy_path
 
 
-def check(request: Request) -> None:
+@dataclass(frozen=True)
+class Plan:
+    """A checked request and the provider that will answer it."""
+
+    request: Request
+    provider: str
+    record: Path | None = None
+    replay: Path | None = None
+
+    @property
+    def spec(self) -> registry.ProviderSpec:
+        return registry.spec(self.provider)
+
+
+def plan(gen: Generation, prompt: str, *, environ: Mapping[str, str] | None = None) -> Plan:
+    """Check the options and the prompt, and name the provider (nothing is loaded or sent)."""
+    model = gen.model or registry.default_model(environ)
+    name = registry.resolve(model, gen.base_url, gen.provider, replay=gen.replay, environ=environ)
+    spec = registry.spec(name)
+    params = Params(top_k=gen.top_k, max_tokens=gen.max_tokens, temperature=gen.temperature, top_p=gen.top_p,
+                    seed=gen.seed, mode=gen.mode, options=spec.parse_options(gen.options))
+    request = Request(prompt=prompt, model=model, params=params, system=gen.system, base_url=gen.base_url,
+                      timeout=gen.timeout, retries=gen.retries)
+    check(request, spec)
+    return Plan(request=request, provider=name, record=gen.record, replay=gen.replay)
+
+
+def check(request: Request, spec: registry.ProviderSpec) -> None:
     """Checks every request must pass before anything is loaded or sent."""
     if not request.prompt.strip():
         raise UsageError("the prompt is empty", hint='give it as an argument, or "-" to read it from stdin')
-    registry.validate(request.params)
-    if request.timeout <= 0:
-        raise UsageError(f"--timeout must be positive, got {request.timeout:g}")
+    registry.validate(request.params, spec)
+    if not (request.timeout > 0 and math.isfinite(request.timeout)):
+        raise UsageError(f"--timeout must be a positive number of seconds, got {request.timeout:g}")
     if request.retries < 0:
         raise UsageError(f"--retries must be 0 or more, got {request.retries}")
+    if request.params.seed is not None and not 0 <= request.params.seed < 2**63:
+        raise UsageError(f"--seed must be between 0 and 2^63 - 1, got {request.params.seed}")
 
 
-def resolve(request: Request, provider: str | None = None, *, replay: str | Path | None = None) -> str:
-    """Check the request and name the provider that will serve it."""
-    check(request)
-    if replay is not None:
-        return "replay"
-    name = provider or registry.infer_provider(request.model, request.base_url)
-    if name not in registry.PROVIDERS:
-        registry.get_provider(name)  # raises the "unknown provider" usage error
-    return name
+def plan_request(request: Request, provider: str | None = None) -> Plan:
+    """A plan for a ready-made `Request` (the Python API's lower level): the provider is inferred."""
+    name = registry.resolve(request.model, request.base_url, provider)
+    check(request, registry.spec(name))
+    return Plan(request=request, provider=name)
 
 
-def open_provider(name: str, *, progress: Progress | None = None, record: str | Path | None = None,
-                  replay: str | Path | None = None) -> Provider:
+def _as_plan(p: Plan | Request) -> Plan:
+    return p if isinstance(p, Plan) else plan_request(p)
+
+
+def with_prompt(p: Plan, prompt: str, **params: object) -> Plan:
+    """The same plan for another prompt (and optionally other parameters), checked again."""
+    request = replace(p.request, prompt=prompt, params=replace(p.request.params, **params))  # type: ignore[arg-type]
+    check(request, p.spec)
+    return replace(p, request=request)
+
+
+def open_provider(p: Plan, progress: Progress | None = None) -> Provider:
     """A provider ready for any number of requests (a batch opens each one once)."""
-    from tokviz.providers.replay import Recorder
-
-    options = {"cassette": replay} if name == "replay" else {}
-    provider = registry.get_provider(name, progress=progress or registry.silent, **options)
-    return Recorder(provider, record) if record is not None else provider
+    return registry.open_provider(p.provider, progress=progress or registry.silent, record=p.record, replay=p.replay)
 
 
-def predict(request: Request, *, provider: str | None = None, progress: Progress | None = None,
-            record: str | Path | None = None, replay: str | Path | None = None) -> Run:
-    name = resolve(request, provider, replay=replay)
-    return open_provider(name, progress=progress, record=record, replay=replay).predict(request)
+def predict(p: Plan | Request, *, progress: Progress | None = None) -> Run:
+    p = _as_plan(p)
+    return open_provider(p, progress).predict(p.request)
 
 
 def tokenize(text: str, model: str, *, provider: str | None = None, progress: Progress | None = None) -> Tokenization:
     if not text:
         raise UsageError("the text is empty", hint='give it as an argument, or "-" to read it from stdin')
     name = provider or registry.infer_provider(model)
-    return registry.get_provider(name, progress=progress or registry.silent).tokenize(text, model)
+    if not registry.spec(name).can(Capability.TOKENIZE):
+        raise UsageError(f"the {name} provider cannot tokenize", hint="tokenize without --replay")
+    opened = registry.get_provider(name, progress=progress or registry.silent)
+    return opened.tokenize(text, model)  # type: ignore[attr-defined]
 
 
-def sample(request: Request, n: int, *, provider: str | None = None, progress: Progress | None = None,
-           record: str | Path | None = None, replay: str | Path | None = None) -> list[Run]:
+def sample(p: Plan | Request, n: int, *, progress: Progress | None = None) -> list[Run]:
     """`n` sampled runs of one request, seeded base, base + 1, … so the whole set replays."""
     import random
-    from dataclasses import replace
 
+    p = _as_plan(p)
     if n < 1:
         raise UsageError(f"-n must be at least 1, got {n}")
-    if request.params.temperature <= 0:
+    if p.request.params.temperature <= 0:
         raise UsageError("sampling at temperature 0 gives the same (greedy) answer every time",
                          hint="give --temperature above 0, e.g. --temperature 1.0")
-    name = resolve(request, provider, replay=replay)
-    opened = open_provider(name, progress=progress, record=record, replay=replay)
-    base = request.params.seed if request.params.seed is not None else random.randrange(2**31)
-    return [opened.predict(replace(request, params=replace(request.params, seed=base + i))) for i in range(n)]
+    opened = open_provider(p, progress)
+    params = p.request.params
+    base = params.seed if params.seed is not None else random.randrange(2**31)
+    return [opened.predict(replace(p.request, params=replace(params, seed=base + i))) for i in range(n)]
 
 
-def tree(request: Request, spec: TreeSpec, *, provider: str | None = None, progress: Progress | None = None,
-         forced: tuple[Token, ...] = ()) -> Run:
-    """Grow a tree of alternatives from the prompt (see `tokviz tree`)."""
+# --- the one tree algorithm ---------------------------------------------------------------------
+
+def check_tree(spec: TreeSpec) -> None:
     if not 1 <= spec.depth <= 12:
         raise UsageError(f"--depth must be between 1 and 12, got {spec.depth}")
     if not 1 <= spec.branch <= 20:
         raise UsageError(f"--branch must be between 1 and 20, got {spec.branch}")
     if not 0.0 <= spec.min_prob < 1.0:
         raise UsageError(f"--min-prob must be in [0, 1), got {spec.min_prob}")
-    if spec.max_nodes < 1 or spec.complete < 0:
-        raise UsageError("--max-nodes must be at least 1 and --complete at least 0")
-    name = resolve(request, provider)
-    grower = open_provider(name, progress=progress)
-    if not hasattr(grower, "tree"):
-        raise UsageError(f"the {name} provider cannot grow trees", hint="use the local model, or --base-url with a server that has the completions endpoint")
-    return grower.tree(request, spec, forced)  # type: ignore[attr-defined]
+    if not 1 <= spec.max_nodes <= 100_000:
+        raise UsageError(f"--max-nodes must be between 1 and 100000, got {spec.max_nodes}")
+    if not 0 <= spec.complete <= 1000:
+        raise UsageError(f"--complete must be between 0 and 1000, got {spec.complete}")
+
+
+def tree(p: Plan | Request, spec: TreeSpec, *, forced: tuple[Token, ...] = (), progress: Progress | None = None) -> Run:
+    """Grow a tree of alternatives from the prompt (see `tokviz tree`).
+
+    Depth first, most likely child first, so `max_nodes` cuts the least likely branches and a
+    local model's KV cache only ever extends or cuts back the current path: every evaluated token
+    is a new node. Ctrl-C keeps what was grown.
+    """
+    import time
+
+    check_tree(spec)
+    p = _as_plan(p)
+    provider_spec = p.spec
+    if not provider_spec.can(Capability.TREE):
+        raise UsageError(f"the {p.provider} provider cannot continue from a forced prefix, so it cannot grow a tree",
+                         hint="use the local model, or --base-url with a server that has the completions endpoint")
+    opened = open_provider(p, progress)
+    t0 = time.perf_counter()
+    cursor: TreeCursor = opened.tree_cursor(p.request, spec, forced)  # type: ignore[attr-defined]
+    nodes: list[TreeNode] = []
+    cut: str | None = None
+    offered = 0  # children the provider returned at all, before --min-prob
+
+    def expand(parent: int, depth: int, cum: float) -> None:
+        nonlocal cut, offered
+        kids = cursor.children(spec.branch)
+        offered += len(kids)
+        for token in kids:
+            if token.prob < spec.min_prob:
+                continue
+            if len(nodes) >= spec.max_nodes:
+                cut = "max-nodes"
+                return
+            nodes.append(TreeNode(parent=parent, token=token, depth=depth, cum_logprob=cum + token.logprob))
+            index = len(nodes) - 1
+            if depth < spec.depth:
+                cursor.enter(token)
+                expand(index, depth + 1, cum + token.logprob)
+                cursor.leave()
+                if cut:
+                    return
+            elif spec.complete:
+                cursor.enter(token)
+                nodes[index] = replace(nodes[index], completion=cursor.complete(spec.complete))
+                cursor.leave()
+
+    try:
+        expand(-1, 1, 0.0)
+    except KeyboardInterrupt:
+        cut = "interrupted"
+    finally:
+        close = getattr(cursor, "close", None)
+        if close is not None:
+            close()
+    if not offered and cut != "interrupted":
+        raise ProviderError(f"the {p.provider} provider returned no alternatives to grow a tree from",
+                            hint="the server may not return log-probabilities on its completions endpoint")
+    report = cursor.report()
+    info = TreeInfo(depth=spec.depth, branch=spec.branch, min_prob=spec.min_prob, max_nodes=spec.max_nodes,
+                    complete=spec.complete, cut=cut, forced_tokens=len(forced),
+                    evaluated_tokens=report.get("evaluated_tokens"), requests=report.get("requests"),
+                    approximation=report.get("approximation"))
+    prompt = p.request.prompt + "".join(t.text for t in forced)
+    usage = {"prompt_tokens": report["prompt_tokens"]} if report.get("prompt_tokens") is not None else {}
+    return Run(provider=opened.name, model=report.get("model", p.request.model), prompt=prompt,
+               params=replace(p.request.params, top_k=spec.branch), steps=greedy_path(nodes),
+               messages=report.get("messages", ()), finish_reason=None, kind=RunKind.TREE, usage=usage,
+               timings={"total_s": time.perf_counter() - t0}, nodes=tuple(nodes), tree=info)

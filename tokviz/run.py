@@ -8,6 +8,7 @@ rounded to fixed precision, no timestamps): it doubles as a golden file.
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 from dataclasses import dataclass, field
@@ -122,13 +123,16 @@ class Params:
     top_p: float = 1.0
     seed: int | None = None
     mode: str = "raw"  # "raw": continue the text; "chat": wrap it in the model's chat format
+    # Provider-specific settings given with -O key=value, as the provider checked them.
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "temperature", _num(self.temperature))
         object.__setattr__(self, "top_p", _num(self.top_p))
+        object.__setattr__(self, "options", dict(sorted(self.options.items())))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "top_k": self.top_k,
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
@@ -136,9 +140,15 @@ class Params:
             "seed": self.seed,
             "mode": self.mode,
         }
+        if self.options:  # left out when empty, so runs without options keep their old bytes
+            out["options"] = dict(self.options)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Params:
+        options = d.get("options") or {}
+        if not isinstance(options, dict) or not all(isinstance(v, (str, int, float, bool)) for v in options.values()):
+            raise ValueError("params.options must map names to plain values")
         return cls(
             top_k=int(d["top_k"]),
             max_tokens=int(d["max_tokens"]),
@@ -146,6 +156,7 @@ class Params:
             top_p=float(d["top_p"]),
             seed=None if d.get("seed") is None else int(d["seed"]),
             mode=str(d["mode"]),
+            options={str(k): v for k, v in options.items()},
         )
 
 
@@ -153,6 +164,59 @@ class Params:
 class Message:
     role: str
     content: str
+
+
+class RunKind(str, enum.Enum):
+    """What a record holds: one generation, a tree of continuations, several samples, a comparison."""
+
+    PREDICT = "predict"
+    TREE = "tree"
+    SAMPLES = "samples"
+    COMPARISON = "comparison"
+
+
+@dataclass(frozen=True)
+class TreeInfo:
+    """How a tree was grown (the `TreeSpec` asked for) and how it ended."""
+
+    depth: int
+    branch: int
+    min_prob: float = 0.0
+    max_nodes: int = 200
+    complete: int = 0
+    cut: str | None = None  # "max-nodes" | "interrupted" | None
+    forced_tokens: int = 0
+    evaluated_tokens: int | None = None  # tokens a local model evaluated
+    requests: int | None = None  # requests a server answered
+    approximation: str | None = None  # what is not exact about this tree, said in the run
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"depth": self.depth, "branch": self.branch, "min_prob": self.min_prob,
+                               "max_nodes": self.max_nodes, "complete": self.complete, "cut": self.cut}
+        for key in ("evaluated_tokens", "requests"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        out["forced_tokens"] = self.forced_tokens
+        if self.approximation is not None:
+            out["approximation"] = self.approximation
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Any) -> TreeInfo:
+        if not isinstance(d, dict):
+            raise TypeError("tree must be an object")
+        cut = d.get("cut")
+        if cut not in (None, "max-nodes", "interrupted"):
+            raise ValueError(f"unknown tree cut {cut!r}")
+
+        def opt_int(key: str) -> int | None:
+            return None if d.get(key) is None else int(d[key])
+
+        return cls(depth=int(d["depth"]), branch=int(d["branch"]), min_prob=float(d.get("min_prob", 0.0)),
+                   max_nodes=int(d.get("max_nodes", 200)), complete=int(d.get("complete", 0)), cut=cut,
+                   forced_tokens=int(d.get("forced_tokens", 0)), evaluated_tokens=opt_int("evaluated_tokens"),
+                   requests=opt_int("requests"),
+                   approximation=None if d.get("approximation") is None else str(d["approximation"]))
 
 
 @dataclass(frozen=True)
@@ -205,12 +269,15 @@ class Run:
     finish_reason: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    kind: str = "predict"
+    kind: RunKind = RunKind.PREDICT
     tool_version: str = __version__
     nodes: tuple[TreeNode, ...] = ()
-    tree: dict[str, Any] = field(default_factory=dict)  # how the tree was grown: depth, branch, limits, cut
+    tree: TreeInfo | None = None  # how the tree was grown (tree runs only)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", RunKind(self.kind))
+        if self.kind is RunKind.TREE and self.tree is None:
+            raise ValueError("a tree run needs its TreeInfo")
         object.__setattr__(self, "timings", {k: _num(v, 4) for k, v in sorted(self.timings.items())})
         object.__setattr__(self, "usage", {k: int(v) for k, v in sorted(self.usage.items())})
 
@@ -224,7 +291,7 @@ class Run:
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
             "tool_version": self.tool_version,
-            "kind": self.kind,
+            "kind": self.kind.value,
             "provider": self.provider,
             "model": self.model,
             "params": self.params.to_dict(),
@@ -234,7 +301,8 @@ class Run:
             "usage": dict(self.usage),
             "timings": dict(self.timings),
             "steps": [s.to_dict() for s in self.steps],
-            **({"tree": dict(self.tree), "nodes": [n.to_dict() for n in self.nodes]} if self.kind == "tree" else {}),
+            **({"tree": self.tree.to_dict(), "nodes": [n.to_dict() for n in self.nodes]}
+               if self.tree is not None and self.kind is RunKind.TREE else {}),
         }
 
     def to_json(self, extra: dict[str, Any] | None = None) -> str:
@@ -275,24 +343,29 @@ class Run:
                 params=Params.from_dict(d["params"]),
                 steps=tuple(Step.from_dict(s) for s in d["steps"]),
                 nodes=tuple(TreeNode.from_dict(n) for n in d.get("nodes", [])),
-                tree=dict(d.get("tree", {})),
+                tree=TreeInfo.from_dict(d["tree"]) if d.get("kind") == RunKind.TREE.value else None,
                 messages=tuple(Message(str(m["role"]), str(m["content"])) for m in d["messages"]),
                 finish_reason=d.get("finish_reason"),
                 usage={str(k): int(v) for k, v in d.get("usage", {}).items()},
                 timings={str(k): float(v) for k, v in d.get("timings", {}).items()},
-                kind=str(d.get("kind", "predict")),
+                kind=_run_kind(d.get("kind", "predict")),
                 tool_version=str(d.get("tool_version", "")),
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as err:
             raise RunFileError(f"{source} is a damaged tokviz run ({type(err).__name__}: {err})") from None
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "input") -> Run:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise RunFileError(f"{source} is not valid JSON (line {err.lineno}: {err.msg})") from None
-        return cls.from_dict(data, source=source)
+        record = load_record(text, source=source)
+        if not isinstance(record, Run):
+            raise RunFileError(f"{source} holds {record.kind.value}, not one run")
+        return record
+
+
+def _run_kind(value: Any) -> RunKind:
+    if value not in (RunKind.PREDICT.value, RunKind.TREE.value):
+        raise ValueError(f"a run's kind is 'predict' or 'tree', not {value!r}")
+    return RunKind(value)
 
 
 @dataclass(frozen=True)
@@ -313,7 +386,7 @@ class Tokenization:
             "tokens": [{"id": t.id, "text": t.text, "bytes": t.raw.hex()} for t in self.tokens],
         }
 
-    def to_json(self, extra: dict[str, Any] | None = None) -> str:
+    def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
 
 
@@ -335,3 +408,55 @@ def greedy_path(nodes: tuple[TreeNode, ...] | list[TreeNode]) -> tuple[Step, ...
         Step(chosen=nodes[i].token, alternatives=tuple(n.token for n in nodes if n.parent == nodes[i].parent))
         for i in greedy_indices(nodes)
     )
+
+
+SET_SCHEMAS = {RunKind.SAMPLES: "tokviz.samples", RunKind.COMPARISON: "tokviz.comparison"}
+SET_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunSet:
+    """Several runs drawn as one picture: the samples of one prompt, or a comparison of prompts,
+    models and temperatures. Each run is complete, so a saved set re-renders offline."""
+
+    kind: RunKind
+    runs: tuple[Run, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", RunKind(self.kind))
+        if self.kind not in SET_SCHEMAS:
+            raise ValueError(f"a run set is samples or a comparison, not {self.kind.value}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SET_SCHEMAS[self.kind], "schema_version": SET_SCHEMA_VERSION, "tool_version": __version__,
+                "runs": [r.to_dict() for r in self.runs]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=1, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, source: str = "input") -> RunSet:
+        kind = next(k for k, schema in SET_SCHEMAS.items() if d.get("schema") == schema)
+        version = d.get("schema_version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise RunFileError(f"{source} has no valid schema_version")
+        if version > SET_SCHEMA_VERSION:
+            raise RunFileError(f"{source} was written by a newer tokviz (schema {version})",
+                               hint="upgrade tokviz: pip install -U tokviz")
+        runs = d.get("runs")
+        if not isinstance(runs, list) or not runs:
+            raise RunFileError(f"{source} holds no runs", hint="comparisons saved before tokviz 0.2 carry only figures")
+        return cls(kind=kind, runs=tuple(Run.from_dict(r, source=f"{source} (run {n})") for n, r in enumerate(runs, 1)))
+
+
+def load_record(text: str, *, source: str = "input") -> Run | RunSet:
+    """Any record tokviz writes: a run (predict, tree) or a set of runs (samples, comparison)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RunFileError(f"{source} is not valid JSON (line {err.lineno}: {err.msg})") from None
+    except RecursionError:
+        raise RunFileError(f"{source} is nested too deeply to be a tokviz run") from None
+    if isinstance(data, dict) and data.get("schema") in SET_SCHEMAS.values():
+        return RunSet.from_dict(data, source=source)
+    return Run.from_dict(data, source=source)

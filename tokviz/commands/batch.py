@@ -11,6 +11,8 @@ from rich.console import Console
 
 from tokviz.commands import common
 from tokviz.errors import ExitStatus, TokvizError, UsageError
+from tokviz.generation import Generation
+from tokviz.views import formats
 
 if TYPE_CHECKING:
     from tokviz.batch import Batch, Job, Outcome
@@ -25,46 +27,33 @@ class BatchInterrupted(TokvizError):
 
 
 def _formats(value: str) -> list[str]:
-    from tokviz.views import export
-
-    formats = [f.strip().lower().lstrip(".") for f in value.split(",") if f.strip()]
-    unknown = [f for f in formats if f not in export.FORMATS]
-    if unknown or not formats:
-        raise UsageError(f"unknown format {', '.join(unknown) or '(none)'} in --format",
-                         hint=f"use a comma-separated list of {', '.join(export.FORMATS)}")
-    return list(dict.fromkeys(formats))
+    names = [f.strip().lower().lstrip(".") for f in value.split(",") if f.strip()]
+    if not names:
+        raise UsageError("--format is empty", hint=f"use a comma-separated list of {', '.join(f.name for f in formats.for_kind(formats.PREDICT))}")
+    for name in names:
+        formats.check(name, formats.PREDICT)
+    return list(dict.fromkeys(names))
 
 
+@common.generation_options()
 def batch(
     prompts: Annotated[str, typer.Argument(metavar="PROMPTS", help='A .txt file (one prompt per line) or .jsonl file (objects with "prompt", optional "id", "model", "system", parameters); "-" reads standard input.')],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the outputs and the index (created if missing).")],
-    formats: Annotated[str, typer.Option("--format", "-f", help="Comma-separated formats per prompt: svg, png, dot, json, txt. The run JSON is always written.")] = "svg,json",
-    concurrency: Annotated[int, typer.Option("--concurrency", "-j", help="Requests in flight at once for API providers (1-64). The local model runs one prompt at a time.")] = 4,
+    gen: Generation,
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FOLDER", help="Folder for the outputs and the index (created if missing).")],
+    formats_: Annotated[str, typer.Option("--format", "-f", metavar="FORMATS", help=f"Comma-separated formats per prompt: {', '.join(f.name for f in formats.for_kind(formats.PREDICT))}. The run JSON is always written.")] = "svg,json",
+    concurrency: Annotated[int, typer.Option("--concurrency", "-j", help="Requests in flight at once for providers that allow it (1-64); the local model runs one prompt at a time.")] = 4,
     force: Annotated[bool, typer.Option("--force", help="Redo prompts whose outputs already exist.")] = False,
-    model: common.ModelOpt = None,
-    provider: common.ProviderOpt = None,
-    top_k: common.TopKOpt = 5,
-    max_tokens: common.MaxTokensOpt = 20,
-    temperature: common.TemperatureOpt = 0.0,
-    top_p: common.TopPOpt = 1.0,
-    seed: common.SeedOpt = None,
-    chat: common.ChatOpt = False,
-    system: common.SystemOpt = None,
-    base_url: common.BaseUrlOpt = None,
-    timeout: common.TimeoutOpt = 60.0,
-    retries: common.RetriesOpt = 2,
-    record: common.RecordOpt = None,
-    replay: common.ReplayOpt = None,
     wrap: common.WrapOpt = common.DEFAULT_WRAP,
     quiet: common.QuietOpt = False,
 ) -> None:
     """Run every prompt in PROMPTS; write each one's run and graphs, and an index, into a folder."""
     from tokviz import batch as workflow
+    from tokviz.commands import environment
     from tokviz.views import export
 
     if not 1 <= concurrency <= 64:
         raise UsageError(f"--concurrency must be between 1 and 64, got {concurrency}")
-    fmts = _formats(formats)
+    fmts = _formats(formats_)
     if output.exists() and not output.is_dir():
         raise UsageError(f"output {output} is a file, not a folder")
     if prompts == "-":
@@ -77,14 +66,11 @@ def batch(
             text, source = path.read_text(encoding="utf-8"), prompts
         except UnicodeDecodeError:
             raise UsageError(f"prompts file {prompts} is not UTF-8 text") from None
-    defaults = common.make_request("", model=model, top_k=top_k, max_tokens=max_tokens, temperature=temperature,
-                                   top_p=top_p, seed=seed, chat=chat, system=system, base_url=base_url,
-                                   timeout=timeout, retries=retries)
-    jobs = workflow.parse_jobs(text, source=source, defaults=defaults, provider=provider)
+    jobs = workflow.parse_jobs(text, source=source, defaults=gen, environ=environment.current().environ)
     err = common.stderr()
     runner = workflow.Batch(out_dir=output, formats=fmts, options=export.RenderOptions(wrap=wrap),
-                            concurrency=concurrency, force=force, record=record, replay=replay,
-                            progress=lambda msg: err.print(msg, style="dim"))
+                            concurrency=concurrency, force=force, record=gen.record, replay=gen.replay,
+                            progress=common.progress_line(err))
     stop = threading.Event()
     outcomes, interrupted = _run_with_progress(runner, jobs, stop, show=not quiet and err.is_terminal, console=err)
     failed = [o for o in outcomes if o is not None and o.status == "failed"]

@@ -1,30 +1,110 @@
-"""What several commands share at the edge: reading input, writing outputs, the two consoles."""
+"""What several commands share at the edge: the generation options, reading input, writing
+outputs, the two consoles."""
 
 from __future__ import annotations
 
-import sys
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
 
+from tokviz.commands import environment
 from tokviz.errors import RunFileError, UsageError
 from tokviz.files import check_writable, write_atomic
+from tokviz.generation import Generation
 from tokviz.views import DEFAULT_WRAP as DEFAULT_WRAP  # re-exported for the commands' defaults
+from tokviz.views import formats
 
 if TYPE_CHECKING:  # the rest is imported where used, so `tokviz --help` loads no view or provider code
-    from tokviz.providers.registry import Request
-    from tokviz.run import Run
+    from tokviz.pipeline import Plan
+    from tokviz.run import Run, RunSet
     from tokviz.views import export
 
-# Options several commands take, declared once so their names and help stay the same everywhere.
-OutputOpt = Annotated[Optional[list[Path]], typer.Option("--output", "-o", help="Write a view; the extension chooses it: .svg .png .dot .json .txt. Repeatable.", show_default=False)]
+F = TypeVar("F", bound=Callable[..., Any])
+
+# --- the generation options, attached to a command from their one declaration -------------------
+
+_PY_TYPES = {"str | None": Optional[str], "int": int, "float": float, "bool": bool, "int | None": Optional[int],
+             "tuple[str, ...]": Optional[list[str]], "Path | None": Optional[Path]}
+
+
+def generation_options(*, exclude: tuple[str, ...] = (), defaults: dict[str, Any] | None = None,
+                       help: dict[str, str] | None = None,
+                       flags: dict[str, tuple[str, ...]] | None = None) -> Callable[[F], F]:
+    """Give a command every field of `Generation` as an option (less `exclude`), and call it with
+    one `gen: Generation` argument instead of a dozen keywords.
+
+    The options come from the dataclass's field metadata, so their names, help and defaults are
+    declared once for every command; a command may change a default or a help text for itself.
+    """
+    defaults = defaults or {}
+    help = help or {}
+    flags = flags or {}
+
+    def decorate(fn: F) -> F:
+        sig = inspect.signature(fn, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != "gen"]
+        added = []
+        for f in fields(Generation):
+            if f.name in exclude:
+                continue
+            meta = f.metadata
+            py_type = _PY_TYPES[str(f.type)]
+            default = defaults.get(f.name, f.default)
+            option = typer.Option(*flags.get(f.name, meta["flags"]), help=help.get(f.name, meta["help"]), metavar=meta["metavar"],
+                                  show_default=default not in (None, ()))
+            added.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
+                                           default=None if default == () else default,
+                                           annotation=Annotated[py_type, option]))
+        names = [p.name for p in added]
+
+        @functools.wraps(fn)
+        def command(**kwargs: Any) -> Any:
+            given = {name: kwargs.pop(name) for name in names}
+            if given.get("options") is not None:
+                given["options"] = tuple(given["options"])
+            else:
+                given.pop("options", None)
+            return fn(gen=Generation(**{**{k: v for k, v in defaults.items() if k in exclude}, **given}), **kwargs)
+
+        params = sorted([*own, *added], key=lambda p: p.kind == inspect.Parameter.KEYWORD_ONLY)
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+                  else p for p in params]
+        command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command  # type: ignore[return-value]
+
+    return decorate
+
+
+def plan(gen: Generation, prompt: str) -> Plan:
+    """The checked request for `prompt` (the same function the notebook API uses)."""
+    from tokviz import pipeline
+
+    return pipeline.plan(gen, prompt, environ=environment.current().environ)
+
+
+# --- options several commands take besides the generation ones ----------------------------------
+
+def output_opt(kind: str) -> Any:
+    exts = formats.extensions(kind)
+    return Annotated[Optional[list[Path]], typer.Option("--output", "-o", metavar="FILE",
+                     help=f"Write a view; the extension chooses it: {exts}. Repeatable.", show_default=False)]
+
+
+OutputOpt = output_opt(formats.PREDICT)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run as JSON on stdout instead of the table.")]
 WrapOpt = Annotated[int, typer.Option("--wrap", help="Chosen tokens per row in graphs (0: one row).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stdout (outputs are still written).")]
 StatsOpt = Annotated[bool, typer.Option("--stats", help="Print the run's summary (perplexity, entropy, least certain steps, speed, usage, estimated cost) under the table; --json carries it too.")]
-SamplingOpt = Annotated[Optional[str], typer.Option("--show-sampling", help="Show how settings would reshape each step, e.g. 'T=0.2,T=1.5,top_k=3,top_p=0.9' (over the returned alternatives).", show_default=False)]
+SamplingOpt = Annotated[Optional[str], typer.Option("--show-sampling", metavar="SETTINGS", help="Show how settings would reshape each step, e.g. 'T=0.2,T=1.5,top_k=3,top_p=0.9' (over the returned alternatives).", show_default=False)]
+ViewOpt = Annotated[str, typer.Option("--view", help="What to print: 'table' (every token and its alternatives) or 'text' (the text as a heatmap).")]
+SaveOpt = Annotated[Optional[Path], typer.Option("--save", metavar="FILE", help="Save the record as JSON, to re-render later with `tokviz render`.", show_default=False)]
 
 
 def render_options(*, wrap: int, sampling: str | None, stats: bool) -> export.RenderOptions:
@@ -34,15 +114,18 @@ def render_options(*, wrap: int, sampling: str | None, stats: bool) -> export.Re
     return export.RenderOptions(wrap=wrap, sampling=parse_settings(sampling) if sampling else (), stats=stats)
 
 
-ViewOpt = Annotated[str, typer.Option("--view", help="What to print: 'table' (every token and its alternatives) or 'text' (the text as a heatmap).")]
+def check_view(view: str) -> None:
+    if view not in ("table", "text"):
+        raise UsageError(f"--view must be 'table' or 'text', got {view!r}")
 
 
 def print_run(run: Run, options: export.RenderOptions, *, as_json: bool, view: str = "table") -> None:
     """The run on stdout: JSON (with "stats" when asked), the table view, or the text heatmap."""
+    from tokviz.run import RunKind
+
     out = stdout()
-    if view not in ("table", "text"):
-        raise UsageError(f"--view must be 'table' or 'text', got {view!r}")
-    if view == "text" and not as_json and run.kind != "tree":
+    check_view(view)
+    if view == "text" and not as_json and run.kind is not RunKind.TREE:
         from tokviz.views import heatmap
 
         out.print(heatmap.view(run, color=out.is_terminal and not out.no_color))
@@ -51,7 +134,7 @@ def print_run(run: Run, options: export.RenderOptions, *, as_json: bool, view: s
         from tokviz.metrics import run_stats
 
         out.file.write(run.to_json({"stats": run_stats(run).to_dict()} if options.stats else None))
-    elif run.kind == "tree":
+    elif run.kind is RunKind.TREE:
         from tokviz.views import tree
 
         out.print(tree.view(run))
@@ -60,75 +143,53 @@ def print_run(run: Run, options: export.RenderOptions, *, as_json: bool, view: s
 
         out.print(table.view(run, sampling=options.sampling, stats=options.stats))
 
-# What to generate with: shared by `predict` and `batch`.
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name or path to a .gguf file. Default: $TOKVIZ_MODEL or the embedded gemma-3-270m.", show_default=False)]
-ProviderOpt = Annotated[Optional[str], typer.Option("--provider", "-p", help="Provider to use; inferred from the model when omitted.", show_default=False)]
-TopKOpt = Annotated[int, typer.Option("--top-k", "-k", help="Alternatives to record at each step (0-20).")]
-MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", "-n", help="Most tokens to generate.")]
-TemperatureOpt = Annotated[float, typer.Option("--temperature", "-t", help="0 is greedy (deterministic); above 0 samples.")]
-TopPOpt = Annotated[float, typer.Option("--top-p", help="Nucleus sampling: sample only from the smallest set of tokens reaching this probability.")]
-SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed for sampling; recorded in the run so it can be replayed.", show_default=False)]
-ChatOpt = Annotated[bool, typer.Option("--chat", help="Wrap the prompt in the model's chat turn format instead of continuing it as raw text.")]
-SystemOpt = Annotated[Optional[str], typer.Option("--system", help="A system message (implies --chat).", show_default=False)]
-BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help="An OpenAI-compatible server (vLLM, llama.cpp, Ollama, LM Studio), e.g. http://127.0.0.1:8000/v1. Default: $OPENAI_BASE_URL.", show_default=False)]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for a server's response.")]
-RetriesOpt = Annotated[int, typer.Option("--retries", help="Retries after a rate limit (429, honouring Retry-After), a server error or a timeout.")]
-RecordOpt = Annotated[Optional[Path], typer.Option("--record", help="Save the run into this cassette file, keyed by the request, for --replay.", show_default=False)]
-ReplayOpt = Annotated[Optional[Path], typer.Option("--replay", help="Answer from this cassette file instead of a provider: no network, no key.", show_default=False)]
-
-
-def make_request(prompt: str, *, model: str | None, top_k: int, max_tokens: int, temperature: float, top_p: float,
-                 seed: int | None, chat: bool, system: str | None, base_url: str | None, timeout: float,
-                 retries: int) -> Request:
-    from tokviz.providers.registry import Request, default_model
-    from tokviz.run import Params
-
-    params = Params(top_k=top_k, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                    mode="chat" if (chat or system) else "raw")
-    return Request(prompt=prompt, model=model or default_model(), params=params, system=system,
-                   base_url=base_url, timeout=timeout, retries=retries)
-
 
 def stdout() -> Console:
-    """The console for results. Rich turns colour off by itself when stdout is not a terminal
-    and when NO_COLOR is set, so piped output is plain text."""
-    return Console(highlight=False, emoji=False, markup=False)
+    return environment.current().console()
 
 
 def stderr() -> Console:
-    return Console(stderr=True, highlight=False, emoji=False, markup=False, soft_wrap=True)
+    return environment.current().error_console()
+
+
+def progress_line(console: Console) -> Callable[[str], None]:
+    return lambda msg: console.print(msg, style="dim")
 
 
 def read_text_arg(value: str) -> str:
     """An argument's text, or standard input's when it is "-"."""
     if value != "-":
         return value
-    data = sys.stdin.buffer.read()
+    data = environment.current().stdin.read()
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise UsageError(f"standard input is not UTF-8 text (byte {err.start})") from None
 
 
-def plan_outputs(outputs: list[Path]) -> list[tuple[Path, str]]:
-    """Each output path with its format, checked before any work is done."""
-    from tokviz.views import export
-
+def plan_outputs(outputs: list[Path], kind: str = formats.PREDICT) -> list[tuple[Path, str]]:
+    """Each output path with its format, checked against the kind of record before any work is done."""
     planned = []
     for path in outputs:
         check_writable(path)
-        planned.append((path, export.format_for(path)))
+        planned.append((path, formats.from_path(path.name, path.suffix, kind)))
     return planned
 
 
-def write_outputs(run: Run, planned: list[tuple[Path, str]], options: export.RenderOptions) -> None:
+def check_paths(*paths: Path | None) -> None:
+    for path in paths:
+        if path is not None:
+            check_writable(path)
+
+
+def write_outputs(record: Run | RunSet, planned: list[tuple[Path, str]], options: export.RenderOptions) -> None:
     from tokviz.views import export
 
     for path, fmt in planned:
-        write_atomic(path, export.render(run, fmt, options))
+        write_atomic(path, export.render(record, fmt, options))
 
 
-def check_outputs(run: Run, planned: list[tuple[Path, str]], options: export.RenderOptions, *,
+def check_outputs(record: Run | RunSet, planned: list[tuple[Path, str]], options: export.RenderOptions, *,
                   update: bool) -> list[str]:
     """Compare each rendering with the file on disk. Returns the diffs (empty: all equal); with
     `update`, differing files are rewritten instead and their names returned."""
@@ -137,7 +198,7 @@ def check_outputs(run: Run, planned: list[tuple[Path, str]], options: export.Ren
 
     found = []
     for path, fmt in planned:
-        actual = export.render(run, fmt, options)
+        actual = export.render(record, fmt, options)
         expected = path.read_bytes() if path.is_file() else None
         delta = golden.diff(str(path), expected, actual)
         if delta is None:
@@ -150,12 +211,12 @@ def check_outputs(run: Run, planned: list[tuple[Path, str]], options: export.Ren
     return found
 
 
-def load_run(path: str) -> Run:
-    """A saved run from a file, or from standard input when `path` is "-"."""
-    from tokviz.run import Run
+def load_record(path: str) -> Run | RunSet:
+    """A saved record (run, tree, samples, comparison) from a file, or standard input for "-"."""
+    from tokviz.run import load_record as parse
 
     if path == "-":
-        return Run.from_json(read_text_arg("-"), source="standard input")
+        return parse(read_text_arg("-"), source="standard input")
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -167,4 +228,13 @@ def load_run(path: str) -> Run:
         raise RunFileError(f"{path} is not a tokviz run (not UTF-8 text)") from None
     except OSError as err:
         raise UsageError(f"cannot read run file {path}: {err.strerror}") from None
-    return Run.from_json(text, source=path)
+    return parse(text, source=path)
+
+
+def load_run(path: str) -> Run:
+    from tokviz.run import Run
+
+    record = load_record(path)
+    if not isinstance(record, Run):
+        raise RunFileError(f"{path} holds {record.kind.value}, not one run")
+    return record

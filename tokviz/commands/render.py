@@ -1,4 +1,4 @@
-"""`tokviz render`: draw a saved run again, with no provider and no network."""
+"""`tokviz render`: draw a saved record again, with no provider and no network."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import typer
 
 from tokviz.commands import common
 from tokviz.errors import CheckFailed, UsageError
+from tokviz.views import formats
 
 
 def render(
-    run_file: Annotated[str, typer.Argument(metavar="RUN.json", help='A run saved with --save or --json; "-" reads standard input.')],
+    run_file: Annotated[str, typer.Argument(metavar="RUN.json", help='A run, tree, samples or comparison saved as JSON; "-" reads standard input.')],
     output: common.OutputOpt = None,
     as_json: common.JsonOpt = False,
     wrap: common.WrapOpt = common.DEFAULT_WRAP,
@@ -22,16 +23,22 @@ def render(
     check: Annotated[bool, typer.Option("--check", help="Compare with the existing -o files instead of writing them; exit 1 with a diff if any differs.")] = False,
     update: Annotated[bool, typer.Option("--update", help="Rewrite the -o files that differ (golden-file update), and name them on stderr.")] = False,
 ) -> None:
-    """Re-render a saved run: the same bytes `predict` wrote for the same run and options."""
+    """Re-render a saved record: the same bytes the command that made it wrote for the same options."""
+    from tokviz.run import Run, RunKind
+
     if check and update:
         raise UsageError("--check and --update exclude each other")
     if (check or update) and not output:
         raise UsageError(f"--{'check' if check else 'update'} needs the files to compare: give them with -o")
     options = common.render_options(wrap=wrap, sampling=show_sampling, stats=stats)
-    planned = common.plan_outputs(output or [])
-    run = common.load_run(run_file)
+    common.check_view(view)
+    for path in output or []:  # the extension is checked now; what the record can be drawn as, once it is read
+        common.check_paths(path)
+        formats.from_path(path.name, path.suffix)
+    record = common.load_record(run_file)
+    planned = common.plan_outputs(output or [], record.kind.value)
     if check or update:
-        found = common.check_outputs(run, planned, options, update=update)
+        found = common.check_outputs(record, planned, options, update=update)
         if update:
             for name in found:
                 common.stderr().print(f"tokviz: updated {name}", style="dim")
@@ -41,7 +48,18 @@ def render(
             raise CheckFailed(f"{len(found)} of {len(planned)} outputs differ from the rendering",
                               hint="review the diff; --update rewrites them")
         return
-    common.write_outputs(run, planned, options)
+    common.write_outputs(record, planned, options)
     if quiet or (planned and not as_json):
         return
-    common.print_run(run, options, as_json=as_json, view=view)
+    if isinstance(record, Run):
+        common.print_run(record, options, as_json=as_json, view=view)
+        return
+    from tokviz.views import comparison, export, samples
+
+    out = common.stdout()
+    if as_json:
+        out.file.write(export.render(record, "json", options).decode("utf-8"))
+    elif record.kind is RunKind.SAMPLES:
+        out.print(samples.table(list(record.runs)))
+    else:
+        out.print(comparison.table(record))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -9,32 +10,29 @@ import typer
 
 from tokviz.commands import common
 from tokviz.errors import ExitStatus, TokvizError, UsageError
-from tokviz.files import check_writable, write_atomic
+from tokviz.files import write_atomic
+from tokviz.generation import Generation
+from tokviz.views import formats
 
 
 class TreeInterrupted(TokvizError):
     exit_status = ExitStatus.INTERRUPTED
 
 
+@common.generation_options(exclude=("top_k", "max_tokens", "temperature", "top_p", "seed", "record", "replay"))
 def tree(
-    prompt: Annotated[Optional[str], typer.Argument(help='The prompt; "-" reads it from standard input. Not needed with --from.', show_default=False)] = None,
+    gen: Generation,
+    prompt: Annotated[Optional[str], typer.Argument(metavar="[PROMPT]", help='The prompt; "-" reads it from standard input. Not needed with --from.', show_default=False)] = None,
     depth: Annotated[int, typer.Option("--depth", "-d", help="Tokens deep (1-12).")] = 4,
     branch: Annotated[int, typer.Option("--branch", "-b", help="Children per node: the most likely ones (1-20).")] = 3,
     min_prob: Annotated[float, typer.Option("--min-prob", help="Drop children less likely than this.")] = 0.0,
     max_nodes: Annotated[int, typer.Option("--max-nodes", help="Stop growing at this many nodes (the command says when it cut).")] = 200,
     complete: Annotated[int, typer.Option("--complete", help="Finish each leaf greedily with up to N tokens, so each branch reads as text.")] = 0,
-    from_run: Annotated[Optional[Path], typer.Option("--from", help="Branch from a saved run instead of a prompt (with --step and --token).", show_default=False)] = None,
+    from_run: Annotated[Optional[Path], typer.Option("--from", metavar="RUN.json", help="Branch from a saved run instead of a prompt (with --step and --token).", show_default=False)] = None,
     step: Annotated[int, typer.Option("--step", help="With --from: the step (1-based) whose alternative to take.")] = 1,
     token: Annotated[int, typer.Option("--token", help="With --from: which alternative at that step (1 = most likely).")] = 1,
-    model: common.ModelOpt = None,
-    provider: common.ProviderOpt = None,
-    chat: common.ChatOpt = False,
-    system: common.SystemOpt = None,
-    base_url: common.BaseUrlOpt = None,
-    timeout: common.TimeoutOpt = 60.0,
-    retries: common.RetriesOpt = 2,
-    output: common.OutputOpt = None,
-    save: Annotated[Optional[Path], typer.Option("--save", help="Save the tree (a run) as JSON, for `tokviz render`.", show_default=False)] = None,
+    output: common.output_opt(formats.TREE) = None,
+    save: common.SaveOpt = None,
     as_json: common.JsonOpt = False,
     quiet: common.QuietOpt = False,
 ) -> None:
@@ -53,29 +51,29 @@ def tree(
         forced = (*(s.chosen for s in saved.steps[: step - 1]), alts[token - 1])
         if any(t.id is None for t in forced):
             raise UsageError(f"{from_run} has no token ids (a {saved.provider} run)", hint="branch from a run of the local model")
-        text, model = saved.prompt, model or saved.model
-        chat = chat or saved.params.mode == "chat"
+        text = saved.prompt
+        gen = replace(gen, model=gen.model or saved.model, chat=gen.chat or saved.params.mode == "chat")
     elif prompt is None:
         raise UsageError("give a prompt, or --from RUN.json")
     else:
         text = common.read_text_arg(prompt)
-    request = common.make_request(text, model=model, top_k=branch, max_tokens=depth, temperature=0.0, top_p=1.0,
-                                  seed=None, chat=chat, system=system, base_url=base_url, timeout=timeout, retries=retries)
-    planned = common.plan_outputs(output or [])
-    if save is not None:
-        check_writable(save)
+    gen = replace(gen, top_k=branch, max_tokens=depth, temperature=0.0, top_p=1.0, seed=None)
     spec = TreeSpec(depth=depth, branch=branch, min_prob=min_prob, max_nodes=max_nodes, complete=complete)
+    pipeline.check_tree(spec)
+    plan = common.plan(gen, text)
+    planned = common.plan_outputs(output or [], formats.TREE)
+    common.check_paths(save)
     err = common.stderr()
-    run = pipeline.tree(request, spec, provider=provider, forced=forced, progress=lambda msg: err.print(msg, style="dim"))
+    run = pipeline.tree(plan, spec, forced=forced, progress=common.progress_line(err))
     if save is not None:
         write_atomic(save, run.to_json().encode("utf-8"))
     options = common.render_options(wrap=common.DEFAULT_WRAP, sampling=None, stats=False)
     common.write_outputs(run, planned, options)
     if not quiet:
         common.print_run(run, options, as_json=as_json)
-    if run.tree.get("cut"):
+    if run.tree is not None and run.tree.cut:
         from tokviz.views.tree import cut_note
 
-        if run.tree["cut"] == "interrupted":  # outputs are written; the exit code still says it is partial
+        if run.tree.cut == "interrupted":  # outputs are written; the exit code still says it is partial
             raise TreeInterrupted(cut_note(run) or "interrupted")
         err.print(f"tokviz: {cut_note(run)}", style="yellow")

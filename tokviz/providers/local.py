@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import atexit
 import functools
-import math
 import os
 import random
 import tempfile
@@ -26,14 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 from tokviz.cache import cache_dir
 from tokviz.errors import ProviderError, UsageError
-from tokviz.providers.registry import DEFAULT_MODEL, LOCAL_MODELS, Progress, Request, TreeSpec
-from tokviz.run import Message, Params, Run, Step, Token, Tokenization, TreeNode, greedy_path
+from tokviz.providers.registry import DEFAULT_MODEL, Capability, OptionSpec, Progress, ProviderSpec, Request, TreeSpec
+from tokviz.run import Message, Params, Run, Step, Token, Tokenization
 
 if TYPE_CHECKING:
     import numpy as np
     from llama_cpp import Llama
 
 DEFAULT_N_CTX = 2048
+# Names that mean "the embedded model"; any path ending in .gguf runs locally too.
+LOCAL_MODELS = frozenset({DEFAULT_MODEL, "local", "gemma3-270m"})
 TURN_USER = "<start_of_turn>user\n"
 TURN_END = "<end_of_turn>\n"
 TURN_MODEL = "<start_of_turn>model\n"
@@ -120,7 +121,7 @@ def _quiet_llama_cpp() -> None:
 _LOG_CALLBACK: list[Any] = []
 
 # One loaded model per file and process: batches and notebooks load it once, not per prompt.
-_MODELS: dict[tuple[str, int], _Loaded] = {}
+_MODELS: dict[tuple[str, int, int | None], _Loaded] = {}
 
 
 def close_models() -> None:
@@ -137,8 +138,12 @@ def close_models() -> None:
 atexit.register(close_models)
 
 
-def _load(path: Path, n_ctx: int) -> _Loaded:
-    key = (str(path.resolve()), n_ctx)
+def _ctx_for(needed: int, path: Path) -> int:
+    return -(-needed // 512) * 512
+
+
+def _load(path: Path, n_ctx: int, n_threads: int | None = None) -> _Loaded:
+    key = (str(path.resolve()), n_ctx, n_threads)
     loaded = _MODELS.get(key)
     if loaded is not None:
         return loaded
@@ -148,7 +153,7 @@ def _load(path: Path, n_ctx: int) -> _Loaded:
         raise ProviderError("llama-cpp-python is not installed", hint="pip install llama-cpp-python") from None
     _quiet_llama_cpp()
     try:
-        llm = Llama(model_path=str(path), n_ctx=n_ctx, n_batch=512, n_threads=os.cpu_count() or 1,
+        llm = Llama(model_path=str(path), n_ctx=n_ctx, n_batch=512, n_threads=n_threads or os.cpu_count() or 1,
                     logits_all=False, verbose=False)
     except (ValueError, RuntimeError, OSError) as err:
         raise ProviderError(f"cannot load model {path}: {err}", hint="is it a valid GGUF file?") from None
@@ -267,10 +272,11 @@ class LocalProvider:
             params = replace(params, seed=random.randrange(2**31))  # recorded, so replayable
         path = resolve_model_path(request.model, self.progress)
         t0 = time.perf_counter()
-        probe = _load(path, DEFAULT_N_CTX)
+        threads = params.options.get("n_threads")
+        probe = _load(path, DEFAULT_N_CTX, threads)
         ids, messages = prompt_tokens(probe.llm, request)
         needed = len(ids) + params.max_tokens + 1
-        m = probe if needed <= DEFAULT_N_CTX else _load(path, -(-needed // 512) * 512)
+        m = probe if needed <= DEFAULT_N_CTX else _load(path, _ctx_for(needed, path), threads)
         load_s = time.perf_counter() - t0
         rng = np.random.default_rng(params.seed)
         steps, finish, t_prefill, t_first = self._generate(m, ids, params, rng)
@@ -321,84 +327,105 @@ class LocalProvider:
         return Tokenization(model=name, tokenizer=f"{name} (GGUF vocabulary)", text=text,
                             tokens=tuple(_token(m, i, 0.0) for i in ids))
 
-    def tree(self, request: Request, spec: TreeSpec, forced: tuple[Token, ...] = ()) -> Run:
-        """Expand the alternatives into a tree, depth first, reusing the KV cache.
-
-        The model's cache always holds the prompt plus the current path. Before a node's token is
-        evaluated, the cache is cut back to its parent's path (`n_tokens`, which `Llama.eval`
-        honours by removing everything after it), so every evaluated token is a new node: no
-        prefix is ever evaluated twice. Children are visited most likely first, so `max_nodes`
-        cuts the least likely branches. Ctrl-C keeps what was expanded.
-        """
-        import numpy as np
-
-        t0 = time.perf_counter()
+    def tree_cursor(self, request: Request, spec: TreeSpec, forced: tuple[Token, ...] = ()) -> LocalCursor:
+        """A cursor over the model's KV cache, after the prompt and the forced tokens."""
         path = resolve_model_path(request.model, self.progress)
-        probe = _load(path, DEFAULT_N_CTX)
+        threads = request.params.options.get("n_threads")
+        probe = _load(path, DEFAULT_N_CTX, threads)
         ids, messages = prompt_tokens(probe.llm, request)
-        forced_ids = [t.id for t in forced if t.id is not None]
+        if any(t.id is None for t in forced):
+            raise UsageError("the forced tokens have no token ids", hint="branch from a run of the local model")
+        forced_ids = [int(t.id) for t in forced if t.id is not None]
         needed = len(ids) + len(forced_ids) + spec.depth + spec.complete + 1
-        m = probe if needed <= DEFAULT_N_CTX else _load(path, -(-needed // 512) * 512)
-        llm = m.llm
-        llm.reset()
-        llm.eval(list(ids))
+        m = probe if needed <= DEFAULT_N_CTX else _load(path, _ctx_for(needed, path), threads)
+        m.llm.reset()
+        m.llm.eval(list(ids))
         # Forced tokens one at a time, as generation produced them: llama.cpp rounds a batch
         # differently from single tokens, and this keeps a branch's figures equal to the run's.
         for token_id in forced_ids:
-            llm.eval([token_id])
-        base = len(ids) + len(forced_ids)
-        nodes: list[TreeNode] = []
-        counter = {"evaluated": 0}
-        state = {"cut": None}
-
-        def evaluate(at: int, token_id: int) -> None:
-            llm.n_tokens = at  # the cache keeps the first `at` tokens; eval drops the rest
-            llm.eval([token_id])
-            counter["evaluated"] += 1
-
-        def children() -> list[tuple[int, float]]:
-            logits = _last_logits(m)
-            lse = logsumexp(logits)
-            kids = [(i, float(logits[i]) - lse) for i in top_k(logits, spec.branch)]
-            return [(i, lp) for i, lp in kids if math.exp(lp) >= spec.min_prob and i not in m.stop_ids]
-
-        def complete(at: int) -> tuple[Token, ...]:
-            out = []
-            for n in range(spec.complete):
-                logits = _last_logits(m)
-                chosen = int(np.argmax(logits))
-                if chosen in m.stop_ids:
-                    break
-                out.append(_token(m, chosen, float(logits[chosen]) - logsumexp(logits)))
-                if n + 1 < spec.complete:
-                    evaluate(at + n, chosen)
-            return tuple(out)
-
-        def expand(parent: int, depth: int, at: int, cum: float) -> None:
-            for token_id, lp in children():
-                if len(nodes) >= spec.max_nodes:
-                    state["cut"] = "max-nodes"
-                    return
-                nodes.append(TreeNode(parent=parent, token=_token(m, token_id, lp), depth=depth, cum_logprob=cum + lp))
-                index = len(nodes) - 1
-                if depth < spec.depth:
-                    evaluate(at, token_id)
-                    expand(index, depth + 1, at + 1, cum + lp)
-                elif spec.complete:
-                    evaluate(at, token_id)
-                    nodes[index] = replace(nodes[index], completion=complete(at + 1))
-
-        try:
-            expand(-1, 1, base, 0.0)
-        except KeyboardInterrupt:
-            state["cut"] = "interrupted"
-        steps = greedy_path(nodes)
+            m.llm.eval([token_id])
         name = request.model if request.model not in LOCAL_MODELS else DEFAULT_MODEL
-        prompt = request.prompt + "".join(t.text for t in forced)
-        return Run(provider=self.name, model=name, prompt=prompt, params=replace(request.params, top_k=spec.branch),
-                   steps=steps, messages=messages, finish_reason=None, kind="tree",
-                   usage={"prompt_tokens": base}, timings={"total_s": time.perf_counter() - t0},
-                   nodes=tuple(nodes),
-                   tree={**spec.to_dict(), "cut": state["cut"], "evaluated_tokens": counter["evaluated"],
-                         "forced_tokens": len(forced)})
+        return LocalCursor(m, base=len(ids) + len(forced_ids), model=name, messages=messages)
 
+
+class LocalCursor:
+    """A position in the tree, kept in the model's KV cache.
+
+    The cache holds the prompt plus the current path. `enter` only records the token; reading the
+    children evaluates whatever of the path the cache does not hold yet, after cutting the cache
+    back to the common prefix (`Llama.n_tokens`, which `Llama.eval` honours by dropping everything
+    after it). Depth first, every evaluated token is a new node: no prefix is evaluated twice.
+    """
+
+    def __init__(self, m: _Loaded, *, base: int, model: str, messages: tuple[Message, ...]) -> None:
+        self.m = m
+        self.base = base
+        self.path: list[int] = []
+        self.valid = 0  # how much of `path` the cache holds, with the logits of its last token current
+        self.evaluated = 0
+        self.model = model
+        self.messages = messages
+
+    def _sync(self) -> None:
+        llm = self.m.llm
+        while self.valid < len(self.path):
+            llm.n_tokens = self.base + self.valid
+            llm.eval([self.path[self.valid]])
+            self.valid += 1
+            self.evaluated += 1
+
+    def children(self, k: int) -> list[Token]:
+        self._sync()
+        logits = _last_logits(self.m)
+        lse = logsumexp(logits)
+        return [_token(self.m, i, float(logits[i]) - lse) for i in top_k(logits, k) if i not in self.m.stop_ids]
+
+    def enter(self, token: Token) -> None:
+        if token.id is None:
+            raise ProviderError("a tree token without an id")
+        self.path.append(int(token.id))
+
+    def leave(self) -> None:
+        self.path.pop()
+        self.valid = min(self.valid, len(self.path))
+
+    def complete(self, n: int) -> tuple[Token, ...]:
+        """The greedy continuation of the current path, up to `n` tokens (stops at end of text)."""
+        import numpy as np
+
+        self._sync()
+        out: list[Token] = []
+        at = self.base + len(self.path)
+        for j in range(n):
+            logits = _last_logits(self.m)
+            chosen = int(np.argmax(logits))
+            if chosen in self.m.stop_ids:
+                break
+            out.append(_token(self.m, chosen, float(logits[chosen]) - logsumexp(logits)))
+            if j + 1 < n:
+                self.m.llm.n_tokens = at + j
+                self.m.llm.eval([chosen])
+                self.evaluated += 1
+                self.valid = min(self.valid, len(self.path) - 1)  # the path's own logits are gone
+        return tuple(out)
+
+    def report(self) -> dict[str, Any]:
+        return {"evaluated_tokens": self.evaluated, "model": self.model, "messages": self.messages,
+                "prompt_tokens": self.base}
+
+
+def _positive(value: Any) -> str | None:
+    return None if value >= 1 else "must be at least 1"
+
+
+SPEC = ProviderSpec(
+    name="local",
+    description="GGUF models run in this process through llama.cpp; the embedded Gemma 3 270M by default (offline, no key)",
+    factory=LocalProvider,
+    models=(r"^(?-i:gemma-3-270m|gemma3-270m|local)$", r"\.gguf$"),
+    concurrent=False,
+    max_top_k=100,
+    capabilities=frozenset({Capability.CHAT, Capability.RAW, Capability.TREE, Capability.TOKENIZE}),
+    options=(OptionSpec("n_threads", int, "CPU threads for llama.cpp (default: every core)", check=_positive),),
+    priority=10,
+)

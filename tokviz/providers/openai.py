@@ -13,8 +13,6 @@ redacted from every message (see `tokviz.errors.redact`).
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
 import random
 import threading
@@ -25,8 +23,8 @@ from urllib.parse import urlsplit
 
 from tokviz.errors import ProviderError, RateLimitedError, UsageError, redact
 from tokviz.providers.ratelimit import RateGate
-from tokviz.providers.registry import Progress, Request, TreeSpec
-from tokviz.run import Message, Run, Step, Token, Tokenization, TreeNode, greedy_path
+from tokviz.providers.registry import Capability, OptionSpec, Progress, ProviderSpec, Request, TreeSpec
+from tokviz.run import Message, Run, Step, Token, Tokenization
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -92,8 +90,13 @@ class OpenAIProvider:
     def tokenize(self, text: str, model: str) -> Tokenization:
         return tokenize(text, model)
 
-    def tree(self, request: Request, spec: TreeSpec, forced: tuple[Token, ...] = ()) -> Run:
-        return _grow_tree(self, request, spec, forced)
+    def tree_cursor(self, request: Request, spec: TreeSpec, forced: tuple[Token, ...] = ()) -> ServerCursor:
+        if _is_openai(request.base_url or os.environ.get("OPENAI_BASE_URL") or None):
+            raise UsageError(
+                "OpenAI's chat API cannot continue from a forced prefix, so it cannot grow a tree",
+                hint="use the local model, or --base-url with a server that has the completions endpoint (vLLM, llama.cpp)",
+            )
+        return ServerCursor(self, request, spec, request.prompt + "".join(t.text for t in forced))
 
     def client(self, request: Request) -> tuple[OpenAI, str | None]:
         from openai import DefaultHttpxClient, OpenAI
@@ -135,6 +138,7 @@ class OpenAIProvider:
             kwargs["top_logprobs"] = params.top_k
         if params.seed is not None:
             kwargs["seed"] = params.seed
+        kwargs.update(params.options)  # -O settings, checked against SPEC.options
         # OpenAI wants max_completion_tokens (max_tokens is deprecated and refused by reasoning
         # models); compatible servers mostly know only max_tokens.
         kwargs["max_completion_tokens" if _is_openai(base_url) else "max_tokens"] = params.max_tokens
@@ -180,77 +184,102 @@ class OpenAIProvider:
                    timings=timings)
 
 
-def _grow_tree(provider: OpenAIProvider, request: Request, spec: TreeSpec, forced: tuple[Token, ...]) -> Run:
-    """A tree through the legacy completions endpoint: prompt + path text, one token, top-k logprobs.
+def _completion_items(answer: Any) -> list[dict[str, Any]]:
+    """The logprob items of a /v1/completions answer, in either shape servers send.
 
-    Level by level, with the requests of a level in flight together (bounded). Approximations,
-    labelled in the run: the path goes back as text, so the server re-tokenizes it (usually, not
-    always, into the same tokens), and servers key alternatives by text, so they come without ids
-    or exact bytes.
+    OpenAI's legacy shape (vLLM, llama-cpp-python) is parallel lists: `tokens`, `token_logprobs`
+    and `top_logprobs` as one {text: logprob} dict per position. llama.cpp's own server answers in
+    the chat shape instead: `content`, a list of items with `token`, `logprob`, `bytes`, `id` and
+    `top_logprobs` (a list of the same). Both become chat-shaped items here.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    choice = ((answer or {}).get("choices") or [{}])[0] or {}
+    lps = choice.get("logprobs") or {}
+    if isinstance(lps.get("content"), list):
+        return [i for i in lps["content"] if isinstance(i, dict)]
+    items = []
+    for n, (text, lp) in enumerate(zip(lps.get("tokens") or [], lps.get("token_logprobs") or [])):
+        tops = (lps.get("top_logprobs") or [])
+        top = tops[n] if n < len(tops) and isinstance(tops[n], dict) else {}
+        items.append({"token": text, "logprob": lp,
+                      "top_logprobs": [{"token": t, "logprob": v} for t, v in top.items()]})
+    return items
 
-    if _is_openai(request.base_url or os.environ.get("OPENAI_BASE_URL") or None):
-        raise UsageError(
-            "OpenAI's chat API cannot continue from a forced prefix, so it cannot grow a tree",
-            hint="use the local model, or --base-url with a server that has the completions endpoint (vLLM, llama.cpp)",
-        )
-    client, base_url = provider.client(request)
-    t0 = time.perf_counter()
-    prompt = request.prompt + "".join(t.text for t in forced)
 
-    def ask(text: str, max_tokens: int, k: int) -> dict[str, Any]:
-        body = {"model": request.model, "prompt": text, "max_tokens": max_tokens, "temperature": 0.0,
+class ServerCursor:
+    """A tree position on a server: the path goes back as text to /v1/completions.
+
+    Approximations, labelled in the run: the server re-tokenizes the path text (usually, not
+    always, into the same tokens), and servers of the legacy shape key alternatives by text, so
+    they come without ids or exact bytes. While the tree algorithm walks one branch, the requests
+    its next steps will need are already in flight (up to eight), so a wide tree does not wait
+    for one answer at a time.
+    """
+
+    APPROXIMATION = "path sent back as text and re-tokenized by the server; alternatives keyed by text"
+
+    def __init__(self, provider: OpenAIProvider, request: Request, spec: TreeSpec, prompt: str) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.client, self.base_url = provider.client(request)
+        self.request = request
+        self.spec = spec
+        self.texts = [prompt]
+        self.requests = 0
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tokviz-tree")
+        self.pending: dict[tuple[str, int, int], Any] = {}
+        self.lock = threading.Lock()
+
+    def _post(self, text: str, max_tokens: int, k: int) -> Any:
+        body = {"model": self.request.model, "prompt": text, "max_tokens": max_tokens, "temperature": 0.0,
                 "logprobs": k}
         try:
-            return client.post("/completions", body=body, cast_to=object)  # type: ignore[return-value]
+            answer = self.client.post("/completions", body=body, cast_to=object)
         except Exception as err:  # every SDK and transport failure becomes one line
-            raise translate_error(err, request, base_url) from None
+            raise translate_error(err, self.request, self.base_url) from None
+        with self.lock:
+            self.requests += 1
+        return answer
 
-    def children(text: str) -> list[tuple[str, float]]:
-        answer = ask(text, 1, spec.branch)
-        tops = ((answer.get("choices") or [{}])[0].get("logprobs") or {}).get("top_logprobs") or [{}]
-        kids = sorted(tops[0].items(), key=lambda kv: -kv[1])[: spec.branch]
-        return [(t, float(lp)) for t, lp in kids if math.exp(lp) >= spec.min_prob and t]
+    def _ask(self, text: str, max_tokens: int, k: int) -> Any:
+        key = (text, max_tokens, k)
+        with self.lock:
+            future = self.pending.pop(key, None)
+        return future.result() if future is not None else self._post(text, max_tokens, k)
 
-    nodes: list[TreeNode] = []
-    texts: dict[int, str] = {-1: prompt}
-    frontier = [-1]
-    cut = None
-    requests = 0
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        try:
-            for depth in range(1, spec.depth + 1):
-                answers = list(pool.map(lambda i: children(texts[i]), frontier))
-                requests += len(frontier)
-                next_frontier = []
-                for parent, kids in zip(frontier, answers):
-                    for text, lp in kids:
-                        if len(nodes) >= spec.max_nodes:
-                            cut = "max-nodes"
-                            break
-                        base = nodes[parent].cum_logprob if parent >= 0 else 0.0
-                        nodes.append(TreeNode(parent=parent, token=Token(text=text, raw=text.encode("utf-8"), logprob=lp),
-                                              depth=depth, cum_logprob=base + lp))
-                        texts[len(nodes) - 1] = texts[parent] + text
-                        next_frontier.append(len(nodes) - 1)
-                frontier = next_frontier
-                if cut:
-                    break
-            if spec.complete and frontier:
-                done = list(pool.map(lambda i: ask(texts[i], spec.complete, 1), frontier))
-                requests += len(frontier)
-                for i, answer in zip(frontier, done):
-                    lps = ((answer.get("choices") or [{}])[0].get("logprobs") or {})
-                    toks = [Token(text=t, raw=t.encode("utf-8"), logprob=float(lp))
-                            for t, lp in zip(lps.get("tokens") or [], lps.get("token_logprobs") or [])]
-                    nodes[i] = replace(nodes[i], completion=tuple(toks))
-        except KeyboardInterrupt:
-            cut = "interrupted"
-    return Run(provider=provider.name, model=request.model, prompt=prompt, params=replace(request.params, top_k=spec.branch),
-               steps=greedy_path(nodes), kind="tree", timings={"total_s": time.perf_counter() - t0}, nodes=tuple(nodes),
-               tree={**spec.to_dict(), "cut": cut, "requests": requests, "forced_tokens": len(forced),
-                     "approximation": "path sent back as text and re-tokenized by the server; alternatives keyed by text"})
+    def _prefetch(self, text: str, max_tokens: int, k: int) -> None:
+        key = (text, max_tokens, k)
+        with self.lock:
+            if key not in self.pending:
+                self.pending[key] = self.pool.submit(self._post, text, max_tokens, k)
+
+    def children(self, k: int) -> list[Token]:
+        items = _completion_items(self._ask(self.texts[-1], 1, k))
+        tops = (items[0].get("top_logprobs") or []) if items else []
+        kids = sorted((_token(t) for t in tops if t.get("token") or t.get("bytes")), key=lambda t: -t.logprob)[:k]
+        depth = len(self.texts)  # the depth of these children
+        for kid in kids:
+            if kid.prob < self.spec.min_prob:
+                continue
+            if depth < self.spec.depth:
+                self._prefetch(self.texts[-1] + kid.text, 1, k)
+            elif self.spec.complete:
+                self._prefetch(self.texts[-1] + kid.text, self.spec.complete, 1)
+        return kids
+
+    def enter(self, token: Token) -> None:
+        self.texts.append(self.texts[-1] + token.text)
+
+    def leave(self) -> None:
+        self.texts.pop()
+
+    def complete(self, n: int) -> tuple[Token, ...]:
+        return tuple(_token(i) for i in _completion_items(self._ask(self.texts[-1], n, 1)))
+
+    def report(self) -> dict[str, Any]:
+        return {"requests": self.requests, "approximation": self.APPROXIMATION}
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def tokenize(text: str, model: str) -> Tokenization:
@@ -312,12 +341,9 @@ def translate_error(err: Exception, request: Request, base_url: str | None, *, m
         if status == 429:
             after = err.response.headers.get("retry-after") if err.response is not None else None
             waited = f"; the server asked to wait {after} s more" if after else ""
-            limited = RateLimitedError(redact(f"{where} is rate limiting requests (429: {detail}); gave up after "
-                                              f"{request.retries} retries{waited}", key),
-                                       hint="wait and try again, or raise --retries")
-            with contextlib.suppress(TypeError, ValueError):
-                limited.retry_after = float(after) if after is not None else None
-            return limited
+            return RateLimitedError(redact(f"{where} is rate limiting requests (429: {detail}); gave up after "
+                                           f"{request.retries} retries{waited}", key),
+                                    hint="wait and try again, or raise --retries")
         if status >= 500:
             return fail(f"{where} failed with a server error ({status}: {detail}) after {request.retries} retries",
                         hint="try again later")
@@ -334,3 +360,32 @@ def translate_error(err: Exception, request: Request, base_url: str | None, *, m
     # Transport errors raised while reading the stream (a dropped connection mid-response).
     return fail(f"the response from {where} was cut off ({type(err).__name__}: {' '.join(str(err).split())[:200]})",
                 hint="try again")
+
+
+def _penalty(value: Any) -> str | None:
+    return None if -2.0 <= value <= 2.0 else "must be between -2 and 2"
+
+
+def _positive_float(value: Any) -> str | None:
+    return None if 0.0 < value <= 10.0 else "must be above 0 and at most 10"
+
+
+SPEC = ProviderSpec(
+    name="openai",
+    description="OpenAI's API, and OpenAI-compatible servers (vLLM, llama.cpp, Ollama, LM Studio) with --base-url",
+    factory=OpenAIProvider,
+    models=(r"^(gpt-|chatgpt-|o\d|ft:|davinci|babbage|text-)",),
+    claims_base_url=True,
+    base_url_env="OPENAI_BASE_URL",
+    secret_env="OPENAI_API_KEY",
+    concurrent=True,
+    max_top_k=20,
+    capabilities=frozenset({Capability.CHAT, Capability.TREE, Capability.TOKENIZE}),
+    options=(
+        OptionSpec("frequency_penalty", float, "penalise tokens by how often they appeared (-2 to 2)", check=_penalty),
+        OptionSpec("presence_penalty", float, "penalise tokens that appeared at all (-2 to 2)", check=_penalty),
+        OptionSpec("repeat_penalty", float, "llama.cpp-style repeat penalty, for compatible servers (1 is off)",
+                   check=_positive_float),
+    ),
+    priority=50,
+)

@@ -16,8 +16,8 @@ from typing import Any
 
 from tokviz.errors import ProviderError, RunFileError, UsageError
 from tokviz.files import write_atomic
-from tokviz.providers.registry import Progress, Provider, Request
-from tokviz.run import Run, Tokenization
+from tokviz.providers.registry import Capability, Progress, Provider, ProviderSpec, Request
+from tokviz.run import Run
 
 SCHEMA = "tokviz.cassette"
 SCHEMA_VERSION = 1
@@ -96,8 +96,6 @@ class ReplayProvider:
             )
         return run
 
-    def tokenize(self, text: str, model: str) -> Tokenization:
-        raise UsageError("a cassette holds runs, not tokenizers", hint="tokenize without --replay")
 
 
 class Recorder:
@@ -113,5 +111,17 @@ class Recorder:
         self.cassette.put(request, run)
         return run
 
-    def tokenize(self, text: str, model: str) -> Tokenization:
-        return self.inner.tokenize(text, model)
+    def __getattr__(self, name: str) -> Any:
+        """Everything but `predict` (trees, tokenizing) goes to the wrapped provider unrecorded."""
+        return getattr(self.inner, name)
+
+
+SPEC = ProviderSpec(
+    name="replay",
+    description="answers from a cassette recorded with --record (chosen by --replay FILE): no network, no key",
+    factory=ReplayProvider,
+    concurrent=True,
+    max_top_k=1_000_000,  # whatever was recorded
+    capabilities=frozenset({Capability.CHAT, Capability.RAW}),
+    priority=1000,
+)

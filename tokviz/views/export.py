@@ -1,36 +1,26 @@
-"""Run → file bytes, with the format chosen by the output file's extension.
+"""Record → file bytes, through the registry in `tokviz.views.formats`.
 
-One function serves `predict -o` and `render -o`, which is what makes `render run.json -o x.svg`
-give exactly the bytes `predict` wrote for the same run and options.
+One function serves every command's `-o` and `render -o`, which is what makes `render run.json
+-o x.svg` give exactly the bytes `predict` wrote for the same run and options. Each kind of record
+has one renderer per format it supports; Graphviz images all come from the kind's DOT source.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokviz.errors import UsageError
-from tokviz.run import Run
+from tokviz.run import Run, RunKind, RunSet
 from tokviz.sampling import Setting
-from tokviz.views import graph, table
+from tokviz.views import DEFAULT_WRAP, formats
 
-# extension → format name; the format names are what `--format` lists accept too.
-EXTENSIONS: dict[str, str] = {
-    ".svg": "svg",
-    ".png": "png",
-    ".dot": "dot",
-    ".gv": "dot",
-    ".json": "json",
-    ".txt": "txt",
-    ".html": "html",
-    ".htm": "html",
-}
-FORMATS = sorted(set(EXTENSIONS.values()))
+Record = Run | RunSet
 
 
 @dataclass(frozen=True)
 class RenderOptions:
-    wrap: int = graph.DEFAULT_WRAP
+    wrap: int = DEFAULT_WRAP
     width: int = 100  # columns of the plain-text table
     sampling: tuple[Setting, ...] = ()  # --show-sampling: sub-rows in the table, cut tokens greyed in graphs
     stats: bool = False  # --stats: the run summary under the plain-text table
@@ -41,54 +31,108 @@ class RenderOptions:
         return next((s for s in self.sampling if s.cuts), None)
 
 
-def format_for(path: Path) -> str:
-    fmt = EXTENSIONS.get(path.suffix.lower())
-    if fmt is None:
-        known = ", ".join(sorted(EXTENSIONS))
-        raise UsageError(f"cannot tell what to write for {path.name!r}: unknown extension {path.suffix or '(none)'!r}",
-                         hint=f"use one of {known}")
-    return fmt
+def format_for(path: Path, kind: str | None = None) -> str:
+    return formats.from_path(path.name, path.suffix, kind)
 
 
-def render(run: Run, fmt: str, options: RenderOptions = RenderOptions()) -> bytes:
-    """The bytes of `run` in format `fmt`."""
-    if fmt == "json":
-        return run.to_json().encode("utf-8")
-    if fmt == "html":
-        return _render_html(run, options)
-    if run.kind == "tree" and fmt != "json":
-        return _render_tree(run, fmt, options)
-    if fmt == "txt":
-        return table.render_text(run, width=options.width, sampling=options.sampling, stats=options.stats).encode("utf-8")
-    dot = graph.to_dot(graph.build(run), graph.GraphOptions(wrap=options.wrap, cut_by=options.cut_by))
-    if fmt == "dot":
-        return dot.encode("utf-8")
-    if fmt in ("svg", "png"):
-        return graph.render(dot, fmt)
-    raise UsageError(f"unknown output format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+# --- one renderer per (kind, format) ------------------------------------------------------------
+
+def _predict_dot(run: Run, o: RenderOptions) -> str:
+    from tokviz.views import graph
+
+    return graph.to_dot(graph.build(run), graph.GraphOptions(wrap=o.wrap, cut_by=o.cut_by))
 
 
-def _render_tree(run: Run, fmt: str, options: RenderOptions) -> bytes:
-    from tokviz.views import tree
+def _predict_txt(run: Run, o: RenderOptions) -> str:
+    from tokviz.views import table
 
-    if fmt == "txt":
-        return table.plain_text(tree.view(run), width=options.width).encode("utf-8")
-    dot = tree.to_dot(run)
-    if fmt == "dot":
-        return dot.encode("utf-8")
-    if fmt in ("svg", "png"):
-        return graph.render(dot, fmt)
-    raise UsageError(f"unknown output format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+    return table.render_text(run, width=o.width, sampling=o.sampling, stats=o.stats)
 
 
-def _render_html(run: Run, options: RenderOptions) -> bytes:
-    """The self-contained page; the graph is embedded when Graphviz is there, left out (not fatal) when not."""
-    from tokviz.errors import RenderError
+def _predict_html(run: Run, o: RenderOptions) -> str:
     from tokviz.views import html
 
+    return html.page(run, graph_svg=_optional_svg(run, o))
+
+
+def _tree_dot(run: Run, o: RenderOptions) -> str:
+    from tokviz.views import tree
+
+    return tree.to_dot(run)
+
+
+def _tree_txt(run: Run, o: RenderOptions) -> str:
+    from tokviz.views import table, tree
+
+    return table.plain_text(tree.view(run), width=o.width)
+
+
+def _tree_html(run: Run, o: RenderOptions) -> str:
+    from tokviz.views import html
+
+    return html.tree_page(run, _optional_svg(run, o))
+
+
+def _samples_dot(s: RunSet, o: RenderOptions) -> str:
+    from tokviz.views import samples
+
+    return samples.tree_dot(samples.prefix_tree(list(s.runs)))
+
+
+def _samples_txt(s: RunSet, o: RenderOptions) -> str:
+    from tokviz.views import samples, table
+
+    return table.plain_text(samples.table(list(s.runs)), width=o.width)
+
+
+def _comparison_json(s: RunSet, o: RenderOptions) -> str:
+    from tokviz.views import comparison
+
+    return comparison.to_json(s)
+
+
+def _comparison_txt(s: RunSet, o: RenderOptions) -> str:
+    from tokviz.views import comparison, table
+
+    return table.plain_text(comparison.table(s), width=120)
+
+
+def _comparison_svg(s: RunSet, o: RenderOptions) -> str:
+    from tokviz.views import comparison
+
+    return comparison.chart(s)
+
+
+def _json(record: Record, o: RenderOptions) -> str:
+    return record.to_json()
+
+
+Renderer = Callable[..., str]
+# kind → format → renderer of text; "svg"/"png" without an entry are drawn by Graphviz from "dot".
+RENDERERS: dict[RunKind, dict[str, Renderer]] = {
+    RunKind.PREDICT: {"json": _json, "dot": _predict_dot, "txt": _predict_txt, "html": _predict_html},
+    RunKind.TREE: {"json": _json, "dot": _tree_dot, "txt": _tree_txt, "html": _tree_html},
+    RunKind.SAMPLES: {"json": _json, "dot": _samples_dot, "txt": _samples_txt},
+    RunKind.COMPARISON: {"json": _comparison_json, "txt": _comparison_txt, "svg": _comparison_svg},
+}
+
+
+def render(record: Record, fmt: str, options: RenderOptions = RenderOptions()) -> bytes:
+    """The bytes of `record` in format `fmt` (checked against what its kind can be drawn as)."""
+    formats.check(fmt, record.kind.value)
+    own = RENDERERS[record.kind]
+    if fmt in own:
+        return own[fmt](record, options).encode("utf-8")
+    from tokviz.views import graph
+
+    return graph.render(own["dot"](record, options), fmt)
+
+
+def _optional_svg(run: Run, o: RenderOptions) -> bytes | None:
+    """The graph for a page: embedded when Graphviz is there, left out (not fatal) when not."""
+    from tokviz.errors import RenderError
+
     try:
-        svg = _render_tree(run, "svg", options) if run.kind == "tree" else render(run, "svg", options)
+        return render(run, "svg", o)
     except RenderError:
-        svg = None
-    page = html.tree_page(run, svg) if run.kind == "tree" else html.page(run, graph_svg=svg)
-    return page.encode("utf-8")
+        return None

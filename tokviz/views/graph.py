@@ -4,10 +4,7 @@ The graph is built once as a networkx DiGraph (the same object the notebook API 
 the DOT text is generated from it by hand rather than through graphviz.Digraph, for two reasons:
 the output must be byte-stable (golden files), and every label must be quoted one way we control.
 
-Why labels are escaped the way they are (measured on 15 hostile strings, see docs/design.md):
-inside a DOT double-quoted string Graphviz reads backslash escapes (``\\n``, ``\\N``, ``\\l``…)
-and decodes HTML entities (``&amp;``), so ``\\`` becomes ``\\\\``, ``"`` becomes ``\\"`` and ``&``
-becomes ``&amp;``. Node ids are synthetic (``s3``, ``s3a1``): token text never reaches an id.
+Every DOT statement goes through `tokviz.views.dot`, which quotes every value one way.
 
 Layout: rankdir=LR with the chain on one ``group`` so it stays a straight line, wrapped every
 ``wrap`` steps into a new row, because Cairo caps a PNG at 32767 px and a long single row becomes
@@ -27,12 +24,12 @@ from tokviz.run import Run
 from tokviz.sampling import NOTE, Setting, reshape
 from tokviz.views import DEFAULT_WRAP
 from tokviz.views.colors import percent, prob_hex, tint_hex
+from tokviz.views.dot import Digraph, Label
 
 if TYPE_CHECKING:
     import networkx as nx
 
 PROMPT_LABEL_CHARS = 40
-FONT = "sans-serif"
 
 
 @dataclass(frozen=True)
@@ -79,57 +76,36 @@ def build(run: Run) -> nx.DiGraph:
     return g
 
 
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("&", "&amp;")
-
-
-def quote(*lines: str) -> str:
-    """A DOT double-quoted string that Graphviz renders as exactly `lines`, one per line of the
-    label (see the module docstring for why these three characters are escaped)."""
-    return '"' + "\\n".join(_escape(line) for line in lines) + '"'
-
-
-def _attrs(**kw: str) -> str:
-    return "[" + ", ".join(f"{k}={v}" for k, v in kw.items()) + "]"
-
-
-def _node_line(node: str, data: dict, *, cut: bool = False) -> str:
-    label = quote(data["label"], percent(data["prob"]))
+def _node(d: Digraph, node: str, data: dict, *, cut: bool = False) -> None:
+    label = Label((data["label"], percent(data["prob"])))
     p = data["prob"]
     if cut:
-        return f"  {node} " + _attrs(label=label, fillcolor='"#f4f4f4"', color='"#c8c8c8"', fontcolor='"#a0a0a0"',
-                                     style='"rounded,filled,dotted"') + ";"
-    if data["kind"] == "chosen":
-        return f"  {node} " + _attrs(label=label, fillcolor=quote(tint_hex(p, 0.55)),
-                                     color=quote(prob_hex(p)), penwidth="2", group="chain") + ";"
-    return f"  {node} " + _attrs(label=label, fillcolor='"white"', color=quote(prob_hex(p)),
-                                 fontcolor='"#444444"', style='"rounded,filled,dashed"') + ";"
+        d.add_node(node, label=label, fillcolor="#f4f4f4", color="#c8c8c8", fontcolor="#a0a0a0", style="rounded,filled,dotted")
+    elif data["kind"] == "chosen":
+        d.add_node(node, label=label, fillcolor=tint_hex(p, 0.55), color=prob_hex(p), penwidth=2, group="chain")
+    else:
+        d.add_node(node, label=label, fillcolor="white", color=prob_hex(p), fontcolor="#444444", style="rounded,filled,dashed")
 
 
-def _edge_line(a: str, b: str, data: dict, extra: str = "", *, cut: bool = False) -> str:
+def _edge(d: Digraph, a: str, b: str, data: dict, *, weight: int | None = None, cut: bool = False) -> None:
     if cut:
-        return f'  {a} -> {b} [penwidth=0.5, color="#d0d0d0", style=dotted{extra}];'
+        d.add_edge(a, b, penwidth=0.5, color="#d0d0d0", style="dotted", weight=weight)
+        return
     p = data["prob"]
-    width = f"{0.5 + 4.0 * p:.2f}"
-    style = "" if data["chosen"] else ", style=dashed"
-    return f"  {a} -> {b} [penwidth={width}, color={quote(prob_hex(p))}{style}{extra}];"
+    d.add_edge(a, b, penwidth=0.5 + 4.0 * p, color=prob_hex(p), style=None if data["chosen"] else "dashed", weight=weight)
 
 
 def to_dot(g: nx.DiGraph, options: GraphOptions = GraphOptions()) -> str:
     """Deterministic DOT for a graph made by `build` (same graph and options, same bytes)."""
     steps = sorted({d["step"] for _, d in g.nodes(data=True) if d["kind"] == "chosen"})
     wrap = options.wrap if options.wrap > 0 else len(steps) + 1
-    lines = [
-        "digraph tokviz {",
-        f'  graph [rankdir=LR, nodesep=0.12, ranksep=0.3, newrank=true, fontname="{FONT}", '
-        'bgcolor="white", charset="UTF-8"];',
-        f'  node [shape=box, style="rounded,filled", fontname="{FONT}", fontsize=11, '
-        'margin="0.08,0.04", height=0.3];',
-        f'  edge [arrowsize=0.5, fontname="{FONT}"];',
-        "  start " + _attrs(label=quote(g.nodes["start"]["label"]), shape="box",
-                            style='"rounded,filled,bold"', fillcolor='"#eeeeee"', color='"#888888"',
-                            group="chain") + ";",
-    ]
+    d = Digraph("tokviz", graph={"rankdir": "LR", "nodesep": 0.12, "ranksep": 0.3, "newrank": "true"},
+                node={"margin": "0.08,0.04", "height": 0.3})
+    if options.cut_by is not None:
+        caption = f"greyed: tokens {options.cut_by.label} would cut, {NOTE}"
+        d.add_graph_attrs(label=caption, labelloc="b", labeljust="l", fontsize=10, fontcolor="#777777")
+    d.add_node("start", label=g.nodes["start"]["label"], style="rounded,filled,bold", fillcolor="#eeeeee",
+               color="#888888", group="chain")
     row_starts = ["start"]
     prev = "start"
     for i in steps:
@@ -138,28 +114,24 @@ def to_dot(g: nx.DiGraph, options: GraphOptions = GraphOptions()) -> str:
         if i and i % wrap == 0:
             # A new row: a continuation node stands in for `prev` at the left edge.
             cont = f"r{i // wrap}"
-            lines.append(f'  {cont} [label="↪", shape=plaintext, style="", group="chain"];')
-            lines.append(f'  {prev} -> {cont} [style=dotted, color="#999999", constraint=false];')
+            d.add_node(cont, label="↪", shape="plaintext", style="", group="chain")
+            d.add_edge(prev, cont, style="dotted", color="#999999", constraint="false")
             row_starts.append(cont)
             src = cont
         alts = sorted((a for a in g.successors(prev) if g.nodes[a]["kind"] == "alternative"),
                       key=lambda a: (-g.nodes[a]["prob"], a))
         cut = _cut(g, [node, *alts], options.cut_by)
-        lines.append(_node_line(node, g.nodes[node], cut=node in cut))
-        lines.append(_edge_line(src, node, g.edges[prev, node], ", weight=8", cut=node in cut))
+        _node(d, node, g.nodes[node], cut=node in cut)
+        _edge(d, src, node, g.edges[prev, node], weight=8, cut=node in cut)
         for a in alts:
-            lines.append(_node_line(a, g.nodes[a], cut=a in cut))
-            lines.append(_edge_line(src, a, g.edges[prev, a], cut=a in cut))
+            _node(d, a, g.nodes[a], cut=a in cut)
+            _edge(d, src, a, g.edges[prev, a], cut=a in cut)
         prev = node
-    if options.cut_by is not None:
-        caption = f"greyed: tokens {options.cut_by.label} would cut, {NOTE}"
-        lines.insert(4, f"  graph [label={quote(caption)}, labelloc=b, labeljust=l, fontsize=10, fontcolor=\"#777777\"];")
     if len(row_starts) > 1:
-        lines.append("  { rank=same; " + "; ".join(row_starts) + "; }")
+        d.same_rank(row_starts)
         for a, b in itertools.pairwise(row_starts):
-            lines.append(f"  {a} -> {b} [style=invis];")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+            d.add_edge(a, b, style="invis")
+    return d.source()
 
 
 def _cut(g: nx.DiGraph, nodes: list[str], setting: Setting | None) -> set[str]:

@@ -17,7 +17,8 @@ from rich.text import Text
 from tokviz import tokens as tok
 from tokviz.run import Run
 from tokviz.views.colors import percent, prob_hex, tint_hex
-from tokviz.views.graph import FONT, prompt_label, quote
+from tokviz.views.dot import Digraph, Label
+from tokviz.views.graph import prompt_label
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -89,24 +90,19 @@ def prefix_tree(runs: list[Run]) -> nx.DiGraph:
 def tree_dot(g: nx.DiGraph) -> str:
     """DOT for a prefix tree: width by how many samples took a path, colour by token probability."""
     total = max(g.nodes["start"]["count"], 1)
-    lines = [
-        "digraph tokviz_samples {",
-        f'  graph [rankdir=LR, nodesep=0.1, ranksep=0.25, fontname="{FONT}", bgcolor="white", charset="UTF-8"];',
-        f'  node [shape=box, style="rounded,filled", fontname="{FONT}", fontsize=11, margin="0.06,0.03", height=0.3];',
-        "  edge [arrowsize=0.5];",
-        f'  start [label={quote(g.nodes["start"]["label"])}, fillcolor="#eeeeee", color="#888888", style="rounded,filled,bold"];',
-    ]
+    d = Digraph("tokviz_samples", graph={"rankdir": "LR", "nodesep": 0.1, "ranksep": 0.25},
+                node={"margin": "0.06,0.03", "height": 0.3})
+    d.add_node("start", label=g.nodes["start"]["label"], fillcolor="#eeeeee", color="#888888", style="rounded,filled,bold")
     for node in g.nodes:
         if node == "start":
             continue
-        d = g.nodes[node]
-        p = d["prob"]
-        count = d["count"]
-        leaves = "" if any(True for _ in g.successors(node)) else " #" + ",".join(map(str, d["samples"]))
-        label = quote(d["label"], f"{percent(p)} ×{count}{leaves}")
-        lines.append(f"  {node} [label={label}, fillcolor={quote(tint_hex(p, 0.55))}, color={quote(prob_hex(p))}];")
+        data = g.nodes[node]
+        p = data["prob"]
+        count = data["count"]
+        leaves = "" if any(True for _ in g.successors(node)) else " #" + ",".join(map(str, data["samples"]))
+        d.add_node(node, label=Label((data["label"], f"{percent(p)} ×{count}{leaves}")), fillcolor=tint_hex(p, 0.55),
+                   color=prob_hex(p))
     for a, b in g.edges:
         share = g.nodes[b]["count"] / total
-        lines.append(f'  {a} -> {b} [penwidth={0.6 + 4 * share:.2f}, color="#555555"];')
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+        d.add_edge(a, b, penwidth=0.6 + 4 * share, color="#555555")
+    return d.source()

@@ -11,7 +11,8 @@ from rich.tree import Tree
 from tokviz import tokens as tok
 from tokviz.run import Run, TreeNode, greedy_indices
 from tokviz.views.colors import percent, prob_hex, tint_hex
-from tokviz.views.graph import FONT, prompt_label, quote
+from tokviz.views.dot import Digraph, Label
+from tokviz.views.graph import prompt_label
 
 
 def children(run: Run) -> dict[int, list[int]]:
@@ -45,9 +46,9 @@ def leaves(run: Run) -> list[int]:
 
 
 def cut_note(run: Run) -> str | None:
-    cut = run.tree.get("cut")
+    cut = run.tree.cut if run.tree else None
     if cut == "max-nodes":
-        return f"cut at --max-nodes {run.tree.get('max_nodes')}: the least likely branches were not expanded"
+        return f"cut at --max-nodes {run.tree.max_nodes if run.tree else '?'}: the least likely branches were not expanded"
     if cut == "interrupted":
         return "interrupted: the tree holds what was expanded before Ctrl-C"
     return None
@@ -87,8 +88,11 @@ def ranking(run: Run, limit: int = 10) -> Table:
 def view(run: Run) -> RenderableType:
     parts: list[RenderableType] = [rich_tree(run), Text(""), ranking(run)]
     info = run.tree
-    summary = (f"{len(run.nodes)} nodes · depth {info.get('depth')} · branch {info.get('branch')} · "
-               f"{info.get('evaluated_tokens', 0)} tokens evaluated · {run.provider}:{run.model}")
+    work = (f"{info.evaluated_tokens} tokens evaluated" if info and info.evaluated_tokens is not None
+            else f"{info.requests} requests" if info and info.requests is not None else None)
+    figures = [f"{len(run.nodes)} nodes", f"depth {info.depth if info else '?'}", f"branch {info.branch if info else '?'}",
+               *([work] if work else []), f"{run.provider}:{run.model}"]
+    summary = " · ".join(figures)
     parts.append(Text(summary, style="dim"))
     note = cut_note(run)
     if note:
@@ -102,16 +106,12 @@ def to_dot(run: Run) -> str:
     kids = children(run)
     greedy = set(greedy_indices(run.nodes))
     rank = {i: n for n, i in enumerate(leaves(run))}
-    lines = [
-        "digraph tokviz_tree {",
-        f'  graph [rankdir=LR, nodesep=0.08, ranksep=0.35, fontname="{FONT}", bgcolor="white", charset="UTF-8", ordering=out];',
-        f'  node [shape=box, style="rounded,filled", fontname="{FONT}", fontsize=11, margin="0.06,0.03", height=0.3];',
-        "  edge [arrowsize=0.5];",
-        f'  start [label={quote(prompt_label(run.prompt))}, fillcolor="#eeeeee", color="#888888", style="rounded,filled,bold"];',
-    ]
+    d = Digraph("tokviz_tree", graph={"rankdir": "LR", "nodesep": 0.08, "ranksep": 0.35, "ordering": "out"},
+                node={"margin": "0.06,0.03", "height": 0.3})
     note = cut_note(run)
     if note:
-        lines.insert(2, f'  graph [label={quote(note)}, labelloc=b, labeljust=l, fontsize=10, fontcolor="#aa6600"];')
+        d.add_graph_attrs(label=note, labelloc="b", labeljust="l", fontsize=10, fontcolor="#aa6600")
+    d.add_node("start", label=prompt_label(run.prompt), fillcolor="#eeeeee", color="#888888", style="rounded,filled,bold")
 
     def best_leaf(i: int) -> int:
         return min((rank[j] for j in _descendant_leaves(kids, i)), default=len(rank))
@@ -124,15 +124,13 @@ def to_dot(run: Run) -> str:
             if n.completion:
                 extra.append("…" + tok.visible(tok.join(t.raw for t in n.completion), visible_spaces=False))
             bold = i in greedy
-            lines.append(f"  t{i} [label={quote(n.token.label, *extra)}, fillcolor={quote(tint_hex(p, 0.55))}, "
-                         f"color={quote(prob_hex(p))}{', penwidth=2.5' if bold else ''}];")
-            lines.append(f"  {src} -> t{i} [penwidth={0.6 + 4 * p:.2f}, color={quote(prob_hex(p))}"
-                         f"{'' if bold else ', style=dashed'}];")
+            d.add_node(f"t{i}", label=Label((n.token.label, *extra)), fillcolor=tint_hex(p, 0.55), color=prob_hex(p),
+                       penwidth=2.5 if bold else None)
+            d.add_edge(src, f"t{i}", penwidth=0.6 + 4 * p, color=prob_hex(p), style=None if bold else "dashed")
             emit(i, f"t{i}")
 
     emit(-1, "start")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    return d.source()
 
 
 def _descendant_leaves(kids: dict[int, list[int]], i: int) -> list[int]:
