@@ -1,0 +1,115 @@
+"""Every generating command, in this process, against the test provider: options, outputs and
+re-rendering of every kind of record (the real model and servers are tested elsewhere)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import fakes
+from tests.conftest import run_cli
+from tokviz.run import Run, RunKind, RunSet, load_record
+from tokviz.views import formats
+
+pytestmark = pytest.mark.usefixtures("fake")
+
+
+def texts_only(kind: str) -> list[str]:
+    """Formats that need no Graphviz, so this file stays fast; images are drawn in test_graph."""
+    return [f.name for f in formats.for_kind(kind) if f.name not in ("svg", "png", "html")]
+
+
+def test_predict_generates_the_fake_words(tmp_path: Path) -> None:
+    proc = run_cli("predict", "hello", "-m", "fake-1", "-n", "3", "-k", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    run = Run.from_json(proc.stdout.decode())
+    expected = []
+    context = "hello"
+    for _ in range(3):
+        word = fakes.distribution(context, 1)[0].text
+        expected.append(word)
+        context += word
+    assert [s.chosen.text for s in run.steps] == expected
+    assert all(len(s.alternatives) == 2 for s in run.steps)
+
+
+@pytest.mark.parametrize(("command", "kind"), [
+    (["predict", "hello", "-n", "3"], formats.PREDICT),
+    (["sample", "hello", "-n", "3", "--max-tokens", "3", "--seed", "1"], formats.SAMPLES),
+    (["compare", "hello", "bye", "-t", "0", "-t", "0.5"], formats.COMPARISON),
+    (["tree", "hello", "--depth", "2", "--branch", "2"], formats.TREE),
+])
+def test_every_command_writes_its_formats_and_render_redraws_them(command: list[str], kind: str, tmp_path: Path) -> None:
+    outs = [tmp_path / f"out.{fmt}" for fmt in texts_only(kind)]
+    args = [*command, "-m", "fake-1"]
+    for o in outs:
+        args += ["-o", str(o)]
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    record = load_record((tmp_path / "out.json").read_text())
+    assert record.kind.value == kind
+    again = tmp_path / "again"
+    again.mkdir()
+    redraw = ["render", str(tmp_path / "out.json")]
+    for o in outs:
+        redraw += ["-o", str(again / o.name)]
+    assert run_cli(*redraw).returncode == 0
+    for o in outs:
+        assert (again / o.name).read_bytes() == o.read_bytes(), o.name  # byte for byte, offline
+    printed = run_cli("render", str(tmp_path / "out.json"))
+    assert printed.returncode == 0 and printed.stdout
+
+
+@pytest.mark.parametrize(("command", "ext", "says"), [
+    (["sample", "hello"], "x.html", "samples cannot be drawn as .html"),
+    (["compare", "hello"], "x.png", "a comparison cannot be drawn as .png"),
+    (["predict", "hello"], "x.bmp", "unknown extension"),
+])
+def test_formats_a_kind_cannot_take_are_refused_before_any_work(command: list[str], ext: str, says: str, tmp_path: Path) -> None:
+    proc = run_cli(*command, "-m", "fake-1", "-o", str(tmp_path / ext))
+    assert proc.returncode == 2 and says in proc.stderr.decode()
+    assert not (tmp_path / ext).exists()
+
+
+def test_sample_saves_a_set_that_replays_its_seeds(tmp_path: Path) -> None:
+    saved = tmp_path / "s.json"
+    assert run_cli("sample", "hello", "-m", "fake-1", "-n", "3", "--seed", "7", "--save", str(saved), "-q").returncode == 0
+    record = load_record(saved.read_text())
+    assert isinstance(record, RunSet) and record.kind is RunKind.SAMPLES
+    assert [r.params.seed for r in record.runs] == [7, 8, 9]
+
+
+def test_compare_json_carries_figures_and_runs(tmp_path: Path) -> None:
+    proc = run_cli("compare", "hello", "-m", "fake-1", "-m", "fake-2", "--json")
+    doc = json.loads(proc.stdout)
+    assert doc["schema"] == "tokviz.comparison" and len(doc["rows"]) == 2 and len(doc["runs"]) == 2
+    assert doc["rows"][1]["model"] == "fake-2" and "perplexity" in doc["rows"][0]["stats"]
+
+
+def test_tree_counts_the_provider_work_and_respects_limits() -> None:
+    proc = run_cli("tree", "hello", "-m", "fake-1", "--depth", "3", "--branch", "2", "--json")
+    run = Run.from_json(proc.stdout.decode())
+    assert len(run.nodes) == 2 + 4 + 8 and run.tree is not None and run.tree.requests == 1 + 2 + 4
+    capped = Run.from_json(run_cli("tree", "hello", "-m", "fake-1", "--max-nodes", "5", "--json").stdout.decode())
+    assert len(capped.nodes) == 5 and capped.tree is not None and capped.tree.cut == "max-nodes"
+
+
+def test_batch_runs_the_fake_provider_concurrently(tmp_path: Path) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("\n".join(f"prompt {i}" for i in range(20)) + "\n")
+    proc = run_cli("batch", str(prompts), "-o", str(tmp_path / "out"), "-m", "fake-1", "-f", "json,txt", "-j", "8", "-q")
+    assert proc.returncode == 0, proc.stderr
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    assert index["summary"] == {"total": 20, "ok": 20, "failed": 0, "pending": 0}
+
+
+def test_the_notebook_api_takes_the_same_options() -> None:
+    import tokviz
+    from tokviz.errors import UsageError
+
+    run = tokviz.predict("hello", "fake-1", max_tokens=2, top_k=3)
+    assert len(run.steps) == 2 and run.params.top_k == 3 and run.params.temperature == 0.0
+    with pytest.raises(UsageError, match="unknown option colour"):
+        tokviz.predict("hello", "fake-1", colour="red")
