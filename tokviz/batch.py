@@ -133,7 +133,8 @@ def _jsonl_job(line: str, number: int, source: str, defaults: Generation) -> tup
         return obj["prompt"], defaults, id_, f"\"params\" must be an object, not {type(nested).__name__}"
     given = {**nested, **{k: obj[k] for k in _PARAM_KEYS if k in obj}}
     base = Params(top_k=defaults.top_k, max_tokens=defaults.max_tokens, temperature=defaults.temperature,
-                  top_p=defaults.top_p, seed=defaults.seed, mode=defaults.mode)
+                  top_p=defaults.top_p, seed=defaults.seed,
+                  mode="chat" if (defaults.chat or defaults.system) else "raw" if defaults.raw else "default")
     try:
         params = Params.from_dict({**base.to_dict(), **given})
     except (TypeError, ValueError, KeyError, OverflowError) as err:
@@ -141,12 +142,14 @@ def _jsonl_job(line: str, number: int, source: str, defaults: Generation) -> tup
     for key in ("model", "system", "provider"):
         if obj.get(key) is not None and not isinstance(obj[key], str):
             return obj["prompt"], defaults, id_, f"\"{key}\" must be a string"
+    if params.mode not in ("chat", "raw", "default"):
+        return obj["prompt"], defaults, id_, f"bad parameters: mode must be 'chat' or 'raw', not {params.mode!r}"
     system = obj.get("system", defaults.system)
     chat = params.mode == "chat" or bool(obj.get("system") and "mode" not in given)
     gen = replace(defaults, model=obj.get("model") or defaults.model, system=system,
                   provider=obj.get("provider", defaults.provider), top_k=params.top_k, max_tokens=params.max_tokens,
                   temperature=params.temperature, top_p=params.top_p, seed=params.seed,
-                  chat=chat)
+                  chat=chat, raw=params.mode == "raw" and not chat)
     return obj["prompt"], gen, id_, None
 
 

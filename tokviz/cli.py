@@ -22,6 +22,7 @@ from tokviz.commands.predict import predict
 from tokviz.commands.providers import providers
 from tokviz.commands.render import render
 from tokviz.commands.sample import sample
+from tokviz.commands.server import server
 from tokviz.commands.tokenize import tokenize
 from tokviz.commands.tree import tree
 from tokviz.errors import ExitStatus, TokvizError, redact
@@ -42,6 +43,7 @@ app.command()(sample)
 app.command()(compare)
 app.command()(tree)
 app.command()(providers)
+app.command()(server)
 
 
 def _version(value: bool) -> None:

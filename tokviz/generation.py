@@ -34,7 +34,9 @@ class Generation:
     seed: int | None = field(default=None, metadata=_cli(
         "--seed", metavar="N", help="Seed for sampling; recorded in the run so it can be replayed."))
     chat: bool = field(default=False, metadata=_cli(
-        "--chat", help="Wrap the prompt in the model's chat turn format instead of continuing it as raw text."))
+        "--chat", help="Wrap the prompt in the model's chat turn format (the default for servers)."))
+    raw: bool = field(default=False, metadata=_cli(
+        "--raw", help="Continue the prompt as raw text (the default for the embedded model; on a server, its /v1/completions)."))
     system: str | None = field(default=None, metadata=_cli("--system", metavar="TEXT", help="A system message (implies --chat)."))
     base_url: str | None = field(default=None, metadata=_cli(
         "--base-url", metavar="URL",
@@ -50,9 +52,13 @@ class Generation:
     replay: Path | None = field(default=None, metadata=_cli(
         "--replay", metavar="FILE", help="Answer from this cassette file instead of a provider: no network, no key."))
 
-    @property
-    def mode(self) -> str:
-        return "chat" if (self.chat or self.system) else "raw"
+    def mode(self, default: str) -> str:
+        """'chat' or 'raw': as asked, else the provider's default."""
+        if self.raw and (self.chat or self.system):
+            from tokviz.errors import UsageError
+
+            raise UsageError("--raw excludes --chat and --system")
+        return "chat" if (self.chat or self.system) else "raw" if self.raw else default
 
 
 FIELDS = tuple(f.name for f in fields(Generation))

@@ -39,7 +39,7 @@ def plan(gen: Generation, prompt: str, *, environ: Mapping[str, str] | None = No
     name = registry.resolve(model, gen.base_url, gen.provider, replay=gen.replay, environ=environ)
     spec = registry.spec(name)
     params = Params(top_k=gen.top_k, max_tokens=gen.max_tokens, temperature=gen.temperature, top_p=gen.top_p,
-                    seed=gen.seed, mode=gen.mode, options=spec.parse_options(gen.options))
+                    seed=gen.seed, mode=gen.mode(spec.default_mode), options=spec.parse_options(gen.options))
     request = Request(prompt=prompt, model=model, params=params, system=gen.system, base_url=gen.base_url,
                       timeout=gen.timeout, retries=gen.retries)
     check(request, spec)
@@ -62,6 +62,8 @@ def check(request: Request, spec: registry.ProviderSpec) -> None:
 def plan_request(request: Request, provider: str | None = None) -> Plan:
     """A plan for a ready-made `Request` (the Python API's lower level): the provider is inferred."""
     name = registry.resolve(request.model, request.base_url, provider)
+    if request.system and request.params.mode != "chat":  # a system message only exists in the chat format
+        request = replace(request, params=replace(request.params, mode="chat"))
     check(request, registry.spec(name))
     return Plan(request=request, provider=name)
 

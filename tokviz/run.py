@@ -19,7 +19,10 @@ from tokviz import tokens as tok
 from tokviz.errors import RunFileError
 
 SCHEMA = "tokviz.run"
-SCHEMA_VERSION = 1
+# 2 added Token.lossy, Run.content and Run.source, each written only when set. A run is written with
+# the lowest version that holds it, so a run using none of them stays version 1, byte for byte, and
+# older tokviz versions still read it.
+SCHEMA_VERSION = 2
 # Log-probabilities below this are clamped: JSON has no -Infinity, and e^-9999 is 0 to any reader.
 LOGPROB_FLOOR = -9999.0
 _FLOAT_DIGITS = 6
@@ -42,10 +45,18 @@ class Token:
     raw: bytes
     logprob: float
     id: int | None = None
+    # True when the provider's report of this token lost information (a server that sends U+FFFD,
+    # '' or 'token_id:N' for a token ending inside a character): `raw` is then what it sent, not the truth.
+    lossy: bool = False
 
     def __post_init__(self) -> None:
         # Normalised on the way in, so a run read back from its JSON is equal to the one written.
-        object.__setattr__(self, "logprob", _num(max(self.logprob, LOGPROB_FLOOR)))
+        lp = float(self.logprob)
+        if lp != lp:
+            raise ValueError("a logprob is NaN")
+        if lp > 1e-6:
+            raise ValueError(f"a logprob is above 0 ({lp:g}): not a probability")
+        object.__setattr__(self, "logprob", _num(max(min(lp, 0.0), LOGPROB_FLOOR)))
 
     @property
     def prob(self) -> float:
@@ -54,25 +65,37 @@ class Token:
     @property
     def label(self) -> str:
         """What a view shows for this token alone (visible whitespace, escaped fragments)."""
+        mark = "≈" if self.lossy else ""
         if not self.raw and self.text:
-            return tok.visible(self.text)
-        return tok.display(self.raw) or "∅"
+            return mark + tok.visible(self.text)
+        return mark + (tok.display(self.raw) or "∅")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "text": self.text,
             "bytes": self.raw.hex(),
             "logprob": self.logprob,
         }
+        if self.lossy:
+            out["lossy"] = True
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Token:
+        if not isinstance(d["text"], str) or not isinstance(d["bytes"], str):
+            raise TypeError("token text and bytes must be strings")
+        if isinstance(d["logprob"], bool) or not isinstance(d["logprob"], (int, float)):
+            raise TypeError("a logprob must be a number")
+        token_id = d.get("id")
+        if token_id is not None and (isinstance(token_id, bool) or not isinstance(token_id, int) or token_id < 0):
+            raise TypeError("a token id must be a whole number")
         return cls(
-            text=str(d["text"]),
+            text=d["text"],
             raw=bytes.fromhex(d["bytes"]),
             logprob=float(d["logprob"]),
-            id=None if d.get("id") is None else int(d["id"]),
+            id=token_id,
+            lossy=d.get("lossy") is True,
         )
 
 
@@ -107,9 +130,15 @@ class Step:
 
 
 def same_token(a: Token, b: Token) -> bool:
-    """The same token of the vocabulary (by id when both have one), whatever its logprob."""
+    """The same token of the vocabulary (by id when both have one), whatever its logprob.
+
+    Without ids, two lossy tokens that a server reported with the same text ('' or U+FFFD) may
+    be different tokens: they count as the same only if their logprobs agree too.
+    """
     if a.id is not None and b.id is not None:
         return a.id == b.id
+    if a.lossy or b.lossy:
+        return a.raw == b.raw and a.text == b.text and a.logprob == b.logprob
     return a.raw == b.raw and a.text == b.text
 
 
@@ -273,6 +302,12 @@ class Run:
     tool_version: str = __version__
     nodes: tuple[TreeNode, ...] = ()
     tree: TreeInfo | None = None  # how the tree was grown (tree runs only)
+    # The answer's text as the server streamed it, kept when some tokens are lossy (their bytes
+    # cannot rebuild it); None when the tokens' bytes are the text.
+    content: str | None = None
+    # What the provider is and how its figures were made: {"dialect": "vllm", "logprobs": "…",
+    # "lossy": "…"}; empty for providers whose figures need no comment.
+    source: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", RunKind(self.kind))
@@ -283,13 +318,24 @@ class Run:
 
     @property
     def text(self) -> str:
-        """The generated text, with characters split across tokens joined whole."""
+        """The generated text, with characters split across tokens joined whole (or, when the
+        provider's tokens were lossy, the text it streamed)."""
+        if self.content is not None:
+            return self.content
         return tok.join(s.chosen.raw for s in self.steps)
+
+    def _needs_v2(self) -> bool:
+        return bool(self.content is not None or self.source or self.lossy_tokens
+                    or any(n.token.lossy for n in self.nodes))
+
+    @property
+    def lossy_tokens(self) -> int:
+        return sum(1 for s in self.steps for t in (s.chosen, *s.alternatives) if t.lossy)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": SCHEMA_VERSION if self._needs_v2() else 1,
             "tool_version": self.tool_version,
             "kind": self.kind.value,
             "provider": self.provider,
@@ -300,6 +346,8 @@ class Run:
             "finish_reason": self.finish_reason,
             "usage": dict(self.usage),
             "timings": dict(self.timings),
+            **({"content": self.content} if self.content is not None else {}),
+            **({"source": dict(self.source)} if self.source else {}),
             "steps": [s.to_dict() for s in self.steps],
             **({"tree": self.tree.to_dict(), "nodes": [n.to_dict() for n in self.nodes]}
                if self.tree is not None and self.kind is RunKind.TREE else {}),
@@ -327,7 +375,7 @@ class Run:
         if not isinstance(d, dict) or d.get("schema") != SCHEMA:
             raise RunFileError(f"{source} is not a tokviz run (no \"schema\": \"{SCHEMA}\" field)")
         version = d.get("schema_version")
-        if not isinstance(version, int) or version < 1:
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise RunFileError(f"{source} has no valid schema_version")
         if version > SCHEMA_VERSION:
             raise RunFileError(
@@ -350,6 +398,8 @@ class Run:
                 timings={str(k): float(v) for k, v in d.get("timings", {}).items()},
                 kind=_run_kind(d.get("kind", "predict")),
                 tool_version=str(d.get("tool_version", "")),
+                content=None if d.get("content") is None else str(d["content"]),
+                source={str(k): str(v) for k, v in (d.get("source") or {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as err:
             raise RunFileError(f"{source} is a damaged tokviz run ({type(err).__name__}: {err})") from None

@@ -17,11 +17,13 @@ import os
 import random
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from tokviz import tokens as tok
 from tokviz.errors import ProviderError, RateLimitedError, UsageError, redact
+from tokviz.providers import dialects, logprobs
 from tokviz.providers.ratelimit import RateGate
 from tokviz.providers.registry import Capability, OptionSpec, Progress, ProviderSpec, Request, TreeSpec
 from tokviz.run import Message, Run, Step, Token, Tokenization
@@ -36,7 +38,7 @@ LOGPROB_MODELS = "gpt-4.1, gpt-4.1-mini, gpt-4o, gpt-4o-mini"
 
 
 def _is_openai(base_url: str | None) -> bool:
-    return base_url is None or (urlsplit(base_url).hostname or "").endswith("openai.com")
+    return dialects.is_openai(base_url)
 
 
 def _where(base_url: str | None) -> str:
@@ -45,24 +47,15 @@ def _where(base_url: str | None) -> str:
         return OPENAI_URL
     parts = urlsplit(base_url)
     host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
-def _token(item: dict[str, Any]) -> Token:
-    """One logprob item (the chosen token or an alternative) as a Token, bytes exact."""
-    text = item.get("token") or ""
-    raw = bytes(item["bytes"]) if item.get("bytes") is not None else text.encode("utf-8")
-    return Token(text=text, raw=raw, logprob=float(item["logprob"]))
-
-
-def parse_logprob_item(item: dict[str, Any]) -> Step:
-    alternatives = sorted((_token(a) for a in (item.get("top_logprobs") or [])), key=lambda t: -t.logprob)
-    return Step(chosen=_token(item), alternatives=tuple(alternatives))
-
-
-def _stream(client: OpenAI, body: dict[str, Any]) -> Any:
-    """POST the chat request and yield each streamed chunk as a plain dict.
+def _stream(client: OpenAI, path: str, body: dict[str, Any]) -> Any:
+    """POST a streamed request and yield each chunk as a plain dict.
 
     The SDK's generic `post` keeps everything the typed `chat.completions.create` gives (auth,
     retries with Retry-After, typed errors, SSE decoding) but skips building a pydantic model per
@@ -71,11 +64,49 @@ def _stream(client: OpenAI, body: dict[str, Any]) -> Any:
     """
     from openai import Stream
 
-    return client.post("/chat/completions", body=body, cast_to=object, stream=True, stream_cls=Stream[object])
+    return client.post(path, body=body, cast_to=object, stream=True, stream_cls=Stream[object])
+
+
+class Incomplete(Exception):
+    """An answer that ended with no finish reason: interrupted or truncated, never a run."""
+
+
+@dataclass
+class _Answer:
+    steps: list[Step]
+    text: list[str]
+    finish: str | None = None
+    usage: dict[str, int] | None = None
+    text_without_logprobs: bool = False
+    t_first: float | None = None
+
+
+def check_base_url(base_url: str | None) -> None:
+    """A URL the HTTP client can use, or one clear line (instead of an SDK traceback)."""
+    if base_url is None:
+        return
+    parts = urlsplit(base_url)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise UsageError(f"--base-url {base_url!r} has an invalid port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--base-url must be an http:// or https:// URL, got {base_url!r}",
+                         hint="e.g. http://127.0.0.1:8000/v1")
+
+
+def check_key(key: str) -> None:
+    """Keys pasted with a newline or typed with a look-alike character fail as 401s far away."""
+    if key != key.strip():
+        raise UsageError("OPENAI_API_KEY has leading or trailing whitespace (a newline from a file?)",
+                         hint='strip it: export OPENAI_API_KEY="$(tr -d "[:space:]" < keyfile)"')
+    if not key.isascii() or not key.isprintable():
+        raise UsageError("OPENAI_API_KEY holds a non-ASCII or control character",
+                         hint="copy the key again from its source; a typographic dash or quote may have crept in")
 
 
 class OpenAIProvider:
-    """Chat Completions with logprobs; works against OpenAI and any server that speaks its API."""
+    """OpenAI and OpenAI-compatible servers: chat or raw completions, with logprobs, per dialect."""
 
     name = "openai"
 
@@ -86,6 +117,16 @@ class OpenAIProvider:
         self._clients: dict[tuple[str | None, str, float, int], OpenAI] = {}
         self._lock = threading.Lock()
         self.gate = RateGate()
+        self._one_at_a_time: dict[str, threading.Lock] = {}
+
+    def _turn(self, base_url: str | None, dialect: dialects.Dialect) -> Any:
+        """A lock per server that must see one request at a time (a null context otherwise)."""
+        import contextlib
+
+        if not dialect.one_at_a_time:
+            return contextlib.nullcontext()
+        with self._lock:
+            return self._one_at_a_time.setdefault(base_url or "", threading.Lock())
 
     def tokenize(self, text: str, model: str) -> Tokenization:
         return tokenize(text, model)
@@ -96,12 +137,16 @@ class OpenAIProvider:
                 "OpenAI's chat API cannot continue from a forced prefix, so it cannot grow a tree",
                 hint="use the local model, or --base-url with a server that has the completions endpoint (vLLM, llama.cpp)",
             )
+        if request.params.mode == "chat":
+            raise UsageError("a tree on a server continues raw text through /v1/completions; it cannot use the chat format",
+                             hint="leave out --chat, or grow the tree on the local model, which applies the chat format itself")
         return ServerCursor(self, request, spec, request.prompt + "".join(t.text for t in forced))
 
     def client(self, request: Request) -> tuple[OpenAI, str | None]:
         from openai import DefaultHttpxClient, OpenAI
 
         base_url = request.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        check_base_url(base_url)
         key = os.environ.get("OPENAI_API_KEY")
         if not key:
             if _is_openai(base_url):
@@ -110,6 +155,7 @@ class OpenAIProvider:
                     hint="or run the embedded model offline by leaving out --model, or point --base-url at a local server",
                 )
             key = PLACEHOLDER_KEY
+        check_key(key)
         cache_key = (base_url, key, request.timeout, request.retries)
         with self._lock:
             client = self._clients.get(cache_key)
@@ -119,90 +165,169 @@ class OpenAIProvider:
                                                            max_retries=request.retries, http_client=http)
         return client, base_url
 
+    def dialect(self, client: OpenAI, base_url: str | None, request: Request) -> dialects.Dialect:
+        named = request.params.options.get("dialect")
+        if named:
+            return dialects.DIALECTS[str(named)]
+        quick = client.with_options(max_retries=0, timeout=min(request.timeout, 5.0))
+        return dialects.detect(base_url, lambda url: quick.get(url, cast_to=object))
+
+    def describe(self, request: Request) -> list[tuple[bool | None, str]]:
+        """What the server at request.base_url supports, as (ok?, line) pairs for `tokviz server`."""
+        client, base_url = self.client(request)
+        quick = client.with_options(max_retries=0, timeout=min(request.timeout, 5.0))
+        lines: list[tuple[bool | None, str]] = []
+        try:
+            listed = quick.get((base_url or OPENAI_URL).rstrip("/") + "/models", cast_to=object)
+            names = [tok.visible(str(m.get("id")), visible_spaces=False)  # a server's text is data, never escapes
+                     for m in (listed.get("data") or []) if isinstance(m, dict)]  # type: ignore[union-attr]
+            lines.append((True, f"reachable: /models lists {len(names)} model(s)" + (f": {', '.join(names[:5])}" if names else "")))
+        except Exception as err:
+            lines.append((False, translate_error(err, request, base_url).line()))
+        d = self.dialect(client, base_url, request)
+        lines.append((None, f"dialect: {d.label} ({d.name}; facts from {d.source}; -O dialect=NAME overrides)"))
+        lines.append((d.chat_logprobs, "log-probabilities on chat (--chat, the default on servers)"))
+        lines.append((d.completions_logprobs, "log-probabilities on /v1/completions (--raw, tree)"))
+        lines.append((d.ids and d.exact_bytes, "token ids and exact bytes" if d.ids and d.exact_bytes else
+                      "no token ids or exact bytes: partial characters marked ≈"))
+        lines.append((None, f"partial characters: {d.partial_tokens}"))
+        lines.append((None, f"logprobs are {d.logprobs_are}"))
+        lines.append((None, f"default penalties: {d.default_penalties}" +
+                      (f" (tokviz sends {d.greedy_body} at temperature 0)" if d.greedy_body else "")))
+        lines.append((None, f"scoring a given text: {d.score}"))
+        if d.refuses_logprobs:
+            lines.append((False, d.refuses_logprobs))
+        return lines
+
     def predict(self, request: Request) -> Run:
-        params = replace(request.params, mode="chat")  # the Chat Completions API always is
+        params = request.params
         if params.temperature > 0 and params.seed is None:
             params = replace(params, seed=random.randrange(2**31))  # recorded, so replayable
         client, base_url = self.client(request)
-        messages = ([Message("system", request.system)] if request.system else []) + [Message("user", request.prompt)]
-        kwargs: dict[str, Any] = {
-            "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "logprobs": True,
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if params.top_k:
-            kwargs["top_logprobs"] = params.top_k
+        dialect = self.dialect(client, base_url, request)
+        chat = params.mode == "chat"
+        if dialect.refuses_logprobs or not (dialect.chat_logprobs if chat else dialect.completions_logprobs):
+            endpoint = "chat" if chat else "completions"
+            raise ProviderError(f"{_where(base_url)} ({dialect.label}) returns no log-probabilities on its {endpoint} endpoint",
+                                hint=dialect.refuses_logprobs or ("try --chat" if not chat else "try --raw"))
+        messages = (([Message("system", request.system)] if request.system else []) + [Message("user", request.prompt)]) if chat else []
+        body: dict[str, Any] = {"model": request.model, "temperature": params.temperature, "top_p": params.top_p,
+                                "stream": True, "stream_options": {"include_usage": True}}
+        if chat:
+            body["messages"] = [{"role": m.role, "content": m.content} for m in messages]
+            body["logprobs"] = True
+            if params.top_k:
+                body["top_logprobs"] = params.top_k
+        else:
+            body["prompt"] = request.prompt
+            body["logprobs"] = max(params.top_k, 1) if dialect.name != "openai" else params.top_k
         if params.seed is not None:
-            kwargs["seed"] = params.seed
-        kwargs.update(params.options)  # -O settings, checked against SPEC.options
-        # OpenAI wants max_completion_tokens (max_tokens is deprecated and refused by reasoning
-        # models); compatible servers mostly know only max_tokens.
-        kwargs["max_completion_tokens" if _is_openai(base_url) else "max_tokens"] = params.max_tokens
+            body["seed"] = params.seed
+        source = {"dialect": dialect.name, "logprobs": dialect.logprobs_are}
+        if params.temperature == 0 and dialect.greedy_body:
+            body.update({k: v for k, v in dialect.greedy_body.items() if k not in params.options})
+            source["greedy"] = (f"sent {', '.join(f'{k}={v}' for k, v in dialect.greedy_body.items())} "
+                                f"(the server's default: {dialect.default_penalties})")
+        elif dialect.default_penalties != "none":
+            source["penalties"] = f"server default: {dialect.default_penalties}"
+        body.update({k: v for k, v in params.options.items() if k != "dialect"})  # -O settings, checked by SPEC
+        # OpenAI wants max_completion_tokens on chat (max_tokens is deprecated and refused by
+        # reasoning models); compatible servers mostly know only max_tokens.
+        body["max_completion_tokens" if (chat and _is_openai(base_url)) else "max_tokens"] = params.max_tokens
+        path = "/chat/completions" if chat else "/completions"
 
-        steps: list[Step] = []
-        usage: dict[str, int] = {}
-        finish: str | None = None
-        text_without_logprobs = False
-        t0 = time.perf_counter()
-        t_first: float | None = None
-        chunks = 0
-        try:
-            for chunk in _stream(client, kwargs):
-                chunks += 1
-                if chunk.get("usage"):
-                    usage = {"prompt_tokens": int(chunk["usage"].get("prompt_tokens") or 0),
-                             "completion_tokens": int(chunk["usage"].get("completion_tokens") or 0)}
-                for choice in chunk.get("choices") or []:
-                    content = (choice.get("logprobs") or {}).get("content")
-                    for item in content or []:
-                        if t_first is None:
-                            t_first = time.perf_counter() - t0
-                        steps.append(parse_logprob_item(item))
-                    if not content and (choice.get("delta") or {}).get("content"):
-                        text_without_logprobs = True
-                    if choice.get("finish_reason"):
-                        finish = choice["finish_reason"]
-        except Exception as err:  # every SDK and transport failure becomes one line
-            raise translate_error(err, request, base_url, mid_stream=chunks > 0) from None
-        total = time.perf_counter() - t0
-        if text_without_logprobs and not steps:
+        with self._turn(base_url, dialect):  # requests that would interrupt each other wait their turn
+            t0 = time.perf_counter()
+            answer = self._answer(client, path, body, request, base_url, dialect)
+            total = time.perf_counter() - t0
+        steps = answer.steps
+        if answer.text_without_logprobs and not steps:
             raise ProviderError(
-                f"{_where(base_url)} returned no log-probabilities for model {request.model!r}",
-                hint="the server may not support logprobs; for OpenAI use one of " + LOGPROB_MODELS,
+                f"{_where(base_url)} returned text but no log-probabilities for model {request.model!r}",
+                hint=(f"{dialect.label} did not send them" if dialect.name not in ("openai", "generic")
+                      else "for OpenAI use a model that returns them, such as " + LOGPROB_MODELS
+                      if dialect.name == "openai" else "the server (or this route) may not support logprobs"),
             )
-        ttft = t_first if t_first is not None else total
+        ttft = answer.t_first if answer.t_first is not None else total
         decode = max(total - ttft, 1e-9)
         timings = {"ttft_s": ttft, "total_s": total,
                    "tokens_per_s": (len(steps) - 1) / decode if len(steps) > 1 else 0.0}
+        usage = dict(answer.usage or {})
         usage.setdefault("completion_tokens", len(steps))
+        lossy = sum(1 for st in steps if st.chosen.lossy)
+        streamed = "".join(answer.text)
+        # The safety net under the per-token rules: if the tokens do not add up to what the server
+        # streamed, the run says so and keeps the streamed text, even where no single token shows it.
+        mismatch = bool(streamed) and tok.join(st.chosen.raw for st in steps) != streamed
+        content = None
+        if mismatch or any(t.lossy for st in steps for t in (st.chosen, *st.alternatives)):
+            source["lossy"] = f"{dialect.label}: {dialect.partial_tokens}" + (
+                "; the tokens' text does not add up to the streamed text" if mismatch else "")
+            if lossy or mismatch:
+                content = streamed
+            what = (f"{lossy} token{'s' if lossy != 1 else ''}" if lossy else "alternatives" if not mismatch
+                    else "tokens that do not add up to its streamed text")
+            self.progress(f"tokviz: warning: {_where(base_url)} ({dialect.label}) reported {what} without their exact "
+                          f"bytes ({dialect.partial_tokens}); marked ≈ in every view, and the run's text is the streamed text")
         return Run(provider=self.name, model=request.model, prompt=request.prompt, params=params,
-                   steps=tuple(steps), messages=tuple(messages), finish_reason=finish, usage=usage,
-                   timings=timings)
+                   steps=tuple(steps), messages=tuple(messages), finish_reason=answer.finish, usage=usage,
+                   timings=timings, content=content, source=source)
+
+    def _answer(self, client: OpenAI, path: str, body: dict[str, Any], request: Request, base_url: str | None,
+                dialect: dialects.Dialect) -> _Answer:
+        """The streamed answer; one that ends with no finish reason (nothing, or cut short) is
+        asked again like a dropped connection, up to --retries times, and then is a failure."""
+        for attempt in range(request.retries + 1):
+            try:
+                return self._stream_once(client, path, body, request, base_url, dialect)
+            except Incomplete as cut:
+                if attempt == request.retries:
+                    raise ProviderError(f"the answer from {_where(base_url)} ended {cut} with no finish reason "
+                                        f"(interrupted or truncated), {request.retries + 1} time(s)",
+                                        hint="a server that serves one request at a time may drop a waiting one; "
+                                             "lower --concurrency, or raise --retries") from None
+        raise AssertionError("unreachable")
+
+    def _stream_once(self, client: OpenAI, path: str, body: dict[str, Any], request: Request, base_url: str | None,
+                     dialect: dialects.Dialect) -> _Answer:
+        answer = _Answer(steps=[], text=[])
+        t0 = time.perf_counter()
+        chunks = 0
+        try:
+            for chunk in _stream(client, path, body):
+                chunks += 1
+                if not isinstance(chunk, dict):
+                    raise ValueError("a streamed chunk is not a JSON object")
+                if chunk.get("usage"):
+                    answer.usage = {"prompt_tokens": int(chunk["usage"].get("prompt_tokens") or 0),
+                                    "completion_tokens": int(chunk["usage"].get("completion_tokens") or 0)}
+                for choice in chunk.get("choices") or []:
+                    found = logprobs.items(choice.get("logprobs"))
+                    for item in found:
+                        if answer.t_first is None:
+                            answer.t_first = time.perf_counter() - t0
+                        answer.steps.append(logprobs.step(item, dialect))
+                    piece = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
+                    if isinstance(piece, str) and piece:
+                        answer.text.append(piece)
+                        if not found:
+                            answer.text_without_logprobs = True
+                    if choice.get("finish_reason"):
+                        answer.finish = str(choice["finish_reason"])
+        except Exception as err:  # every SDK and transport failure becomes one line
+            raise translate_error(err, request, base_url, mid_stream=chunks > 0) from None
+        if answer.finish is None:
+            raise Incomplete("after " + (f"{len(answer.steps)} tokens" if answer.steps else "no tokens"))
+        return answer
 
 
 def _completion_items(answer: Any) -> list[dict[str, Any]]:
-    """The logprob items of a /v1/completions answer, in either shape servers send.
-
-    OpenAI's legacy shape (vLLM, llama-cpp-python) is parallel lists: `tokens`, `token_logprobs`
-    and `top_logprobs` as one {text: logprob} dict per position. llama.cpp's own server answers in
-    the chat shape instead: `content`, a list of items with `token`, `logprob`, `bytes`, `id` and
-    `top_logprobs` (a list of the same). Both become chat-shaped items here.
-    """
-    choice = ((answer or {}).get("choices") or [{}])[0] or {}
-    lps = choice.get("logprobs") or {}
-    if isinstance(lps.get("content"), list):
-        return [i for i in lps["content"] if isinstance(i, dict)]
-    items = []
-    for n, (text, lp) in enumerate(zip(lps.get("tokens") or [], lps.get("token_logprobs") or [])):
-        tops = (lps.get("top_logprobs") or [])
-        top = tops[n] if n < len(tops) and isinstance(tops[n], dict) else {}
-        items.append({"token": text, "logprob": lp,
-                      "top_logprobs": [{"token": t, "logprob": v} for t, v in top.items()]})
-    return items
+    """The logprob items of a /v1/completions answer, in either shape servers send (OpenAI's
+    legacy parallel lists, or llama.cpp's chat-shaped `content`; see `logprobs.items`)."""
+    if not isinstance(answer, dict):
+        return []
+    choice = (answer.get("choices") or [{}])[0] or {}
+    return logprobs.items(choice.get("logprobs") if isinstance(choice, dict) else None)
 
 
 class ServerCursor:
@@ -215,12 +340,15 @@ class ServerCursor:
     for one answer at a time.
     """
 
-    APPROXIMATION = "path sent back as text and re-tokenized by the server; alternatives keyed by text"
-
     def __init__(self, provider: OpenAIProvider, request: Request, spec: TreeSpec, prompt: str) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.client, self.base_url = provider.client(request)
+        self.dialect = provider.dialect(self.client, self.base_url, request)
+        self.turn = provider._turn(self.base_url, self.dialect)
+        if not self.dialect.completions_logprobs:
+            raise ProviderError(f"{_where(self.base_url)} ({self.dialect.label}) returns no log-probabilities on /v1/completions, "
+                                "so it cannot grow a tree", hint=self.dialect.refuses_logprobs)
         self.request = request
         self.spec = spec
         self.texts = [prompt]
@@ -231,9 +359,10 @@ class ServerCursor:
 
     def _post(self, text: str, max_tokens: int, k: int) -> Any:
         body = {"model": self.request.model, "prompt": text, "max_tokens": max_tokens, "temperature": 0.0,
-                "logprobs": k}
+                "logprobs": k, **self.dialect.greedy_body}
         try:
-            answer = self.client.post("/completions", body=body, cast_to=object)
+            with self.turn:
+                answer = self.client.post("/completions", body=body, cast_to=object)
         except Exception as err:  # every SDK and transport failure becomes one line
             raise translate_error(err, self.request, self.base_url) from None
         with self.lock:
@@ -253,9 +382,8 @@ class ServerCursor:
                 self.pending[key] = self.pool.submit(self._post, text, max_tokens, k)
 
     def children(self, k: int) -> list[Token]:
-        items = _completion_items(self._ask(self.texts[-1], 1, k))
-        tops = (items[0].get("top_logprobs") or []) if items else []
-        kids = sorted((_token(t) for t in tops if t.get("token") or t.get("bytes")), key=lambda t: -t.logprob)[:k]
+        found = _completion_items(self._ask(self.texts[-1], 1, k))
+        kids = list(logprobs.step(found[0], self.dialect).alternatives[:k]) if found else []
         depth = len(self.texts)  # the depth of these children
         for kid in kids:
             if kid.prob < self.spec.min_prob:
@@ -273,10 +401,13 @@ class ServerCursor:
         self.texts.pop()
 
     def complete(self, n: int) -> tuple[Token, ...]:
-        return tuple(_token(i) for i in _completion_items(self._ask(self.texts[-1], n, 1)))
+        return tuple(logprobs.token(i, self.dialect) for i in _completion_items(self._ask(self.texts[-1], n, 1)))
 
     def report(self) -> dict[str, Any]:
-        return {"requests": self.requests, "approximation": self.APPROXIMATION}
+        exact = self.dialect.ids and self.dialect.exact_bytes
+        return {"requests": self.requests,
+                "approximation": "path sent back as text and re-tokenized by the server" + ("" if exact else
+                                 "; alternatives keyed by text")}
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -336,6 +467,9 @@ def translate_error(err: Exception, request: Request, base_url: str | None, *, m
         if status == 403:
             return fail(f"{where} refused the request (403: {detail})")
         if status == 404:
+            if base_url and not base_url.rstrip("/").endswith("/v1") and "model" not in detail.lower():
+                return fail(f"{where} has no such route (404: {detail})",
+                            hint="check that --base-url ends in /v1, e.g. http://127.0.0.1:8000/v1")
             return fail(f"model {request.model!r} was not found at {where} (404: {detail})",
                         hint="check the model name; `GET /v1/models` on the server lists them")
         if status == 429:
@@ -380,8 +514,11 @@ SPEC = ProviderSpec(
     secret_env="OPENAI_API_KEY",
     concurrent=True,
     max_top_k=20,
-    capabilities=frozenset({Capability.CHAT, Capability.TREE, Capability.TOKENIZE}),
+    capabilities=frozenset({Capability.CHAT, Capability.RAW, Capability.TREE, Capability.TOKENIZE}),
+    default_mode="chat",
     options=(
+        OptionSpec("dialect", str, f"the server's dialect, instead of detecting it ({', '.join(dialects.DIALECTS)})",
+                   check=lambda v: None if v in dialects.DIALECTS else f"must be one of {', '.join(dialects.DIALECTS)}"),
         OptionSpec("frequency_penalty", float, "penalise tokens by how often they appeared (-2 to 2)", check=_penalty),
         OptionSpec("presence_penalty", float, "penalise tokens that appeared at all (-2 to 2)", check=_penalty),
         OptionSpec("repeat_penalty", float, "llama.cpp-style repeat penalty, for compatible servers (1 is off)",

@@ -125,6 +125,7 @@ class ProviderSpec:
     concurrent: bool = False  # requests may run in parallel (a server); False: one at a time (one model in memory)
     max_top_k: int = 20
     capabilities: frozenset[Capability] = frozenset({Capability.RAW})
+    default_mode: str = "raw"  # without --chat or --raw: continue raw text ("raw") or use the chat format ("chat")
     options: tuple[OptionSpec, ...] = ()
     priority: int = 100  # lower claims first when two specs claim one model
     source: str = "built-in"  # filled in from the entry point's distribution
@@ -290,6 +291,8 @@ def validate(params: Params, provider: ProviderSpec) -> None:
         raise UsageError(f"mode must be 'raw' or 'chat', got {params.mode!r}")
     if params.mode == "chat" and not provider.can(Capability.CHAT):
         raise UsageError(f"the {provider.name} provider has no chat format", hint="leave out --chat and --system")
+    if params.mode == "raw" and not provider.can(Capability.RAW):
+        raise UsageError(f"the {provider.name} provider cannot continue raw text", hint="leave out --raw")
 
 
 REPLAY = "replay"  # the provider that answers from a cassette (--replay FILE)

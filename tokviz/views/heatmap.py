@@ -21,7 +21,9 @@ def heatmap(run: Run, *, color: bool = True) -> Text:
     for step, piece in zip(run.steps, tok.pieces([s.chosen.raw for s in run.steps])):
         p = step.chosen.prob
         shown = piece if piece else step.chosen.label
-        if not step.chosen.raw and step.chosen.text:
+        if step.chosen.lossy:  # no exact bytes from the server: what it sent, marked ≈
+            shown = step.chosen.label
+        elif not step.chosen.raw and step.chosen.text:
             shown = tok.visible(step.chosen.text)
         shown = shown.replace("\n", "↵\n")
         if color:

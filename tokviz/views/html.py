@@ -29,7 +29,7 @@ h1{font-size:1.3rem;margin:0}.meta{color:var(--muted);font-size:.9rem}
 .prompt{color:var(--muted)}
 .tok{color:#111;border-radius:.2rem;padding:.05rem 0;cursor:help;outline-offset:2px}
 .tok:focus,.tok:hover{outline:2px solid var(--fg)}
-.frag{font-size:.7em;vertical-align:middle}
+.frag{font-size:.7em;vertical-align:middle}.lossy{text-decoration:underline dotted}
 #tip{position:absolute;z-index:10;min-width:14rem;max-width:22rem;background:var(--tipbg);color:var(--fg);border:1px solid var(--line);border-radius:.5rem;padding:.5rem .7rem;box-shadow:0 4px 16px rgba(0,0,0,.25);font-size:.85rem}
 #tip .row{display:grid;grid-template-columns:7rem 1fr 3.5rem;gap:.4rem;align-items:center}
 #tip .name{font-family:ui-monospace,Menlo,monospace;overflow:hidden;text-overflow:ellipsis;white-space:pre}
@@ -135,7 +135,9 @@ def _text_section(run: Run) -> tuple[str, dict[str, Any]]:
     for i, (step, piece) in enumerate(zip(run.steps, pieces)):
         p = step.chosen.prob
         label = step.chosen.label
-        if not step.chosen.raw and step.chosen.text:
+        if step.chosen.lossy:  # the server did not send this token's bytes: show what it sent, marked
+            shown, cls = e(label), "tok lossy"
+        elif not step.chosen.raw and step.chosen.text:
             shown, cls = e(tok.visible(step.chosen.text)), "tok"
         elif piece == "":
             shown, cls = "·", "tok frag"  # a byte of a character completed by a later token

@@ -26,6 +26,8 @@ def token_text(token: Token, *, bold: bool = False) -> Text:
     out = Text()
     colour = prob_hex(token.prob)
     weight = " bold" if bold else ""
+    if token.lossy:  # the server's text for it, not its exact bytes
+        out.append("≈", style=f"{colour} dim")
     if not token.raw and token.text:  # a special token such as <eos>: no bytes of its own
         out.append(tok.visible(token.text), style=f"{colour} italic{weight}")
         return out
@@ -54,6 +56,8 @@ def footer(run: Run, *, timings: bool = True) -> Text:
     rate = run.timings.get("tokens_per_s")
     if rate and timings:
         parts.append(f"{rate:.1f} tokens/s")
+    if run.lossy_tokens or run.source.get("lossy"):
+        parts.append("≈: the server did not send this token's exact bytes")
     return Text(" · ".join(parts), style="dim")
 
 

@@ -1,0 +1,121 @@
+"""Streamed answers as servers that cannot run on these machines send them, written from their source.
+
+Each builder names the file whose behaviour it copies. All answer the same thing, "Hi 🙂", in
+three tokens, two of which end inside the emoji's UTF-8 bytes (b" \\xf0\\x9f" and b"\\x99\\x82"), with
+alternatives that include a second partial token whose decoded text equals the first's. That is
+exactly where servers differ: what text, bytes and ids they send for a token that is not a whole
+character, and whether the streamed content (which servers hold back until a character is whole)
+still adds up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+ANSWER = "Hi 🙂"
+# (token bytes, logprob, id) per step: the chosen token first, then the other alternatives.
+STEPS: list[list[tuple[bytes, float, int]]] = [
+    [(b"Hi", -0.1, 10), (b"Hello", -2.5, 11)],
+    [(b" \xf0\x9f", -0.2, 20), (b" there", -1.9, 21), (b" \xe2\x9c", -2.6, 22)],
+    [(b"\x99\x82", -0.05, 30), (b"!", -3.0, 31)],
+]
+# What the server streams as content after each step: partial characters are held back.
+DELTAS = ["Hi", " ", "🙂"]
+PROMPT_TOKENS = 5
+
+
+def _base(model: str) -> dict[str, Any]:
+    return {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 0, "model": model}
+
+
+def _chat_stream(model: str, item: Callable[[bytes, float, int], dict[str, Any]], *, top_key: str = "top_logprobs",
+                 logprobs_of: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    chunks = [{**_base(model), "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                                            "finish_reason": None}]}]
+    for step, delta in zip(STEPS, DELTAS):
+        raw, lp, tid = step[0]
+        entry = {**item(raw, lp, tid), top_key: [item(r, v, i) for r, v, i in step]}
+        logprobs = logprobs_of([entry]) if logprobs_of else {"content": [entry]}
+        chunks.append({**_base(model), "choices": [{"index": 0, "delta": {"content": delta}, "logprobs": logprobs,
+                                                    "finish_reason": None}]})
+    chunks.append({**_base(model), "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "length"}]})
+    chunks.append({**_base(model), "choices": [], "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": 3,
+                                                             "total_tokens": PROMPT_TOKENS + 3}})
+    return chunks
+
+
+def vllm() -> list[dict[str, Any]]:
+    """vllm/entrypoints/openai/serving_chat.py, `_create_chat_logprobs` and `_get_top_logprobs`: the
+    token is the decoded text (U+FFFD for a partial character), `bytes` is that text re-encoded with
+    errors="replace", no ids, logprobs clamped at -9999.0; the sampled token is in its top list."""
+    def item(raw: bytes, lp: float, tid: int) -> dict[str, Any]:
+        text = raw.decode("utf-8", errors="replace")
+        return {"token": text, "logprob": max(lp, -9999.0), "bytes": list(text.encode("utf-8", errors="replace"))}
+    return _chat_stream("Qwen/Qwen2.5-0.5B", item)
+
+
+def sglang() -> list[dict[str, Any]]:
+    """python/sglang/srt/entrypoints/openai/serving_chat.py, `_process_logprobs_tokens`: the token
+    is the tokenizer's decoded text (U+FFFD for a partial character), `bytes` = list(token.encode
+    ("utf-8")), no ids."""
+    def item(raw: bytes, lp: float, tid: int) -> dict[str, Any]:
+        text = raw.decode("utf-8", errors="replace")
+        return {"token": text, "logprob": lp, "bytes": list(text.encode("utf-8"))}
+    return _chat_stream("qwen", item)
+
+
+def llama_cpp_python() -> list[dict[str, Any]]:
+    """llama_cpp/llama.py `_create_completion` (tokens detokenized with errors="ignore", top
+    alternatives as a {text: logprob} dict, the sampled token added to it) and
+    llama_chat_format.py `_convert_text_completion_logprobs_to_chat` ("bytes": None, no ids)."""
+    def item(raw: bytes, lp: float, tid: int) -> dict[str, Any]:
+        return {"token": raw.decode("utf-8", errors="ignore"), "logprob": lp, "bytes": None}
+
+    def legacy_then_chat(entries: list[dict[str, Any]]) -> dict[str, Any]:
+        # the {text: logprob} dict merges alternatives whose ignore-decoded texts are equal
+        out = []
+        for e in entries:
+            merged: dict[str, float] = {}
+            for t in e["top_logprobs"]:
+                merged.setdefault(t["token"], t["logprob"])
+            out.append({**e, "top_logprobs": [{"token": k, "logprob": v, "bytes": None} for k, v in merged.items()]})
+        return {"content": out, "refusal": None}
+    return _chat_stream("gemma-3-270m", item, logprobs_of=legacy_then_chat)
+
+
+def ollama() -> list[dict[str, Any]]:
+    """llm/llama_server.go `convertLogprobs` (the llama-server runner's token text, cut to valid
+    UTF-8, and logprob; no bytes, no ids) and openai/openai.go `ChoiceLogprobs{Content}`."""
+    def item(raw: bytes, lp: float, tid: int) -> dict[str, Any]:
+        text = raw.decode("utf-8", errors="ignore")  # validate_utf8 keeps the valid prefix
+        return {"token": text, "logprob": lp}
+    return _chat_stream("llama3.2", item)
+
+
+def together() -> list[dict[str, Any]]:
+    """Together's chat completion chunks (docs.together.ai, chat completions `logprobs`): the
+    completions shape inside a chat answer, parallel `tokens` / `token_logprobs` lists, plus
+    `token_ids`; partial characters decoded to U+FFFD."""
+    def item(raw: bytes, lp: float, tid: int) -> dict[str, Any]:
+        return {"token": raw.decode("utf-8", errors="replace"), "logprob": lp, "id": tid}
+
+    def completions_shape(entries: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"tokens": [e["token"] for e in entries], "token_logprobs": [e["logprob"] for e in entries],
+                "token_ids": [e["id"] for e in entries]}
+    return _chat_stream("meta-llama/Llama-3-8b-chat-hf", item, logprobs_of=completions_shape)
+
+
+# name → (chunks, the owned_by its /v1/models sends, what tokviz must detect, what is lossy)
+DIALECTS: dict[str, tuple[Callable[[], list[dict[str, Any]]], str | None, str]] = {
+    "vllm": (vllm, "vllm", "vllm"),
+    "sglang": (sglang, "sglang", "sglang"),
+    "llama-cpp-python": (llama_cpp_python, "me", "llama-cpp-python"),
+    "ollama": (ollama, "library", "ollama"),
+    "together": (together, None, "generic"),
+}
+
+
+def models_page(owned_by: str | None) -> dict[str, Any]:
+    return {"object": "list", "data": [{"id": "m", "object": "model", "created": 0,
+                                        **({"owned_by": owned_by} if owned_by else {})}]}

@@ -1,0 +1,145 @@
+"""Every server dialect, replayed from fixtures written from its source, through every view.
+
+For servers that cannot run here (vLLM, SGLang, Ollama, hosted APIs); llama.cpp's server and
+llama-cpp-python's run for real in test_servers.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import dialect_fixtures as fx
+from tests import servers
+from tests.conftest import run_cli
+from tokviz import pipeline
+from tokviz.errors import ProviderError
+from tokviz.providers import dialects
+from tokviz.providers.registry import Request
+from tokviz.run import Params, Run
+from tokviz.views import export
+
+
+def serve(fault: servers.FaultServer, name: str) -> None:
+    build, owned_by, _ = fx.DIALECTS[name]
+    dialects.forget(fault.base_url)
+    if owned_by:
+        fault.pages["/v1/models"] = fx.models_page(owned_by)
+    fault.script = [servers.reply_stream(build())]
+
+
+def predict(fault: servers.FaultServer) -> Run:
+    request = Request("Say hi", model="m", base_url=fault.base_url, retries=0, params=Params(top_k=3, max_tokens=3, mode="chat"))
+    return pipeline.predict(request)
+
+
+@pytest.mark.parametrize("name", sorted(fx.DIALECTS))
+def test_each_dialect_is_detected_and_never_silently_wrong(fault: servers.FaultServer, name: str) -> None:
+    serve(fault, name)
+    run = predict(fault)
+    assert run.source["dialect"] == fx.DIALECTS[name][2]
+    assert run.text == fx.ANSWER  # the streamed text, never "Hi ���"
+    assert len(run.steps) == 3
+    first = run.steps[0]
+    assert not first.chosen.lossy and first.chosen.raw == b"Hi"  # whole characters stay exact
+    # the partial tokens are either exact (bytes the server really sent) or marked lossy
+    for step, expected in zip(run.steps[1:], (b" \xf0\x9f", b"\x99\x82")):
+        assert step.chosen.raw == expected or step.chosen.lossy or "lossy" in run.source, (name, step.chosen)
+    assert "lossy" in run.source  # and the run says why
+    for step in run.steps:  # never the chosen token twice among its alternatives
+        same = [a for a in step.alternatives if a.raw == step.chosen.raw and a.text == step.chosen.text
+                and a.logprob == step.chosen.logprob]
+        assert len(same) <= 1
+
+
+def test_two_partial_alternatives_with_equal_text_stay_two(fault: servers.FaultServer) -> None:
+    serve(fault, "vllm")
+    step = predict(fault).steps[1]
+    shown = [a for a in step.alternatives if a.text == " \ufffd"]
+    assert len(shown) == 2 and len(step.others()) == 2  # " there" and the other partial token
+
+
+@pytest.mark.parametrize("name", sorted(fx.DIALECTS))
+@pytest.mark.parametrize("fmt", ["txt", "dot", "json", "html"])
+def test_every_view_marks_lossy_tokens(fault: servers.FaultServer, name: str, fmt: str) -> None:
+    serve(fault, name)
+    run = predict(fault)
+    out = export.render(run, fmt).decode("utf-8")
+    if fmt == "json":
+        again = Run.from_json(out)
+        assert again == run and json.loads(out)["schema_version"] == 2
+        return
+    assert "Hi" in out
+    if any(t.lossy for s in run.steps for t in (s.chosen, *s.alternatives)):
+        assert "≈" in out, fmt
+
+
+def test_the_cli_warns_once_and_saves_the_streamed_text(fault: servers.FaultServer, tmp_path: Path) -> None:
+    serve(fault, "vllm")
+    saved = tmp_path / "run.json"
+    proc = run_cli("predict", "Say hi", "-m", "m", "--base-url", fault.base_url, "--save", str(saved), "-q")
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr.decode()
+    assert err.count("warning") == 1 and "vLLM" in err and "≈" in err
+    assert Run.from_json(saved.read_text()).text == fx.ANSWER
+
+
+def test_a_null_logprob_is_the_floor_not_a_failure(fault: servers.FaultServer) -> None:
+    chunks = servers.answer("ab")
+    chunks[1]["choices"][0]["logprobs"]["content"][0]["logprob"] = None
+    fault.script = [servers.reply_stream(chunks)]
+    run = predict(fault)
+    assert run.steps[0].chosen.logprob == -9999.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), 5.0, "x"])
+def test_impossible_logprobs_are_refused_in_one_line(fault: servers.FaultServer, bad: object) -> None:
+    chunks = servers.answer("ab")
+    chunks[1]["choices"][0]["logprobs"]["content"][0]["logprob"] = bad
+    fault.script = [servers.reply_stream(chunks)]  # json.dumps writes NaN as NaN, which Python's json reads
+    with pytest.raises(ProviderError, match="malformed"):
+        predict(fault)
+
+
+@pytest.mark.parametrize("shape", ["nothing", "cut"])
+def test_an_answer_without_a_finish_reason_is_retried_then_fails(fault: servers.FaultServer, shape: str) -> None:
+    full = servers.answer("hello")
+    partial = [full[0]] if shape == "nothing" else full[:3]
+    fault.script = [servers.reply_stream(partial), servers.reply_stream(full)]
+    request = Request("x", model="m", base_url=fault.base_url, retries=1, params=Params(mode="chat"))
+    assert pipeline.predict(request).text == "hello"  # the second answer is whole
+    fault.received.clear()
+    fault.script = [servers.reply_stream(partial)]
+    with pytest.raises(ProviderError, match="no finish reason"):
+        pipeline.predict(request)
+    assert len(fault.received) == 2  # asked again once, then refused
+
+
+def test_lm_studio_is_named_when_it_returns_no_logprobs(fault: servers.FaultServer) -> None:
+    dialects.forget(fault.base_url)
+    fault.pages["/v1/models"] = fx.models_page("organization_owner")
+    with pytest.raises(ProviderError, match="LM Studio"):
+        predict(fault)
+    assert fault.received == []  # refused before sending the prompt
+
+
+def test_a_base_url_without_v1_names_the_fix(fault: servers.FaultServer) -> None:
+    fault.script = [servers.reply_error(404, "Not Found")]
+    root = fault.base_url[: -len("/v1")]
+    proc = run_cli("predict", "x", "-m", "m", "--base-url", root, "--retries", "0")
+    assert proc.returncode == 1 and b"ends in /v1" in proc.stderr
+
+
+@pytest.mark.parametrize(("key", "says"), [("sk-abc\n", "whitespace"), ("sk-ab\u2013c", "non-ASCII")])
+def test_a_damaged_key_is_named(fault: servers.FaultServer, key: str, says: str) -> None:
+    proc = run_cli("predict", "x", "-m", "gpt-4.1-mini", "--base-url", fault.base_url, env={"OPENAI_API_KEY": key})
+    assert proc.returncode == 2 and says in proc.stderr.decode()
+    assert fault.received == []
+
+
+@pytest.mark.parametrize("url", ["localhost:8000/v1", "http://127.0.0.1:notaport/v1", "ftp://x/v1"])
+def test_a_malformed_base_url_is_a_usage_error(url: str) -> None:
+    proc = run_cli("predict", "x", "-m", "m", "--base-url", url)
+    assert proc.returncode == 2 and b"--base-url" in proc.stderr and b"internal error" not in proc.stderr

@@ -1,0 +1,131 @@
+"""What each OpenAI-shaped server really sends, as data: one `Dialect` per server family.
+
+Servers that speak "the OpenAI API" differ exactly where tokviz looks: how a token that ends inside
+a UTF-8 character is reported, whether token ids and exact bytes come along, whether the sampled
+token is repeated among its alternatives, which penalties are on by default, and which endpoints
+return log-probabilities at all. Each fact below is taken from the server's own source (file named
+on each dialect; the full table with sources is docs/servers.md). A server's dialect is detected
+once per URL from what it exposes (`detect`), or named with `--dialect`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    label: str
+    source: str  # the file the facts below come from
+    chat_logprobs: bool = True  # /v1/chat/completions returns logprobs
+    completions_logprobs: bool = True  # /v1/completions returns logprobs
+    exact_bytes: bool = True  # `bytes` are the token's own bytes (not the encoding of a decoded text)
+    ids: bool = False  # items carry the token `id`
+    partial_tokens: str = "exact"  # how a token ending inside a character is reported
+    greedy_body: dict[str, Any] = field(default_factory=dict)  # what to send so temperature 0 is greedy
+    default_penalties: str = "none"
+    max_top_logprobs: int = 20
+    logprobs_are: str = "model log-probabilities before sampling (penalties, temperature, top-k/top-p not applied)"
+    score: str = "no"  # how it can score a given text (prompt log-probabilities)
+    refuses_logprobs: str | None = None  # why a server returns none, when it is known to
+    one_at_a_time: str | None = None  # why requests to it must not overlap, when they must not
+
+
+DIALECTS: dict[str, Dialect] = {d.name: d for d in (
+    Dialect("openai", "OpenAI", "OpenAI API reference (chat and legacy completions)",
+            completions_logprobs=True, partial_tokens="token text may hold a partial character as bytes:\\xNN; `bytes` exact",
+            score="legacy completion models (babbage-002, davinci-002) with echo"),
+    Dialect("vllm", "vLLM", "vllm/entrypoints/openai/serving_chat.py (_get_top_logprobs, _create_chat_logprobs)",
+            exact_bytes=False,
+            partial_tokens="decoded text with U+FFFD, `bytes` = that text encoded (lossy); 'token_id:N' with --return-tokens-as-token-ids",
+            default_penalties="the model's generation_config (may set repetition_penalty) unless --generation-config vllm",
+            logprobs_are="raw model log-probabilities by default (--logprobs-mode raw_logprobs), clamped at -9999",
+            score="prompt_logprobs, or echo with logprobs on /v1/completions"),
+    Dialect("sglang", "SGLang", "python/sglang/srt/entrypoints/openai/serving_chat.py (_process_logprobs_tokens)",
+            exact_bytes=False, partial_tokens="decoded text with U+FFFD, `bytes` = that text encoded (lossy)",
+            score="echo with logprobs on /v1/completions (return_logprob, logprob_start_len natively)"),
+    Dialect("llama.cpp", "llama.cpp llama-server", "tools/server/server-task.cpp (completion_token_output::to_json)",
+            ids=True, partial_tokens="text cut to its valid UTF-8 prefix; `bytes` and `id` exact",
+            logprobs_are="model log-probabilities before sampling (post_sampling_probs=true gives probabilities after it)",
+            score="no (refused: no prompt log-probabilities)"),
+    Dialect("llama-cpp-python", "llama-cpp-python server", "llama_cpp/llama.py (_create_completion), llama_chat_format.py",
+            exact_bytes=False,
+            partial_tokens="decoded with errors='ignore': partial characters become '' (lossy); alternatives keyed by text, so equal texts merge; no bytes, no ids",
+            greedy_body={"repeat_penalty": 1.0}, default_penalties="repeat_penalty 1.1 (applied after the logprobs it reports)",
+            score="echo with logprobs on /v1/completions",
+            one_at_a_time="it serves one request at a time and, by default (interrupt_requests, llama_cpp/server/"
+                          "settings.py and app.py), ends a running stream when another request arrives"),
+    Dialect("ollama", "Ollama", "llm/llama_server.go (convertLogprobs), openai/openai.go",
+            exact_bytes=False, completions_logprobs=False,
+            partial_tokens="llama-server's text (valid UTF-8 prefix), no bytes, no ids (lossy)"),
+    Dialect("lmstudio", "LM Studio", "LM Studio's OpenAI-compatible endpoints",
+            chat_logprobs=False, completions_logprobs=False, refuses_logprobs="LM Studio's OpenAI-compatible API returns no log-probabilities"),
+    Dialect("generic", "an OpenAI-compatible server", "the OpenAI API shape",
+            exact_bytes=False, partial_tokens="unknown: tokens whose text holds U+FFFD or is empty are marked lossy"),
+)}
+
+
+def root_url(base_url: str) -> str:
+    """The server's root: the base URL without a trailing /v1 (where /props, /version live)."""
+    trimmed = base_url.rstrip("/")
+    return trimmed[: -len("/v1")] if trimmed.endswith("/v1") else trimmed
+
+
+def is_openai(base_url: str | None) -> bool:
+    return base_url is None or (urlsplit(base_url).hostname or "").endswith("openai.com")
+
+
+# owned_by in GET /v1/models, as each server writes it (see docs/servers.md for the files)
+_OWNED_BY = {"vllm": "vllm", "sglang": "sglang", "llamacpp": "llama.cpp", "me": "llama-cpp-python",
+             "library": "ollama", "ollama": "ollama", "organization_owner": "lmstudio"}
+
+_cache: dict[str, Dialect] = {}
+_lock = threading.Lock()
+
+
+def detect(base_url: str | None, get: Callable[[str], Any]) -> Dialect:
+    """The dialect of the server at `base_url`, probed once per URL with `get(absolute_url)`
+    (returns parsed JSON or raises). Unknown servers are `generic`: read defensively."""
+    if is_openai(base_url):
+        return DIALECTS["openai"]
+    assert base_url is not None
+    with _lock:
+        if base_url in _cache:
+            return _cache[base_url]
+    found = _probe(base_url, get)
+    with _lock:
+        _cache[base_url] = found
+    return found
+
+
+def _probe(base_url: str, get: Callable[[str], Any]) -> Dialect:
+    try:
+        models = get(base_url.rstrip("/") + "/models")
+        data = models.get("data") if isinstance(models, dict) else None
+        owners = {str(m.get("owned_by", "")).lower() for m in data or [] if isinstance(m, dict)}
+        for owner in owners:
+            if owner in _OWNED_BY:
+                return DIALECTS[_OWNED_BY[owner]]
+    except Exception:  # a server without /models is still a server: try its own routes
+        pass
+    root = root_url(base_url)
+    for path, name in (("/props", "llama.cpp"), ("/api/version", "ollama"), ("/version", "vllm")):
+        try:
+            answer = get(root + path)
+        except Exception:
+            continue
+        if isinstance(answer, dict):
+            if name == "llama.cpp" and "default_generation_settings" not in answer:
+                continue
+            return DIALECTS[name]
+    return DIALECTS["generic"]
+
+
+def forget(base_url: str) -> None:
+    with _lock:
+        _cache.pop(base_url, None)
