@@ -143,3 +143,11 @@ def test_a_damaged_key_is_named(fault: servers.FaultServer, key: str, says: str)
 def test_a_malformed_base_url_is_a_usage_error(url: str) -> None:
     proc = run_cli("predict", "x", "-m", "m", "--base-url", url)
     assert proc.returncode == 2 and b"--base-url" in proc.stderr and b"internal error" not in proc.stderr
+
+
+def test_a_tree_from_a_server_without_completion_logprobs_fails_instead_of_an_empty_tree(fault: servers.FaultServer) -> None:
+    dialects.forget(fault.base_url)
+    fault.script = [servers.reply_json(200, {"id": "c", "object": "text_completion", "model": "m",
+                                             "choices": [{"index": 0, "text": " the", "logprobs": None, "finish_reason": "length"}]})]
+    proc = run_cli("tree", "x", "-m", "m", "--base-url", fault.base_url, "--depth", "2")
+    assert proc.returncode == 1 and b"no alternatives" in proc.stderr
