@@ -19,7 +19,7 @@ class TreeInterrupted(TokvizError):
     exit_status = ExitStatus.INTERRUPTED
 
 
-@common.generation_options(exclude=("top_k", "max_tokens", "temperature", "top_p", "seed", "record", "replay"))
+@common.generation_options(exclude=("top_k", "max_tokens", "temperature", "top_p", "seed", "record", "replay", "raw"))
 def tree(
     gen: Generation,
     prompt: Annotated[Optional[str], typer.Argument(metavar="[PROMPT]", help='The prompt; "-" reads it from standard input. Not needed with --from.', show_default=False)] = None,
@@ -57,7 +57,10 @@ def tree(
         raise UsageError("give a prompt, or --from RUN.json")
     else:
         text = common.read_text_arg(prompt)
-    gen = replace(gen, top_k=branch, max_tokens=depth, temperature=0.0, top_p=1.0, seed=None)
+    # A tree continues raw text unless the chat format is asked for, on every provider (a server's
+    # default is chat, which cannot be continued from a forced prefix).
+    gen = replace(gen, top_k=branch, max_tokens=depth, temperature=0.0, top_p=1.0, seed=None,
+                  raw=not (gen.chat or gen.system))
     spec = TreeSpec(depth=depth, branch=branch, min_prob=min_prob, max_nodes=max_nodes, complete=complete)
     pipeline.check_tree(spec)
     plan = common.plan(gen, text)
