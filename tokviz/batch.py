@@ -62,9 +62,12 @@ def _slug(text: str, limit: int = 40) -> str:
     return s[:limit].strip("-") or "prompt"
 
 
+RESERVED = frozenset({"index"})  # the batch's own files (index.json, index.md): a job never takes their names
+
+
 def _safe_id(value: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9._-]+", "-", value).strip(".-")
-    return s[:80] or "id"
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", value).strip(".-")[:80] or "id"
+    return f"{s}-job" if s.lower() in RESERVED else s
 
 
 def job_name(request: Request, id_: str | None) -> str:
@@ -168,6 +171,7 @@ class Batch:
     _providers: dict[str, Provider] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _index_written: float = 0.0
+    stopped_by: BaseException | None = None  # the KeyboardInterrupt (or Terminated) that stopped the run
 
     def path(self, job: Job, fmt: str) -> Path:
         return self.out_dir / f"{job.name}.{fmt}"
@@ -266,8 +270,9 @@ class Batch:
                 if not pending:
                     break
                 wait(pending, timeout=0.2)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (errors.Terminated)
             interrupted = True
+            self.stopped_by = err
         finally:
             stop.set()  # on Ctrl-C: queued jobs return at once; running ones finish and are written
             api.shutdown(wait=True, cancel_futures=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Annotated, Optional
 
 import typer
@@ -25,7 +26,7 @@ from tokviz.commands.sample import sample
 from tokviz.commands.server import server
 from tokviz.commands.tokenize import tokenize
 from tokviz.commands.tree import tree
-from tokviz.errors import ExitStatus, TokvizError, redact
+from tokviz.errors import ExitStatus, Terminated, TokvizError, UsageError, redact
 
 app = typer.Typer(
     name="tokviz",
@@ -68,13 +69,47 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     `env` carries the streams and environment variables (tests pass in-memory ones)."""
     env = env or Environment()
     args = list(sys.argv[1:] if argv is None else argv)
-    with using(env):
+    with using(env), _signals():
         return _main(args, env)
+
+
+@contextlib.contextmanager
+def _signals() -> Iterator[None]:
+    """SIGTERM stops like Ctrl-C (finished work kept, exit 143); a second Ctrl-C or SIGTERM while
+    tokviz is stopping ends the process at once and quietly (no traceback from exit hooks)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def second(signum: int, _frame: object) -> None:
+        os._exit(ExitStatus.TERMINATED if signum == signal.SIGTERM else ExitStatus.INTERRUPTED)
+
+    def first(signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGINT, second)
+        signal.signal(signal.SIGTERM, second)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s, handler in before.items():
+        # a shell that started us with SIGINT ignored (a background job) keeps it ignored
+        if handler is not signal.SIG_IGN:
+            signal.signal(s, first)
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 def _main(args: list[str], env: Environment) -> int:
     def _say(line: str) -> None:
-        env.stderr.write(f"tokviz: {redact(line)}\n")
+        from tokviz.tokens import safe
+
+        # one line, made terminal-safe: an error can quote a server's message or a file's content
+        env.stderr.write(f"tokviz: {safe(redact(' '.join(line.split())))}\n")
         env.stderr.flush()
 
     def _traceback() -> None:
@@ -84,9 +119,19 @@ def _main(args: list[str], env: Environment) -> int:
         env.stderr.write(redact(traceback.format_exc()))
 
     debug = "--debug" in args or env.debug
+    if "--debug" in args:  # accepted anywhere on the line, not only before the command
+        args = [a for a in args if a != "--debug"]
     command = typer.main.get_command(app)
     try:
+        for n, arg in enumerate(args, start=1):
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:  # bytes that were not UTF-8 reach Python as lone surrogates
+                raise UsageError(f"argument {n} is not valid UTF-8 text") from None
+        if env.stdout is None:
+            raise UsageError("standard output is closed", hint="redirect it, e.g. > /dev/null")
         result = command.main(args=args, prog_name="tokviz", standalone_mode=False)
+        env.stdout.flush()  # a full or closed stdout fails here, as one line, not at interpreter exit
         return int(result) if isinstance(result, int) else ExitStatus.OK
     except TokvizError as err:
         if debug:
@@ -102,14 +147,25 @@ def _main(args: list[str], env: Environment) -> int:
             message += f" (see '{ctx.command_path if ctx else 'tokviz'} --help')"
         _say(message)
         return err.exit_code
+    except Terminated:
+        _say("terminated")
+        return ExitStatus.TERMINATED
     except (KeyboardInterrupt, typer.Abort):
         _say("interrupted")
         return ExitStatus.INTERRUPTED
+    except RecursionError:
+        _say("the input is nested too deeply to read")
+        return ExitStatus.ERROR
     except BrokenPipeError:
         # The reader went away (`tokviz ... | head`): not an error worth a message.
         # Point stdout at /dev/null so Python's flush at exit does not raise a second time.
         with contextlib.suppress(OSError, ValueError, AttributeError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), env.stdout.fileno())
+        return ExitStatus.ERROR
+    except OSError as err:  # writing stdout or stderr: a full disk (/dev/full), a closed descriptor
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), env.stdout.fileno())
+        _say(f"{err.filename}: " * bool(err.filename) + f"{err.strerror or type(err).__name__}")
         return ExitStatus.ERROR
     except Exception as err:  # the last line of defence: still one line, never a traceback
         if debug:

@@ -19,7 +19,12 @@ class ExitStatus(IntEnum):
     OK = 0
     ERROR = 1
     USAGE = 2
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # 128 + SIGINT
+    TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into the same graceful stop as Ctrl-C (finished results kept), exit 143."""
 
 
 class TokvizError(Exception):
@@ -90,10 +95,12 @@ def _secrets_in_environment() -> list[str]:
 _KEY_SHAPE = re.compile(r"\b(sk|rk|pk)-[A-Za-z0-9_\-*]{3,}")
 
 
-def redact(text: str, *secrets: str | None) -> str:
+def redact(text: str, *secrets: str | None, shapes: bool = True) -> str:
     """`text` with the given secrets, the keys in the environment and key-shaped words removed.
 
     Applied to every error line tokviz prints, so no code path can leak a key by forgetting to.
+    `shapes=False` removes only the actual secrets, for data (files, stdout) where a word that
+    merely looks like a key ("sk-learn") must stay as it is.
     """
     for secret in (*secrets, *_secrets_in_environment()):
         if secret and len(secret) >= 4:
@@ -101,4 +108,4 @@ def redact(text: str, *secrets: str | None) -> str:
             stripped = secret.strip()  # a key pasted with a trailing newline is still that key
             if stripped != secret and len(stripped) >= 4:
                 text = text.replace(stripped, "[redacted]")
-    return _KEY_SHAPE.sub("[redacted]", text)
+    return _KEY_SHAPE.sub("[redacted]", text) if shapes else text

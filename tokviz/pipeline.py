@@ -39,11 +39,23 @@ def plan(gen: Generation, prompt: str, *, environ: Mapping[str, str] | None = No
     name = registry.resolve(model, gen.base_url, gen.provider, replay=gen.replay, environ=environ)
     spec = registry.spec(name)
     params = Params(top_k=gen.top_k, max_tokens=gen.max_tokens, temperature=gen.temperature, top_p=gen.top_p,
-                    seed=gen.seed, mode=gen.mode(spec.default_mode), options=spec.parse_options(gen.options))
+                    seed=gen.seed, mode=gen.mode(_default_mode(model, gen, spec, environ)),
+                    options=spec.parse_options(gen.options))
     request = Request(prompt=prompt, model=model, params=params, system=gen.system, base_url=gen.base_url,
                       timeout=gen.timeout, retries=gen.retries)
     check(request, spec)
     return Plan(request=request, provider=name, record=gen.record, replay=gen.replay)
+
+
+def _default_mode(model: str, gen: Generation, spec: registry.ProviderSpec, environ: Mapping[str, str] | None) -> str:
+    """A replayed request is keyed as it was recorded: with the default mode of the provider that
+    would have answered it, not the cassette's."""
+    if gen.replay is None:
+        return spec.default_mode
+    try:
+        return registry.spec(registry.resolve(model, gen.base_url, gen.provider, environ=environ)).default_mode
+    except UsageError:
+        return spec.default_mode
 
 
 def check(request: Request, spec: registry.ProviderSpec) -> None:

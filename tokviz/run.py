@@ -384,6 +384,7 @@ class Run:
                 hint="upgrade tokviz: pip install -U tokviz",
             )
         try:
+            _check_record(d)
             return cls(
                 provider=str(d["provider"]),
                 model=str(d["model"]),
@@ -410,6 +411,57 @@ class Run:
         if not isinstance(record, Run):
             raise RunFileError(f"{source} holds {record.kind.value}, not one run")
         return record
+
+
+def _check_record(d: dict[str, Any]) -> None:
+    """What a saved run must hold before it is drawn: the types and ranges a view relies on.
+
+    A wrong value is refused when read (one line, exit 1), never drawn as if true.
+    """
+    for key in ("steps", "messages"):
+        if not isinstance(d.get(key), list):
+            raise TypeError(f"{key!r} must be a list")
+    if not isinstance(d.get("params"), dict):
+        raise TypeError("'params' must be an object")
+    p = d["params"]
+    for key in ("top_k", "max_tokens"):
+        if isinstance(p.get(key), bool) or not isinstance(p.get(key), int) or p[key] < 0:
+            raise ValueError(f"params.{key} must be a whole number ≥ 0")
+    for key in ("temperature", "top_p"):
+        value = p.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"params.{key} must be a finite number ≥ 0")
+    seed = p.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError("params.seed must be a whole number")
+    for key in ("usage", "timings"):
+        table = d.get(key, {})
+        if not isinstance(table, dict):
+            raise TypeError(f"{key!r} must be an object")
+        for name, value in table.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{key}.{name} must be a finite number")
+    for step in d["steps"]:
+        if not isinstance(step, dict) or not isinstance(step.get("alternatives"), list):
+            raise TypeError("each step needs a chosen token and a list of alternatives")
+    nodes = d.get("nodes", [])
+    if not isinstance(nodes, list):
+        raise TypeError("'nodes' must be a list")
+    for index, node in enumerate(nodes):
+        parent = node.get("parent") if isinstance(node, dict) else None
+        if isinstance(parent, bool) or not isinstance(parent, int) or not -1 <= parent < index:
+            raise ValueError(f"node {index} has parent {parent!r}: a node's parent must come before it")
+        completion = node.get("completion", [])
+        if not isinstance(completion, list):
+            raise TypeError(f"node {index}: 'completion' must be a list")
+    for m in d["messages"]:
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise TypeError("each message needs a role and a content string")
+    for key in ("provider", "model", "prompt"):
+        if not isinstance(d.get(key), str):
+            raise TypeError(f"{key!r} must be a string")
+    if d.get("finish_reason") is not None and not isinstance(d["finish_reason"], str):
+        raise TypeError("'finish_reason' must be a string or null")
 
 
 def _run_kind(value: Any) -> RunKind:

@@ -103,3 +103,24 @@ def join(tokens: Iterable[bytes]) -> str:
 def visible(text: str, *, visible_spaces: bool = True) -> str:
     """Text with whitespace and control characters made visible, for one-line labels."""
     return "".join(s.text for s in segments(text.encode("utf-8"), visible_spaces=visible_spaces))
+
+
+def safe(text: str) -> str:
+    """Running text made safe for a terminal or a text file, keeping its line breaks and tabs.
+
+    Every other control character (ESC and so every ANSI/OSC sequence, C1 codes, DEL), and every
+    invisible format character (bidi overrides and isolates, zero-width joiners) is shown as an
+    escape such as ``\\x1b`` or ``\\u202e``: a prompt, a token, a server message or a saved file
+    can then never set a terminal's title, write its clipboard, move its cursor or reorder what a
+    reader sees. This is the one function every terminal- or text-bound string from outside goes
+    through (table cells use `display`, which escapes the same characters).
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch in "\n\t" or ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -10,7 +11,7 @@ import typer
 from rich.console import Console
 
 from tokviz.commands import common
-from tokviz.errors import ExitStatus, TokvizError, UsageError
+from tokviz.errors import ExitStatus, Terminated, TokvizError, UsageError
 from tokviz.generation import Generation
 from tokviz.views import formats
 
@@ -24,6 +25,10 @@ class BatchFailed(TokvizError):
 
 class BatchInterrupted(TokvizError):
     exit_status = ExitStatus.INTERRUPTED
+
+
+class BatchTerminated(TokvizError):
+    exit_status = ExitStatus.TERMINATED
 
 
 def _formats(value: str) -> list[str]:
@@ -56,6 +61,12 @@ def batch(
     fmts = _formats(formats_)
     if output.exists() and not output.is_dir():
         raise UsageError(f"output {output} is a file, not a folder")
+    try:  # before the first request: a batch that cannot write must not spend a single one
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create the output folder {output}: {err.strerror}") from None
+    if not os.access(output, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder {output} is not writable")
     if prompts == "-":
         text, source = common.read_text_arg("-"), "standard input"
     else:
@@ -76,6 +87,9 @@ def batch(
     failed = [o for o in outcomes if o is not None and o.status == "failed"]
     done = [o for o in outcomes if o is not None]
     if interrupted or len(done) < len(jobs):
+        if isinstance(runner.stopped_by, Terminated):
+            raise BatchTerminated(f"terminated: {len(done) - len(failed)} of {len(jobs)} prompts done, written to {output}",
+                                  hint="run the same command again to resume")
         raise BatchInterrupted(f"interrupted: {len(done) - len(failed)} of {len(jobs)} prompts done, written to {output}",
                                hint="run the same command again to resume")
     fresh = sum(1 for o in done if o.fresh)

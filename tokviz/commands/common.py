@@ -153,7 +153,9 @@ def stderr() -> Console:
 
 
 def progress_line(console: Console) -> Callable[[str], None]:
-    return lambda msg: console.print(msg, style="dim")
+    from tokviz.tokens import safe
+
+    return lambda msg: console.print(safe(msg), style="dim")
 
 
 def read_text_arg(value: str) -> str:

@@ -43,8 +43,9 @@ class Environment:
 
     def console(self) -> Console:
         """The console for results. Rich turns colour off by itself when stdout is not a terminal
-        and when NO_COLOR is set, so piped output is plain text."""
-        return Console(file=self.stdout, highlight=False, emoji=False, markup=False,
+        and when NO_COLOR is set, so piped output is plain text. What it writes passes through
+        the key redaction (a server may echo a key into its answer)."""
+        return Console(file=_Redacting(self.stdout), highlight=False, emoji=False, markup=False,
                        force_terminal=self._isatty(self.stdout, self.stdout_isatty), width=self.width,
                        _environ=dict(self.environ))
 
@@ -52,6 +53,22 @@ class Environment:
         return Console(file=self.stderr, highlight=False, emoji=False, markup=False, soft_wrap=True,
                        force_terminal=self._isatty(self.stderr, self.stderr_isatty), width=self.width,
                        _environ=dict(self.environ))
+
+
+class _Redacting:
+    """A text stream that removes the secrets in the environment from everything written to it."""
+
+    def __init__(self, inner: IO[str]) -> None:
+        self.inner = inner
+
+    def write(self, text: str) -> int:
+        from tokviz.errors import redact
+
+        self.inner.write(redact(text, shapes=False))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 _current: ContextVar[Environment | None] = ContextVar("tokviz_environment", default=None)

@@ -16,6 +16,7 @@ def providers(
     """List the installed providers (built-in and plugins): models they claim, capabilities, options."""
     from rich.text import Text
 
+    from tokviz import tokens as tok
     from tokviz.providers import registry
 
     specs = list(registry.iter_specs())
@@ -32,7 +33,7 @@ def providers(
     lines = Text()
     for s in specs:
         lines.append(s.name, style="bold")
-        lines.append(f"  ({s.source})  {s.description}\n")
+        lines.append(tok.safe(f"  ({s.source})  {s.description}") + "\n")
         can = ", ".join(sorted(c.value for c in s.capabilities))
         parallel = "concurrent requests" if s.concurrent else "one request at a time"
         lines.append(f"  can: {can} · top-k up to {s.max_top_k} · {parallel}\n", style="dim")

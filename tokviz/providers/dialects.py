@@ -34,6 +34,7 @@ class Dialect:
     score: str = "no"  # how it can score a given text (prompt log-probabilities)
     refuses_logprobs: str | None = None  # why a server returns none, when it is known to
     one_at_a_time: str | None = None  # why requests to it must not overlap, when they must not
+    silent_truncation: bool = False  # partial characters can vanish from a token's text with no sign
 
 
 DIALECTS: dict[str, Dialect] = {d.name: d for d in (
@@ -57,11 +58,12 @@ DIALECTS: dict[str, Dialect] = {d.name: d for d in (
             exact_bytes=False,
             partial_tokens="decoded with errors='ignore': partial characters become '' (lossy); alternatives keyed by text, so equal texts merge; no bytes, no ids",
             greedy_body={"repeat_penalty": 1.0}, default_penalties="repeat_penalty 1.1 (applied after the logprobs it reports)",
+            silent_truncation=True,
             score="echo with logprobs on /v1/completions",
             one_at_a_time="it serves one request at a time and, by default (interrupt_requests, llama_cpp/server/"
                           "settings.py and app.py), ends a running stream when another request arrives"),
     Dialect("ollama", "Ollama", "llm/llama_server.go (convertLogprobs), openai/openai.go",
-            exact_bytes=False, completions_logprobs=False,
+            exact_bytes=False, completions_logprobs=False, silent_truncation=True,
             partial_tokens="llama-server's text (valid UTF-8 prefix), no bytes, no ids (lossy)"),
     Dialect("lmstudio", "LM Studio", "LM Studio's OpenAI-compatible endpoints",
             chat_logprobs=False, completions_logprobs=False, refuses_logprobs="LM Studio's OpenAI-compatible API returns no log-probabilities"),

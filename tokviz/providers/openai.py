@@ -258,7 +258,9 @@ class OpenAIProvider:
         streamed = "".join(answer.text)
         # The safety net under the per-token rules: if the tokens do not add up to what the server
         # streamed, the run says so and keeps the streamed text, even where no single token shows it.
-        mismatch = bool(streamed) and tok.join(st.chosen.raw for st in steps) != streamed
+        # (Not for servers whose bytes are exact: their tokens are the truth, whatever the text stream held back.)
+        suspect = dialect.silent_truncation or (not dialect.exact_bytes and lossy > 0)
+        mismatch = suspect and bool(streamed) and tok.join(st.chosen.raw for st in steps) != streamed
         content = None
         if mismatch or any(t.lossy for st in steps for t in (st.chosen, *st.alternatives)):
             source["lossy"] = f"{dialect.label}: {dialect.partial_tokens}" + (

@@ -50,14 +50,21 @@ class Cassette:
             return cls(p, {})
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
             raise RunFileError(f"cassette {p} cannot be read ({type(err).__name__})") from None
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise RunFileError(f"{p} is not a tokviz cassette (no \"schema\": \"{SCHEMA}\" field)")
-        if not isinstance(data.get("schema_version"), int) or data["schema_version"] > SCHEMA_VERSION:
+        version = data.get("schema_version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise RunFileError(f"cassette {p} has no valid schema_version")
+        if version > SCHEMA_VERSION:
             raise RunFileError(f"cassette {p} was written by a newer tokviz", hint="upgrade tokviz")
         entries = {}
-        for entry in data.get("entries", []):
+        listed = data.get("entries", [])
+        if not isinstance(listed, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("request"), dict) and isinstance(e.get("run"), dict) for e in listed):
+            raise RunFileError(f"cassette {p} is damaged (each entry needs a \"request\" and a \"run\" object)")
+        for entry in listed:
             entries[_key_text(entry["request"])] = (entry["request"], entry["run"])
         return cls(p, entries)
 

@@ -8,13 +8,14 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from tokviz import tokens as tok
 from tokviz.metrics import run_stats
 from tokviz.run import RunSet
 from tokviz.views.colors import percent, prob_hex
 
 
 def short(text: str, limit: int = 40) -> str:
-    text = " ".join(text.split())
+    text = tok.safe(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -58,18 +59,18 @@ def table(s: RunSet) -> Table:
         mean = st.mean_chosen_prob or 0.0
         cells: list = [str(n), Text(short(run.prompt))]
         if len(models) > 1:
-            cells.append(Text(run.model))
+            cells.append(Text(tok.safe(run.model)))
         if len(temps) > 1:
             cells.append(f"{run.params.temperature:g}")
         cells += [Text(percent(mean), style=prob_hex(mean)), f"{st.mean_entropy_bits or 0:.2f}",
                   f"{st.perplexity:.2f}" if st.perplexity is not None else "—", str(st.distinct_alternatives),
-                  Text(" ".join(run.text.split()))]
+                  Text(tok.safe(" ".join(run.text.split())))]
         t.add_row(*cells)
     fixed = []
     if len(models) == 1:
         fixed.append(f"model {next(iter(models))}")
     if len(temps) == 1:
         fixed.append(f"T={next(iter(temps)):g}")
-    t.caption = " · ".join([*fixed, "mean p: mean chosen-token probability", "H: mean entropy per token",
-                            "ppl: perplexity", "alts: distinct alternatives"])
+    t.caption = tok.safe(" · ".join([*fixed, "mean p: mean chosen-token probability", "H: mean entropy per token",
+                            "ppl: perplexity", "alts: distinct alternatives"]))
     return t

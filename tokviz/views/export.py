@@ -123,9 +123,10 @@ def render(record: Record, fmt: str, options: RenderOptions = RenderOptions()) -
     own = RENDERERS[record.kind]
     if fmt in own:
         return own[fmt](record, options).encode("utf-8")
+    from tokviz.errors import redact
     from tokviz.views import graph
 
-    return graph.render(own["dot"](record, options), fmt)
+    return graph.render(redact(own["dot"](record, options), shapes=False), fmt)
 
 
 def _optional_svg(run: Run, o: RenderOptions) -> bytes | None:

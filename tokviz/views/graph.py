@@ -143,19 +143,30 @@ def _cut(g: nx.DiGraph, nodes: list[str], setting: Setting | None) -> set[str]:
 
 
 def render(dot: str, fmt: str) -> bytes:
-    """DOT text through the real Graphviz `dot` binary into `fmt` ("svg" or "png")."""
-    import graphviz
+    """DOT text through the real Graphviz `dot` binary into `fmt` ("svg" or "png").
+
+    `dot` runs in its own session: Ctrl-C in a terminal signals the whole foreground process
+    group, and a renderer killed that way used to turn an answer that had already arrived into a
+    "Graphviz failed" error. tokviz handles the interrupt itself; the renderer finishes its picture.
+    """
+    import shutil
+    import subprocess
 
     from tokviz.errors import RenderError
 
-    try:
-        return graphviz.pipe("dot", fmt, dot.encode("utf-8"), quiet=True)
-    except graphviz.ExecutableNotFound:
+    exe = shutil.which("dot")
+    if exe is None:
         raise RenderError(
             "Graphviz's `dot` program was not found on PATH, so SVG/PNG cannot be drawn",
             hint="install Graphviz: `sudo apt-get install graphviz` or `brew install graphviz`; "
             ".dot and .json outputs work without it",
-        ) from None
-    except graphviz.CalledProcessError as err:
-        detail = (err.stderr or b"").decode("utf-8", "replace").strip().splitlines()
-        raise RenderError(f"Graphviz failed to draw the graph: {detail[-1] if detail else err}") from None
+        )
+    try:
+        done = subprocess.run([exe, f"-T{fmt}"], input=dot.encode("utf-8"), capture_output=True,
+                              start_new_session=True, check=False)
+    except OSError as err:
+        raise RenderError(f"Graphviz's `dot` could not be started: {err.strerror or err}") from None
+    if done.returncode != 0 or not done.stdout:
+        detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise RenderError(f"Graphviz failed to draw the graph: {detail[-1] if detail else f'exit {done.returncode}'}")
+    return done.stdout

@@ -17,7 +17,7 @@ def heatmap(run: Run, *, color: bool = True) -> Text:
     """Prompt (dim) then the text, token by token. Without colour, each token is followed by its
     probability in brackets, so the figures survive a pipe or NO_COLOR."""
     out = Text()
-    out.append(run.prompt, style="dim")
+    out.append(tok.safe(run.prompt), style="dim")
     for step, piece in zip(run.steps, tok.pieces([s.chosen.raw for s in run.steps])):
         p = step.chosen.prob
         shown = piece if piece else step.chosen.label
@@ -25,7 +25,7 @@ def heatmap(run: Run, *, color: bool = True) -> Text:
             shown = step.chosen.label
         elif not step.chosen.raw and step.chosen.text:
             shown = tok.visible(step.chosen.text)
-        shown = shown.replace("\n", "↵\n")
+        shown = tok.safe(shown).replace("\n", "↵\n")
         if color:
             out.append(shown, style=f"#111111 on {tint_hex(p, 0.25)}")
         else:

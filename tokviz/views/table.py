@@ -40,19 +40,19 @@ def token_text(token: Token, *, bold: bool = False) -> Text:
 def header(run: Run) -> Text:
     """The prompt followed by the generated text, so the table's rows can be read in context."""
     out = Text()
-    out.append(run.prompt, style="dim")
-    out.append(run.text, style="bold")
+    out.append(tok.safe(run.prompt), style="dim")
+    out.append(tok.safe(run.text), style="bold")
     return out
 
 
 def footer(run: Run, *, timings: bool = True) -> Text:
     """One summary line. `timings=False` leaves out speed, which changes from run to run, so that
     files meant for golden-file checks depend only on the tokens."""
-    parts = [f"{len(run.steps)} tokens", f"{run.provider}:{run.model}", "entropy in bits"]
+    parts = [f"{len(run.steps)} tokens", tok.safe(f"{run.provider}:{run.model}"), "entropy in bits"]
     if run.usage.get("prompt_tokens"):
         parts.insert(1, f"{run.usage['prompt_tokens']} prompt tokens")
     if run.finish_reason:
-        parts.append(f"finish: {run.finish_reason}")
+        parts.append(tok.safe(f"finish: {run.finish_reason}"))
     rate = run.timings.get("tokens_per_s")
     if rate and timings:
         parts.append(f"{rate:.1f} tokens/s")

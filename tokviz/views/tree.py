@@ -92,7 +92,7 @@ def view(run: Run) -> RenderableType:
             else f"{info.requests} requests" if info and info.requests is not None else None)
     figures = [f"{len(run.nodes)} nodes", f"depth {info.depth if info else '?'}", f"branch {info.branch if info else '?'}",
                *([work] if work else []), f"{run.provider}:{run.model}"]
-    summary = " · ".join(figures)
+    summary = tok.safe(" · ".join(figures))
     parts.append(Text(summary, style="dim"))
     note = cut_note(run)
     if note:
