@@ -113,3 +113,41 @@ def test_the_notebook_api_takes_the_same_options() -> None:
     assert len(run.steps) == 2 and run.params.top_k == 3 and run.params.temperature == 0.0
     with pytest.raises(UsageError, match="unknown option colour"):
         tokviz.predict("hello", "fake-1", colour="red")
+
+
+def test_stdin_drops_one_trailing_newline_like_shell_substitution() -> None:
+    piped = Run.from_json(run_cli("predict", "-", "-m", "fake-1", "-n", "2", "--json", input=b"hello\n").stdout.decode())
+    given = Run.from_json(run_cli("predict", "hello", "-m", "fake-1", "-n", "2", "--json").stdout.decode())
+    assert piped.prompt == "hello" and piped.steps == given.steps
+    two = Run.from_json(run_cli("predict", "-", "-m", "fake-1", "-n", "1", "--json", input=b"hello\n\n").stdout.decode())
+    assert two.prompt == "hello\n"  # only one newline is the shell's
+
+
+def test_chat_shows_the_turns_apart() -> None:
+    out = run_cli("predict", "Why?", "-m", "fake-1", "-n", "2", "--chat").stdout.decode()
+    assert "user: Why?" in out and "model: " in out and "Why? alpha" not in out
+
+
+def test_no_alternatives_means_no_entropy_figure() -> None:
+    out = run_cli("predict", "hello", "-m", "fake-1", "-n", "2", "-k", "0", "--stats").stdout.decode()
+    assert "—" in out and "mean entropy" not in out
+
+
+def test_sample_graph_counts_only_shared_tokens(tmp_path: Path) -> None:
+    dot = tmp_path / "s.dot"
+    assert run_cli("sample", "hello", "-m", "fake-1", "-n", "2", "--max-tokens", "2", "-o", str(dot)).returncode == 0
+    assert "×1" not in dot.read_text() and "×2" in dot.read_text()  # the fake model is deterministic: both agree
+
+
+def test_batch_names_keep_korean_prompts_readable(tmp_path: Path) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("대한민국의 수도는\n")
+    assert run_cli("batch", str(prompts), "-o", str(tmp_path / "o"), "-m", "fake-1", "-f", "json", "-q").returncode == 0
+    assert [p.name for p in (tmp_path / "o").glob("대한민국의-수도는-*.json")]
+
+
+def test_shell_completion_is_offered() -> None:
+    from tests.conftest import run_process
+
+    out = run_process("--help").stdout.decode()
+    assert "--install-completion" in out and "--show-completion" in out

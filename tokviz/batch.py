@@ -58,7 +58,11 @@ class Outcome:
 
 
 def _slug(text: str, limit: int = 40) -> str:
-    s = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+    """A readable file-name stem in any script (Korean prompts stay Korean): letters and digits of
+    every alphabet, normalised (NFC) so one text has one name, everything else a hyphen."""
+    import unicodedata
+
+    s = re.sub(r"[\W_]+", "-", unicodedata.normalize("NFC", text)).strip("-").lower()
     return s[:limit].strip("-") or "prompt"
 
 

@@ -32,7 +32,7 @@ app = typer.Typer(
     name="tokviz",
     help="See the log-probabilities of every token a language model generates, and the roads not taken.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -94,7 +94,9 @@ def run_stats(run: Run, *, least: int = 3) -> RunStats:
     mean_p = math.fsum(s.chosen_prob for s in per) / n if n else None
     nll = -math.fsum(s.chosen.logprob for s in steps) / n if n else None
     perplexity = math.exp(nll) if nll is not None and nll < 700 else (math.inf if nll is not None else None)
-    mean_h = math.fsum(s.entropy_bits for s in per) / n if n else None
+    # With no alternatives (-k 0) a step's entropy would be computed over one token: not known.
+    known = [s.entropy_bits for s, step in zip(per, steps) if step.alternatives]
+    mean_h = math.fsum(known) / len(known) if known else None
     order = sorted(range(n), key=lambda i: (-per[i].entropy_bits, i))[:least]
     distinct = len({a.raw or a.text.encode() for s in steps for a in s.others()})
     cost, source = estimate_cost(run.provider, run.model, run.usage)

@@ -61,12 +61,6 @@ def batch(
     fmts = _formats(formats_)
     if output.exists() and not output.is_dir():
         raise UsageError(f"output {output} is a file, not a folder")
-    try:  # before the first request: a batch that cannot write must not spend a single one
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"cannot create the output folder {output}: {err.strerror}") from None
-    if not os.access(output, os.W_OK | os.X_OK):
-        raise UsageError(f"output folder {output} is not writable")
     if prompts == "-":
         text, source = common.read_text_arg("-"), "standard input"
     else:
@@ -78,6 +72,12 @@ def batch(
         except UnicodeDecodeError:
             raise UsageError(f"prompts file {prompts} is not UTF-8 text") from None
     jobs = workflow.parse_jobs(text, source=source, defaults=gen, environ=environment.current().environ)
+    try:  # before the first request: a batch that cannot write must not spend a single one
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create the output folder {output}: {err.strerror}") from None
+    if not os.access(output, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder {output} is not writable")
     err = common.stderr()
     runner = workflow.Batch(out_dir=output, formats=fmts, options=export.RenderOptions(wrap=wrap),
                             concurrency=concurrency, force=force, record=gen.record, replay=gen.replay,

@@ -164,9 +164,13 @@ def read_text_arg(value: str) -> str:
         return value
     data = environment.current().stdin.read()
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise UsageError(f"standard input is not UTF-8 text (byte {err.start})") from None
+    # `echo "prompt" | tokviz predict -` must ask what `tokviz predict "prompt"` asks: one trailing
+    # newline is dropped, as the shell's $(...) does (and a byte-order mark is not text).
+    text = text.removeprefix("\ufeff")
+    return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
 
 
 def plan_outputs(outputs: list[Path], kind: str = formats.PREDICT) -> list[tuple[Path, str]]:

@@ -13,7 +13,7 @@ from tokviz.generation import Generation
 
 @common.generation_options()
 def predict(
-    prompt: Annotated[str, typer.Argument(metavar="PROMPT", help='The prompt; "-" reads it from standard input.')],
+    prompt: Annotated[str, typer.Argument(metavar="PROMPT", help='The prompt; "-" reads it from standard input (one trailing newline dropped, as $(...) does).')],
     gen: Generation,
     output: common.OutputOpt = None,
     save: common.SaveOpt = None,

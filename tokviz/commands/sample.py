@@ -19,7 +19,7 @@ from tokviz.views import formats
     flags={"max_tokens": ("--max-tokens",)},
 )
 def sample(
-    prompt: Annotated[str, typer.Argument(metavar="PROMPT", help='The prompt; "-" reads it from standard input.')],
+    prompt: Annotated[str, typer.Argument(metavar="PROMPT", help='The prompt; "-" reads it from standard input (one trailing newline dropped, as $(...) does).')],
     gen: Generation,
     n: Annotated[int, typer.Option("-n", "--samples", help="How many samples to draw.")] = 5,
     output: common.output_opt(formats.SAMPLES) = None,

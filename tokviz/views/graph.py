@@ -49,7 +49,11 @@ def alt_id(i: int, j: int) -> str:
 def prompt_label(prompt: str, limit: int = PROMPT_LABEL_CHARS) -> str:
     """The start node's label: the end of the prompt, which is what the first token continues."""
     text = tok.visible(prompt, visible_spaces=False)
-    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
+    if len(text) <= limit:
+        return text
+    tail = text[-(limit - 1) :]
+    cut = tail.find(" ")  # start at a word, not in the middle of one
+    return "…" + (tail[cut + 1 :] if 0 <= cut < limit // 2 else tail)
 
 
 def build(run: Run) -> nx.DiGraph:

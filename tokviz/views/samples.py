@@ -100,7 +100,8 @@ def tree_dot(g: nx.DiGraph) -> str:
         p = data["prob"]
         count = data["count"]
         leaves = "" if any(True for _ in g.successors(node)) else " #" + ",".join(map(str, data["samples"]))
-        d.add_node(node, label=Label((data["label"], f"{percent(p)} ×{count}{leaves}")), fillcolor=tint_hex(p, 0.55),
+        shared = f" ×{count}" if count > 1 else ""  # how many samples took this token, when more than one
+        d.add_node(node, label=Label((data["label"], f"{percent(p)}{shared}{leaves}")), fillcolor=tint_hex(p, 0.55),
                    color=prob_hex(p))
     for a, b in g.edges:
         share = g.nodes[b]["count"] / total

@@ -40,6 +40,13 @@ def token_text(token: Token, *, bold: bool = False) -> Text:
 def header(run: Run) -> Text:
     """The prompt followed by the generated text, so the table's rows can be read in context."""
     out = Text()
+    if run.messages:  # a chat: the turns apart, not the question glued to its answer
+        for m in run.messages:
+            out.append(f"{m.role}: ", style="dim italic")
+            out.append(tok.safe(m.content) + "\n", style="dim")
+        out.append("model: ", style="italic")
+        out.append(tok.safe(run.text), style="bold")
+        return out
     out.append(tok.safe(run.prompt), style="dim")
     out.append(tok.safe(run.text), style="bold")
     return out
@@ -92,7 +99,7 @@ def table(run: Run, sampling: Sequence[Setting] = ()) -> Table:
             token_text(chosen, bold=True),
             Text(percent(chosen.prob), style=prob_hex(chosen.prob)),
             _alternatives([(a, a.prob) for a in step.others()]),
-            Text(f"{step_entropy(step):.2f}"),
+            Text(f"{step_entropy(step):.2f}") if step.alternatives else Text("—", style="dim"),
         )
         if not sampling:
             continue

@@ -117,7 +117,7 @@ def to_dot(run: Run) -> str:
         return min((rank[j] for j in _descendant_leaves(kids, i)), default=len(rank))
 
     def emit(parent: int, src: str) -> None:
-        for i in sorted(kids.get(parent, []), key=lambda j: (best_leaf(j), j)):  # likeliest paths on top
+        for i in sorted(kids.get(parent, []), key=lambda j: (-run.nodes[j].token.logprob, j)):  # likeliest first
             n = run.nodes[i]
             p = n.token.prob
             extra = [f"{percent(p)} · path {percent(n.cum_prob)}"]
