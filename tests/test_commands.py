@@ -151,3 +151,11 @@ def test_shell_completion_is_offered() -> None:
 
     out = run_process("--help").stdout.decode()
     assert "--install-completion" in out and "--show-completion" in out
+
+
+def test_stats_json_carries_every_per_step_figure() -> None:
+    doc = json.loads(run_cli("predict", "hello", "-m", "fake-1", "-n", "3", "--stats", "--json").stdout)
+    assert [s["step"] for s in doc["step_stats"]] == [1, 2, 3]
+    first = doc["step_stats"][0]
+    assert first["rank"] == 1 and first["chosen_prob"] == pytest.approx(0.5)
+    assert first["surprisal_bits"] == pytest.approx(1.0) and first["entropy_bits"] > 0

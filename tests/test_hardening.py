@@ -339,3 +339,31 @@ def test_a_job_id_cannot_overwrite_the_index(tmp_path: Path) -> None:
     assert run_cli("batch", str(prompts), "-o", str(out), "-m", "fake-1", "-f", "json", "-q").returncode == 0
     index = json.loads((out / "index.json").read_text())
     assert index["schema"] == "tokviz.batch-index" and index["items"][0]["name"] == "index-job"
+
+
+def test_a_full_disk_stops_the_batch_and_the_index_matches_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills after three runs: the batch stops with one line, and what is on disk is what
+    the index says is done (a real full disk needs a mount; the write that fails is the real code's)."""
+    from tokviz import batch, files
+
+    written = {"runs": 0}
+    real = files.write_atomic
+
+    def filling(path: Path, data: bytes) -> None:
+        if path.suffix == ".json" and path.name != "index.json":
+            if written["runs"] >= 3:
+                raise files.OutputError(f"cannot write {path}: the disk is full")
+            written["runs"] += 1
+        real(path, data)
+
+    monkeypatch.setattr(batch, "write_atomic", filling)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("\n".join(f"prompt {i}" for i in range(30)) + "\n")
+    out = tmp_path / "out"
+    proc = run_cli("batch", str(prompts), "-o", str(out), "-m", "fake-1", "-f", "json", "-j", "1")
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and err.count("\n") == 1 and "disk is full" in err and "internal" not in err
+    index = json.loads((out / "index.json").read_text())
+    on_disk = {p.stem for p in out.glob("*.json") if p.name != "index.json"}
+    assert {i["name"] for i in index["items"] if i["status"] == "ok"} == on_disk and len(on_disk) == 3
+    assert any(i["status"] == "pending" for i in index["items"])  # the rest was not attempted

@@ -176,6 +176,7 @@ class Batch:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _index_written: float = 0.0
     stopped_by: BaseException | None = None  # the KeyboardInterrupt (or Terminated) that stopped the run
+    disk_full: str | None = None  # the write failure that stopped the run, if the disk filled up
 
     def path(self, job: Job, fmt: str) -> Path:
         return self.out_dir / f"{job.name}.{fmt}"
@@ -220,6 +221,8 @@ class Batch:
         run = outcome.run
         if not outcome.fresh or run is None:
             return outcome
+        if self.disk_full:  # after a full disk, answers still arriving are not written half
+            return Outcome(outcome.job, "failed", error=self.disk_full, fresh=True)
 
         def write() -> Outcome:
             for fmt in self.formats:
@@ -228,7 +231,10 @@ class Batch:
             write_atomic(self.path(outcome.job, "json"), run.to_json().encode("utf-8"))
             return outcome
 
-        return _guarded(outcome.job, write)
+        result = _guarded(outcome.job, write)
+        if result.status == "failed":
+            result.fresh = True
+        return result
 
     def run(self, jobs: list[Job], on_done: Callable[[Outcome], None],
             stop: threading.Event) -> tuple[list[Outcome | None], bool]:
@@ -252,8 +258,18 @@ class Batch:
 
         def finish(outcome: Outcome) -> None:
             outcome = self.store(outcome)
+            if outcome.status == "failed" and outcome.fresh and outcome.error and "disk is full" in outcome.error:
+                # Nothing more can be kept: stop asking (queued prompts stay pending), and record the
+                # answer that could not be written as not done, so the index matches the disk.
+                stop.set()
+                outcome = Outcome(outcome.job, "failed", error=outcome.error)
+                self.disk_full = outcome.error
             outcomes[outcome.job.number - 1] = outcome
-            self.write_index(jobs, outcomes, at_most_every=INDEX_INTERVAL_S)
+            try:
+                self.write_index(jobs, outcomes, at_most_every=INDEX_INTERVAL_S)
+            except TokvizError as err:  # the index itself could not be written (full disk)
+                self.disk_full = self.disk_full or err.line()
+                stop.set()
             on_done(outcome)
 
         def task(job: Job, name: str) -> None:

@@ -85,6 +85,21 @@ class RunStats:
         return {k: clean(v) for k, v in asdict(self).items()}
 
 
+def steps_stats(run: Run) -> list[dict[str, Any]]:
+    """Every per-step figure the table shows, for scripts (`--stats --json`): probability, entropy
+    (None without alternatives), surprisal, rank among the alternatives, margin to the best other."""
+    def clean(v: float | None) -> float | None:
+        return None if v is None or not math.isfinite(v) else round(v, 6) + 0.0
+
+    out = []
+    for n, step in enumerate(run.steps, start=1):
+        st = step_stats(step)
+        out.append({"step": n, "chosen_prob": clean(st.chosen_prob),
+                    "entropy_bits": clean(st.entropy_bits) if step.alternatives else None,
+                    "surprisal_bits": clean(st.surprisal_bits), "rank": st.rank, "margin": clean(st.margin)})
+    return out
+
+
 def run_stats(run: Run, *, least: int = 3) -> RunStats:
     from tokviz.prices import estimate_cost
 

@@ -84,6 +84,11 @@ def batch(
                             progress=common.progress_line(err))
     stop = threading.Event()
     outcomes, interrupted = _run_with_progress(runner, jobs, stop, show=not quiet and err.is_terminal, console=err)
+    if runner.disk_full:
+        from tokviz.files import OutputError
+
+        raise OutputError(f"stopped: {runner.disk_full}; what was finished before is on disk and in the index",
+                          hint="free some space and run the same command again to resume")
     failed = [o for o in outcomes if o is not None and o.status == "failed"]
     done = [o for o in outcomes if o is not None]
     if interrupted or len(done) < len(jobs):

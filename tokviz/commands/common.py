@@ -131,9 +131,10 @@ def print_run(run: Run, options: export.RenderOptions, *, as_json: bool, view: s
         out.print(heatmap.view(run, color=out.is_terminal and not out.no_color))
         return
     if as_json:
-        from tokviz.metrics import run_stats
+        from tokviz.metrics import run_stats, steps_stats
 
-        out.file.write(run.to_json({"stats": run_stats(run).to_dict()} if options.stats else None))
+        extra = {"stats": run_stats(run).to_dict(), "step_stats": steps_stats(run)} if options.stats else None
+        out.file.write(run.to_json(extra))
     elif run.kind is RunKind.TREE:
         from tokviz.views import tree
 
