@@ -11,7 +11,7 @@ from rich.text import Text
 from tokviz import tokens as tok
 from tokviz.metrics import run_stats
 from tokviz.run import RunSet
-from tokviz.views.colors import percent, prob_hex
+from tokviz.views.colors import percent, prob_style
 
 
 def short(text: str, limit: int = 40) -> str:
@@ -62,7 +62,7 @@ def table(s: RunSet) -> Table:
             cells.append(Text(tok.safe(run.model)))
         if len(temps) > 1:
             cells.append(f"{run.params.temperature:g}")
-        cells += [Text(percent(mean), style=prob_hex(mean)), f"{st.mean_entropy_bits or 0:.2f}",
+        cells += [Text(percent(mean), style=prob_style(mean)), f"{st.mean_entropy_bits or 0:.2f}",
                   f"{st.perplexity:.2f}" if st.perplexity is not None else "—", str(st.distinct_alternatives),
                   Text(tok.safe(" ".join(run.text.split())))]
         t.add_row(*cells)

@@ -8,7 +8,7 @@ from rich.text import Text
 
 from tokviz import tokens as tok
 from tokviz.run import Run
-from tokviz.views.colors import percent, tint_hex
+from tokviz.views.colors import percent, prob_style
 
 LEGEND_STOPS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -27,7 +27,7 @@ def heatmap(run: Run, *, color: bool = True) -> Text:
             shown = tok.visible(step.chosen.text)
         shown = tok.safe(shown).replace("\n", "↵\n")
         if color:
-            out.append(shown, style=f"#111111 on {tint_hex(p, 0.25)}")
+            out.append(shown, style=prob_style(p, fg="#111111", on=p))
         else:
             out.append(shown)
             out.append(f"[{percent(p)}]", style="dim")
@@ -38,7 +38,7 @@ def legend() -> Text:
     out = Text()
     out.append("probability: ", style="dim")
     for p in LEGEND_STOPS:
-        out.append(f" {percent(p)} ", style=f"#111111 on {tint_hex(p, 0.25)}")
+        out.append(f" {percent(p)} ", style=prob_style(p, fg="#111111", on=p))
     return out
 
 

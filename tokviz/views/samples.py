@@ -16,7 +16,7 @@ from rich.text import Text
 
 from tokviz import tokens as tok
 from tokviz.run import Run
-from tokviz.views.colors import percent, prob_hex, tint_hex
+from tokviz.views.colors import percent, prob_hex, prob_style, tint_hex
 from tokviz.views.dot import Digraph, Label
 from tokviz.views.graph import prompt_label
 
@@ -59,7 +59,7 @@ def table(runs: list[Run]) -> Table:
         mean = math.fsum(s.chosen.prob for s in run.steps) / len(run.steps) if run.steps else 0.0
         where = "—" if branch is None else (f"#{branch[0]} at token {branch[1] + 1}" if branch[1] < len(run.steps) else f"same as #{branch[0]}")
         t.add_row(str(n), Text(tok.visible(run.text, visible_spaces=False)), Text(percent(seq) if seq >= 0.0005 else f"{seq:.1e}"),
-                  Text(percent(mean), style=prob_hex(mean)), str(run.params.seed), where)
+                  Text(percent(mean), style=prob_style(mean)), str(run.params.seed), where)
     return t
 
 

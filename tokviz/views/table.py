@@ -18,22 +18,21 @@ from tokviz import tokens as tok
 from tokviz.metrics import candidates, entropy_bits, run_stats, step_entropy
 from tokviz.run import Run, Token
 from tokviz.sampling import NOTE, Setting, reshape
-from tokviz.views.colors import percent, prob_hex
+from tokviz.views.colors import percent, prob_style
 
 
 def token_text(token: Token, *, bold: bool = False) -> Text:
     """A token as Text: literal text plain, stand-ins and escaped bytes dimmed so they read as such."""
     out = Text()
-    colour = prob_hex(token.prob)
-    weight = " bold" if bold else ""
+    p = token.prob
     if token.lossy:  # the server's text for it, not its exact bytes
-        out.append("≈", style=f"{colour} dim")
+        out.append("≈", style=prob_style(p, dim=True))
     if not token.raw and token.text:  # a special token such as <eos>: no bytes of its own
-        out.append(tok.visible(token.text), style=f"{colour} italic{weight}")
+        out.append(tok.visible(token.text), style=prob_style(p, italic=True, bold=bold))
         return out
     segs = tok.segments(token.raw) or [tok.Segment("∅", raw=True)]
     for seg in segs:
-        out.append(seg.text, style=f"{colour}{weight}" + (" dim" if seg.raw else ""))
+        out.append(seg.text, style=prob_style(p, bold=bold, dim=seg.raw))
     return out
 
 
@@ -97,7 +96,7 @@ def table(run: Run, sampling: Sequence[Setting] = ()) -> Table:
         t.add_row(
             str(i),
             token_text(chosen, bold=True),
-            Text(percent(chosen.prob), style=prob_hex(chosen.prob)),
+            Text(percent(chosen.prob), style=prob_style(chosen.prob)),
             _alternatives([(a, a.prob) for a in step.others()]),
             Text(f"{step_entropy(step):.2f}") if step.alternatives else Text("—", style="dim"),
         )
@@ -111,7 +110,7 @@ def table(run: Run, sampling: Sequence[Setting] = ()) -> Table:
             mine = next(p for c, p in by_token if c is chosen or c == chosen)
             others = [(c, p) for c, p in by_token if not (c is chosen or c == chosen)]
             t.add_row("", Text(setting.label, style="dim italic"),
-                      Text("cut" if mine <= 0 else percent(mine), style="dim" if mine <= 0 else prob_hex(mine)),
+                      Text("cut" if mine <= 0 else percent(mine), style="dim" if mine <= 0 else prob_style(mine)),
                       _alternatives(others), Text(f"{entropy_bits(shaped, with_other=False):.2f}", style="dim"))
     return t
 

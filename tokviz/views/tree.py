@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Group, RenderableType
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
 from tokviz import tokens as tok
 from tokviz.run import Run, TreeNode, greedy_indices
-from tokviz.views.colors import percent, prob_hex, tint_hex
+from tokviz.views.colors import percent, prob_hex, prob_style, tint_hex
 from tokviz.views.dot import Digraph, Label
 from tokviz.views.graph import prompt_label
 
@@ -63,7 +64,7 @@ def rich_tree(run: Run) -> Tree:
         for i in kids.get(parent, []):
             n = run.nodes[i]
             label = Text()
-            label.append(n.token.label, style=prob_hex(n.token.prob) + (" bold underline" if i in greedy else ""))
+            label.append(n.token.label, style=prob_style(n.token.prob, bold=i in greedy) + (Style(underline=True) if i in greedy else Style()))
             label.append(f"  {percent(n.token.prob)}", style="dim")
             label.append(f"  path {percent(n.cum_prob)}", style="dim")
             if n.completion:
@@ -81,7 +82,7 @@ def ranking(run: Run, limit: int = 10) -> Table:
     t.add_column("continuation", overflow="fold")
     for n, i in enumerate(leaves(run)[:limit], start=1):
         p = run.nodes[i].cum_prob
-        t.add_row(str(n), Text(percent(p), style=prob_hex(p)), Text(tok.visible(path_text(run, i), visible_spaces=False)))
+        t.add_row(str(n), Text(percent(p), style=prob_style(p)), Text(tok.visible(path_text(run, i), visible_spaces=False)))
     return t
 
 
