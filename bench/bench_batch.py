@@ -20,8 +20,7 @@ from pathlib import Path
 
 from bench.common import machine, median, write_block
 from tokviz.batch import Batch, parse_jobs
-from tokviz.providers.registry import Request
-from tokviz.run import Params
+from tokviz.generation import Generation
 
 
 def main() -> None:
@@ -41,12 +40,12 @@ def main() -> None:
                               stdout=subprocess.PIPE, text=True)
     base_url = server.stdout.readline().strip()  # type: ignore[union-attr]
     text = "".join(f"prompt number {i}\n" for i in range(args.prompts))
-    defaults = Request("", model="gpt-4.1-mini", params=Params(max_tokens=4), base_url=base_url, retries=0)
+    defaults = Generation(model="gpt-4.1-mini", max_tokens=4, base_url=base_url, retries=0)
     ideal = args.prompts / args.concurrency * args.latency
     walls = []
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory(dir=scratch) as tmp:
-            jobs = parse_jobs(text, source="bench.txt", defaults=defaults, provider=None)
+            jobs = parse_jobs(text, source="bench.txt", defaults=defaults)
             batch = Batch(out_dir=Path(tmp), formats=args.formats.split(","), concurrency=args.concurrency)
             t = time.perf_counter()
             outcomes, _ = batch.run(jobs, lambda _: None, threading.Event())

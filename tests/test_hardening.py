@@ -368,3 +368,14 @@ def test_a_full_disk_stops_the_batch_and_the_index_matches_the_disk(tmp_path: Pa
     assert {i["name"] for i in index["items"] if i["status"] == "ok"} == on_disk and len(on_disk) == 3
     for item in index["items"]:  # the rest: not attempted, or arrived and could not be written
         assert item["status"] in ("ok", "pending") or "disk is full" in item.get("error", "")
+
+
+def test_live_text_on_a_terminal_and_none_in_a_pipe() -> None:
+    """On a terminal the text appears while it is generated (then the table); piped, nothing extra."""
+    out = run_in_pty(["predict", "The capital of France is", "-n", "6"])
+    assert b"generating" in out and b"capital" in out
+    assert out.index(b"generating") < out.index(b"entropy")  # live text first, the table after
+    piped = run_process("predict", "The capital of France is", "-n", "6")
+    assert b"generating" not in piped.stderr + piped.stdout
+    tree = run_in_pty(["tree", "The capital of France is", "--depth", "2", "--branch", "2"])
+    assert b"nodes" in tree and b"ETA" in tree

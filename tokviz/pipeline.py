@@ -8,14 +8,14 @@ the small `TreeCursor` protocol that a provider implements.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tokviz.errors import ProviderError, UsageError
 from tokviz.generation import Generation
 from tokviz.providers import registry
-from tokviz.providers.registry import Capability, Progress, Provider, Request, TreeCursor, TreeSpec
+from tokviz.providers.registry import Capability, Progress, Provider, Request, StepListener, TreeCursor, TreeSpec
 from tokviz.run import Params, Run, RunKind, Token, Tokenization, TreeInfo, TreeNode, greedy_path
 
 
@@ -96,9 +96,21 @@ def open_provider(p: Plan, progress: Progress | None = None) -> Provider:
     return registry.open_provider(p.provider, progress=progress or registry.silent, record=p.record, replay=p.replay)
 
 
-def predict(p: Plan | Request, *, progress: Progress | None = None) -> Run:
+def predict(p: Plan | Request, *, progress: Progress | None = None, on_step: StepListener | None = None) -> Run:
     p = _as_plan(p)
-    return open_provider(p, progress).predict(p.request)
+    opened = open_provider(p, progress)
+    if on_step is not None and _takes(opened.predict, "on_step"):
+        return opened.predict(p.request, on_step=on_step)  # type: ignore[call-arg]
+    return opened.predict(p.request)
+
+
+def _takes(fn: object, name: str) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(fn).parameters  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
 
 
 def tokenize(text: str, model: str, *, provider: str | None = None, progress: Progress | None = None) -> Tokenization:
@@ -111,7 +123,8 @@ def tokenize(text: str, model: str, *, provider: str | None = None, progress: Pr
     return opened.tokenize(text, model)  # type: ignore[attr-defined]
 
 
-def sample(p: Plan | Request, n: int, *, progress: Progress | None = None) -> list[Run]:
+def sample(p: Plan | Request, n: int, *, progress: Progress | None = None,
+           on_run: Callable[[Run], None] | None = None) -> list[Run]:
     """`n` sampled runs of one request, seeded base, base + 1, … so the whole set replays."""
     import random
 
@@ -124,7 +137,12 @@ def sample(p: Plan | Request, n: int, *, progress: Progress | None = None) -> li
     opened = open_provider(p, progress)
     params = p.request.params
     base = params.seed if params.seed is not None else random.randrange(2**31)
-    return [opened.predict(replace(p.request, params=replace(params, seed=base + i))) for i in range(n)]
+    runs = []
+    for i in range(n):
+        runs.append(opened.predict(replace(p.request, params=replace(params, seed=base + i))))
+        if on_run is not None:
+            on_run(runs[-1])
+    return runs
 
 
 # --- the one tree algorithm ---------------------------------------------------------------------
@@ -142,7 +160,8 @@ def check_tree(spec: TreeSpec) -> None:
         raise UsageError(f"--complete must be between 0 and 1000, got {spec.complete}")
 
 
-def tree(p: Plan | Request, spec: TreeSpec, *, forced: tuple[Token, ...] = (), progress: Progress | None = None) -> Run:
+def tree(p: Plan | Request, spec: TreeSpec, *, forced: tuple[Token, ...] = (), progress: Progress | None = None,
+         on_node: Callable[[int], None] | None = None) -> Run:
     """Grow a tree of alternatives from the prompt (see `tokviz tree`).
 
     Depth first, most likely child first, so `max_nodes` cuts the least likely branches and a
@@ -176,6 +195,8 @@ def tree(p: Plan | Request, spec: TreeSpec, *, forced: tuple[Token, ...] = (), p
                 return
             nodes.append(TreeNode(parent=parent, token=token, depth=depth, cum_logprob=cum + token.logprob))
             index = len(nodes) - 1
+            if on_node is not None:
+                on_node(len(nodes))
             if depth < spec.depth:
                 cursor.enter(token)
                 expand(index, depth + 1, cum + token.logprob)

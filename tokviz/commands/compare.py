@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tokviz.commands import common
+from tokviz.commands import common, live
 from tokviz.errors import UsageError
 from tokviz.files import write_atomic
 from tokviz.generation import Generation
@@ -44,8 +44,12 @@ def compare(
     plans = [common.plan(replace(gen, model=model, temperature=temp), text)
              for text, model, temp in itertools.product(texts, models or [None], temperatures or [0.0])]
     err = common.stderr()
-    record = RunSet(kind=RunKind.COMPARISON,
-                    runs=tuple(pipeline.predict(p, progress=common.progress_line(err)) for p in plans))
+    runs = []
+    with live.progress(err, err.is_terminal and not as_json, len(plans), "runs") as advance:
+        for p in plans:
+            runs.append(pipeline.predict(p, progress=common.progress_line(err)))
+            advance(len(runs))
+    record = RunSet(kind=RunKind.COMPARISON, runs=tuple(runs))
     options = export.RenderOptions()
     for path, fmt in planned:
         write_atomic(path, export.render(record, fmt, options))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tokviz.commands import common
+from tokviz.commands import common, live
 from tokviz.files import write_atomic
 from tokviz.generation import Generation
 
@@ -32,7 +32,9 @@ def predict(
     common.check_view(view)
     planned = common.plan_outputs(output or [])
     common.check_paths(save, gen.record)
-    run = pipeline.predict(plan, progress=common.progress_line(common.stderr()))
+    err = common.stderr()
+    with live.generating(err, err.is_terminal and not (as_json or quiet)) as on_step:
+        run = pipeline.predict(plan, progress=common.progress_line(err), on_step=on_step)
     if save is not None:
         write_atomic(save, run.to_json().encode("utf-8"))
     common.write_outputs(run, planned, options)

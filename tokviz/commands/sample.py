@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tokviz.commands import common
+from tokviz.commands import common, live
 from tokviz.files import write_atomic
 from tokviz.generation import Generation
 from tokviz.views import formats
@@ -35,7 +35,11 @@ def sample(
     plan = common.plan(gen, common.read_text_arg(prompt))
     planned = common.plan_outputs(output or [], formats.SAMPLES)
     common.check_paths(save, gen.record)
-    runs = pipeline.sample(plan, n, progress=common.progress_line(common.stderr()))
+    err = common.stderr()
+    with live.progress(err, err.is_terminal and not (as_json or quiet), n, "samples") as advance:
+        done: list[object] = []
+        runs = pipeline.sample(plan, n, progress=common.progress_line(err),
+                               on_run=lambda run: (done.append(run), advance(len(done))))
     record = RunSet(kind=RunKind.SAMPLES, runs=tuple(runs))
     if save is not None:
         write_atomic(save, record.to_json().encode("utf-8"))

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tokviz.commands import common
+from tokviz.commands import common, live
 from tokviz.errors import ExitStatus, TokvizError, UsageError
 from tokviz.files import write_atomic
 from tokviz.generation import Generation
@@ -67,7 +67,9 @@ def tree(
     planned = common.plan_outputs(output or [], formats.TREE)
     common.check_paths(save)
     err = common.stderr()
-    run = pipeline.tree(plan, spec, forced=forced, progress=common.progress_line(err))
+    most = min(max_nodes, sum(branch**d for d in range(1, depth + 1)))  # an upper bound: --min-prob may cut more
+    with live.progress(err, err.is_terminal and not (as_json or quiet), most, "nodes") as advance:
+        run = pipeline.tree(plan, spec, forced=forced, progress=common.progress_line(err), on_node=advance)
     if save is not None:
         write_atomic(save, run.to_json().encode("utf-8"))
     options = common.render_options(wrap=common.DEFAULT_WRAP, sampling=None, stats=False)

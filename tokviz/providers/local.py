@@ -275,7 +275,7 @@ class LocalProvider:
     def __init__(self, *, progress: Progress) -> None:
         self.progress = progress
 
-    def predict(self, request: Request) -> Run:
+    def predict(self, request: Request, on_step: Any = None) -> Run:
         import numpy as np
 
         params = request.params
@@ -291,7 +291,7 @@ class LocalProvider:
         m = probe if needed <= DEFAULT_N_CTX else _load(path, _ctx_for(needed, path), threads)
         load_s = time.perf_counter() - t0
         rng = np.random.default_rng(params.seed)
-        steps, finish, t_prefill, t_first = self._generate(m, ids, params, rng)
+        steps, finish, t_prefill, t_first = self._generate(m, ids, params, rng, on_step)
         t_end = time.perf_counter()
         decode_s = max(t_end - t0 - load_s - t_prefill, 1e-9)
         model_name = request.model if request.model not in LOCAL_MODELS else DEFAULT_MODEL
@@ -303,7 +303,8 @@ class LocalProvider:
                      "decode_s": decode_s, "tokens_per_s": len(steps) / decode_s if steps else 0.0},
         )
 
-    def _generate(self, m: _Loaded, ids: Sequence[int], params: Params, rng: Any) -> tuple[list[Step], str, float, float]:
+    def _generate(self, m: _Loaded, ids: Sequence[int], params: Params, rng: Any,
+                  on_step: Any = None) -> tuple[list[Step], str, float, float]:
         llm = m.llm
         llm.reset()
         t = time.perf_counter()
@@ -325,6 +326,8 @@ class LocalProvider:
             lse = logsumexp(logits)
             alts = tuple(_token(m, i, float(logits[i]) - lse) for i in top_k(logits, params.top_k))
             steps.append(Step(chosen=_token(m, chosen, float(logits[chosen]) - lse), alternatives=alts))
+            if on_step is not None:
+                on_step(steps[-1])
             if n + 1 < params.max_tokens:
                 llm.eval([chosen])
             if n == 0:

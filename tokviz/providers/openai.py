@@ -199,7 +199,7 @@ class OpenAIProvider:
             lines.append((False, d.refuses_logprobs))
         return lines
 
-    def predict(self, request: Request) -> Run:
+    def predict(self, request: Request, on_step: Any = None) -> Run:
         params = request.params
         if params.temperature > 0 and params.seed is None:
             params = replace(params, seed=random.randrange(2**31))  # recorded, so replayable
@@ -238,7 +238,7 @@ class OpenAIProvider:
 
         with self._turn(base_url, dialect):  # requests that would interrupt each other wait their turn
             t0 = time.perf_counter()
-            answer = self._answer(client, path, body, request, base_url, dialect)
+            answer = self._answer(client, path, body, request, base_url, dialect, on_step)
             total = time.perf_counter() - t0
         steps = answer.steps
         if answer.text_without_logprobs and not steps:
@@ -276,12 +276,12 @@ class OpenAIProvider:
                    timings=timings, content=content, source=source)
 
     def _answer(self, client: OpenAI, path: str, body: dict[str, Any], request: Request, base_url: str | None,
-                dialect: dialects.Dialect) -> _Answer:
+                dialect: dialects.Dialect, on_step: Any = None) -> _Answer:
         """The streamed answer; one that ends with no finish reason (nothing, or cut short) is
         asked again like a dropped connection, up to --retries times, and then is a failure."""
         for attempt in range(request.retries + 1):
             try:
-                return self._stream_once(client, path, body, request, base_url, dialect)
+                return self._stream_once(client, path, body, request, base_url, dialect, on_step)
             except Incomplete as cut:
                 if attempt == request.retries:
                     raise ProviderError(f"the answer from {_where(base_url)} ended {cut} with no finish reason "
@@ -291,7 +291,7 @@ class OpenAIProvider:
         raise AssertionError("unreachable")
 
     def _stream_once(self, client: OpenAI, path: str, body: dict[str, Any], request: Request, base_url: str | None,
-                     dialect: dialects.Dialect) -> _Answer:
+                     dialect: dialects.Dialect, on_step: Any = None) -> _Answer:
         answer = _Answer(steps=[], text=[])
         t0 = time.perf_counter()
         chunks = 0
@@ -309,6 +309,8 @@ class OpenAIProvider:
                         if answer.t_first is None:
                             answer.t_first = time.perf_counter() - t0
                         answer.steps.append(logprobs.step(item, dialect))
+                        if on_step is not None:
+                            on_step(answer.steps[-1])
                     piece = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
                     if isinstance(piece, str) and piece:
                         answer.text.append(piece)

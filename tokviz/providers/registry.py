@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tokviz.errors import UsageError, register_secret_env
-from tokviz.run import Params, Run, Token
+from tokviz.run import Params, Run, Step, Token
 
 ENTRY_POINT_GROUP = "tokviz.providers"
 DEFAULT_MODEL = "gemma-3-270m"
 
 Progress = Callable[[str], None]
+StepListener = Callable[[Step], None]  # told of each step as it arrives (live output)
 
 
 def silent(_: str) -> None:
@@ -96,7 +97,11 @@ class Provider(Protocol):
     name: str
 
     def predict(self, request: Request) -> Run:
-        """Generate from `request`, recording every chosen token and its top-k alternatives."""
+        """Generate from `request`, recording every chosen token and its top-k alternatives.
+
+        A provider may also take `on_step=` (a `StepListener`), called with each step as it
+        arrives, so a terminal can show the text while it is generated; it is passed only to
+        providers whose `predict` accepts it."""
         ...
 
 

@@ -1,0 +1,66 @@
+"""Live output on a terminal: the text while it is generated, progress with an estimate.
+
+Only on a terminal and never with --json or --quiet: pipes, scripts and CI logs get no progress
+noise. Everything is drawn on stderr and is transient (it disappears when the result is printed).
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.text import Text
+
+from tokviz import tokens as tok
+
+if TYPE_CHECKING:
+    from tokviz.run import Step
+
+
+@contextlib.contextmanager
+def generating(console: Console, enabled: bool) -> Iterator[Callable[[Step], None] | None]:
+    """A step listener that shows the text as tokens arrive (None when not on a terminal)."""
+    if not enabled:
+        yield None
+        return
+    from rich.live import Live
+
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pieces: list[str] = []
+    live = Live(Text("generating…", style="dim"), console=console, transient=True, refresh_per_second=12)
+
+    def on_step(step: Step) -> None:
+        chosen = step.chosen
+        pieces.append(chosen.label if chosen.lossy else decoder.decode(chosen.raw))
+        tail = tok.safe("".join(pieces))[-(max(console.width, 40) * 4):]  # the last few lines
+        shown = Text(f"generating… {len(pieces)} tokens\n", style="dim")
+        shown.append(tail)
+        live.update(shown)
+
+    with live:
+        yield on_step
+
+
+@contextlib.contextmanager
+def progress(console: Console, enabled: bool, total: int, what: str) -> Iterator[Callable[[int], None]]:
+    """`advance(done)` updates a bar of `total` items with rate and ETA (a no-op off a terminal)."""
+    if not enabled:
+        yield lambda _done: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda done: bar.update(task, completed=min(done, total))
