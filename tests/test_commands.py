@@ -159,3 +159,25 @@ def test_stats_json_carries_every_per_step_figure() -> None:
     first = doc["step_stats"][0]
     assert first["rank"] == 1 and first["chosen_prob"] == pytest.approx(0.5)
     assert first["surprisal_bits"] == pytest.approx(1.0) and first["entropy_bits"] > 0
+
+
+def test_batch_writes_html_too(tmp_path: Path) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("hello\n")
+    out = tmp_path / "o"
+    assert run_cli("batch", str(prompts), "-o", str(out), "-m", "fake-1", "-f", "html,json", "-q").returncode == 0
+    page = next(out.glob("*.html")).read_text()
+    assert page.lower().startswith("<!doctype html>") and ("alpha" in page or "beta" in page)
+
+
+def test_dpi_scales_png_outputs(tmp_path: Path, small_run_file: Path) -> None:
+    import struct
+
+    def size(path: Path) -> tuple[int, int]:
+        return struct.unpack(">II", path.read_bytes()[16:24])
+
+    normal, big = tmp_path / "a.png", tmp_path / "b.png"
+    assert run_cli("render", str(small_run_file), "-o", str(normal)).returncode == 0
+    assert run_cli("render", str(small_run_file), "-o", str(big), "--dpi", "192").returncode == 0
+    assert size(big)[0] > 1.8 * size(normal)[0]
+    assert run_cli("render", str(small_run_file), "-o", str(big), "--dpi", "5").returncode == 2

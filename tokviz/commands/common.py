@@ -107,11 +107,18 @@ ViewOpt = Annotated[str, typer.Option("--view", help="What to print: 'table' (ev
 SaveOpt = Annotated[Optional[Path], typer.Option("--save", metavar="FILE", help="Save the record as JSON, to re-render later with `tokviz render`.", show_default=False)]
 
 
-def render_options(*, wrap: int, sampling: str | None, stats: bool) -> export.RenderOptions:
+DpiOpt = Annotated[Optional[int], typer.Option("--dpi", metavar="N", help="Resolution of PNG outputs (Graphviz's default 96; 192 for projectors and print).", show_default=False)]
+
+
+def render_options(*, wrap: int, sampling: str | None, stats: bool, dpi: int | None = None) -> export.RenderOptions:
     from tokviz.sampling import parse_settings
     from tokviz.views import export
 
-    return export.RenderOptions(wrap=wrap, sampling=parse_settings(sampling) if sampling else (), stats=stats)
+    if dpi is not None and not 24 <= dpi <= 1200:
+        raise UsageError(f"--dpi must be between 24 and 1200, got {dpi}")
+    if not 0 <= wrap <= 10_000:
+        raise UsageError(f"--wrap must be between 0 and 10000, got {wrap}")
+    return export.RenderOptions(wrap=wrap, sampling=parse_settings(sampling) if sampling else (), stats=stats, dpi=dpi)
 
 
 def check_view(view: str) -> None:

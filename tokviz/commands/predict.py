@@ -22,13 +22,14 @@ def predict(
     stats: common.StatsOpt = False,
     show_sampling: common.SamplingOpt = None,
     view: common.ViewOpt = "table",
+    dpi: common.DpiOpt = None,
     quiet: common.QuietOpt = False,
 ) -> None:
     """Generate from PROMPT and show each token's probability and top alternatives."""
     from tokviz import pipeline
 
     plan = common.plan(gen, common.read_text_arg(prompt))
-    options = common.render_options(wrap=wrap, sampling=show_sampling, stats=stats)
+    options = common.render_options(wrap=wrap, sampling=show_sampling, stats=stats, dpi=dpi)
     common.check_view(view)
     planned = common.plan_outputs(output or [])
     common.check_paths(save, gen.record)

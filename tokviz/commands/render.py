@@ -19,6 +19,7 @@ def render(
     stats: common.StatsOpt = False,
     show_sampling: common.SamplingOpt = None,
     view: common.ViewOpt = "table",
+    dpi: common.DpiOpt = None,
     quiet: common.QuietOpt = False,
     check: Annotated[bool, typer.Option("--check", help="Compare with the existing -o files instead of writing them; exit 1 with a diff if any differs.")] = False,
     update: Annotated[bool, typer.Option("--update", help="Rewrite the -o files that differ (golden-file update), and name them on stderr.")] = False,
@@ -30,7 +31,7 @@ def render(
         raise UsageError("--check and --update exclude each other")
     if (check or update) and not output:
         raise UsageError(f"--{'check' if check else 'update'} needs the files to compare: give them with -o")
-    options = common.render_options(wrap=wrap, sampling=show_sampling, stats=stats)
+    options = common.render_options(wrap=wrap, sampling=show_sampling, stats=stats, dpi=dpi)
     common.check_view(view)
     for path in output or []:  # the extension is checked now; what the record can be drawn as, once it is read
         common.check_paths(path)

@@ -33,7 +33,15 @@ class Label(tuple[str, ...]):
     __slots__ = ()
 
 
+class LeftLabel(Label):
+    """A multi-line label whose lines are left-aligned (DOT's \\l line ends)."""
+
+    __slots__ = ()
+
+
 def value(v: object) -> str:
+    if isinstance(v, LeftLabel):
+        return '"' + "".join(escape(line) + "\\l" for line in v) + '"'
     if isinstance(v, Label):
         return quote(*v)
     if isinstance(v, float):

@@ -24,6 +24,7 @@ class RenderOptions:
     width: int = 100  # columns of the plain-text table
     sampling: tuple[Setting, ...] = ()  # --show-sampling: sub-rows in the table, cut tokens greyed in graphs
     stats: bool = False  # --stats: the run summary under the plain-text table
+    dpi: int | None = None  # --dpi: PNG resolution (Graphviz's default is 96), for projectors and print
 
     @property
     def cut_by(self) -> Setting | None:
@@ -126,7 +127,7 @@ def render(record: Record, fmt: str, options: RenderOptions = RenderOptions()) -
     from tokviz.errors import redact
     from tokviz.views import graph
 
-    return graph.render(redact(own["dot"](record, options), shapes=False), fmt)
+    return graph.render(redact(own["dot"](record, options), shapes=False), fmt, options.dpi)
 
 
 def _optional_svg(run: Run, o: RenderOptions) -> bytes | None:

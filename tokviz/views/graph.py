@@ -24,7 +24,7 @@ from tokviz.run import Run
 from tokviz.sampling import NOTE, Setting, reshape
 from tokviz.views import DEFAULT_WRAP
 from tokviz.views.colors import percent, prob_hex, tint_hex
-from tokviz.views.dot import Digraph, Label
+from tokviz.views.dot import Digraph, Label, LeftLabel
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -56,13 +56,22 @@ def prompt_label(prompt: str, limit: int = PROMPT_LABEL_CHARS) -> str:
     return "…" + (tail[cut + 1 :] if 0 <= cut < limit // 2 else tail)
 
 
+CAPTION_CHARS = 110
+
+
+def caption(prompt: str, text: str) -> str:
+    """The prompt and what was generated, on one line, its end kept when long."""
+    line = " ".join(tok.visible(prompt + text, visible_spaces=False).split())
+    return line if len(line) <= CAPTION_CHARS else "…" + line[-(CAPTION_CHARS - 1):]
+
+
 def build(run: Run) -> nx.DiGraph:
     """The run as a DiGraph: ``start`` → chosen chain, each step's other alternatives hanging off
     the node they compete after. Nodes carry ``kind``, ``step``, ``label``, ``text``, ``bytes``,
     ``prob``; edges carry ``prob`` and ``logprob``."""
     import networkx as nx
 
-    g = nx.DiGraph(prompt=run.prompt, model=run.model, provider=run.provider)
+    g = nx.DiGraph(prompt=run.prompt, model=run.model, provider=run.provider, text=run.text)
     g.add_node("start", kind="start", step=-1, label=prompt_label(run.prompt), text=run.prompt,
                bytes=run.prompt.encode("utf-8"), prob=1.0)
     prev = "start"
@@ -105,9 +114,12 @@ def to_dot(g: nx.DiGraph, options: GraphOptions = GraphOptions()) -> str:
     wrap = options.wrap if options.wrap > 0 else len(steps) + 1
     d = Digraph("tokviz", graph={"rankdir": "LR", "nodesep": 0.12, "ranksep": 0.3, "newrank": "true"},
                 node={"margin": "0.08,0.04", "height": 0.3})
+    sentence = caption(g.graph.get("prompt", ""), g.graph.get("text", ""))
+    lines = [sentence] if sentence else []
     if options.cut_by is not None:
-        caption = f"greyed: tokens {options.cut_by.label} would cut, {NOTE}"
-        d.add_graph_attrs(label=caption, labelloc="b", labeljust="l", fontsize=10, fontcolor="#777777")
+        lines.append(f"greyed: tokens {options.cut_by.label} would cut, {NOTE}")
+    if lines:  # the generated sentence under the graph (and what greyed tokens mean)
+        d.add_graph_attrs(label=LeftLabel(lines), labelloc="b", labeljust="l", fontsize=10, fontcolor="#555555")
     d.add_node("start", label=g.nodes["start"]["label"], style="rounded,filled,bold", fillcolor="#eeeeee",
                color="#888888", group="chain")
     row_starts = ["start"]
@@ -146,7 +158,7 @@ def _cut(g: nx.DiGraph, nodes: list[str], setting: Setting | None) -> set[str]:
     return {n for n, p in zip(nodes, shaped) if p <= 0.0}
 
 
-def render(dot: str, fmt: str) -> bytes:
+def render(dot: str, fmt: str, dpi: int | None = None) -> bytes:
     """DOT text through the real Graphviz `dot` binary into `fmt` ("svg" or "png").
 
     `dot` runs in its own session: Ctrl-C in a terminal signals the whole foreground process
@@ -166,7 +178,8 @@ def render(dot: str, fmt: str) -> bytes:
             ".dot and .json outputs work without it",
         )
     try:
-        done = subprocess.run([exe, f"-T{fmt}"], input=dot.encode("utf-8"), capture_output=True,
+        scale = [f"-Gdpi={dpi}"] if dpi and fmt == "png" else []
+        done = subprocess.run([exe, f"-T{fmt}", *scale], input=dot.encode("utf-8"), capture_output=True,
                               start_new_session=True, check=False)
     except OSError as err:
         raise RenderError(f"Graphviz's `dot` could not be started: {err.strerror or err}") from None
