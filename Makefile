@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Graphviz draws the graphs; the Noto fonts let Korean, CJK and emoji render in PNGs;
 # a C/C++ toolchain with cmake builds llama-cpp-python (the embedded model's runtime) once.
+# librsvg2-bin (rsvg-convert) draws the comparison chart as PNG.
 # chromium is for the HTML view's browser tests only.
-APT_PACKAGES := graphviz fonts-noto-cjk fonts-noto-color-emoji build-essential cmake chromium
+APT_PACKAGES := graphviz librsvg2-bin fonts-noto-cjk fonts-noto-color-emoji build-essential cmake chromium
 DEMO_PROMPT := The capital of France is
 
 .PHONY: install system-deps venv demo test lint bench clean
@@ -18,7 +19,7 @@ system-deps:
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
 	elif command -v brew >/dev/null 2>&1; then \
-	  brew install graphviz cmake; brew install --cask chromium || true; \
+	  brew install graphviz librsvg cmake; brew install --cask chromium || true; \
 	else \
 	  echo "install Graphviz, cmake and a C/C++ compiler with your package manager, then run make again" >&2; \
 	fi

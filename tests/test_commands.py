@@ -64,7 +64,7 @@ def test_every_command_writes_its_formats_and_render_redraws_them(command: list[
 
 @pytest.mark.parametrize(("command", "ext", "says"), [
     (["sample", "hello"], "x.html", "samples cannot be drawn as .html"),
-    (["compare", "hello"], "x.png", "a comparison cannot be drawn as .png"),
+    (["compare", "hello"], "x.html", "a comparison cannot be drawn as .html"),
     (["predict", "hello"], "x.bmp", "unknown extension"),
 ])
 def test_formats_a_kind_cannot_take_are_refused_before_any_work(command: list[str], ext: str, says: str, tmp_path: Path) -> None:
@@ -181,3 +181,10 @@ def test_dpi_scales_png_outputs(tmp_path: Path, small_run_file: Path) -> None:
     assert run_cli("render", str(small_run_file), "-o", str(big), "--dpi", "192").returncode == 0
     assert size(big)[0] > 1.8 * size(normal)[0]
     assert run_cli("render", str(small_run_file), "-o", str(big), "--dpi", "5").returncode == 2
+
+
+def test_compare_chart_as_png(tmp_path: Path) -> None:
+    png = tmp_path / "c.png"
+    proc = run_cli("compare", "hello", "bye", "-m", "fake-1", "-t", "0", "-t", "1", "-o", str(png))
+    assert proc.returncode == 0, proc.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -20,7 +20,14 @@ def short(text: str, limit: int = 40) -> str:
 
 
 def labels(s: RunSet) -> list[str]:
-    return [f"{n}. {short(run.prompt)} ({run.model}, T={run.params.temperature:g})" for n, run in enumerate(s.runs, start=1)]
+    """Each run's name: its prompt, plus the model and the temperature only where they vary."""
+    models = len({r.model for r in s.runs}) > 1
+    temps = len({r.params.temperature for r in s.runs}) > 1
+    out = []
+    for n, run in enumerate(s.runs, start=1):
+        extra = [*([run.model] if models else []), *([f"T={run.params.temperature:g}"] if temps else [])]
+        out.append(f"{n}. {short(run.prompt, 30)}" + (f" ({', '.join(extra)})" if extra else ""))
+    return out
 
 
 def to_json(s: RunSet) -> str:

@@ -104,6 +104,13 @@ def _comparison_svg(s: RunSet, o: RenderOptions) -> str:
     return comparison.chart(s)
 
 
+def _comparison_png(s: RunSet, o: RenderOptions) -> bytes:
+    from tokviz.errors import redact
+    from tokviz.views import chart, comparison
+
+    return chart.svg_to_png(redact(comparison.chart(s), shapes=False), o.dpi)
+
+
 def _json(record: Record, o: RenderOptions) -> str:
     return record.to_json()
 
@@ -116,6 +123,10 @@ RENDERERS: dict[RunKind, dict[str, Renderer]] = {
     RunKind.SAMPLES: {"json": _json, "dot": _samples_dot, "txt": _samples_txt},
     RunKind.COMPARISON: {"json": _comparison_json, "txt": _comparison_txt, "svg": _comparison_svg},
 }
+# kind → format → renderer of bytes that are not drawn from DOT (images made another way)
+BINARY: dict[RunKind, dict[str, Callable[..., bytes]]] = {
+    RunKind.COMPARISON: {"png": lambda s, o: _comparison_png(s, o)},
+}
 
 
 def render(record: Record, fmt: str, options: RenderOptions = RenderOptions()) -> bytes:
@@ -124,6 +135,9 @@ def render(record: Record, fmt: str, options: RenderOptions = RenderOptions()) -
     own = RENDERERS[record.kind]
     if fmt in own:
         return own[fmt](record, options).encode("utf-8")
+    binary = BINARY.get(record.kind, {})
+    if fmt in binary:
+        return binary[fmt](record, options)
     from tokviz.errors import redact
     from tokviz.views import graph
 

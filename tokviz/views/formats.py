@@ -26,7 +26,7 @@ class Format:
 
 FORMATS: tuple[Format, ...] = (
     Format("svg", (".svg",), "the graph, as SVG (the chart for a comparison)", frozenset({PREDICT, TREE, SAMPLES, COMPARISON})),
-    Format("png", (".png",), "the graph, as PNG", frozenset({PREDICT, TREE, SAMPLES})),
+    Format("png", (".png",), "the graph, as PNG (the chart for a comparison)", frozenset({PREDICT, TREE, SAMPLES, COMPARISON})),
     Format("dot", (".dot", ".gv"), "the graph, as Graphviz DOT source", frozenset({PREDICT, TREE, SAMPLES})),
     Format("json", (".json",), "the record itself, to re-render with `tokviz render`", frozenset({PREDICT, TREE, SAMPLES, COMPARISON})),
     Format("txt", (".txt",), "the table, as plain text", frozenset({PREDICT, TREE, SAMPLES, COMPARISON})),
