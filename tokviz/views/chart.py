@@ -46,7 +46,7 @@ def entropy_chart(runs: list[Run], labels: list[str], *, title: str = "How sure 
            f'<text x="12" y="20" font-size="14" font-weight="bold">{escape(title)}</text>',
            f'<text x="{LABEL_W}" y="{bars_top - 8}" fill="#333">mean chosen probability</text>',
            f'<text x="{LABEL_W + BAR_W + 40}" y="{bars_top - 8}" fill="#333">mean entropy (bits, 0 – {top:g})</text>']
-    for n, (run, st, label, c) in enumerate(zip(runs, stats, labels, colour)):
+    for n, (st, label, c) in enumerate(zip(stats, labels, colour)):
         y = bars_top + n * ROW
         mean = st.mean_chosen_prob or 0.0
         ent = st.mean_entropy_bits
