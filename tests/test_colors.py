@@ -7,6 +7,8 @@ import io
 import itertools
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from rich.color import ColorSystem
@@ -21,18 +23,45 @@ def hue(rgb: tuple[int, int, int]) -> float:
     return h * 360 if h * 360 < 300 else 0.0  # reds just below 360° are red
 
 
+@pytest.fixture(params=["traffic", "colorblind"])
+def palette(request: pytest.FixtureRequest) -> Iterator[str]:
+    from tokviz.views import colors
+
+    colors.use_palette(request.param)
+    yield request.param
+    colors.use_palette("traffic")
+
+
 @pytest.mark.parametrize("system", [ColorSystem.TRUECOLOR, ColorSystem.EIGHT_BIT, ColorSystem.STANDARD, ColorSystem.WINDOWS])
 @pytest.mark.parametrize("background", [False, True])
-def test_the_scale_runs_from_red_to_green_without_turning_back(system: ColorSystem, background: bool) -> None:
+def test_the_scale_never_turns_back(system: ColorSystem, background: bool, palette: str) -> None:
     hues = [hue(tuple(scale_color(p, background=background).downgrade(system).get_truecolor())) for p in PROBS]
     assert all(b >= a - 1.0 for a, b in itertools.pairwise(hues)), list(zip(PROBS, hues))
-    assert hues[0] < 20 and hues[-1] > 80  # red at the bottom, green at the top
+    if palette == "traffic":
+        assert hues[0] < 20 and hues[-1] > 80  # red at the bottom, green at the top
+    else:
+        assert hues[0] <= 60 and hues[-1] >= 180  # vermillion (yellow in 16 colours) at the bottom, blue at the top
 
 
-def test_no_step_is_grey_or_white_in_16_colours() -> None:
+def test_the_palette_reaches_every_view(tmp_path: Path, small_run_file: Path) -> None:
+    from tests.conftest import run_cli
+
+    dot, page = tmp_path / "g.dot", tmp_path / "p.html"
+    assert run_cli("--palette", "colorblind", "render", str(small_run_file), "-o", str(dot), "-o", str(page)).returncode == 0
+    assert "#0072b2" in page.read_text() and "#d55e00" in page.read_text()  # the legend
+    default = tmp_path / "d.dot"
+    assert run_cli("render", str(small_run_file), "-o", str(default)).returncode == 0  # and back to the default after
+    assert dot.read_text() != default.read_text()
+    env = tmp_path / "e.dot"
+    assert run_cli("render", str(small_run_file), "-o", str(env), env={"TOKVIZ_PALETTE": "colorblind"}).returncode == 0
+    assert env.read_text() == dot.read_text()
+    assert run_cli("--palette", "rainbow", "render", str(small_run_file)).returncode == 2
+
+
+def test_no_step_is_grey_or_white_in_16_colours(palette: str) -> None:
     for p in PROBS:
         number = scale_color(p).downgrade(ColorSystem.STANDARD).number
-        assert number in (1, 2, 3, 9, 10, 11), (p, number)
+        assert number in (1, 2, 3, 4, 9, 10, 11, 12), (p, number)
 
 
 @pytest.mark.parametrize(("system", "expect"), [("truecolor", "38;2;"), ("256", "38;5;"), ("standard", "\\x1b[31m")])

@@ -59,8 +59,16 @@ def _version(value: bool) -> None:
 def _root(
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    palette: Annotated[Optional[str], typer.Option("--palette", metavar="NAME", help="Colour scale of every view: 'traffic' (red to green, the default) or 'colorblind' (vermillion to blue, safe for red-green colour blindness). Default: $TOKVIZ_PALETTE.", show_default=False)] = None,
 ) -> None:
     """See the log-probabilities of every token a language model generates, and the roads not taken."""
+    from tokviz.commands.environment import current
+
+    name = palette or current().environ.get("TOKVIZ_PALETTE")
+    if name:
+        from tokviz.views import colors
+
+        colors.use_palette(name)
 
 
 def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
@@ -69,8 +77,12 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     `env` carries the streams and environment variables (tests pass in-memory ones)."""
     env = env or Environment()
     args = list(sys.argv[1:] if argv is None else argv)
-    with using(env), _signals():
-        return _main(args, env)
+    try:
+        with using(env), _signals():
+            return _main(args, env)
+    finally:
+        if "tokviz.views.colors" in sys.modules:  # a palette is this call's choice, not the process's
+            sys.modules["tokviz.views.colors"].use_palette("traffic")
 
 
 @contextlib.contextmanager

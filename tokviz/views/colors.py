@@ -9,13 +9,36 @@ from __future__ import annotations
 import itertools
 from functools import lru_cache
 
-_STOPS: tuple[tuple[float, tuple[int, int, int]], ...] = (
-    (0.00, (0xD7, 0x30, 0x27)),
-    (0.25, (0xF4, 0x6D, 0x43)),
-    (0.50, (0xE8, 0xB4, 0x1E)),
-    (0.75, (0x8C, 0xC0, 0x4F)),
-    (1.00, (0x1A, 0x98, 0x50)),
-)
+Stops = tuple[tuple[float, tuple[int, int, int]], ...]
+PALETTES: dict[str, Stops] = {
+    # red → amber → green: the traffic-light scale (the default)
+    "traffic": ((0.00, (0xD7, 0x30, 0x27)), (0.25, (0xF4, 0x6D, 0x43)), (0.50, (0xE8, 0xB4, 0x1E)),
+                (0.75, (0x8C, 0xC0, 0x4F)), (1.00, (0x1A, 0x98, 0x50))),
+    # vermillion → orange → sky blue → blue (Okabe & Ito's colour-blind-safe colours): red-green
+    # colour blindness, the common kind, cannot read the traffic scale's two ends apart
+    "colorblind": ((0.00, (0xD5, 0x5E, 0x00)), (0.40, (0xE6, 0x9F, 0x00)), (0.70, (0x56, 0xB4, 0xE9)),
+                   (1.00, (0x00, 0x72, 0xB2))),
+}
+_STOPS: Stops = PALETTES["traffic"]
+PALETTE_NAME = "traffic"
+
+
+def use_palette(name: str) -> None:
+    """Switch every view to the named palette (`--palette`, $TOKVIZ_PALETTE)."""
+    global _STOPS, PALETTE_NAME, _XTERM_FG, _XTERM_BG, _ANSI_FG, _ANSI_BG
+    if name not in PALETTES:
+        from tokviz.errors import UsageError
+
+        raise UsageError(f"unknown palette {name!r}", hint=f"use one of {', '.join(PALETTES)}")
+    _STOPS, PALETTE_NAME = PALETTES[name], name
+    _XTERM_FG, _XTERM_BG, _ANSI_FG, _ANSI_BG = _TERMINAL_STEPS[name]
+    prob_rgb.cache_clear()
+    scale_color.cache_clear()
+
+
+def css_gradient() -> str:
+    """The scale as a CSS gradient, for the HTML legend."""
+    return "linear-gradient(90deg," + ",".join("#{:02x}{:02x}{:02x}".format(*rgb) for _, rgb in _STOPS) + ")"
 
 
 @lru_cache(maxsize=8192)  # a node asks for its colour three times (fill, border, edge)
@@ -54,10 +77,17 @@ def percent(p: float) -> str:
 # colours 0-5% became dark orange and 20% bright red; in 16 colours 70% became white and 90% grey.
 # So each colour system gets its own steps, chosen along the same red → amber → green hues (hue never
 # decreases as the probability grows; tests check every system), and a pale set for backgrounds.
-_XTERM_FG = (160, 202, 166, 208, 172, 178, 142, 106, 70, 34, 28)  # 0%, 10%, … 100%
-_XTERM_BG = (210, 209, 209, 215, 215, 221, 186, 150, 150, 114, 78)  # lighter steps that dark text reads on
-_ANSI_FG = ((0.3, 1), (0.7, 3), (1.01, 2))  # red, yellow, green (the 16 colours every terminal has)
-_ANSI_BG = ((0.3, 1), (0.7, 3), (1.01, 2))
+_TERMINAL_STEPS = {
+    # xterm-256 steps for 0%, 10%, … 100% (text, then backgrounds that dark text reads on), and
+    # the 16-colour bands (red, yellow, green / yellow, blue: colours every terminal has)
+    "traffic": ((160, 202, 166, 208, 172, 178, 142, 106, 70, 34, 28),
+                (210, 209, 209, 215, 215, 221, 186, 150, 150, 114, 78),
+                ((0.3, 1), (0.7, 3), (1.01, 2)), ((0.3, 1), (0.7, 3), (1.01, 2))),
+    "colorblind": ((166, 166, 172, 172, 178, 178, 74, 74, 32, 32, 25),
+                   (216, 216, 222, 222, 222, 186, 117, 117, 153, 153, 111),
+                   ((0.55, 3), (1.01, 4)), ((0.55, 3), (1.01, 6))),
+}
+_XTERM_FG, _XTERM_BG, _ANSI_FG, _ANSI_BG = _TERMINAL_STEPS["traffic"]
 
 
 def _make_scale_color() -> type:
@@ -70,18 +100,20 @@ def _make_scale_color() -> type:
             if system == ColorSystem.TRUECOLOR:
                 return self
             p, background = _SCALE_OF.get(self.name, (0.0, False))
+            fg, bg, ansi_fg, ansi_bg = _TERMINAL_STEPS[_PALETTE_OF.get(self.name, "traffic")]
             if system == ColorSystem.EIGHT_BIT:
-                index = (_XTERM_BG if background else _XTERM_FG)[round(min(1.0, max(0.0, p)) * 10)]
+                index = (bg if background else fg)[round(min(1.0, max(0.0, p)) * 10)]
                 return Color(f"color({index})", ColorType.EIGHT_BIT, number=index)
-            for limit, number in (_ANSI_BG if background else _ANSI_FG):
+            for limit, number in (ansi_bg if background else ansi_fg):
                 if p < limit:
                     return Color(f"color({number})", ColorType.STANDARD, number=number)
-            return Color("color(2)", ColorType.STANDARD, number=2)
+            return Color("color(2)", ColorType.STANDARD, number=(ansi_bg if background else ansi_fg)[-1][1])
 
     return ScaleColor
 
 
 _SCALE_OF: dict[str, tuple[float, bool]] = {}
+_PALETTE_OF: dict[str, str] = {}
 
 
 @lru_cache(maxsize=1)
@@ -99,8 +131,9 @@ def scale_color(p: float, *, background: bool = False) -> object:
     rgb = prob_rgb(p)
     if background:
         rgb = tuple(round(c + (255 - c) * 0.25) for c in rgb)  # as tint_hex(p, 0.25): dark text reads on it
-    name = "#{:02x}{:02x}{:02x}".format(*rgb) + ("/bg" if background else "") + f"/{p:.4f}"
+    name = "#{:02x}{:02x}{:02x}".format(*rgb) + ("/bg" if background else "") + f"/{p:.4f}/{PALETTE_NAME}"
     _SCALE_OF[name] = (p, background)
+    _PALETTE_OF[name] = PALETTE_NAME
     return _scale_color_type()(name, ColorType.TRUECOLOR, triplet=ColorTriplet(*rgb))
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from tokviz import tokens as tok
 from tokviz.metrics import run_stats, step_entropy
 from tokviz.run import Run
-from tokviz.views.colors import percent, prob_hex, tint_hex
+from tokviz.views.colors import css_gradient, percent, prob_hex, tint_hex
 
 CSS = """
 :root{--bg:#fff;--fg:#1d1d1f;--muted:#666;--card:#f5f5f7;--line:#ddd;--tipbg:#fff}
@@ -36,7 +36,7 @@ h1{font-size:1.3rem;margin:0}.meta{color:var(--muted);font-size:.9rem}
 #tip .bar{display:block;height:.6rem;border-radius:.2rem}#tip .chosen .name{font-weight:700}
 #tip .pct{text-align:right;font-variant-numeric:tabular-nums}
 .legend{display:flex;align-items:center;gap:.5rem;color:var(--muted);font-size:.85rem}
-.legend .scale{flex:0 0 12rem;height:.8rem;border-radius:.2rem;background:linear-gradient(90deg,#d73027,#f46d43,#e8b41e,#8cc04f,#1a9850)}
+.legend .scale{flex:0 0 12rem;height:.8rem;border-radius:.2rem;background:SCALE}
 table{border-collapse:collapse;font-size:.9rem}td,th{padding:.15rem .8rem .15rem 0;text-align:left}th{color:var(--muted);font-weight:400}
 details{margin-top:1rem}summary{cursor:pointer}.graph{overflow:auto;background:#fff;border-radius:.5rem;padding:.5rem}
 button{font:inherit;background:var(--card);color:var(--fg);border:1px solid var(--line);border-radius:.4rem;padding:.2rem .6rem;cursor:pointer}
@@ -114,7 +114,7 @@ def page(run: Run, *, graph_svg: bytes | None = None, body_html: str | None = No
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>tokviz · {e(' '.join(run.prompt.split())[:60])}</title><style>{CSS}</style></head><body>"
+        f"<title>tokviz · {e(' '.join(run.prompt.split())[:60])}</title><style>{CSS.replace('SCALE', css_gradient())}</style></head><body>"
         f'<header><h1>tokviz</h1><button id="theme" type="button" aria-label="switch light and dark theme">◐ theme</button></header>'
         f'<p class="meta">{e(meta)}</p>'
         f"{body_html}"
