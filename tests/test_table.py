@@ -51,3 +51,19 @@ def test_no_colour_with_no_color(small_run: Run, monkeypatch: pytest.MonkeyPatch
     out = _print(small_run, force_terminal=True)
     assert "\x1b[" in out  # still a terminal: bold and dim are allowed
     assert "38;" not in out and "\x1b[3" not in out  # but no colour
+
+
+def test_at_80_columns_no_token_is_parted_from_its_figure() -> None:
+    from tests.conftest import make_run
+    from tokviz.views.table import plain_text, view
+
+    names = [" Switzerland", " Luxembourg", " Liechtenstein", " Netherlands", " Belgium", " Austria"]
+    run = make_run([[(n, 0.3 - 0.04 * i) for i, n in enumerate(names)]] * 3)
+    for width in (60, 80, 100):
+        text = plain_text(view(run, timings=False), width=width)
+        for name in names:
+            label = "␣" + name.strip()
+            for line in text.splitlines():
+                if label in line:
+                    after = line.split(label, 1)[1]
+                    assert after.lstrip().split(" ")[0].endswith("%"), (width, line)

@@ -56,13 +56,17 @@ def prompt_label(prompt: str, limit: int = PROMPT_LABEL_CHARS) -> str:
     return "…" + (tail[cut + 1 :] if 0 <= cut < limit // 2 else tail)
 
 
-CAPTION_CHARS = 110
+CAPTION_CHARS = 160
 
 
 def caption(prompt: str, text: str) -> str:
-    """The prompt and what was generated, on one line, its end kept when long."""
+    """The prompt and what was generated, on one line; when long, its end, from a word's start."""
     line = " ".join(tok.visible(prompt + text, visible_spaces=False).split())
-    return line if len(line) <= CAPTION_CHARS else "…" + line[-(CAPTION_CHARS - 1):]
+    if len(line) <= CAPTION_CHARS:
+        return line
+    tail = line[-(CAPTION_CHARS - 1):]
+    cut = tail.find(" ")
+    return "…" + (tail[cut + 1:] if 0 <= cut < 30 else tail)
 
 
 def build(run: Run) -> nx.DiGraph:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -67,19 +68,47 @@ def footer(run: Run, *, timings: bool = True) -> Text:
     return Text(" · ".join(parts), style="dim")
 
 
-def _alternatives(tokens: list[tuple[Token, float | None]]) -> Text:
+class Pairs:
+    """Token/figure pairs that wrap between pairs, never inside one ("␣Paris" on one line and
+    "9.1%" on the next read as two things). A renderable, so it lays itself out in whatever width
+    the table gives it: at 80 columns the pairs move to the next line whole."""
+
+    def __init__(self, pairs: list[Text]) -> None:
+        self.pairs = pairs
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        if not self.pairs:
+            return Measurement(0, 0)
+        widths = [p.cell_len for p in self.pairs]
+        return Measurement(min(max(widths), options.max_width), sum(widths) + 2 * (len(widths) - 1))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        line, lines = Text(), []
+        for pair in self.pairs:
+            if line.cell_len and line.cell_len + 2 + pair.cell_len > options.max_width:
+                lines.append(line)
+                line = Text()
+            if line.cell_len:
+                line.append("  ")
+            line.append_text(pair)
+        lines.append(line)
+        for text in lines:
+            yield from console.render(text, options.update(no_wrap=False, overflow="fold"))
+
+
+def _alternatives(tokens: list[tuple[Token, float | None]]) -> Pairs:
     """Tokens with a figure each; a None figure means the token was cut (shown struck through)."""
-    out = Text()
-    for n, (tok_, p) in enumerate(tokens):
-        if n:
-            out.append("  ")
+    pairs = []
+    for tok_, p in tokens:
+        pair = Text()
         if p is None or p <= 0.0:
-            out.append(tok_.label, style="dim strike")
-            out.append(" cut", style="dim")
-            continue
-        out.append_text(token_text(tok_))
-        out.append(" " + percent(p), style="dim")
-    return out
+            pair.append(tok_.label, style="dim strike")
+            pair.append(" cut", style="dim")
+        else:
+            pair.append_text(token_text(tok_))
+            pair.append(" " + percent(p), style="dim")
+        pairs.append(pair)
+    return Pairs(pairs)
 
 
 def table(run: Run, sampling: Sequence[Setting] = ()) -> Table:
