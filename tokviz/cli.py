@@ -23,6 +23,7 @@ from tokviz.commands.predict import predict
 from tokviz.commands.providers import providers
 from tokviz.commands.render import render
 from tokviz.commands.sample import sample
+from tokviz.commands.score import score
 from tokviz.commands.server import server
 from tokviz.commands.tokenize import tokenize
 from tokviz.commands.tree import tree
@@ -43,6 +44,7 @@ app.command()(batch)
 app.command()(sample)
 app.command()(compare)
 app.command()(tree)
+app.command()(score)
 app.command()(providers)
 app.command()(server)
 

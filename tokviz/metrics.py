@@ -75,6 +75,13 @@ class RunStats:
     completion_tokens: int | None
     cost_usd: float | None
     price_source: str | None
+    # A scored text (ranks known): the share of its tokens that were the model's first choice, or
+    # among its 10 / 100 / 1000 likeliest (GLTR's buckets), and the mean surprisal in bits.
+    top1_share: float | None = None
+    top10_share: float | None = None
+    top100_share: float | None = None
+    top1000_share: float | None = None
+    mean_surprisal_bits: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         def clean(v: Any) -> Any:
@@ -94,7 +101,7 @@ def steps_stats(run: Run) -> list[dict[str, Any]]:
     out = []
     for n, step in enumerate(run.steps, start=1):
         st = step_stats(step)
-        out.append({"step": n, "chosen_prob": clean(st.chosen_prob),
+        out.append({"step": n, "chosen_prob": clean(st.chosen_prob), "vocab_rank": step.rank,
                     "entropy_bits": clean(st.entropy_bits) if step.alternatives else None,
                     "surprisal_bits": clean(st.surprisal_bits), "rank": st.rank, "margin": clean(st.margin)})
     return out
@@ -115,7 +122,11 @@ def run_stats(run: Run, *, least: int = 3) -> RunStats:
     order = sorted(range(n), key=lambda i: (-per[i].entropy_bits, i))[:least]
     distinct = len({a.raw or a.text.encode() for s in steps for a in s.others()})
     cost, source = estimate_cost(run.provider, run.model, run.usage)
+    ranks = [s.rank for s in steps if s.rank is not None]
+    shares = {k: (sum(1 for r in ranks if r <= k) / len(ranks) if ranks else None) for k in (1, 10, 100, 1000)}
     return RunStats(
+        top1_share=shares[1], top10_share=shares[10], top100_share=shares[100], top1000_share=shares[1000],
+        mean_surprisal_bits=nll / math.log(2) if (ranks and nll is not None) else None,
         tokens=n, mean_chosen_prob=mean_p, perplexity=perplexity, mean_entropy_bits=mean_h,
         least_certain=tuple(i + 1 for i in order), distinct_alternatives=distinct,
         ttft_s=run.timings.get("ttft_s"), tokens_per_s=run.timings.get("tokens_per_s"),

@@ -33,7 +33,7 @@ class Plan:
         return registry.spec(self.provider)
 
 
-def plan(gen: Generation, prompt: str, *, environ: Mapping[str, str] | None = None) -> Plan:
+def plan(gen: Generation, prompt: str, *, environ: Mapping[str, str] | None = None, allow_empty: bool = False) -> Plan:
     """Check the options and the prompt, and name the provider (nothing is loaded or sent)."""
     model = gen.model or registry.default_model(environ)
     name = registry.resolve(model, gen.base_url, gen.provider, replay=gen.replay, environ=environ)
@@ -43,7 +43,7 @@ def plan(gen: Generation, prompt: str, *, environ: Mapping[str, str] | None = No
                     options=spec.parse_options(gen.options))
     request = Request(prompt=prompt, model=model, params=params, system=gen.system, base_url=gen.base_url,
                       timeout=gen.timeout, retries=gen.retries)
-    check(request, spec)
+    check(request, spec, allow_empty=allow_empty)
     return Plan(request=request, provider=name, record=gen.record, replay=gen.replay)
 
 
@@ -58,9 +58,9 @@ def _default_mode(model: str, gen: Generation, spec: registry.ProviderSpec, envi
         return spec.default_mode
 
 
-def check(request: Request, spec: registry.ProviderSpec) -> None:
+def check(request: Request, spec: registry.ProviderSpec, *, allow_empty: bool = False) -> None:
     """Checks every request must pass before anything is loaded or sent."""
-    if not request.prompt.strip():
+    if not allow_empty and not request.prompt.strip():
         raise UsageError("the prompt is empty", hint='give it as an argument, or "-" to read it from stdin')
     registry.validate(request.params, spec)
     if not (request.timeout > 0 and math.isfinite(request.timeout)):
@@ -143,6 +143,20 @@ def sample(p: Plan | Request, n: int, *, progress: Progress | None = None,
         if on_run is not None:
             on_run(runs[-1])
     return runs
+
+
+def score(p: Plan | Request, text: str, *, progress: Progress | None = None,
+          on_token: Callable[[int, int], None] | None = None) -> Run:
+    """How likely `text` is under the model, token by token, after the plan's prompt (the context)."""
+    p = _as_plan(p)
+    if not text.strip():
+        raise UsageError("the text to score is empty", hint='give it as an argument, with --file, or "-" for stdin')
+    if not p.spec.can(Capability.SCORE):
+        able = ", ".join(s.name for s in registry.iter_specs() if s.can(Capability.SCORE)) or "none installed"
+        raise UsageError(f"the {p.provider} provider cannot score a given text (it returns no prompt log-probabilities)",
+                         hint=f"providers that can: {able}")
+    opened = open_provider(p, progress)
+    return opened.score(p.request, text, on_token)  # type: ignore[attr-defined]
 
 
 # --- the one tree algorithm ---------------------------------------------------------------------

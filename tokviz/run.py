@@ -110,22 +110,32 @@ class Step:
 
     chosen: Token
     alternatives: tuple[Token, ...] = ()
+    # Where the chosen token stood among the whole vocabulary (1 = the model's first choice), when
+    # the provider can know it (a scored text on the local model); None otherwise.
+    rank: int | None = None
 
     def others(self) -> tuple[Token, ...]:
         """The alternatives that were not chosen: the roads not taken at this step."""
         return tuple(a for a in self.alternatives if not same_token(a, self.chosen))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "chosen": self.chosen.to_dict(),
             "alternatives": [a.to_dict() for a in self.alternatives],
         }
+        if self.rank is not None:
+            out["rank"] = self.rank
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Step:
+        rank = d.get("rank")
+        if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
+            raise ValueError("a step's rank must be a whole number from 1")
         return cls(
             chosen=Token.from_dict(d["chosen"]),
             alternatives=tuple(Token.from_dict(a) for a in d["alternatives"]),
+            rank=rank,
         )
 
 
@@ -200,6 +210,7 @@ class RunKind(str, enum.Enum):
 
     PREDICT = "predict"
     TREE = "tree"
+    SCORE = "score"  # a given text, teacher-forced: every token's logprob and rank
     SAMPLES = "samples"
     COMPARISON = "comparison"
 
@@ -325,8 +336,8 @@ class Run:
         return tok.join(s.chosen.raw for s in self.steps)
 
     def _needs_v2(self) -> bool:
-        return bool(self.content is not None or self.source or self.lossy_tokens
-                    or any(n.token.lossy for n in self.nodes))
+        return bool(self.content is not None or self.source or self.lossy_tokens or self.kind is RunKind.SCORE
+                    or any(n.token.lossy for n in self.nodes) or any(s.rank is not None for s in self.steps))
 
     @property
     def lossy_tokens(self) -> int:
@@ -465,8 +476,8 @@ def _check_record(d: dict[str, Any]) -> None:
 
 
 def _run_kind(value: Any) -> RunKind:
-    if value not in (RunKind.PREDICT.value, RunKind.TREE.value):
-        raise ValueError(f"a run's kind is 'predict' or 'tree', not {value!r}")
+    if value not in (RunKind.PREDICT.value, RunKind.TREE.value, RunKind.SCORE.value):
+        raise ValueError(f"a run's kind is 'predict', 'tree' or 'score', not {value!r}")
     return RunKind(value)
 
 

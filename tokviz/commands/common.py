@@ -82,11 +82,11 @@ def generation_options(*, exclude: tuple[str, ...] = (), defaults: dict[str, Any
     return decorate
 
 
-def plan(gen: Generation, prompt: str) -> Plan:
+def plan(gen: Generation, prompt: str, *, allow_empty: bool = False) -> Plan:
     """The checked request for `prompt` (the same function the notebook API uses)."""
     from tokviz import pipeline
 
-    return pipeline.plan(gen, prompt, environ=environment.current().environ)
+    return pipeline.plan(gen, prompt, environ=environment.current().environ, allow_empty=allow_empty)
 
 
 # --- options several commands take besides the generation ones ----------------------------------

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from tokviz.cache import cache_dir
 from tokviz.errors import ProviderError, UsageError
 from tokviz.providers.registry import DEFAULT_MODEL, Capability, OptionSpec, Progress, ProviderSpec, Request, TreeSpec
-from tokviz.run import Message, Params, Run, Step, Token, Tokenization
+from tokviz.run import Message, Params, Run, RunKind, Step, Token, Tokenization
 
 if TYPE_CHECKING:
     import numpy as np
@@ -334,6 +334,52 @@ class LocalProvider:
                 t_first = time.perf_counter() - t_step
         return steps, finish, t_prefill, t_first
 
+    def score(self, request: Request, text: str, progress: Any = None) -> Run:
+        """The teacher-forced log-probability of every token of `text` after `request.prompt`
+        (the context, conditioned on but not scored), with the top-k alternatives at every
+        position and the token's rank among the whole vocabulary.
+
+        Decoded the way `predict` decodes (the context in one batch, then one token at a time), so
+        scoring a text `predict` generated gives back exactly the logprobs it recorded. Each
+        position's logits are reduced to what is kept (k + 1 logprobs and one rank) before the next
+        is evaluated: memory does not grow with the text.
+        """
+        import numpy as np
+
+        params = request.params
+        path = resolve_model_path(request.model, self.progress)
+        threads = params.options.get("n_threads")
+        t0 = time.perf_counter()
+        probe = _load(path, DEFAULT_N_CTX, threads)
+        context = probe.llm.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=False)
+        ids = probe.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        if not ids:
+            raise UsageError("the text to score is empty")
+        check_context(probe, len(context), len(ids), "the text")
+        needed = len(context) + len(ids) + 1
+        m = probe if needed <= DEFAULT_N_CTX else _load(path, _ctx_for(needed, path), threads)
+        m.llm.reset()
+        m.llm.eval(list(context))
+        steps: list[Step] = []
+        for n, token_id in enumerate(ids):
+            logits = _last_logits(m)
+            lse = logsumexp(logits)
+            chosen = float(logits[token_id])
+            rank = int(np.count_nonzero(logits > chosen)) + 1
+            alts = tuple(_token(m, i, float(logits[i]) - lse) for i in top_k(logits, params.top_k))
+            steps.append(Step(chosen=_token(m, token_id, chosen - lse), alternatives=alts, rank=rank))
+            if n + 1 < len(ids):
+                m.llm.eval([token_id])
+            if progress is not None:
+                progress(n + 1, len(ids))
+        elapsed = time.perf_counter() - t0
+        name = request.model if request.model not in LOCAL_MODELS else DEFAULT_MODEL
+        return Run(provider=self.name, model=name, prompt=request.prompt, params=replace(params, max_tokens=len(ids)),
+                   steps=tuple(steps), finish_reason=None, kind=RunKind.SCORE,
+                   usage={"prompt_tokens": len(context), "scored_tokens": len(ids)},
+                   timings={"total_s": elapsed, "tokens_per_s": len(ids) / elapsed if elapsed > 0 else 0.0},
+                   source={"scoring": "teacher-forced, one token at a time as predict decodes (exact)"})
+
     def tokenize(self, text: str, model: str) -> Tokenization:
         """The tokens the model reads for `text` in raw mode, <bos> included (as `predict` counts them)."""
         m = _load(resolve_model_path(model, self.progress), DEFAULT_N_CTX)
@@ -441,7 +487,7 @@ SPEC = ProviderSpec(
     models=(r"^(?-i:gemma-3-270m|gemma3-270m|local)$", r"\.gguf$"),
     concurrent=False,
     max_top_k=100,
-    capabilities=frozenset({Capability.CHAT, Capability.RAW, Capability.TREE, Capability.TOKENIZE}),
+    capabilities=frozenset({Capability.CHAT, Capability.RAW, Capability.TREE, Capability.TOKENIZE, Capability.SCORE}),
     options=(OptionSpec("n_threads", int, "CPU threads for llama.cpp (default: every core)", check=_positive),),
     priority=10,
 )

@@ -120,6 +120,9 @@ Renderer = Callable[..., str]
 RENDERERS: dict[RunKind, dict[str, Renderer]] = {
     RunKind.PREDICT: {"json": _json, "dot": _predict_dot, "txt": _predict_txt, "html": _predict_html},
     RunKind.TREE: {"json": _json, "dot": _tree_dot, "txt": _tree_txt, "html": _tree_html},
+    # a scored text has the shape of a generated run (each position: the actual token, its
+    # alternatives, and its rank), so it is drawn by the same views
+    RunKind.SCORE: {"json": _json, "dot": _predict_dot, "txt": _predict_txt, "html": _predict_html},
     RunKind.SAMPLES: {"json": _json, "dot": _samples_dot, "txt": _samples_txt},
     RunKind.COMPARISON: {"json": _comparison_json, "txt": _comparison_txt, "svg": _comparison_svg},
 }

@@ -111,6 +111,13 @@ def _alternatives(tokens: list[tuple[Token, float | None]]) -> Pairs:
     return Pairs(pairs)
 
 
+def _rank_style(rank: int | None) -> str:
+    """GLTR's buckets: green for the model's top 10, yellow for top 100, red for top 1000, purple beyond."""
+    if rank is None:
+        return "dim"
+    return "green" if rank <= 10 else "yellow" if rank <= 100 else "red" if rank <= 1000 else "magenta"
+
+
 def table(run: Run, sampling: Sequence[Setting] = ()) -> Table:
     """The per-step table: position, chosen token, its probability, alternatives, entropy; and
     with `sampling`, a sub-row per setting showing the step's distribution as it would reshape it."""
@@ -118,17 +125,20 @@ def table(run: Run, sampling: Sequence[Setting] = ()) -> Table:
     t.add_column("#", justify="right", style="dim", no_wrap=True)
     t.add_column("token", overflow="fold")
     t.add_column("prob", justify="right", no_wrap=True)
+    ranked = any(s.rank is not None for s in run.steps)
+    if ranked:  # a scored text: where each actual token stood among the whole vocabulary
+        t.add_column("rank", justify="right", no_wrap=True)
     t.add_column("alternatives", overflow="fold")
     t.add_column("entropy", justify="right", no_wrap=True)
     for i, step in enumerate(run.steps, start=1):
         chosen = step.chosen
-        t.add_row(
-            str(i),
-            token_text(chosen, bold=True),
-            Text(percent(chosen.prob), style=prob_style(chosen.prob)),
-            _alternatives([(a, a.prob) for a in step.others()]),
-            Text(f"{step_entropy(step):.2f}") if step.alternatives else Text("—", style="dim"),
-        )
+        cells: list[RenderableType] = [str(i), token_text(chosen, bold=True),
+                                       Text(percent(chosen.prob), style=prob_style(chosen.prob))]
+        if ranked:
+            cells.append(Text("—" if step.rank is None else f"{step.rank:,}", style=_rank_style(step.rank)))
+        cells += [_alternatives([(a, a.prob) for a in step.others()]),
+                  Text(f"{step_entropy(step):.2f}") if step.alternatives else Text("—", style="dim")]
+        t.add_row(*cells)
         if not sampling:
             continue
         cands = candidates(step)
@@ -138,7 +148,7 @@ def table(run: Run, sampling: Sequence[Setting] = ()) -> Table:
             by_token = list(zip(cands, shaped))
             mine = next(p for c, p in by_token if c is chosen or c == chosen)
             others = [(c, p) for c, p in by_token if not (c is chosen or c == chosen)]
-            t.add_row("", Text(setting.label, style="dim italic"),
+            t.add_row("", Text(setting.label, style="dim italic"), *([""] if ranked else []),
                       Text("cut" if mine <= 0 else percent(mine), style="dim" if mine <= 0 else prob_style(mine)),
                       _alternatives(others), Text(f"{entropy_bits(shaped, with_other=False):.2f}", style="dim"))
     return t
@@ -166,6 +176,12 @@ def stats_table(run: Run) -> Table:
     row("distinct alternatives", str(st.distinct_alternatives))
     row("time to first token", None if st.ttft_s is None else f"{st.ttft_s * 1000:.0f} ms")
     row("tokens/s", fmt(st.tokens_per_s, ".1f"))
+    if st.top1_share is not None:
+        shares = "  ".join(f"top {k}: {percent(v)}" for k, v in (("1", st.top1_share), ("10", st.top10_share),
+                                                                  ("100", st.top100_share), ("1000", st.top1000_share))
+                           if v is not None)
+        row("tokens by rank", shares)
+        row("mean surprisal", fmt(st.mean_surprisal_bits, ".3f") and f"{st.mean_surprisal_bits:.3f} bits")
     if st.prompt_tokens is not None or st.completion_tokens is not None:
         row("token usage", f"{st.prompt_tokens or 0} prompt + {st.completion_tokens or 0} completion")
     if st.cost_usd is not None:

@@ -1,0 +1,57 @@
+"""`tokviz score`: how likely a given text is under the model, token by token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from tokviz.commands import common, live
+from tokviz.errors import UsageError
+from tokviz.files import write_atomic
+from tokviz.generation import Generation
+from tokviz.views import formats
+
+
+@common.generation_options(exclude=("max_tokens", "temperature", "top_p", "seed", "chat", "raw", "system", "record", "replay"))
+def score(
+    gen: Generation,
+    text: Annotated[Optional[str], typer.Argument(metavar="[TEXT]", help='The text to score; "-" reads it from standard input.', show_default=False)] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", metavar="FILE", help="Score the text of this file (UTF-8).", show_default=False)] = None,
+    context: Annotated[str, typer.Option("--context", metavar="TEXT", help="Text the model reads first, conditioned on but not scored.")] = "",
+    output: common.output_opt(formats.SCORE) = None,
+    save: common.SaveOpt = None,
+    as_json: common.JsonOpt = False,
+    wrap: common.WrapOpt = common.DEFAULT_WRAP,
+    view: common.ViewOpt = "table",
+    quiet: common.QuietOpt = False,
+) -> None:
+    """Score TEXT: each token's log-probability under the model, its rank among the whole vocabulary,
+    the alternatives the model expected there, and the text's perplexity."""
+    from tokviz import pipeline
+
+    if (text is None) == (file is None):
+        raise UsageError("give the text to score as an argument, or with --file (one of them)")
+    if file is not None:
+        try:
+            body = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise UsageError(f"cannot read {file}: {getattr(err, 'strerror', None) or 'not UTF-8 text'}") from None
+    else:
+        body = common.read_text_arg(text or "")
+    common.check_view(view)
+    options = common.render_options(wrap=wrap, sampling=None, stats=False)  # files: as `render` draws them
+    plan = common.plan(gen, context, allow_empty=True)
+    planned = common.plan_outputs(output or [], formats.SCORE)
+    common.check_paths(save)
+    err = common.stderr()
+    with live.progress(err, err.is_terminal and not (as_json or quiet), max(1, len(body) // 4), "tokens") as advance:
+        run = pipeline.score(plan, body, progress=common.progress_line(err), on_token=lambda done, total: advance(done))
+    if save is not None:
+        write_atomic(save, run.to_json().encode("utf-8"))
+    common.write_outputs(run, planned, options)
+    if not quiet:
+        from dataclasses import replace
+
+        common.print_run(run, replace(options, stats=True), as_json=as_json, view=view)  # the figures, on screen
