@@ -63,7 +63,7 @@ def test_every_command_writes_its_formats_and_render_redraws_them(command: list[
 
 
 @pytest.mark.parametrize(("command", "ext", "says"), [
-    (["sample", "hello"], "x.html", "samples cannot be drawn as .html"),
+    (["compare", "hello"], "x.dot", "a comparison cannot be drawn as .dot"),
     (["compare", "hello"], "x.html", "a comparison cannot be drawn as .html"),
     (["predict", "hello"], "x.bmp", "unknown extension"),
 ])

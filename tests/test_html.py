@@ -123,3 +123,19 @@ def test_terminal_heatmap(small_run: Run) -> None:
     proc = run_cli("predict", "The capital of France is", "-n", "3", "--view", "text")
     assert proc.returncode == 0 and proc.stdout.decode().startswith("The capital of France is the[17.9%]")
     assert run_cli("predict", "x", "--view", "graph").returncode == 2
+
+
+def test_samples_page_shows_each_samples_own_alternatives(browser: Any, tmp_path: Path) -> None:
+    from tests.conftest import make_run
+    from tokviz.run import RunKind, RunSet
+
+    first = make_run([[("Once", 0.6), ("One", 0.3)]], prompt="Write:")
+    second = make_run([[("Twice", 0.2), ("Two", 0.7)]], prompt="Write:")
+    path = tmp_path / "samples.html"
+    path.write_bytes(export.render(RunSet(kind=RunKind.SAMPLES, runs=(first, second)), "html"))
+    page, errors, requests = open_page(browser, path)
+    assert errors == [] and requests == [path.as_uri()]
+    assert page.locator("section.text").count() == 2
+    page.hover("#sample-2 .tok >> nth=0")
+    text = page.locator("#tip").inner_text()
+    assert "Twice" in text and "Two" in text and "70.0%" in text and "Once" not in text

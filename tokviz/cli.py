@@ -59,8 +59,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[Optional[bool], typer.Option("--version", metavar="", callback=_version, is_eager=True, help="Show the version and exit.")] = None,
+    debug: Annotated[bool, typer.Option("--debug", metavar="", help="Show tracebacks for errors.")] = False,
     palette: Annotated[Optional[str], typer.Option("--palette", metavar="NAME", help="Colour scale of every view: 'traffic' (red to green, the default) or 'colorblind' (vermillion to blue, safe for red-green colour blindness). Default: $TOKVIZ_PALETTE.", show_default=False)] = None,
 ) -> None:
     """See the log-probabilities of every token a language model generates, and the roads not taken."""

@@ -46,8 +46,8 @@ def batch(
     gen: Generation,
     output: Annotated[Path, typer.Option("--output", "-o", metavar="FOLDER", help="Folder for the outputs and the index (created if missing).")],
     formats_: Annotated[str, typer.Option("--format", "-f", metavar="FORMATS", help=f"Comma-separated formats per prompt: {', '.join(f.name for f in formats.for_kind(formats.PREDICT))}. The run JSON is always written.")] = "svg,json",
-    concurrency: Annotated[int, typer.Option("--concurrency", "-j", help="Requests in flight at once for providers that allow it (1-64); the local model runs one prompt at a time.")] = 4,
-    force: Annotated[bool, typer.Option("--force", help="Redo prompts whose outputs already exist.")] = False,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-j", metavar="N", help="Requests in flight at once for providers that allow it (1-64); the local model runs one prompt at a time.")] = 4,
+    force: Annotated[bool, typer.Option("--force", metavar="", help="Redo prompts whose outputs already exist.")] = False,
     wrap: common.WrapOpt = common.DEFAULT_WRAP,
     quiet: common.QuietOpt = False,
 ) -> None:

@@ -33,6 +33,10 @@ _PY_TYPES = {"str | None": Optional[str], "int": int, "float": float, "bool": bo
              "tuple[str, ...]": Optional[list[str]], "Path | None": Optional[Path]}
 
 
+# What help shows after an option: a flag takes no value, so it shows none (Typer's default is "<bool>").
+_PLACEHOLDERS: dict[Any, str] = {bool: "", int: "N", float: "X"}
+
+
 def generation_options(*, exclude: tuple[str, ...] = (), defaults: dict[str, Any] | None = None,
                        help: dict[str, str] | None = None,
                        flags: dict[str, tuple[str, ...]] | None = None) -> Callable[[F], F]:
@@ -56,7 +60,8 @@ def generation_options(*, exclude: tuple[str, ...] = (), defaults: dict[str, Any
             meta = f.metadata
             py_type = _PY_TYPES[str(f.type)]
             default = defaults.get(f.name, f.default)
-            option = typer.Option(*flags.get(f.name, meta["flags"]), help=help.get(f.name, meta["help"]), metavar=meta["metavar"],
+            metavar = meta["metavar"] or _PLACEHOLDERS.get(py_type)
+            option = typer.Option(*flags.get(f.name, meta["flags"]), help=help.get(f.name, meta["help"]), metavar=metavar,
                                   show_default=default not in (None, ()))
             added.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
                                            default=None if default == () else default,
@@ -98,12 +103,12 @@ def output_opt(kind: str) -> Any:
 
 
 OutputOpt = output_opt(formats.PREDICT)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run as JSON on stdout instead of the table.")]
-WrapOpt = Annotated[int, typer.Option("--wrap", help="Chosen tokens per row in graphs (0: one row).")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stdout (outputs are still written).")]
-StatsOpt = Annotated[bool, typer.Option("--stats", help="Print the run's summary (perplexity, entropy, least certain steps, speed, usage, estimated cost) under the table; --json carries it too.")]
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print the run as JSON on stdout instead of the table.")]
+WrapOpt = Annotated[int, typer.Option("--wrap", metavar="N", help="Chosen tokens per row in graphs (0: one row).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Print nothing on stdout (outputs are still written).")]
+StatsOpt = Annotated[bool, typer.Option("--stats", metavar="", help="Print the run's summary (perplexity, entropy, least certain steps, speed, usage, estimated cost) under the table; --json carries it too.")]
 SamplingOpt = Annotated[Optional[str], typer.Option("--show-sampling", metavar="SETTINGS", help="Show how settings would reshape each step, e.g. 'T=0.2,T=1.5,top_k=3,top_p=0.9' (over the returned alternatives).", show_default=False)]
-ViewOpt = Annotated[str, typer.Option("--view", help="What to print: 'table' (every token and its alternatives) or 'text' (the text as a heatmap).")]
+ViewOpt = Annotated[str, typer.Option("--view", metavar="table|text", help="What to print: 'table' (every token and its alternatives) or 'text' (the text as a heatmap).")]
 SaveOpt = Annotated[Optional[Path], typer.Option("--save", metavar="FILE", help="Save the record as JSON, to re-render later with `tokviz render`.", show_default=False)]
 
 

@@ -24,7 +24,7 @@ def compare(
     models: Annotated[Optional[list[str]], typer.Option("--model", "-m", metavar="MODEL", help="Model to compare; repeatable. Default: $TOKVIZ_MODEL or the embedded model.", show_default=False)] = None,
     temperatures: Annotated[Optional[list[float]], typer.Option("--temperature", "-t", help="Temperature to compare; repeatable (default 0).", show_default=False)] = None,
     output: common.output_opt(formats.COMPARISON) = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the comparison as JSON on stdout.")] = False,
 ) -> None:
     """One row per prompt × model × temperature: mean chosen probability, entropy, perplexity, answer."""
     from tokviz import pipeline

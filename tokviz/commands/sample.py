@@ -24,7 +24,7 @@ def sample(
     n: Annotated[int, typer.Option("-n", "--samples", help="How many samples to draw.")] = 5,
     output: common.output_opt(formats.SAMPLES) = None,
     save: common.SaveOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print all sampled runs as JSON on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print all sampled runs as JSON on stdout.")] = False,
     quiet: common.QuietOpt = False,
 ) -> None:
     """Draw several samples from PROMPT and show where they diverge (table, and a prefix-tree graph)."""

@@ -12,7 +12,7 @@ from tokviz.errors import UsageError
 
 def server(
     url: Annotated[str, typer.Argument(metavar="URL", help="The server's base URL, e.g. http://127.0.0.1:8080/v1.")],
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each probe.")] = 10.0,
+    timeout: Annotated[float, typer.Option("--timeout", metavar="X", help="Seconds to wait for each probe.")] = 10.0,
 ) -> None:
     """Probe an OpenAI-compatible server: its dialect, and what tokviz can show from it."""
     from rich.text import Text

@@ -86,6 +86,17 @@ def _samples_txt(s: RunSet, o: RenderOptions) -> str:
     return table.plain_text(samples.table(list(s.runs)), width=o.width)
 
 
+def _samples_html(s: RunSet, o: RenderOptions) -> str:
+    from tokviz.errors import RenderError
+    from tokviz.views import html
+
+    try:
+        svg = render(s, "svg", o)
+    except RenderError:
+        svg = None
+    return html.samples_page(list(s.runs), svg)
+
+
 def _comparison_json(s: RunSet, o: RenderOptions) -> str:
     from tokviz.views import comparison
 
@@ -123,7 +134,7 @@ RENDERERS: dict[RunKind, dict[str, Renderer]] = {
     # a scored text has the shape of a generated run (each position: the actual token, its
     # alternatives, and its rank), so it is drawn by the same views
     RunKind.SCORE: {"json": _json, "dot": _predict_dot, "txt": _predict_txt, "html": _predict_html},
-    RunKind.SAMPLES: {"json": _json, "dot": _samples_dot, "txt": _samples_txt},
+    RunKind.SAMPLES: {"json": _json, "dot": _samples_dot, "txt": _samples_txt, "html": _samples_html},
     RunKind.COMPARISON: {"json": _comparison_json, "txt": _comparison_txt, "svg": _comparison_svg},
 }
 # kind → format → renderer of bytes that are not drawn from DOT (images made another way)

@@ -30,7 +30,7 @@ FORMATS: tuple[Format, ...] = (
     Format("dot", (".dot", ".gv"), "the graph, as Graphviz DOT source", frozenset({PREDICT, TREE, SAMPLES, SCORE})),
     Format("json", (".json",), "the record itself, to re-render with `tokviz render`", frozenset({PREDICT, TREE, SAMPLES, COMPARISON, SCORE})),
     Format("txt", (".txt",), "the table, as plain text", frozenset({PREDICT, TREE, SAMPLES, COMPARISON, SCORE})),
-    Format("html", (".html", ".htm"), "a self-contained page: coloured text, alternatives on hover, the graph", frozenset({PREDICT, TREE, SCORE})),
+    Format("html", (".html", ".htm"), "a self-contained page: coloured text, alternatives on hover, the graph", frozenset({PREDICT, TREE, SCORE, SAMPLES})),
 )
 BY_NAME = {f.name: f for f in FORMATS}
 BY_EXTENSION = {ext: f for f in FORMATS for ext in f.extensions}

@@ -25,7 +25,7 @@ CSS = """
 body{margin:0 auto;max-width:60rem;padding:1.5rem;background:var(--bg);color:var(--fg);font:16px/1.5 system-ui,sans-serif}
 header{display:flex;justify-content:space-between;align-items:baseline;gap:1rem;flex-wrap:wrap}
 h1{font-size:1.3rem;margin:0}.meta{color:var(--muted);font-size:.9rem}
-#text{font:1.15rem/2.1 ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap;word-break:break-word;background:var(--card);padding:1rem;border-radius:.5rem;margin:1rem 0}
+#text,.text{font:1.15rem/2.1 ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap;word-break:break-word;background:var(--card);padding:1rem;border-radius:.5rem;margin:1rem 0}
 .prompt{color:var(--muted)}
 .tok{color:#111;border-radius:.2rem;padding:.05rem 0;cursor:help;outline-offset:2px}
 .tok:focus,.tok:hover{outline:2px solid var(--fg)}
@@ -98,7 +98,8 @@ def _stats_rows(run: Run) -> list[tuple[str, str]]:
     return rows
 
 
-def page(run: Run, *, graph_svg: bytes | None = None, body_html: str | None = None) -> str:
+def page(run: Run, *, graph_svg: bytes | None = None, body_html: str | None = None,
+         data: dict[str, Any] | None = None) -> str:
     """The HTML page for `run`. `graph_svg` (optional) is embedded behind a toggle."""
     e = html.escape
     params = run.params
@@ -106,7 +107,7 @@ def page(run: Run, *, graph_svg: bytes | None = None, body_html: str | None = No
             f"top-k {params.top_k}" + (f" · seed {params.seed}" if params.seed is not None else ""))
     if body_html is None:
         body_html, data = _text_section(run)
-    else:
+    elif data is None:
         data = {"steps": []}
     stats = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _stats_rows(run)) if run.kind != "tree" else ""
     graph = (f'<details><summary>Show the token graph</summary><div class="graph">{_svg_inline(graph_svg)}</div></details>'
@@ -127,7 +128,9 @@ def page(run: Run, *, graph_svg: bytes | None = None, body_html: str | None = No
     )
 
 
-def _text_section(run: Run) -> tuple[str, dict[str, Any]]:
+def _text_section(run: Run, offset: int = 0, *, section_id: str = "text") -> tuple[str, dict[str, Any]]:
+    """The prompt and the coloured tokens; `offset` numbers the tokens after those of earlier
+    sections of the same page (samples), whose tooltip data share one list."""
     e = html.escape
     pieces = tok.pieces([s.chosen.raw for s in run.steps])
     spans = []
@@ -144,7 +147,7 @@ def _text_section(run: Run) -> tuple[str, dict[str, Any]]:
         else:
             shown = e(piece.replace("\n", "↵\n").replace("\t", "⇥\t"))
             cls = "tok"
-        spans.append(f'<span class="{cls}" tabindex="0" data-i="{i}" style="background:{tint_hex(p, 0.25)}" '
+        spans.append(f'<span class="{cls}" tabindex="0" data-i="{offset + i}" style="background:{tint_hex(p, 0.25)}" '
                      f'aria-label="{e(label)}, {percent(p)}">{shown}</span>')
         alts = [{"label": a.label, "p": a.prob, "color": prob_hex(a.prob), "chosen": a == step.chosen}
                 for a in step.alternatives]
@@ -152,9 +155,21 @@ def _text_section(run: Run) -> tuple[str, dict[str, Any]]:
         if not in_top:
             alts.append({"label": label, "p": p, "color": prob_hex(p), "chosen": True})
         steps.append({"entropy": step_entropy(step), "alts": alts, "inTopK": in_top})
-    body = (f'<section id="text" aria-label="prompt and generated text"><span class="prompt">{e(run.prompt)}</span>'
+    body = (f'<section id="{section_id}" class="text" aria-label="prompt and generated text"><span class="prompt">{e(run.prompt)}</span>'
             + "".join(spans) + "</section>")
     return body, {"steps": steps}
+
+
+def samples_page(runs: list[Run], graph_svg: bytes | None) -> str:
+    """Several samples of one prompt on one page: each sample's text coloured by confidence, with
+    its alternatives on hover or focus, and the prefix tree of where they part."""
+    e = html.escape
+    sections, steps = [], []
+    for n, run in enumerate(runs, start=1):
+        body, data = _text_section(run, offset=len(steps), section_id=f"sample-{n}")
+        sections.append(f"<h2>Sample {n} <span class=\"meta\">seed {e(str(run.params.seed))}</span></h2>{body}")
+        steps += data["steps"]
+    return page(runs[0], graph_svg=graph_svg, body_html="".join(sections), data={"steps": steps})
 
 
 def tree_page(run: Run, graph_svg: bytes | None) -> str:
