@@ -188,3 +188,14 @@ def test_compare_chart_as_png(tmp_path: Path) -> None:
     proc = run_cli("compare", "hello", "bye", "-m", "fake-1", "-t", "0", "-t", "1", "-o", str(png))
     assert proc.returncode == 0, proc.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_long_samples_wrap_into_labelled_rows(tmp_path: Path) -> None:
+    dot = tmp_path / "s.dot"
+    assert run_cli("sample", "hello", "-m", "fake-1", "-n", "2", "--max-tokens", "30", "-o", str(dot)).returncode == 0
+    text = dot.read_text()
+    assert text.count('label="↪ #1,2"') == 2  # rows 2 and 3 (12 tokens a row), carrying both samples
+    unwrapped = tmp_path / "u.dot"
+    assert run_cli("sample", "hello", "-m", "fake-1", "-n", "2", "--max-tokens", "30", "-o", str(unwrapped),
+                   "--wrap", "0").returncode == 0
+    assert "↪" not in unwrapped.read_text()

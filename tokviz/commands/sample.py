@@ -24,13 +24,15 @@ def sample(
     n: Annotated[int, typer.Option("-n", "--samples", help="How many samples to draw.")] = 5,
     output: common.output_opt(formats.SAMPLES) = None,
     save: common.SaveOpt = None,
+    wrap: common.WrapOpt = common.DEFAULT_WRAP,
+    dpi: common.DpiOpt = None,
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print all sampled runs as JSON on stdout.")] = False,
     quiet: common.QuietOpt = False,
 ) -> None:
     """Draw several samples from PROMPT and show where they diverge (table, and a prefix-tree graph)."""
     from tokviz import pipeline
     from tokviz.run import RunKind, RunSet
-    from tokviz.views import export, samples
+    from tokviz.views import samples
 
     plan = common.plan(gen, common.read_text_arg(prompt))
     planned = common.plan_outputs(output or [], formats.SAMPLES)
@@ -43,7 +45,7 @@ def sample(
     record = RunSet(kind=RunKind.SAMPLES, runs=tuple(runs))
     if save is not None:
         write_atomic(save, record.to_json().encode("utf-8"))
-    common.write_outputs(record, planned, export.RenderOptions())
+    common.write_outputs(record, planned, common.render_options(wrap=wrap, sampling=None, stats=False, dpi=dpi))
     if quiet:
         return
     out = common.stdout()

@@ -77,7 +77,7 @@ def _tree_html(run: Run, o: RenderOptions) -> str:
 def _samples_dot(s: RunSet, o: RenderOptions) -> str:
     from tokviz.views import samples
 
-    return samples.tree_dot(samples.prefix_tree(list(s.runs)))
+    return samples.tree_dot(samples.prefix_tree(list(s.runs)), wrap=o.wrap)
 
 
 def _samples_txt(s: RunSet, o: RenderOptions) -> str:

@@ -7,6 +7,7 @@ sampling went different ways.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import TYPE_CHECKING
 
@@ -87,10 +88,18 @@ def prefix_tree(runs: list[Run]) -> nx.DiGraph:
     return g
 
 
-def tree_dot(g: nx.DiGraph) -> str:
-    """DOT for a prefix tree: width by how many samples took a path, colour by token probability."""
+def tree_dot(g: nx.DiGraph, wrap: int = 0) -> str:
+    """DOT for a prefix tree: width by how many samples took a path, colour by token probability.
+
+    Long samples wrap as the token graph does: every `wrap` tokens each branch continues on a new
+    row, from a continuation node at the left edge naming the samples it carries (rows stacked
+    under the prompt), so a 40-token sample is not one 40-box-wide line (Cairo caps a PNG at
+    32767 px)."""
+    import networkx as nx
+
     total = max(g.nodes["start"]["count"], 1)
-    d = Digraph("tokviz_samples", graph={"rankdir": "LR", "nodesep": 0.1, "ranksep": 0.25},
+    depth = nx.shortest_path_length(g, "start")
+    d = Digraph("tokviz_samples", graph={"rankdir": "LR", "nodesep": 0.1, "ranksep": 0.25, "newrank": "true"},
                 node={"margin": "0.06,0.03", "height": 0.3})
     d.add_node("start", label=g.nodes["start"]["label"], fillcolor="#eeeeee", color="#888888", style="rounded,filled,bold")
     for node in g.nodes:
@@ -103,7 +112,21 @@ def tree_dot(g: nx.DiGraph) -> str:
         shared = f" ×{count}" if count > 1 else ""  # how many samples took this token, when more than one
         d.add_node(node, label=Label((data["label"], f"{percent(p)}{shared}{leaves}")), fillcolor=tint_hex(p, 0.55),
                    color=prob_hex(p))
+    rows: dict[int, list[str]] = {}
     for a, b in g.edges:
         share = g.nodes[b]["count"] / total
-        d.add_edge(a, b, penwidth=0.6 + 4 * share, color="#555555")
+        if wrap > 0 and depth[b] > 1 and (depth[b] - 1) % wrap == 0:  # a new row starts at this token
+            cont = f"c{b}"
+            # which samples go on here, instead of a dotted line across the picture from the row's end
+            who = "#" + ",".join(map(str, g.nodes[b]["samples"]))
+            d.add_node(cont, label=f"↪ {who}", shape="plaintext", style="", fontcolor="#777777")
+            d.add_edge(cont, b, penwidth=0.6 + 4 * share, color="#555555")
+            rows.setdefault((depth[b] - 1) // wrap, []).append(cont)
+        else:
+            d.add_edge(a, b, penwidth=0.6 + 4 * share, color="#555555")
+    if rows:
+        starts = ["start", *(c for r in sorted(rows) for c in rows[r])]
+        d.same_rank(starts)
+        for a, b in itertools.pairwise(starts):
+            d.add_edge(a, b, style="invis")
     return d.source()
