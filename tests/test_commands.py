@@ -16,9 +16,8 @@ from tokviz.views import formats
 pytestmark = pytest.mark.usefixtures("fake")
 
 
-def texts_only(kind: str) -> list[str]:
-    """Formats that need no Graphviz, so this file stays fast; images are drawn in test_graph."""
-    return [f.name for f in formats.for_kind(kind) if f.name not in ("svg", "png", "html")]
+def every_format(kind: str) -> list[str]:
+    return [f.name for f in formats.for_kind(kind)]
 
 
 def test_predict_generates_the_fake_words(tmp_path: Path) -> None:
@@ -40,10 +39,13 @@ def test_predict_generates_the_fake_words(tmp_path: Path) -> None:
     (["sample", "hello", "-n", "3", "--max-tokens", "3", "--seed", "1"], formats.SAMPLES),
     (["compare", "hello", "bye", "-t", "0", "-t", "0.5"], formats.COMPARISON),
     (["tree", "hello", "--depth", "2", "--branch", "2"], formats.TREE),
+    (["score", "--file", "{file}", "--context", "hi"], formats.SCORE),
 ])
 def test_every_command_writes_its_formats_and_render_redraws_them(command: list[str], kind: str, tmp_path: Path) -> None:
-    outs = [tmp_path / f"out.{fmt}" for fmt in texts_only(kind)]
-    args = [*command, "-m", "fake-1"]
+    outs = [tmp_path / f"out.{fmt}" for fmt in every_format(kind)]
+    text = tmp_path / "text.txt"
+    text.write_text("alpha beta")
+    args = [*(a.replace("{file}", str(text)) for a in command), "-m", "local" if kind == formats.SCORE else "fake-1"]
     for o in outs:
         args += ["-o", str(o)]
     proc = run_cli(*args)
