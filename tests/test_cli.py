@@ -39,6 +39,8 @@ def test_version_and_help() -> None:
     for args in (["--help"], ["predict", "--help"], ["render", "--help"], ["providers", "--help"]):
         h = run_process(*args)
         assert h.returncode == 0 and b"Usage" in h.stdout, args
+        assert b"{" not in h.stdout and b"<str>" not in h.stdout and b"<list" not in h.stdout, args  # placeholders read well
+    assert b"[OPTIONS] PROMPT" in run_process("predict", "--help").stdout
 
 
 def test_help_imports_no_heavy_module() -> None:

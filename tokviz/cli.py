@@ -73,6 +73,18 @@ def _root(
         colors.use_palette(name)
 
 
+def _tidy_help(command: typer.core.TyperGroup) -> typer.core.TyperGroup:
+    """Arguments read as their names in help: `PROMPT`, `[TEXT]` — Typer 0.29 writes `{PROMPT}` in
+    the usage line and a `<str>` type beside it, which says nothing a reader needs."""
+    for sub in getattr(command, "commands", {}).values():
+        for param in sub.params:
+            if isinstance(param, typer.core.TyperArgument) and param.metavar:
+                name = param.metavar if param.required or param.metavar.startswith("[") else f"[{param.metavar}]"
+                param._usage_display_name = lambda name=name: name  # type: ignore[method-assign]
+                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+    return command
+
+
 def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     """Run the CLI and return its exit status (the console script passes it to sys.exit).
 
@@ -135,7 +147,7 @@ def _main(args: list[str], env: Environment) -> int:
     debug = "--debug" in args or env.debug
     if "--debug" in args:  # accepted anywhere on the line, not only before the command
         args = [a for a in args if a != "--debug"]
-    command = typer.main.get_command(app)
+    command = _tidy_help(typer.main.get_command(app))
     try:
         for n, arg in enumerate(args, start=1):
             try:
