@@ -151,3 +151,15 @@ def test_output_json_equals_saved_run(saved: Path, tmp_path: Path) -> None:
     out = tmp_path / "again.json"
     assert run_cli("render", str(saved), "-o", str(out)).returncode == 0
     assert json.loads(out.read_text()) == json.loads(saved.read_text())
+
+
+def test_bare_tokviz_prints_the_help_only() -> None:
+    proc = run_process()
+    assert proc.returncode == 0 and b"Usage" in proc.stdout and proc.stderr == b""
+
+
+def test_debug_is_accepted_after_the_command(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    proc = run_cli("render", str(bad), "--debug")
+    assert proc.returncode == 1 and b"Traceback" in proc.stderr

@@ -168,6 +168,8 @@ def _main(args: list[str], env: Environment) -> int:
         return exc.exit_code
     except typer.TyperException as err:  # Typer's own usage errors (bad option, missing argument)
         message = " ".join(err.format_message().split())
+        if not message:  # bare `tokviz`: the help is already printed, and that is all it asked for
+            return ExitStatus.OK
         if err.exit_code == ExitStatus.USAGE:
             ctx = getattr(err, "ctx", None)
             message += f" (see '{ctx.command_path if ctx else 'tokviz'} --help')"

@@ -27,8 +27,7 @@ def score(
     view: common.ViewOpt = "table",
     quiet: common.QuietOpt = False,
 ) -> None:
-    """Score TEXT: each token's log-probability under the model, its rank among the whole vocabulary,
-    the alternatives the model expected there, and the text's perplexity."""
+    """Score TEXT: each token's probability, its rank in the vocabulary, what was expected instead."""
     from tokviz import pipeline
 
     if (text is None) == (file is None):
