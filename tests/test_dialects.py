@@ -139,7 +139,7 @@ def test_a_damaged_key_is_named(fault: servers.FaultServer, key: str, says: str)
     assert fault.received == []
 
 
-@pytest.mark.parametrize("url", ["localhost:8000/v1", "http://127.0.0.1:notaport/v1", "ftp://x/v1"])
+@pytest.mark.parametrize("url", ["localhost:8000/v1", "http://127.0.0.1:notaport/v1", "ftp://x/v1", "http://[::1"])
 def test_a_malformed_base_url_is_a_usage_error(url: str) -> None:
     proc = run_cli("predict", "x", "-m", "m", "--base-url", url)
     assert proc.returncode == 2 and b"--base-url" in proc.stderr and b"internal error" not in proc.stderr

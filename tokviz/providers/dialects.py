@@ -79,7 +79,12 @@ def root_url(base_url: str) -> str:
 
 
 def is_openai(base_url: str | None) -> bool:
-    return base_url is None or (urlsplit(base_url).hostname or "").endswith("openai.com")
+    if base_url is None:
+        return True
+    try:
+        return (urlsplit(base_url).hostname or "").endswith("openai.com")
+    except ValueError:  # not a URL at all (checked, with its own message, before any request)
+        return False
 
 
 # owned_by in GET /v1/models, as each server writes it (see docs/servers.md for the files)

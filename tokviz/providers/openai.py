@@ -45,8 +45,11 @@ def _where(base_url: str | None) -> str:
     """The server, for messages: scheme, host and path only (credentials in a URL stay out)."""
     if base_url is None:
         return OPENAI_URL
-    parts = urlsplit(base_url)
-    host = parts.hostname or ""
+    try:
+        parts = urlsplit(base_url)
+        host = parts.hostname or ""
+    except ValueError:
+        return base_url
     try:
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
@@ -85,11 +88,11 @@ def check_base_url(base_url: str | None) -> None:
     """A URL the HTTP client can use, or one clear line (instead of an SDK traceback)."""
     if base_url is None:
         return
-    parts = urlsplit(base_url)
     try:
+        parts = urlsplit(base_url)
         parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        raise UsageError(f"--base-url {base_url!r} has an invalid port") from None
+    except ValueError as err:
+        raise UsageError(f"--base-url {base_url!r} is not a valid URL ({err})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"--base-url must be an http:// or https:// URL, got {base_url!r}",
                          hint="e.g. http://127.0.0.1:8000/v1")
