@@ -151,3 +151,13 @@ def test_a_tree_from_a_server_without_completion_logprobs_fails_instead_of_an_em
                                              "choices": [{"index": 0, "text": " the", "logprobs": None, "finish_reason": "length"}]})]
     proc = run_cli("tree", "x", "-m", "m", "--base-url", fault.base_url, "--depth", "2")
     assert proc.returncode == 1 and b"no alternatives" in proc.stderr
+
+
+def test_dialect_flag_overrides_detection(fault: servers.FaultServer) -> None:
+    dialects.forget(fault.base_url)
+    fault.pages["/v1/models"] = fx.models_page("vllm")
+    fault.script = [servers.reply_stream(fx.sglang())]
+    proc = run_cli("predict", "x", "-m", "m", "--base-url", fault.base_url, "--dialect", "sglang", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert Run.from_json(proc.stdout.decode()).source["dialect"] == "sglang"  # not the vllm it would detect
+    assert run_cli("predict", "x", "--dialect", "vllm").returncode == 2  # the local model has none

@@ -41,6 +41,10 @@ class Generation:
     base_url: str | None = field(default=None, metadata=_cli(
         "--base-url", metavar="URL",
         help="An OpenAI-compatible server (vLLM, llama.cpp, Ollama, LM Studio), e.g. http://127.0.0.1:8000/v1. Default: $OPENAI_BASE_URL."))
+    dialect: str | None = field(default=None, metadata=_cli(
+        "--dialect", metavar="NAME",
+        help="How the server speaks (vllm, sglang, llama.cpp, llama-cpp-python, ollama, lmstudio, openai, generic), "
+             "instead of detecting it; `tokviz server URL` shows what was detected."))
     timeout: float = field(default=60.0, metadata=_cli("--timeout", help="Seconds to wait for a server's response."))
     retries: int = field(default=2, metadata=_cli(
         "--retries", help="Retries after a rate limit (429, honouring Retry-After), a server error or a timeout."))

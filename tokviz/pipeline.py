@@ -40,9 +40,11 @@ def plan(gen: Generation, prompt: str, *, environ: Mapping[str, str] | None = No
     model = gen.model or registry.default_model(environ)
     name = registry.resolve(model, gen.base_url, gen.provider, replay=gen.replay, environ=environ)
     spec = registry.spec(name)
+    if gen.dialect and not any(o.name == "dialect" for o in spec.options):
+        raise UsageError(f"--dialect is for servers; the {name} provider has no dialects")
     params = Params(top_k=gen.top_k, max_tokens=gen.max_tokens, temperature=gen.temperature, top_p=gen.top_p,
                     seed=gen.seed, mode=gen.mode(_default_mode(model, gen, spec, environ)),
-                    options=spec.parse_options(gen.options))
+                    options=spec.parse_options(gen.options + ((f"dialect={gen.dialect}",) if gen.dialect else ())))
     request = Request(prompt=prompt, model=model, params=params, system=gen.system, base_url=gen.base_url,
                       timeout=gen.timeout, retries=gen.retries)
     check(request, spec, allow_empty=allow_empty)
