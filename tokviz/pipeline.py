@@ -15,6 +15,7 @@ from pathlib import Path
 from tokviz.errors import ProviderError, UsageError
 from tokviz.generation import Generation
 from tokviz.providers import registry
+from tokviz.providers.dialects import check_base_url
 from tokviz.providers.registry import Capability, Progress, Provider, Request, StepListener, TreeCursor, TreeSpec
 from tokviz.run import Params, Run, RunKind, Token, Tokenization, TreeInfo, TreeNode, greedy_path
 
@@ -36,7 +37,7 @@ class Plan:
 def plan(gen: Generation, prompt: str, *, environ: Mapping[str, str] | None = None, allow_empty: bool = False) -> Plan:
     """Check the options and the prompt, and name the provider (nothing is loaded or sent)."""
     if gen.base_url is not None:
-        _check_url(gen.base_url)
+        check_base_url(gen.base_url)
     model = gen.model or registry.default_model(environ)
     name = registry.resolve(model, gen.base_url, gen.provider, replay=gen.replay, environ=environ)
     spec = registry.spec(name)
@@ -49,19 +50,6 @@ def plan(gen: Generation, prompt: str, *, environ: Mapping[str, str] | None = No
                       timeout=gen.timeout, retries=gen.retries)
     check(request, spec, allow_empty=allow_empty)
     return Plan(request=request, provider=name, record=gen.record, replay=gen.replay)
-
-
-def _check_url(url: str) -> None:
-    """A server URL must at least be a URL, whichever provider reads it."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError as err:
-        raise UsageError(f"--base-url {url!r} is not a valid URL ({err})") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--base-url must be an http:// or https:// URL, got {url!r}", hint="e.g. http://127.0.0.1:8000/v1")
 
 
 def _default_mode(model: str, gen: Generation, spec: registry.ProviderSpec, environ: Mapping[str, str] | None) -> str:

@@ -84,20 +84,6 @@ class _Answer:
     t_first: float | None = None
 
 
-def check_base_url(base_url: str | None) -> None:
-    """A URL the HTTP client can use, or one clear line (instead of an SDK traceback)."""
-    if base_url is None:
-        return
-    try:
-        parts = urlsplit(base_url)
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError as err:
-        raise UsageError(f"--base-url {base_url!r} is not a valid URL ({err})") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--base-url must be an http:// or https:// URL, got {base_url!r}",
-                         hint="e.g. http://127.0.0.1:8000/v1")
-
-
 def check_key(key: str) -> None:
     """Keys pasted with a newline or typed with a look-alike character fail as 401s far away."""
     if key != key.strip():
@@ -149,7 +135,8 @@ class OpenAIProvider:
         from openai import DefaultHttpxClient, OpenAI
 
         base_url = request.base_url or os.environ.get("OPENAI_BASE_URL") or None
-        check_base_url(base_url)
+        if base_url is not None:
+            dialects.check_base_url(base_url)
         key = os.environ.get("OPENAI_API_KEY")
         if not key:
             if _is_openai(base_url):
