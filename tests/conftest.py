@@ -155,10 +155,17 @@ def fault() -> Iterator[servers.FaultServer]:
 
 
 @pytest.fixture(autouse=True)
-def no_ambient_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never see the developer's own key, server or default model (nor pass them to tokviz)."""
+def no_ambient_openai_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests never see the developer's own key, server or default model (nor pass them to tokviz),
+    and no test inherits the server dialect detected by another (a port is reused by the next
+    test's server, which may speak another dialect)."""
+    from tokviz.providers import dialects
+
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "TOKVIZ_MODEL"):
         monkeypatch.delenv(var, raising=False)
+    dialects.forget()
+    yield
+    dialects.forget()
 
 
 @pytest.fixture(scope="session")

@@ -146,6 +146,10 @@ def _probe(base_url: str, get: Callable[[str], Any]) -> Dialect:
     return DIALECTS["generic"]
 
 
-def forget(base_url: str) -> None:
+def forget(base_url: str | None = None) -> None:
+    """Forget what was detected for one URL (or every URL): another server may listen there now."""
     with _lock:
-        _cache.pop(base_url, None)
+        if base_url is None:
+            _cache.clear()
+        else:
+            _cache.pop(base_url, None)
