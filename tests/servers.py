@@ -36,18 +36,23 @@ def start_llama_server(model_path: Path, log: Path) -> tuple[subprocess.Popen[by
            "--port", str(port), "--n_ctx", "512", "--n_threads", "2", "--chat_format", "gemma", "--model_alias", "gemma-3-270m"]
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
+    return wait_until_up(proc, f"{base}/models", log, "llama_cpp.server"), base
+
+
+def wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path, name: str, seconds: float = 120) -> subprocess.Popen[bytes]:
+    """`proc` once `url` answers 200; its log's tail in the error if it exits or never answers."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
         try:
-            with urllib.request.urlopen(f"{base}/models", timeout=2) as r:
+            with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status == 200:
-                    return proc, base
+                    return proc
         except OSError:
             time.sleep(0.3)
     proc.kill()
-    raise RuntimeError("llama_cpp.server did not start within 120 s")
+    raise RuntimeError(f"{name} did not start within {seconds:g} s")
 
 
 # --- the fault server -------------------------------------------------------------------------
@@ -228,21 +233,9 @@ def start_llama_cpp_server(model_path: Path, work: Path) -> tuple[subprocess.Pop
 
     tools = llama_cpp_tools(work)
     port = free_port()
-    log = (work / "llama-server.log").open("wb")
+    log = work / "llama-server.log"
     env = {**os.environ, "LD_LIBRARY_PATH": f"{tools}:{os.environ.get('LD_LIBRARY_PATH', '')}"}
     proc = subprocess.Popen([str(tools / "llama-server"), "-m", str(model_path), "--host", "127.0.0.1", "--port", str(port),
                              "-t", "2", "-c", "2048", "-np", "1", "-fa", "off", "--alias", "gemma-3-270m"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama-server exited: {(work / 'llama-server.log').read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, base
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("llama-server did not start within 120 s")
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
+    return wait_until_up(proc, f"http://127.0.0.1:{port}/health", log, "llama-server"), f"http://127.0.0.1:{port}/v1"

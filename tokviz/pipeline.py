@@ -129,7 +129,7 @@ def tokenize(text: str, model: str, *, provider: str | None = None, progress: Pr
 
 
 def sample(p: Plan | Request, n: int, *, progress: Progress | None = None,
-           on_run: Callable[[Run], None] | None = None) -> list[Run]:
+           on_done: Callable[[int], None] | None = None) -> list[Run]:
     """`n` sampled runs of one request, seeded base, base + 1, … so the whole set replays."""
     import random
 
@@ -145,8 +145,8 @@ def sample(p: Plan | Request, n: int, *, progress: Progress | None = None,
     runs = []
     for i in range(n):
         runs.append(opened.predict(replace(p.request, params=replace(params, seed=base + i))))
-        if on_run is not None:
-            on_run(runs[-1])
+        if on_done is not None:
+            on_done(len(runs))
     return runs
 
 

@@ -234,8 +234,14 @@ def load_record(path: str) -> Run | RunSet:
     """A saved record (run, tree, samples, comparison) from a file, or standard input for "-"."""
     from tokviz.run import load_record as parse
 
+    text, source = _read_record(path)
+    return parse(text, source=source)
+
+
+def _read_record(path: str) -> tuple[str, str]:
+    """The text of a saved record and the name to give it in messages."""
     if path == "-":
-        return parse(read_text_arg("-"), source="standard input")
+        return read_text_arg("-"), "standard input"
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -247,13 +253,12 @@ def load_record(path: str) -> Run | RunSet:
         raise RunFileError(f"{path} is not a tokviz run (not UTF-8 text)") from None
     except OSError as err:
         raise UsageError(f"cannot read run file {path}: {err.strerror}") from None
-    return parse(text, source=path)
+    return text, path
 
 
 def load_run(path: str) -> Run:
+    """One run (not a set of them) from a file or standard input."""
     from tokviz.run import Run
 
-    record = load_record(path)
-    if not isinstance(record, Run):
-        raise RunFileError(f"{path} holds {record.kind.value}, not one run")
-    return record
+    text, source = _read_record(path)
+    return Run.from_json(text, source=source)

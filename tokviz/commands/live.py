@@ -45,10 +45,11 @@ def generating(console: Console, enabled: bool) -> Iterator[Callable[[Step], Non
 
 
 @contextlib.contextmanager
-def progress(console: Console, enabled: bool, total: int, what: str) -> Iterator[Callable[[int], None]]:
-    """`advance(done)` updates a bar of `total` items with rate and ETA (a no-op off a terminal)."""
+def progress(console: Console, enabled: bool, total: int, what: str) -> Iterator[Callable[..., None]]:
+    """`advance(done, total=None)` updates a bar of `total` items with rate and ETA (a no-op off a
+    terminal); a caller that learns the real total as it goes passes it."""
     if not enabled:
-        yield lambda _done: None
+        yield lambda _done, _total=None: None
         return
     from rich.progress import (
         BarColumn,
@@ -63,4 +64,4 @@ def progress(console: Console, enabled: bool, total: int, what: str) -> Iterator
                TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(what, total=total)
-        yield lambda done: bar.update(task, completed=min(done, total))
+        yield lambda done, new_total=None: bar.update(task, completed=done, total=new_total or total)

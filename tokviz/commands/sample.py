@@ -39,9 +39,7 @@ def sample(
     common.check_paths(save, gen.record)
     err = common.stderr()
     with live.progress(err, err.is_terminal and not (as_json or quiet), n, "samples") as advance:
-        done: list[object] = []
-        runs = pipeline.sample(plan, n, progress=common.progress_line(err),
-                               on_run=lambda run: (done.append(run), advance(len(done))))
+        runs = pipeline.sample(plan, n, progress=common.progress_line(err), on_done=advance)
     record = RunSet(kind=RunKind.SAMPLES, runs=tuple(runs))
     if save is not None:
         write_atomic(save, record.to_json().encode("utf-8"))

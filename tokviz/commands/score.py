@@ -45,8 +45,8 @@ def score(
     planned = common.plan_outputs(output or [], formats.SCORE)
     common.check_paths(save)
     err = common.stderr()
-    with live.progress(err, err.is_terminal and not (as_json or quiet), max(1, len(body) // 4), "tokens") as advance:
-        run = pipeline.score(plan, body, progress=common.progress_line(err), on_token=lambda done, total: advance(done))
+    with live.progress(err, err.is_terminal and not (as_json or quiet), 1, "tokens") as advance:
+        run = pipeline.score(plan, body, progress=common.progress_line(err), on_token=advance)  # (done, total)
     if save is not None:
         write_atomic(save, run.to_json().encode("utf-8"))
     common.write_outputs(run, planned, options)

@@ -35,11 +35,14 @@ class Dialect:
     refuses_logprobs: str | None = None  # why a server returns none, when it is known to
     one_at_a_time: str | None = None  # why requests to it must not overlap, when they must not
     silent_truncation: bool = False  # partial characters can vanish from a token's text with no sign
+    # the least `logprobs` to ask /v1/completions for: 0 is "only the sampled token's" to OpenAI but
+    # "no log-probabilities at all" to compatible servers
+    min_completion_logprobs: int = 1
 
 
 DIALECTS: dict[str, Dialect] = {d.name: d for d in (
     Dialect("openai", "OpenAI", "OpenAI API reference (chat and legacy completions)",
-            completions_logprobs=True, partial_tokens="token text may hold a partial character as bytes:\\xNN; `bytes` exact",
+            completions_logprobs=True, min_completion_logprobs=0, partial_tokens="token text may hold a partial character as bytes:\\xNN; `bytes` exact",
             score="legacy completion models (babbage-002, davinci-002) with echo"),
     Dialect("vllm", "vLLM", "vllm/entrypoints/openai/serving_chat.py (_get_top_logprobs, _create_chat_logprobs)",
             exact_bytes=False,

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from tokviz.errors import ProviderError
 from tokviz.providers.dialects import Dialect
 from tokviz.run import LOGPROB_FLOOR, Step, Token, same_token
+from tokviz.tokens import join
 
 _TOKEN_ID = re.compile(r"token_id:(\d+)")
 
@@ -110,5 +111,29 @@ def items(logprobs: Any) -> list[dict[str, Any]]:
     return out
 
 
-def malformed(where: str, err: Exception) -> ProviderError:
-    return ProviderError(f"{where} sent malformed log-probabilities ({' '.join(str(err).split())[:200]})")
+@dataclass(frozen=True)
+class Loss:
+    """What a server's answer lost, for the run and its one warning line."""
+
+    note: str  # the run's source["lossy"]
+    what: str  # "2 tokens", "alternatives", …
+    content: str | None  # the streamed text, when the tokens cannot rebuild it
+
+
+def reconcile(steps: list[Step], streamed: str, dialect: Dialect) -> Loss | None:
+    """How far the tokens can be trusted against the text the server streamed; None: fully.
+
+    The safety net under the per-token rules: if the tokens do not add up to what the server
+    streamed, the run says so and keeps the streamed text, even where no single token shows it.
+    Not for servers whose bytes are exact: their tokens are the truth, whatever the stream held back.
+    """
+    lossy = sum(1 for st in steps if st.chosen.lossy)
+    suspect = dialect.silent_truncation or (not dialect.exact_bytes and lossy > 0)
+    mismatch = suspect and bool(streamed) and join(st.chosen.raw for st in steps) != streamed
+    if not mismatch and not any(t.lossy for st in steps for t in (st.chosen, *st.alternatives)):
+        return None
+    note = f"{dialect.label}: {dialect.partial_tokens}" + (
+        "; the tokens' text does not add up to the streamed text" if mismatch else "")
+    what = (f"{lossy} token{'s' if lossy != 1 else ''}" if lossy
+            else "tokens that do not add up to its streamed text" if mismatch else "alternatives")
+    return Loss(note=note, what=what, content=streamed if (lossy or mismatch) else None)

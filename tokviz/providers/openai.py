@@ -1,5 +1,6 @@
 """OpenAI and OpenAI-compatible servers (vLLM, llama.cpp's server, Ollama, LM Studio) through the
-official `openai` SDK's Chat Completions API, streamed, with `logprobs` and `top_logprobs`.
+official `openai` SDK, streamed, with log-probabilities: Chat Completions (`--chat`, the default)
+or Completions (`--raw`), read through the server's dialect (`dialects.py`, `logprobs.py`).
 
 What the API gives per generated token: its text, logprob, exact `bytes` (a list of ints, or null
 on some compatible servers) and the top alternatives with the same fields. The chosen token's own
@@ -17,6 +18,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -37,8 +39,8 @@ PLACEHOLDER_KEY = "sk-no-key-required"
 LOGPROB_MODELS = "gpt-4.1, gpt-4.1-mini, gpt-4o, gpt-4o-mini"
 
 
-def _is_openai(base_url: str | None) -> bool:
-    return dialects.is_openai(base_url)
+def _base_url(request: Request) -> str | None:
+    return request.base_url or os.environ.get("OPENAI_BASE_URL") or None
 
 
 def _where(base_url: str | None) -> str:
@@ -121,7 +123,7 @@ class OpenAIProvider:
         return tokenize(text, model)
 
     def tree_cursor(self, request: Request, spec: TreeSpec, forced: tuple[Token, ...] = ()) -> ServerCursor:
-        if _is_openai(request.base_url or os.environ.get("OPENAI_BASE_URL") or None):
+        if dialects.is_openai(_base_url(request)):
             raise UsageError(
                 "OpenAI's chat API cannot continue from a forced prefix, so it cannot grow a tree",
                 hint="use the local model, or --base-url with a server that has the completions endpoint (vLLM, llama.cpp)",
@@ -134,12 +136,12 @@ class OpenAIProvider:
     def client(self, request: Request) -> tuple[OpenAI, str | None]:
         from openai import DefaultHttpxClient, OpenAI
 
-        base_url = request.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        base_url = _base_url(request)
         if base_url is not None:
             dialects.check_base_url(base_url)
         key = os.environ.get("OPENAI_API_KEY")
         if not key:
-            if _is_openai(base_url):
+            if dialects.is_openai(base_url):
                 raise UsageError(
                     "no OpenAI API key: set OPENAI_API_KEY (export OPENAI_API_KEY=sk-...)",
                     hint="or run the embedded model offline by leaving out --model, or point --base-url at a local server",
@@ -155,27 +157,31 @@ class OpenAIProvider:
                                                            max_retries=request.retries, http_client=http)
         return client, base_url
 
+    @staticmethod
+    def _probe(client: OpenAI, request: Request) -> Callable[[str], Any]:
+        """GET a URL once, quickly: probes answer at once or not at all (no retries)."""
+        quick = client.with_options(max_retries=0, timeout=min(request.timeout, 5.0))
+        return lambda url: quick.get(url, cast_to=object)
+
     def dialect(self, client: OpenAI, base_url: str | None, request: Request) -> dialects.Dialect:
         named = request.params.options.get("dialect")
         if named:
             return dialects.DIALECTS[str(named)]
-        quick = client.with_options(max_retries=0, timeout=min(request.timeout, 5.0))
-        return dialects.detect(base_url, lambda url: quick.get(url, cast_to=object))
+        return dialects.detect(base_url, self._probe(client, request))
 
     def describe(self, request: Request) -> list[tuple[bool | None, str]]:
         """What the server at request.base_url supports, as (ok?, line) pairs for `tokviz server`."""
         client, base_url = self.client(request)
-        quick = client.with_options(max_retries=0, timeout=min(request.timeout, 5.0))
         lines: list[tuple[bool | None, str]] = []
         try:
-            listed = quick.get((base_url or OPENAI_URL).rstrip("/") + "/models", cast_to=object)
+            listed = self._probe(client, request)((base_url or OPENAI_URL).rstrip("/") + "/models")
             names = [tok.visible(str(m.get("id")), visible_spaces=False)  # a server's text is data, never escapes
                      for m in (listed.get("data") or []) if isinstance(m, dict)]  # type: ignore[union-attr]
             lines.append((True, f"reachable: /models lists {len(names)} model(s)" + (f": {', '.join(names[:5])}" if names else "")))
         except Exception as err:
             lines.append((False, translate_error(err, request, base_url).line()))
         d = self.dialect(client, base_url, request)
-        lines.append((None, f"dialect: {d.label} ({d.name}; facts from {d.source}; -O dialect=NAME overrides)"))
+        lines.append((None, f"dialect: {d.label} ({d.name}; facts from {d.source}; --dialect NAME overrides)"))
         lines.append((d.chat_logprobs, "log-probabilities on chat (--chat, the default on servers)"))
         lines.append((d.completions_logprobs, "log-probabilities on /v1/completions (--raw, tree)"))
         lines.append((d.ids and d.exact_bytes, "token ids and exact bytes" if d.ids and d.exact_bytes else
@@ -210,7 +216,7 @@ class OpenAIProvider:
                 body["top_logprobs"] = params.top_k
         else:
             body["prompt"] = request.prompt
-            body["logprobs"] = max(params.top_k, 1) if dialect.name != "openai" else params.top_k
+            body["logprobs"] = max(params.top_k, dialect.min_completion_logprobs)
         if params.seed is not None:
             body["seed"] = params.seed
         source = {"dialect": dialect.name, "logprobs": dialect.logprobs_are}
@@ -223,7 +229,7 @@ class OpenAIProvider:
         body.update({k: v for k, v in params.options.items() if k != "dialect"})  # -O settings, checked by SPEC
         # OpenAI wants max_completion_tokens on chat (max_tokens is deprecated and refused by
         # reasoning models); compatible servers mostly know only max_tokens.
-        body["max_completion_tokens" if (chat and _is_openai(base_url)) else "max_tokens"] = params.max_tokens
+        body["max_completion_tokens" if (chat and dialects.is_openai(base_url)) else "max_tokens"] = params.max_tokens
         path = "/chat/completions" if chat else "/completions"
 
         with self._turn(base_url, dialect):  # requests that would interrupt each other wait their turn
@@ -232,35 +238,23 @@ class OpenAIProvider:
             total = time.perf_counter() - t0
         steps = answer.steps
         if answer.text_without_logprobs and not steps:
-            raise ProviderError(
-                f"{_where(base_url)} returned text but no log-probabilities for model {request.model!r}",
-                hint=(f"{dialect.label} did not send them" if dialect.name not in ("openai", "generic")
-                      else "for OpenAI use a model that returns them, such as " + LOGPROB_MODELS
-                      if dialect.name == "openai" else "the server (or this route) may not support logprobs"),
-            )
+            hints = {"openai": "use a model that returns them, such as " + LOGPROB_MODELS,
+                     "generic": "the server (or this route) may not support logprobs"}
+            raise ProviderError(f"{_where(base_url)} returned text but no log-probabilities for model {request.model!r}",
+                                hint=hints.get(dialect.name, f"{dialect.label} did not send them"))
         ttft = answer.t_first if answer.t_first is not None else total
         decode = max(total - ttft, 1e-9)
         timings = {"ttft_s": ttft, "total_s": total,
                    "tokens_per_s": (len(steps) - 1) / decode if len(steps) > 1 else 0.0}
         usage = dict(answer.usage or {})
         usage.setdefault("completion_tokens", len(steps))
-        lossy = sum(1 for st in steps if st.chosen.lossy)
-        streamed = "".join(answer.text)
-        # The safety net under the per-token rules: if the tokens do not add up to what the server
-        # streamed, the run says so and keeps the streamed text, even where no single token shows it.
-        # (Not for servers whose bytes are exact: their tokens are the truth, whatever the text stream held back.)
-        suspect = dialect.silent_truncation or (not dialect.exact_bytes and lossy > 0)
-        mismatch = suspect and bool(streamed) and tok.join(st.chosen.raw for st in steps) != streamed
-        content = None
-        if mismatch or any(t.lossy for st in steps for t in (st.chosen, *st.alternatives)):
-            source["lossy"] = f"{dialect.label}: {dialect.partial_tokens}" + (
-                "; the tokens' text does not add up to the streamed text" if mismatch else "")
-            if lossy or mismatch:
-                content = streamed
-            what = (f"{lossy} token{'s' if lossy != 1 else ''}" if lossy else "alternatives" if not mismatch
-                    else "tokens that do not add up to its streamed text")
-            self.progress(f"tokviz: warning: {_where(base_url)} ({dialect.label}) reported {what} without their exact "
-                          f"bytes ({dialect.partial_tokens}); marked ≈ in every view, and the run's text is the streamed text")
+        loss = logprobs.reconcile(steps, "".join(answer.text), dialect)
+        content = loss.content if loss else None
+        if loss:
+            source["lossy"] = loss.note
+            self.progress(f"tokviz: warning: {_where(base_url)} ({dialect.label}) reported {loss.what} without their "
+                          f"exact bytes ({dialect.partial_tokens}); marked ≈ in every view, and the run's text is the "
+                          "streamed text")
         return Run(provider=self.name, model=request.model, prompt=request.prompt, params=params,
                    steps=tuple(steps), messages=tuple(messages), finish_reason=answer.finish, usage=usage,
                    timings=timings, content=content, source=source)

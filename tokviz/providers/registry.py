@@ -135,10 +135,11 @@ class ProviderSpec:
     priority: int = 100  # lower claims first when two specs claim one model
     source: str = "built-in"  # filled in from the entry point's distribution
 
-    def claims(self, model: str, base_url: str | None, environ: Mapping[str, str]) -> bool:
-        if self.claims_base_url and (base_url or (self.base_url_env and environ.get(self.base_url_env))):
-            return True
+    def claims_model(self, model: str) -> bool:
         return any(re.search(pattern, model, re.IGNORECASE) for pattern in self.models)
+
+    def claims_env_url(self, environ: Mapping[str, str]) -> bool:
+        return self.claims_base_url and bool(self.base_url_env and environ.get(self.base_url_env))
 
     def can(self, capability: Capability) -> bool:
         return capability in self.capabilities
@@ -194,7 +195,7 @@ def _load_entry_points() -> dict[str, ProviderSpec]:
             continue  # the first distribution on the path wins, as Python's own imports do
         try:
             spec = ep.load()
-        except Exception as err:  # a broken plugin must not break tokviz: it is named and skipped
+        except Exception as err:  # a broken plugin is named in one line, never a traceback
             raise UsageError(f"the provider plugin {ep.name!r} ({ep.value}) failed to load: {type(err).__name__}: {err}",
                              hint="uninstall or fix that package") from None
         if not isinstance(spec, ProviderSpec):
@@ -251,21 +252,18 @@ def default_model(environ: Mapping[str, str] | None = None) -> str:
 def infer_provider(model: str, base_url: str | None = None, environ: Mapping[str, str] | None = None) -> str:
     """Which provider serves `model` when none is named: the first spec (by priority) that claims it.
 
-    A server URL (explicit or from a spec's environment variable) wins over a model name, since a
-    server may serve a model named like the embedded one.
+    An explicit server URL wins (a server may serve a model named like the embedded one); then a
+    spec that names the model; then a spec whose server an environment variable names
+    ($OPENAI_BASE_URL does not take the embedded model away from the local provider).
     """
     env = environ if environ is not None else os.environ
-    ordered = sorted(specs().values(), key=lambda s: (s.priority, s.name))
-    if base_url:
+    ordered = list(iter_specs())
+    checks = ([lambda s: s.claims_base_url] if base_url else []) + [lambda s: s.claims_model(model),
+                                                                    lambda s: s.claims_env_url(env)]
+    for claims in checks:
         for s in ordered:
-            if s.claims_base_url:
+            if claims(s):
                 return s.name
-    for s in ordered:
-        if any(re.search(p, model, re.IGNORECASE) for p in s.models):
-            return s.name
-    for s in ordered:
-        if s.claims(model, None, env):
-            return s.name
     raise UsageError(
         f"unknown model {model!r}",
         hint=f"use the embedded model ({DEFAULT_MODEL}), a path to a .gguf file, an OpenAI model such as "
