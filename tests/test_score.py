@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import run_cli
 from tokviz import pipeline
 from tokviz.generation import Generation
+from tokviz.providers.registry import ScoreSpec
 from tokviz.run import Run, RunKind, load_record
 
 PROMPT = "The capital of France is"
@@ -17,7 +18,7 @@ PROMPT = "The capital of France is"
 
 def test_scoring_what_predict_generated_gives_back_its_logprobs() -> None:
     generated = pipeline.predict(pipeline.plan(Generation(max_tokens=8, top_k=3), PROMPT))
-    scored = pipeline.score(pipeline.plan(Generation(top_k=3), PROMPT), generated.text)
+    scored = pipeline.score(pipeline.plan(Generation(top_k=3), PROMPT), generated.text, spec=ScoreSpec(exact=True))
     assert scored.kind is RunKind.SCORE
     assert [s.chosen.id for s in scored.steps] == [s.chosen.id for s in generated.steps]
     for g, s in zip(generated.steps, scored.steps):
@@ -62,3 +63,44 @@ def test_stdin_file_and_refusals(tmp_path: Path, fault: object) -> None:
     assert run_cli("score", "x", "--file", str(body)).returncode == 2
     refused = run_cli("score", "x", "-m", "gpt-4.1-mini")
     assert refused.returncode == 2 and b"cannot score" in refused.stderr and b"local" in refused.stderr
+
+
+def test_the_fast_path_reads_the_same_tokens_and_says_how_it_decoded() -> None:
+    """Batched decoding rounds differently from one token at a time (docs/score.md has the
+    figures); the tokens, and the text's total, stay close, and the run says which way it ran."""
+    text = " Paris is the capital and largest city of France, on the Seine."
+    plan = pipeline.plan(Generation(top_k=5), PROMPT)
+    fast = pipeline.score(plan, text)
+    exact = pipeline.score(plan, text, spec=ScoreSpec(exact=True))
+    assert [s.chosen.id for s in fast.steps] == [s.chosen.id for s in exact.steps]
+    assert "fast" in fast.source["scoring"] and "exact" in exact.source["scoring"]
+    total_fast = sum(s.chosen.logprob for s in fast.steps)
+    total_exact = sum(s.chosen.logprob for s in exact.steps)
+    assert abs(total_fast - total_exact) < 0.05 * abs(total_exact)
+    for step in fast.steps:  # a batched row is still a whole distribution: rank and top-k agree
+        assert step.rank is not None and step.rank >= 1
+        if step.rank <= 5:
+            assert step.alternatives[step.rank - 1].id == step.chosen.id
+        assert [a.logprob for a in step.alternatives] == sorted((a.logprob for a in step.alternatives), reverse=True)
+
+
+def test_a_sliding_window_scores_every_token_once_with_its_own_context() -> None:
+    text = " one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen"
+    plan = pipeline.plan(Generation(top_k=3), "Count:")
+    whole = pipeline.score(plan, text, spec=ScoreSpec(exact=True))
+    slid = pipeline.score(plan, text, spec=ScoreSpec(exact=True, window=12, stride=4))
+    assert [s.chosen.id for s in slid.steps] == [s.chosen.id for s in whole.steps]
+    assert "window" in slid.source and "window" not in whole.source
+    # The first window holds the context and the first tokens as the whole text does: same figures.
+    context = len(pipeline.tokenize("Count:", plan.request.model).tokens)  # <bos> included
+    first = 12 - context
+    for a, b in zip(slid.steps[:first], whole.steps[:first]):
+        assert a.chosen.logprob == pytest.approx(b.chosen.logprob, abs=1e-4)
+    # Later tokens see at most 11 tokens before them, so some figures move.
+    assert any(abs(a.chosen.logprob - b.chosen.logprob) > 1e-3 for a, b in zip(slid.steps[first:], whole.steps[first:]))
+
+
+def test_window_and_stride_are_checked() -> None:
+    assert run_cli("score", "x y z", "--window", "1").returncode == 2
+    bad = run_cli("score", "x y z", "--window", "8", "--stride", "8")
+    assert bad.returncode == 2 and b"--stride" in bad.stderr

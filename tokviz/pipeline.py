@@ -16,7 +16,16 @@ from tokviz.errors import ProviderError, UsageError
 from tokviz.generation import Generation
 from tokviz.providers import registry
 from tokviz.providers.dialects import check_base_url
-from tokviz.providers.registry import Capability, Progress, Provider, Request, StepListener, TreeCursor, TreeSpec
+from tokviz.providers.registry import (
+    Capability,
+    Progress,
+    Provider,
+    Request,
+    ScoreSpec,
+    StepListener,
+    TreeCursor,
+    TreeSpec,
+)
 from tokviz.run import Params, Run, RunKind, Token, Tokenization, TreeInfo, TreeNode, greedy_path
 
 
@@ -150,7 +159,7 @@ def sample(p: Plan | Request, n: int, *, progress: Progress | None = None,
     return runs
 
 
-def score(p: Plan | Request, text: str, *, progress: Progress | None = None,
+def score(p: Plan | Request, text: str, *, spec: ScoreSpec | None = None, progress: Progress | None = None,
           on_token: Callable[[int, int], None] | None = None) -> Run:
     """How likely `text` is under the model, token by token, after the plan's prompt (the context)."""
     p = _as_plan(p)
@@ -161,7 +170,7 @@ def score(p: Plan | Request, text: str, *, progress: Progress | None = None,
         raise UsageError(f"the {p.provider} provider cannot score a given text (it returns no prompt log-probabilities)",
                          hint=f"providers that can: {able}")
     opened = open_provider(p, progress)
-    return opened.score(p.request, text, on_token)  # type: ignore[attr-defined]
+    return opened.score(p.request, text, on_token, spec or ScoreSpec())  # type: ignore[attr-defined]
 
 
 # --- the one tree algorithm ---------------------------------------------------------------------

@@ -19,14 +19,24 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tokviz.cache import cache_dir
 from tokviz.errors import ProviderError, UsageError
-from tokviz.providers.registry import DEFAULT_MODEL, Capability, OptionSpec, Progress, ProviderSpec, Request, TreeSpec
+from tokviz.providers.logits import logsumexp, reduce_rows, top_k
+from tokviz.providers.registry import (
+    DEFAULT_MODEL,
+    Capability,
+    OptionSpec,
+    Progress,
+    ProviderSpec,
+    Request,
+    ScoreSpec,
+    TreeSpec,
+)
 from tokviz.run import Message, Params, Run, RunKind, Step, Token, Tokenization
 
 if TYPE_CHECKING:
@@ -200,29 +210,6 @@ def _last_logits(m: _Loaded) -> np.ndarray:
     return np.ctypeslib.as_array(ptr, shape=(m.n_vocab,))
 
 
-def logsumexp(logits: np.ndarray) -> float:
-    """log Σ exp(logits), so that a token's logprob is ``logits[i] - logsumexp``.
-
-    Only the log-normaliser is computed, not a full log-softmax array: a step needs the logprobs
-    of k + 1 tokens, not of 262,144 (this keeps the top-k overhead within a few percent).
-    """
-    import numpy as np
-
-    top = float(logits.max())
-    return top + float(np.log(np.exp(logits - top).sum(dtype=np.float64)))
-
-
-def top_k(logits: np.ndarray, k: int) -> list[int]:
-    """Ids of the k most likely tokens, best first (ties by id, so the order is stable)."""
-    import numpy as np
-
-    if k <= 0:
-        return []
-    k = min(k, len(logits))
-    idx = np.argpartition(logits, len(logits) - k)[len(logits) - k :]
-    return sorted(idx.tolist(), key=lambda i: (-float(logits[i]), i))
-
-
 def sample(logits: np.ndarray, params: Params, rng: Any) -> int:
     """Pick the next token: argmax at temperature 0, else temperature + top-p sampling."""
     import numpy as np
@@ -265,6 +252,82 @@ def prompt_tokens(llm: Llama, request: Request) -> tuple[list[int], tuple[Messag
     ids += llm.tokenize(user_text.encode("utf-8"), add_bos=False, special=False)
     ids += special(TURN_END) + special(TURN_MODEL)
     return ids, messages
+
+
+SCORE_CHUNK = 64  # positions per batched scoring decode: 64 MiB of llama.cpp's logits buffer
+
+
+def windowing(spec: ScoreSpec, limit: int) -> tuple[int, int]:
+    """The window and stride of a score, checked against the model's context."""
+    window = spec.window or limit
+    if not 2 <= window <= limit:
+        raise UsageError(f"--window must be between 2 and the model's context of {limit} tokens, got {window}")
+    stride = spec.stride or max(1, window // 2)
+    if not 1 <= stride < window:
+        raise UsageError(f"--stride must be between 1 and the window ({window}) minus one, got {stride}")
+    return window, stride
+
+
+def windows(length: int, size: int, stride: int, skip: int) -> list[tuple[int, int, int]]:
+    """(begin, end, first scored) spans over a sequence of `length` tokens: windows of `size`
+    tokens moved by `stride`, each scoring the tokens the previous one did not reach, the first
+    `skip` tokens (the context) never scored. One window when it all fits."""
+    spans = []
+    prev_end = 0
+    for begin in range(0, max(length, 1), stride):
+        end = min(begin + size, length)
+        first = max(prev_end, skip)
+        if end > first:
+            spans.append((begin, end, first))
+        prev_end = end
+        if end == length:
+            break
+    return spans
+
+
+def _teacher_force(m: _Loaded, tokens: Sequence[int], rows: range, k: int, exact: bool) -> Iterator[tuple[Any, int]]:
+    """(reduced row, row index) for each row in `rows` of the logits of `tokens` (row j predicts
+    tokens[j + 1]), decoding from an empty cache."""
+    from tokviz.providers.logits import reduce_row
+
+    llm = m.llm
+    llm.reset()
+    llm._ctx.kv_cache_clear()
+    if exact:
+        try:
+            llm.eval(list(tokens[: rows.start + 1]))
+            for j in rows:
+                yield reduce_row(_last_logits(m), k, tokens[j + 1]), j
+                if j + 1 < rows.stop:
+                    llm.eval([tokens[j + 1]])
+        except RuntimeError as err:
+            raise ProviderError(f"the model failed to read the text: {err}") from None
+        return
+    import llama_cpp
+    import numpy as np
+
+    batch = llama_cpp.llama_batch_init(max(SCORE_CHUNK, 512), 0, 1)
+    try:
+        def decode(start: int, stop: int, logits: bool) -> None:
+            batch.n_tokens = stop - start
+            for i, pos in enumerate(range(start, stop)):
+                batch.token[i], batch.pos[i], batch.n_seq_id[i] = tokens[pos], pos, 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = logits
+            code = llama_cpp.llama_decode(llm.ctx, batch)
+            if code != 0:
+                raise ProviderError(f"the model failed to read the text (llama_decode returned {code})")
+
+        for start in range(0, rows.start, 512):  # the context: no logits needed
+            decode(start, min(start + 512, rows.start), False)
+        for start in range(rows.start, rows.stop, SCORE_CHUNK):
+            stop = min(start + SCORE_CHUNK, rows.stop)
+            decode(start, stop, True)
+            out = np.ctypeslib.as_array(llama_cpp.llama_get_logits(llm.ctx), shape=(stop - start, m.n_vocab))
+            for j, reduced in zip(range(start, stop), reduce_rows(out, k, [tokens[j + 1] for j in range(start, stop)])):
+                yield reduced, j
+    finally:
+        llama_cpp.llama_batch_free(batch)
 
 
 class LocalProvider:
@@ -334,51 +397,62 @@ class LocalProvider:
                 t_first = time.perf_counter() - t_step
         return steps, finish, t_prefill, t_first
 
-    def score(self, request: Request, text: str, progress: Any = None) -> Run:
+    def score(self, request: Request, text: str, progress: Any = None, spec: ScoreSpec | None = None) -> Run:
         """The teacher-forced log-probability of every token of `text` after `request.prompt`
         (the context, conditioned on but not scored), with the top-k alternatives at every
         position and the token's rank among the whole vocabulary.
 
-        Decoded the way `predict` decodes (the context in one batch, then one token at a time), so
-        scoring a text `predict` generated gives back exactly the logprobs it recorded. Each
-        position's logits are reduced to what is kept (k + 1 logprobs and one rank) before the next
-        is evaluated: memory does not grow with the text.
+        Fast by default: 64 positions per decode, every row reduced (k + 1 logprobs and one rank)
+        before the next decode, so memory does not grow with the text. `spec.exact` decodes the
+        way `predict` does (the context in one batch, then one token at a time), so scoring a text
+        `predict` generated gives back exactly the logprobs it recorded; the fast path differs
+        from it by llama.cpp's batch-shape rounding (measured in docs/score.md). Past the window
+        (the model's context unless given), the text is scored in sliding windows.
         """
-        import numpy as np
-
+        spec = spec or ScoreSpec()
         params = request.params
         path = resolve_model_path(request.model, self.progress)
         threads = params.options.get("n_threads")
         t0 = time.perf_counter()
         probe = _load(path, DEFAULT_N_CTX, threads)
-        context = probe.llm.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=False)
+        context = probe.llm.tokenize(request.prompt.encode("utf-8"), add_bos=False, special=False)
         ids = probe.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
         if not ids:
             raise UsageError("the text to score is empty")
-        check_context(probe, len(context), len(ids), "the text")
-        needed = len(context) + len(ids) + 1
-        m = probe if needed <= DEFAULT_N_CTX else _load(path, _ctx_for(needed, path), threads)
-        m.llm.reset()
-        m.llm.eval(list(context))
+        limit = probe.llm._model.n_ctx_train()
+        window, stride = windowing(spec, limit)
+        seq = context + ids
+        spans = windows(len(seq), window - 1, stride, len(context))  # one place is <bos>
+        longest = max(end - begin for begin, end, _ in spans) + 1
+        m = probe if longest + 1 <= DEFAULT_N_CTX else _load(path, _ctx_for(longest + 1, path), threads)
+        bos = m.llm.token_bos()
         steps: list[Step] = []
-        for n, token_id in enumerate(ids):
-            logits = _last_logits(m)
-            lse = logsumexp(logits)
-            chosen = float(logits[token_id])
-            rank = int(np.count_nonzero(logits > chosen)) + 1
-            alts = tuple(_token(m, i, float(logits[i]) - lse) for i in top_k(logits, params.top_k))
-            steps.append(Step(chosen=_token(m, token_id, chosen - lse), alternatives=alts, rank=rank))
-            if n + 1 < len(ids):
-                m.llm.eval([token_id])
-            if progress is not None:
-                progress(n + 1, len(ids))
+        try:
+            for begin, end, first in spans:
+                tokens = [bos, *seq[begin:end]]
+                # Row j of the window predicts tokens[j + 1] = seq[begin + j].
+                rows = range(first - begin, end - begin)
+                for reduced, row in _teacher_force(m, tokens, rows, params.top_k, spec.exact):
+                    target = tokens[row + 1]
+                    alts = tuple(_token(m, i, logit - reduced.lse) for i, logit in reduced.top)
+                    steps.append(Step(chosen=_token(m, target, reduced.target_logit - reduced.lse),  # type: ignore[operator]
+                                      alternatives=alts, rank=reduced.rank))
+                    if progress is not None:
+                        progress(len(steps), len(ids))
+        finally:
+            m.llm.n_tokens = 0  # the KV cache no longer matches what the Llama object believes it holds
         elapsed = time.perf_counter() - t0
         name = request.model if request.model not in LOCAL_MODELS else DEFAULT_MODEL
+        source = {"scoring": "teacher-forced, one token at a time as predict decodes (exact)" if spec.exact else
+                  f"teacher-forced, {SCORE_CHUNK} positions per decode (fast; --exact decodes as predict does)"}
+        if len(spans) > 1:
+            source["window"] = (f"sliding window of {window} tokens moved by {stride}: {len(spans)} windows, "
+                                f"each token conditioned on at least {window - stride - 1} before it")
         return Run(provider=self.name, model=name, prompt=request.prompt, params=replace(params, max_tokens=len(ids)),
                    steps=tuple(steps), finish_reason=None, kind=RunKind.SCORE,
-                   usage={"prompt_tokens": len(context), "scored_tokens": len(ids)},
+                   usage={"prompt_tokens": len(context) + 1, "scored_tokens": len(ids)},
                    timings={"total_s": elapsed, "tokens_per_s": len(ids) / elapsed if elapsed > 0 else 0.0},
-                   source={"scoring": "teacher-forced, one token at a time as predict decodes (exact)"})
+                   source=source)
 
     def tokenize(self, text: str, model: str) -> Tokenization:
         """The tokens the model reads for `text` in raw mode, <bos> included (as `predict` counts them)."""

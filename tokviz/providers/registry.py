@@ -71,6 +71,18 @@ class TreeSpec:
     complete: int = 0
 
 
+@dataclass(frozen=True)
+class ScoreSpec:
+    """How `tokviz score` reads a text: `exact` decodes one token at a time as `predict` does
+    (otherwise batched, several positions per decode); past `window` tokens (default: the model's
+    context) the text is scored in windows that move by `stride` tokens, each conditioned on the
+    `window - stride` tokens before it (the Hugging Face perplexity guide's method)."""
+
+    exact: bool = False
+    window: int | None = None
+    stride: int | None = None
+
+
 class TreeCursor(Protocol):
     """A position in the tree of continuations, moved by the one tree algorithm in the pipeline.
 
