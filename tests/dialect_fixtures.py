@@ -119,3 +119,26 @@ DIALECTS: dict[str, tuple[Callable[[], list[dict[str, Any]]], str | None, str]] 
 def models_page(owned_by: str | None) -> dict[str, Any]:
     return {"object": "list", "data": [{"id": "m", "object": "model", "created": 0,
                                         **({"owned_by": owned_by} if owned_by else {})}]}
+
+
+def vllm_echo(pieces: list[tuple[str, float]], *, k: int = 2) -> dict[str, Any]:
+    """vLLM's non-streamed /v1/completions answer to `echo` with `logprobs` and `max_tokens: 0`
+    (vllm/entrypoints/openai/serving_completion.py: request_output_to_completion_response and
+    _create_completion_logprobs): the prompt's tokens with <bos> first (no logprob, no top),
+    text offsets counted over the decoded token texts from 0 (so <bos> shifts them), and top
+    dicts of k + 1 entries keyed by decoded text, the chosen token among them."""
+    tokens = ["<bos>", *[t for t, _ in pieces]]
+    values: list[float | None] = [None, *[v for _, v in pieces]]
+    tops: list[dict[str, float] | None] = [None]
+    for n, (text, value) in enumerate(pieces):
+        rivals = {f"alt{n}_{j}": value - 0.5 - j for j in range(k)}
+        tops.append({text: value, **rivals})
+    offsets, at = [], 0
+    for t in tokens:
+        offsets.append(at)
+        at += len(t)
+    return {"id": "cmpl-x", "object": "text_completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "text": "".join(t for t, _ in pieces),
+                         "logprobs": {"text_offset": offsets, "token_logprobs": values, "tokens": tokens, "top_logprobs": tops},
+                         "finish_reason": "length", "stop_reason": None, "prompt_logprobs": None}],
+            "usage": {"prompt_tokens": len(tokens), "completion_tokens": 0, "total_tokens": len(tokens)}}

@@ -104,3 +104,64 @@ def test_window_and_stride_are_checked() -> None:
     assert run_cli("score", "x y z", "--window", "1").returncode == 2
     bad = run_cli("score", "x y z", "--window", "8", "--stride", "8")
     assert bad.returncode == 2 and b"--stride" in bad.stderr
+
+
+# --- servers ------------------------------------------------------------------------------------
+
+def test_a_real_llama_cpp_python_server_scores_through_echo_as_the_local_model_does(llama_server: str) -> None:
+    from tests.test_servers import TOLERANCE
+
+    text = " Paris, a city of light."
+    local = pipeline.score(pipeline.plan(Generation(top_k=3), PROMPT), text, spec=ScoreSpec(exact=True))
+    served = Run.from_json(run_cli("score", text, "--context", PROMPT, "-m", "gemma-3-270m", "--base-url", llama_server,
+                                   "-k", "3", "--json").stdout.decode())
+    assert served.kind is RunKind.SCORE and served.source["dialect"] == "llama-cpp-python"
+    assert [s.chosen.text for s in served.steps] == [s.chosen.text for s in local.steps]
+    assert served.text == text and served.usage["prompt_tokens"] == 5
+    for mine, theirs in zip(local.steps, served.steps):
+        assert theirs.chosen.logprob == pytest.approx(mine.chosen.logprob, abs=TOLERANCE)
+        assert theirs.rank is None  # a server does not say where the token stood in the vocabulary
+    sent = json.loads(json.dumps(served.to_dict()))
+    assert sent["source"]["scoring"].startswith("teacher-forced by the server")
+
+
+def test_llama_cpp_server_cannot_score_and_says_who_can(llama_cpp_server: str) -> None:
+    refused = run_cli("score", "Paris.", "--context", PROMPT, "-m", "gemma-3-270m", "--base-url", llama_cpp_server)
+    assert refused.returncode == 2
+    line = refused.stderr.decode()
+    assert "cannot score" in line and "llama.cpp" in line and "vLLM" in line and "local model" in line
+    assert "Traceback" not in line
+
+
+def test_vllm_echo_with_its_bos_and_shifted_offsets(fault: object) -> None:
+    from tests import dialect_fixtures as fx
+    from tests.servers import reply_json
+
+    pieces = [("The", -3.0), (" capital", -2.0), (" of", -0.5), (" France", -0.25), (" is", -0.1), (" Paris", -1.5), (".", -0.75)]
+    fault.pages["/v1/models"] = fx.models_page("vllm")  # type: ignore[attr-defined]
+    fault.script.append(reply_json(200, fx.vllm_echo(pieces)))  # type: ignore[attr-defined]
+    run = Run.from_json(run_cli("score", " Paris.", "--context", PROMPT, "-m", "m", "--base-url", fault.base_url,  # type: ignore[attr-defined]
+                                "-k", "2", "--json").stdout.decode())
+    assert [(s.chosen.text, s.chosen.logprob) for s in run.steps] == [(" Paris", -1.5), (".", -0.75)]
+    assert run.source["dialect"] == "vllm" and "lossy" not in run.source
+    assert [a.text for a in run.steps[0].alternatives] == [" Paris", "alt5_0", "alt5_1"]
+    body = fault.received[-1].body  # type: ignore[attr-defined]
+    assert body["echo"] is True and body["max_tokens"] == 0 and body["prompt"] == PROMPT + " Paris."
+
+
+def test_openai_scores_only_with_its_legacy_models(fault: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests import dialect_fixtures as fx
+    from tests.servers import reply_json
+
+    refused = run_cli("score", "x", "-m", "gpt-4.1-mini", "--base-url", fault.base_url, "--dialect", "openai")  # type: ignore[attr-defined]
+    assert refused.returncode == 2 and b"cannot score" in refused.stderr and b"davinci-002" in refused.stderr
+    answer = fx.vllm_echo([("Hello", -4.0), (" world", -2.0)])
+    answer["choices"][0]["logprobs"]["tokens"][0] = ""  # OpenAI echoes no <bos>: drop it from the answer
+    for key in ("tokens", "token_logprobs", "top_logprobs", "text_offset"):
+        answer["choices"][0]["logprobs"][key] = answer["choices"][0]["logprobs"][key][1:]
+    answer["choices"][0]["logprobs"]["text_offset"] = [0, 5]
+    answer["choices"][0]["logprobs"]["token_logprobs"][0] = None
+    fault.script.append(reply_json(200, answer))  # type: ignore[attr-defined]
+    run = Run.from_json(run_cli("score", " world", "--context", "Hello", "-m", "davinci-002", "--base-url", fault.base_url,  # type: ignore[attr-defined]
+                                "--dialect", "openai", "--json").stdout.decode())
+    assert [s.chosen.text for s in run.steps] == [" world"] and run.usage["prompt_tokens"] == 1

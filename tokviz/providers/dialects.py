@@ -31,7 +31,10 @@ class Dialect:
     default_penalties: str = "none"
     max_top_logprobs: int = 20
     logprobs_are: str = "model log-probabilities before sampling (penalties, temperature, top-k/top-p not applied)"
-    score: str = "no"  # how it can score a given text (prompt log-probabilities)
+    score: str = "no"  # how it can score a given text (prompt log-probabilities), for people
+    score_echo: bool = False  # /v1/completions with echo + logprobs returns the prompt's logprobs
+    score_models: tuple[str, ...] = ()  # when set, the only models that can (OpenAI's legacy ones)
+    echo_max_tokens: int = 1  # the fewest tokens to ask for beside the echo (OpenAI accepts 0)
     refuses_logprobs: str | None = None  # why a server returns none, when it is known to
     one_at_a_time: str | None = None  # why requests to it must not overlap, when they must not
     silent_truncation: bool = False  # partial characters can vanish from a token's text with no sign
@@ -40,19 +43,25 @@ class Dialect:
     min_completion_logprobs: int = 1
 
 
+def can_score(dialect: Dialect, model: str) -> bool:
+    return dialect.score_echo and (not dialect.score_models or model in dialect.score_models)
+
+
 DIALECTS: dict[str, Dialect] = {d.name: d for d in (
     Dialect("openai", "OpenAI", "OpenAI API reference (chat and legacy completions)",
             completions_logprobs=True, min_completion_logprobs=0, partial_tokens="token text may hold a partial character as bytes:\\xNN; `bytes` exact",
-            score="legacy completion models (babbage-002, davinci-002) with echo"),
+            score="legacy completion models (babbage-002, davinci-002) with echo",
+            score_echo=True, score_models=("babbage-002", "davinci-002"), echo_max_tokens=0),
     Dialect("vllm", "vLLM", "vllm/entrypoints/openai/serving_chat.py (_get_top_logprobs, _create_chat_logprobs)",
             exact_bytes=False,
             partial_tokens="decoded text with U+FFFD, `bytes` = that text encoded (lossy); 'token_id:N' with --return-tokens-as-token-ids",
             default_penalties="the model's generation_config (may set repetition_penalty) unless --generation-config vllm",
             logprobs_are="raw model log-probabilities by default (--logprobs-mode raw_logprobs), clamped at -9999",
-            score="prompt_logprobs, or echo with logprobs on /v1/completions"),
+            score="prompt_logprobs, or echo with logprobs on /v1/completions (vllm/entrypoints/openai/serving_completion.py)",
+            score_echo=True, echo_max_tokens=0),
     Dialect("sglang", "SGLang", "python/sglang/srt/entrypoints/openai/serving_chat.py (_process_logprobs_tokens)",
             exact_bytes=False, partial_tokens="decoded text with U+FFFD, `bytes` = that text encoded (lossy)",
-            score="echo with logprobs on /v1/completions (return_logprob, logprob_start_len natively)"),
+            score="echo with logprobs on /v1/completions (return_logprob, logprob_start_len natively)", score_echo=True),
     Dialect("llama.cpp", "llama.cpp llama-server", "tools/server/server-task.cpp (completion_token_output::to_json)",
             ids=True, partial_tokens="text cut to its valid UTF-8 prefix; `bytes` and `id` exact",
             logprobs_are="model log-probabilities before sampling (post_sampling_probs=true gives probabilities after it)",
@@ -62,7 +71,8 @@ DIALECTS: dict[str, Dialect] = {d.name: d for d in (
             partial_tokens="decoded with errors='ignore': partial characters become '' (lossy); alternatives keyed by text, so equal texts merge; no bytes, no ids",
             greedy_body={"repeat_penalty": 1.0}, default_penalties="repeat_penalty 1.1 (applied after the logprobs it reports)",
             silent_truncation=True,
-            score="echo with logprobs on /v1/completions",
+            score="echo with logprobs on /v1/completions (the whole vocabulary sorted in Python per token: slow)",
+            score_echo=True,
             one_at_a_time="it serves one request at a time and, by default (interrupt_requests, llama_cpp/server/"
                           "settings.py and app.py), ends a running stream when another request arrives"),
     Dialect("ollama", "Ollama", "llm/llama_server.go (convertLogprobs), openai/openai.go",
@@ -70,7 +80,8 @@ DIALECTS: dict[str, Dialect] = {d.name: d for d in (
             partial_tokens="llama-server's text (valid UTF-8 prefix), no bytes, no ids (lossy)"),
     Dialect("lmstudio", "LM Studio", "LM Studio's OpenAI-compatible endpoints",
             chat_logprobs=False, completions_logprobs=False, refuses_logprobs="LM Studio's OpenAI-compatible API returns no log-probabilities"),
-    Dialect("generic", "an OpenAI-compatible server", "the OpenAI API shape",
+    Dialect("generic", "an OpenAI-compatible server", "the OpenAI API shape", score_echo=True,
+            score="echo with logprobs on /v1/completions, if the server supports it (checked in its answer)",
             exact_bytes=False, partial_tokens="unknown: tokens whose text holds U+FFFD or is empty are marked lossy"),
 )}
 

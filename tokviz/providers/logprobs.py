@@ -137,3 +137,33 @@ def reconcile(steps: list[Step], streamed: str, dialect: Dialect) -> Loss | None
     what = (f"{lossy} token{'s' if lossy != 1 else ''}" if lossy
             else "tokens that do not add up to its streamed text" if mismatch else "alternatives")
     return Loss(note=note, what=what, content=streamed if (lossy or mismatch) else None)
+
+
+def echoed(logprobs: Any, prompt: str) -> list[tuple[int, dict[str, Any] | None]]:
+    """(character offset in `prompt`, item) for each token of an echoed prompt (legacy shape, as
+    OpenAI's legacy models, vLLM, SGLang and llama-cpp-python send it with `echo`); the item is
+    None where the server gives no logprob (the first token, which nothing precedes).
+
+    Offsets are the running length of the token texts, shifted to where the prompt starts in
+    them: vLLM echoes the <bos> it added, and counts its "text_offset" from there
+    (vllm/entrypoints/openai/serving_completion.py, _create_completion_logprobs). When the token
+    texts do not contain the prompt (partial characters), the server's own offsets are used.
+    """
+    found = items(logprobs)
+    if not found:
+        return []
+    texts = [item.get("token") if isinstance(item.get("token"), str) else "" for item in found]
+    offsets, at = [], 0
+    for text in texts:
+        offsets.append(at)
+        at += len(text)
+    shift = "".join(texts).find(prompt)
+    sent = logprobs.get("text_offset")
+    if shift < 0 and isinstance(sent, list) and len(sent) == len(found) and all(isinstance(o, int) for o in sent):
+        offsets, shift = [int(o) for o in sent], 0
+    values = logprobs.get("token_logprobs")
+    out: list[tuple[int, dict[str, Any] | None]] = []
+    for n, item in enumerate(found):
+        missing = isinstance(values, list) and n < len(values) and values[n] is None
+        out.append((offsets[n] - max(shift, 0), None if missing or item.get("logprob") is None else item))
+    return out

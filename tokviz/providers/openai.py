@@ -27,8 +27,8 @@ from tokviz import tokens as tok
 from tokviz.errors import ProviderError, RateLimitedError, UsageError, redact
 from tokviz.providers import dialects, logprobs
 from tokviz.providers.ratelimit import RateGate
-from tokviz.providers.registry import Capability, OptionSpec, Progress, ProviderSpec, Request, TreeSpec
-from tokviz.run import Message, Run, Step, Token, Tokenization
+from tokviz.providers.registry import Capability, OptionSpec, Progress, ProviderSpec, Request, ScoreSpec, TreeSpec
+from tokviz.run import Message, Run, RunKind, Step, Token, Tokenization
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -132,6 +132,82 @@ class OpenAIProvider:
             raise UsageError("a tree on a server continues raw text through /v1/completions; it cannot use the chat format",
                              hint="leave out --chat, or grow the tree on the local model, which applies the chat format itself")
         return ServerCursor(self, request, spec, request.prompt + "".join(t.text for t in forced))
+
+    def score(self, request: Request, text: str, progress: Any = None, spec: ScoreSpec | None = None) -> Run:
+        """The prompt log-probabilities of context + text, through /v1/completions with `echo`.
+
+        Only servers whose dialect returns them can (vLLM, SGLang, llama-cpp-python; OpenAI only
+        for its legacy completion models); the rest are refused in one line naming who can. The
+        server tokenizes context and text together: a token that straddles the boundary belongs
+        to the context, and the run says so when the scored tokens do not rebuild the text.
+        """
+        spec = spec or ScoreSpec()
+        if spec.exact or spec.window or spec.stride:
+            raise UsageError("--exact, --window and --stride are for the local model; a server scores the text as it reads it")
+        base_url = _base_url(request)
+        able = "the local model; vLLM, SGLang and llama-cpp-python servers (echo); OpenAI's babbage-002 and davinci-002"
+        if dialects.is_openai(base_url) and not dialects.can_score(dialects.DIALECTS["openai"], request.model):
+            raise UsageError(f"OpenAI's {request.model} cannot score a given text (its API returns no prompt log-probabilities)",
+                             hint=f"providers that can: {able}")
+        client, base_url = self.client(request)
+        dialect = self.dialect(client, base_url, request)
+        if not dialects.can_score(dialect, request.model):
+            raise UsageError(f"{_where(base_url)} ({dialect.label}) cannot score a given text: {dialect.score}",
+                             hint=f"providers that can: {able}")
+        t0 = time.perf_counter()
+        whole = request.prompt + text
+        body = {"model": request.model, "prompt": whole, "max_tokens": dialect.echo_max_tokens, "echo": True,
+                "logprobs": max(request.params.top_k, dialect.min_completion_logprobs), "temperature": 0.0,
+                **dialect.greedy_body}
+        try:
+            with self._turn(base_url, dialect):
+                answer = client.post("/completions", body=body, cast_to=object)
+        except Exception as err:  # every SDK and transport failure becomes one line
+            raise translate_error(err, request, base_url) from None
+        choice = ((answer.get("choices") if isinstance(answer, dict) else None) or [{}])[0]
+        try:
+            echoed = logprobs.echoed(choice.get("logprobs") if isinstance(choice, dict) else None, whole)
+        except ValueError as err:
+            raise ProviderError(f"{_where(base_url)} sent log-probabilities tokviz cannot read: {err}") from None
+        start, stop = len(request.prompt), len(whole)
+        if not echoed or echoed[0][0] > 0:
+            raise ProviderError(f"{_where(base_url)} ({dialect.label}) did not echo the text with its log-probabilities",
+                                hint=f"it may not support echo on /v1/completions; providers that can score: {able}")
+        scored = [(at, item) for at, item in echoed if start <= at < stop]
+        steps, unscored = [], 0
+        try:
+            for _, item in scored:
+                if item is None:
+                    unscored += 1
+                    continue
+                steps.append(logprobs.step(item, dialect))
+        except ValueError as err:
+            raise ProviderError(f"{_where(base_url)} sent log-probabilities tokviz cannot read: {err}") from None
+        if not steps:
+            raise ProviderError(f"{_where(base_url)} returned no log-probabilities for the text",
+                                hint="the first token of a text has none on a server (nothing precedes it): give --context")
+        if progress is not None:
+            progress(len(steps), len(steps))
+        source = {"dialect": dialect.name, "scoring": "teacher-forced by the server: echo with logprobs on /v1/completions"}
+        notes = []
+        if unscored:
+            notes.append("the text's first token has no log-probability on a server (nothing precedes it; give --context)")
+        if "".join(t.text for t in (st.chosen for st in steps)) != text and not unscored:
+            notes.append("the server's tokens do not rebuild the text exactly (a token straddles the context's end, "
+                         "or partial characters were dropped)")
+        if any(st.chosen.lossy for st in steps):
+            notes.append(f"{sum(st.chosen.lossy for st in steps)} token(s) reported without their exact bytes")
+        if notes:
+            source["lossy"] = "; ".join(notes)
+            self.progress(f"tokviz: warning: {'; '.join(notes)}")
+        elapsed = time.perf_counter() - t0
+        before = sum(1 for at, _ in echoed if at < start)
+        return Run(provider=self.name, model=request.model, prompt=request.prompt,
+                   params=replace(request.params, max_tokens=len(steps), temperature=0.0),
+                   steps=tuple(steps), finish_reason=None, kind=RunKind.SCORE,
+                   usage={"prompt_tokens": before, "scored_tokens": len(steps)},
+                   timings={"total_s": elapsed, "tokens_per_s": len(steps) / elapsed if elapsed > 0 else 0.0},
+                   source=source)
 
     def client(self, request: Request) -> tuple[OpenAI, str | None]:
         from openai import DefaultHttpxClient, OpenAI
@@ -502,7 +578,7 @@ SPEC = ProviderSpec(
     secret_env="OPENAI_API_KEY",
     concurrent=True,
     max_top_k=20,
-    capabilities=frozenset({Capability.CHAT, Capability.RAW, Capability.TREE, Capability.TOKENIZE}),
+    capabilities=frozenset({Capability.CHAT, Capability.RAW, Capability.TREE, Capability.SCORE, Capability.TOKENIZE}),
     default_mode="chat",
     options=(
         OptionSpec("dialect", str, f"the server's dialect, instead of detecting it ({', '.join(dialects.DIALECTS)})",
