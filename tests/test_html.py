@@ -139,3 +139,46 @@ def test_samples_page_shows_each_samples_own_alternatives(browser: Any, tmp_path
     page.hover("#sample-2 .tok >> nth=0")
     text = page.locator("#tip").inner_text()
     assert "Twice" in text and "Two" in text and "70.0%" in text and "Once" not in text
+
+
+def test_a_scored_text_switches_between_probability_and_gltr_rank_colours(browser: Any, tmp_path: Path, small_run: Run) -> None:
+    from dataclasses import replace
+
+    from tokviz.run import RunKind
+    from tokviz.views.html import gltr_hex
+
+    base = small_run
+    ranks = (1, 57, 4000)
+    steps = tuple(replace(s, rank=r) for s, r in zip(base.steps, ranks))
+    run = replace(base, steps=steps[: len(ranks)], kind=RunKind.SCORE)
+    page, errors, _ = open_page(browser, write_html(run, tmp_path))
+    first = page.locator(".tok >> nth=0")
+    before = first.evaluate("el => el.style.background")
+    button = page.locator("#colour-by")
+    assert page.locator("#legend-rank").is_hidden()
+    button.click()
+    colours = page.evaluate("Array.from(document.querySelectorAll('.tok')).map(el => el.style.background)")
+    expected = page.evaluate("cs => cs.map(c => {const d = document.createElement('div'); d.style.background = c; return d.style.background})",
+                             [gltr_hex(r) for r in ranks])
+    assert colours == expected and page.locator("#legend-rank").is_visible() and page.locator("#legend-prob").is_hidden()
+    button.click()
+    assert first.evaluate("el => el.style.background") == before and errors == []
+
+
+def test_a_predicted_run_has_no_rank_switch(browser: Any, tmp_path: Path, small_run: Run) -> None:
+    page, errors, _ = open_page(browser, write_html(small_run, tmp_path))
+    assert page.locator("#colour-by").count() == 0 and errors == []
+
+
+def test_two_models_on_one_text_in_the_browser(browser: Any, tmp_path: Path, second_model: Path) -> None:
+    out = tmp_path / "ab.html"
+    proc = run_cli("score", "The Eiffel Tower is in Paris.", "--context", "Facts:", "-m", "gemma-3-270m", "-m", str(second_model),
+                   "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    page, errors, requests = open_page(browser, out)
+    assert errors == [] and requests == [out.as_uri()]
+    segments = page.locator(".seg")
+    assert segments.count() == 7
+    text = "".join(segments.nth(i).locator(".a").inner_text() for i in range(7))
+    assert text == "The Eiffel Tower is in Paris."
+    assert "B /" in segments.nth(1).get_attribute("title") and "Δ" in segments.nth(1).get_attribute("title")

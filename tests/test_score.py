@@ -165,3 +165,75 @@ def test_openai_scores_only_with_its_legacy_models(fault: object, monkeypatch: p
     run = Run.from_json(run_cli("score", " world", "--context", "Hello", "-m", "davinci-002", "--base-url", fault.base_url,  # type: ignore[attr-defined]
                                 "--dialect", "openai", "--json").stdout.decode())
     assert [s.chosen.text for s in run.steps] == [" world"] and run.usage["prompt_tokens"] == 1
+
+
+# --- two models, one text -------------------------------------------------------------------------
+
+def test_two_models_on_one_text(tmp_path: Path, second_model: Path) -> None:
+    from tokviz import scorediff
+    from tokviz.run import RunSet
+
+    text = " Paris is the capital of France, and the Seine runs through it."
+    saved = tmp_path / "ab.json"
+    outs = [tmp_path / f"ab.{ext}" for ext in ("txt", "svg", "png", "html")]
+    args = ["score", text, "--context", PROMPT, "-m", "gemma-3-270m", "-m", str(second_model), "--save", str(saved)]
+    for o in outs:
+        args += ["-o", str(o)]
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert "forks" in proc.stdout.decode() and "KL" in proc.stdout.decode()
+    record = load_record(saved.read_text())
+    assert isinstance(record, RunSet) and record.kind is RunKind.SCORE_COMPARISON
+    a, b = record.runs
+    segments = scorediff.align(a, b)
+    assert "".join(g.text for g in segments) == text  # one vocabulary: every segment is one token in both
+    assert all(g.tokens_a == g.tokens_b == 1 for g in segments)
+    for g, sa, sb in zip(segments, a.steps, b.steps):
+        assert g.delta == pytest.approx(sb.chosen.logprob - sa.chosen.logprob)
+        assert g.kl is not None and g.kl >= 0
+        assert g.fork == (sa.alternatives[0].id != sb.alternatives[0].id)
+    assert any(abs(g.delta) > 0.01 for g in segments)  # a requantized model really differs
+    assert outs[2].read_bytes().startswith(b"\x89PNG")
+    again = tmp_path / "again.svg"
+    assert run_cli("render", str(saved), "-o", str(again)).returncode == 0
+    assert again.read_bytes() == outs[1].read_bytes()
+    assert run_cli("score", "x", "-m", "a", "-m", "b", "-m", "c").returncode == 2
+
+
+def test_segments_of_two_tokenizations_sum_their_tokens() -> None:
+    """Different vocabularies: a segment spans the tokens of each model between shared boundaries."""
+    from dataclasses import replace
+
+    from tests.conftest import make_run
+    from tokviz import scorediff
+    from tokviz.run import Step, Token
+
+    def scored(pieces: list[tuple[str, float]]) -> Run:
+        steps = tuple(Step(chosen=Token(text=t, raw=t.encode(), logprob=lp), alternatives=(Token(text=t, raw=t.encode(), logprob=lp),))
+                      for t, lp in pieces)
+        return replace(make_run([[("x", 0.5)]]), steps=steps, kind=RunKind.SCORE)
+
+    a = scored([(" un", -1.0), ("believ", -2.0), ("able", -0.5), (" story", -1.5)])
+    b = scored([(" unbeliev", -2.0), ("able", -0.25), (" st", -1.0), ("ory", -0.1)])
+    segments = scorediff.align(a, b)
+    assert [(g.text, g.tokens_a, g.tokens_b) for g in segments] == [(" un" + "believ", 2, 1), ("able", 1, 1), (" story", 1, 2)]
+    assert [g.delta for g in segments] == pytest.approx([1.0, 0.25, 0.4])
+    assert segments[0].kl is None and segments[1].kl is not None and not segments[1].fork
+    import math
+
+    p, q = math.exp(-0.5), math.exp(-0.25)  # "able": the shared token, then the rest bucket
+    expected = p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
+    assert segments[1].kl == pytest.approx(expected)
+
+
+def test_predict_score_with_judges_the_generated_text_under_another_model(second_model: Path) -> None:
+    proc = run_cli("predict", PROMPT, "-n", "6", "-k", "3", "--score-with", str(second_model), "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)  # one JSON document: the comparison, holding both runs
+    assert doc["schema"] == "tokviz.score-comparison"
+    a, b = doc["runs"]
+    assert a["model"] == "gemma-3-270m" and b["model"] == str(second_model)
+    generated = "".join(s["chosen"]["text"] for s in a["steps"])
+    assert "".join(g["text"] for g in doc["segments"]) == generated
+    local = pipeline.predict(pipeline.plan(Generation(max_tokens=6, top_k=3), PROMPT))
+    assert [s["chosen"]["logprob"] for s in a["steps"]] == [s.chosen.logprob for s in local.steps]  # A: as generated

@@ -213,6 +213,7 @@ class RunKind(str, enum.Enum):
     SCORE = "score"  # a given text, teacher-forced: every token's logprob and rank
     SAMPLES = "samples"
     COMPARISON = "comparison"
+    SCORE_COMPARISON = "score-comparison"  # one text scored by two models (or servers)
 
 
 @dataclass(frozen=True)
@@ -523,7 +524,8 @@ def greedy_path(nodes: tuple[TreeNode, ...] | list[TreeNode]) -> tuple[Step, ...
     )
 
 
-SET_SCHEMAS = {RunKind.SAMPLES: "tokviz.samples", RunKind.COMPARISON: "tokviz.comparison"}
+SET_SCHEMAS = {RunKind.SAMPLES: "tokviz.samples", RunKind.COMPARISON: "tokviz.comparison",
+               RunKind.SCORE_COMPARISON: "tokviz.score-comparison"}
 SET_SCHEMA_VERSION = 1
 
 
@@ -539,6 +541,8 @@ class RunSet:
         object.__setattr__(self, "kind", RunKind(self.kind))
         if self.kind not in SET_SCHEMAS:
             raise ValueError(f"a run set is samples or a comparison, not {self.kind.value}")
+        if self.kind is RunKind.SCORE_COMPARISON and (len(self.runs) != 2 or any(r.kind is not RunKind.SCORE for r in self.runs)):
+            raise ValueError("a score comparison holds two scored runs")
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SET_SCHEMAS[self.kind], "schema_version": SET_SCHEMA_VERSION, "tool_version": __version__,
@@ -559,7 +563,11 @@ class RunSet:
         runs = d.get("runs")
         if not isinstance(runs, list) or not runs:
             raise RunFileError(f"{source} holds no runs", hint="comparisons saved before tokviz 0.2 carry only figures")
-        return cls(kind=kind, runs=tuple(Run.from_dict(r, source=f"{source} (run {n})") for n, r in enumerate(runs, 1)))
+        loaded = tuple(Run.from_dict(r, source=f"{source} (run {n})") for n, r in enumerate(runs, 1))
+        try:
+            return cls(kind=kind, runs=loaded)
+        except ValueError as err:
+            raise RunFileError(f"{source} is a damaged tokviz record ({err})") from None
 
 
 def load_record(text: str, *, source: str = "input") -> Run | RunSet:

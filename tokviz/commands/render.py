@@ -55,12 +55,14 @@ def render(
     if isinstance(record, Run):
         common.print_run(record, options, as_json=as_json, view=view)
         return
-    from tokviz.views import comparison, export, samples
+    from tokviz.views import comparison, export, samples, scorediff
 
     out = common.stdout()
     if as_json:
         out.file.write(export.render(record, "json", options).decode("utf-8"))
     elif record.kind is RunKind.SAMPLES:
         out.print(samples.table(list(record.runs)))
+    elif record.kind is RunKind.SCORE_COMPARISON:
+        out.print(scorediff.table(record))
     else:
         out.print(comparison.table(record))

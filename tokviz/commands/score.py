@@ -1,9 +1,10 @@
-"""`tokviz score`: how likely a given text is under the model, token by token."""
+"""`tokviz score`: how likely a given text is under the model, token by token — or under two."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -13,12 +14,18 @@ from tokviz.files import write_atomic
 from tokviz.generation import Generation
 from tokviz.views import formats
 
+if TYPE_CHECKING:
+    from tokviz.run import Run, RunSet
 
-@common.generation_options(exclude=("max_tokens", "temperature", "top_p", "seed", "chat", "raw", "system", "record", "replay"))
+NOT_FOR_SCORING = ("model", "max_tokens", "temperature", "top_p", "seed", "chat", "raw", "system", "record", "replay")
+
+
+@common.generation_options(exclude=NOT_FOR_SCORING)
 def score(
     gen: Generation,
     text: Annotated[Optional[str], typer.Argument(metavar="[TEXT]", help='The text to score; "-" reads it from standard input.', show_default=False)] = None,
     file: Annotated[Optional[Path], typer.Option("--file", metavar="FILE", help="Score the text of this file (UTF-8).", show_default=False)] = None,
+    models: Annotated[Optional[list[str]], typer.Option("--model", "-m", metavar="MODEL", help="Model to score with; give two to compare them on the same text. Default: $TOKVIZ_MODEL or the embedded model.", show_default=False)] = None,
     context: Annotated[str, typer.Option("--context", metavar="TEXT", help="Text the model reads first, conditioned on but not scored.")] = "",
     exact: Annotated[bool, typer.Option("--exact", help="Decode one token at a time, as predict does, so a generated text scores to exactly its recorded logprobs (slower).")] = False,
     window: Annotated[Optional[int], typer.Option("--window", metavar="TOKENS", help="Score longer texts in sliding windows of this many tokens (default: the model's context).", show_default=False)] = None,
@@ -30,7 +37,12 @@ def score(
     view: common.ViewOpt = "table",
     quiet: common.QuietOpt = False,
 ) -> None:
-    """Score TEXT: each token's probability, its rank in the vocabulary, what was expected instead."""
+    """Score TEXT: each token's probability, its rank in the vocabulary, what was expected instead.
+
+    With two --model options: both models read the same text; the table shows where they
+    disagree most, with Δ logprob, KL over their top-k lists and the forks where their first
+    choices differ (files: .html two heatmaps aligned, .svg/.png a chart, .json, .txt).
+    """
     from tokviz import pipeline
     from tokviz.providers.registry import ScoreSpec
 
@@ -43,18 +55,52 @@ def score(
             raise UsageError(f"cannot read {file}: {getattr(err, 'strerror', None) or 'not UTF-8 text'}") from None
     else:
         body = common.read_text_arg(text or "")
+    names: list[str | None] = list(models or [None])
+    if len(names) > 2:
+        raise UsageError(f"score compares two models at a time, got {len(names)}", hint="give --model twice")
+    kind = formats.SCORE if len(names) == 1 else formats.SCORE_COMPARISON
     common.check_view(view)
     options = common.render_options(wrap=wrap, sampling=None, stats=False)  # files: as `render` draws them
-    plan = common.plan(gen, context, allow_empty=True)
-    planned = common.plan_outputs(output or [], formats.SCORE)
+    plans = [common.plan(replace(gen, model=name), context, allow_empty=True) for name in names]
+    planned = common.plan_outputs(output or [], kind)
     common.check_paths(save)
+    spec = ScoreSpec(exact=exact, window=window, stride=stride)
     err = common.stderr()
-    with live.progress(err, err.is_terminal and not (as_json or quiet), 1, "tokens") as advance:
-        run = pipeline.score(plan, body, spec=ScoreSpec(exact=exact, window=window, stride=stride), progress=common.progress_line(err), on_token=advance)  # (done, total)
+    runs = []
+    for plan in plans:
+        with live.progress(err, err.is_terminal and not (as_json or quiet), 1, "tokens") as advance:
+            runs.append(pipeline.score(plan, body, spec=spec, progress=common.progress_line(err), on_token=advance))
+    if len(runs) == 1:
+        run = runs[0]
+        if save is not None:
+            write_atomic(save, run.to_json().encode("utf-8"))
+        common.write_outputs(run, planned, options)
+        if not quiet:
+            common.print_run(run, replace(options, stats=True), as_json=as_json, view=view)  # the figures, on screen
+        return
+    record = compared(runs[0], runs[1])
     if save is not None:
-        write_atomic(save, run.to_json().encode("utf-8"))
-    common.write_outputs(run, planned, options)
+        write_atomic(save, record.to_json().encode("utf-8"))
+    common.write_outputs(record, planned, options)
     if not quiet:
-        from dataclasses import replace
+        print_comparison(record, as_json=as_json)
 
-        common.print_run(run, replace(options, stats=True), as_json=as_json, view=view)  # the figures, on screen
+
+def compared(a: Run, b: Run) -> RunSet:
+    """Two scores of one text as a record, refused in one line when the texts differ (a server
+    cannot score a text's first token without context)."""
+    from tokviz.run import RunKind, RunSet
+
+    if a.text != b.text:
+        raise UsageError("the two models did not score the same text (a server gives the first token no "
+                         "log-probability)", hint="give --context, so that every token of the text has one")
+    return RunSet(kind=RunKind.SCORE_COMPARISON, runs=(a, b))
+
+
+def print_comparison(record: RunSet, *, as_json: bool) -> None:
+    from tokviz.views import scorediff
+
+    if as_json:
+        common.stdout().file.write(scorediff.to_json(record))
+    else:
+        common.stdout().print(scorediff.table(record))

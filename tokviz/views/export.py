@@ -122,6 +122,37 @@ def _comparison_png(s: RunSet, o: RenderOptions) -> bytes:
     return chart.svg_to_png(redact(comparison.chart(s), shapes=False), o.dpi)
 
 
+def _scorediff_json(s: RunSet, o: RenderOptions) -> str:
+    from tokviz.views import scorediff
+
+    return scorediff.to_json(s)
+
+
+def _scorediff_txt(s: RunSet, o: RenderOptions) -> str:
+    from tokviz.views import scorediff, table
+
+    return table.plain_text(scorediff.table(s), width=120)
+
+
+def _scorediff_html(s: RunSet, o: RenderOptions) -> str:
+    from tokviz.views import scorediff
+
+    return scorediff.page(s)
+
+
+def _scorediff_svg(s: RunSet, o: RenderOptions) -> str:
+    from tokviz.views import scorediff
+
+    return scorediff.chart(s)
+
+
+def _scorediff_png(s: RunSet, o: RenderOptions) -> bytes:
+    from tokviz.errors import redact
+    from tokviz.views import chart
+
+    return chart.svg_to_png(redact(_scorediff_svg(s, o), shapes=False), o.dpi)
+
+
 def _json(record: Record, o: RenderOptions) -> str:
     return record.to_json()
 
@@ -136,10 +167,12 @@ RENDERERS: dict[RunKind, dict[str, Renderer]] = {
     RunKind.SCORE: {"json": _json, "dot": _predict_dot, "txt": _predict_txt, "html": _predict_html},
     RunKind.SAMPLES: {"json": _json, "dot": _samples_dot, "txt": _samples_txt, "html": _samples_html},
     RunKind.COMPARISON: {"json": _comparison_json, "txt": _comparison_txt, "svg": _comparison_svg},
+    RunKind.SCORE_COMPARISON: {"json": _scorediff_json, "txt": _scorediff_txt, "html": _scorediff_html, "svg": _scorediff_svg},
 }
 # kind → format → renderer of bytes that are not drawn from DOT (images made another way)
 BINARY: dict[RunKind, dict[str, Callable[..., bytes]]] = {
     RunKind.COMPARISON: {"png": lambda s, o: _comparison_png(s, o)},
+    RunKind.SCORE_COMPARISON: {"png": lambda s, o: _scorediff_png(s, o)},
 }
 
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from tokviz.errors import UsageError
 
 PREDICT, TREE, SAMPLES, COMPARISON, SCORE = "predict", "tree", "samples", "comparison", "score"
-KIND_NAMES = {PREDICT: "a run", TREE: "a tree", SAMPLES: "samples", COMPARISON: "a comparison", SCORE: "a scored text"}
+SCORE_COMPARISON = "score-comparison"
+KIND_NAMES = {PREDICT: "a run", TREE: "a tree", SAMPLES: "samples", COMPARISON: "a comparison", SCORE: "a scored text",
+              SCORE_COMPARISON: "two scores of one text"}
 
 
 @dataclass(frozen=True)
@@ -25,12 +27,12 @@ class Format:
 
 
 FORMATS: tuple[Format, ...] = (
-    Format("svg", (".svg",), "the graph, as SVG (the chart for a comparison)", frozenset({PREDICT, TREE, SAMPLES, COMPARISON, SCORE})),
-    Format("png", (".png",), "the graph, as PNG (the chart for a comparison)", frozenset({PREDICT, TREE, SAMPLES, COMPARISON, SCORE})),
+    Format("svg", (".svg",), "the graph, as SVG (the chart for a comparison)", frozenset({PREDICT, TREE, SAMPLES, COMPARISON, SCORE, SCORE_COMPARISON})),
+    Format("png", (".png",), "the graph, as PNG (the chart for a comparison)", frozenset({PREDICT, TREE, SAMPLES, COMPARISON, SCORE, SCORE_COMPARISON})),
     Format("dot", (".dot", ".gv"), "the graph, as Graphviz DOT source", frozenset({PREDICT, TREE, SAMPLES, SCORE})),
-    Format("json", (".json",), "the record itself, to re-render with `tokviz render`", frozenset({PREDICT, TREE, SAMPLES, COMPARISON, SCORE})),
-    Format("txt", (".txt",), "the table, as plain text", frozenset({PREDICT, TREE, SAMPLES, COMPARISON, SCORE})),
-    Format("html", (".html", ".htm"), "a self-contained page: coloured text, alternatives on hover, the graph", frozenset({PREDICT, TREE, SCORE, SAMPLES})),
+    Format("json", (".json",), "the record itself, to re-render with `tokviz render`", frozenset({PREDICT, TREE, SAMPLES, COMPARISON, SCORE, SCORE_COMPARISON})),
+    Format("txt", (".txt",), "the table, as plain text", frozenset({PREDICT, TREE, SAMPLES, COMPARISON, SCORE, SCORE_COMPARISON})),
+    Format("html", (".html", ".htm"), "a self-contained page: coloured text, alternatives on hover, the graph", frozenset({PREDICT, TREE, SCORE, SAMPLES, SCORE_COMPARISON})),
 )
 BY_NAME = {f.name: f for f in FORMATS}
 BY_EXTENSION = {ext: f for f in FORMATS for ext in f.extensions}

@@ -35,7 +35,9 @@ h1{font-size:1.3rem;margin:0}.meta{color:var(--muted);font-size:.9rem}
 #tip .name{font-family:ui-monospace,Menlo,monospace;overflow:hidden;text-overflow:ellipsis;white-space:pre}
 #tip .bar{display:block;height:.6rem;border-radius:.2rem}#tip .chosen .name{font-weight:700}
 #tip .pct{text-align:right;font-variant-numeric:tabular-nums}
+[hidden]{display:none!important}
 .legend{display:flex;align-items:center;gap:.5rem;color:var(--muted);font-size:.85rem}
+.legend .swatch{display:inline-block;width:1rem;height:.8rem;border-radius:.2rem;margin-left:.5rem}
 .legend .scale{flex:0 0 12rem;height:.8rem;border-radius:.2rem;background:SCALE}
 table{border-collapse:collapse;font-size:.9rem}td,th{padding:.15rem .8rem .15rem 0;text-align:left}th{color:var(--muted);font-weight:400}
 details{margin-top:1rem}summary{cursor:pointer}.graph{overflow:auto;background:#fff;border-radius:.5rem;padding:.5rem}
@@ -63,6 +65,10 @@ document.querySelectorAll('.tok').forEach(function(el){
  el.addEventListener('mouseenter',function(){show(el);});el.addEventListener('focus',function(){show(el);});
  el.addEventListener('mouseleave',hide);el.addEventListener('blur',hide);});
 document.addEventListener('keydown',function(e){if(e.key==='Escape')hide();});
+var cb=document.getElementById('colour-by');if(cb){cb.addEventListener('click',function(){var g=cb.dataset.mode!=='rank';
+ cb.dataset.mode=g?'rank':'prob';cb.textContent=g?'colour by probability':'colour by rank (GLTR)';
+ document.querySelectorAll('.tok[data-gltr]').forEach(function(el){el.style.background=g?el.dataset.gltr:el.dataset.prob;});
+ document.getElementById('legend-rank').hidden=!g;document.getElementById('legend-prob').hidden=g;});}
 var t=document.getElementById('theme');t.addEventListener('click',function(){var r=document.documentElement;
  var dark=r.dataset.theme?r.dataset.theme==='dark':window.matchMedia('(prefers-color-scheme: dark)').matches;
  r.dataset.theme=dark?'light':'dark';});
@@ -119,7 +125,7 @@ def page(run: Run, *, graph_svg: bytes | None = None, body_html: str | None = No
         f'<header><h1>tokviz</h1><button id="theme" type="button" aria-label="switch light and dark theme">◐ theme</button></header>'
         f'<p class="meta">{e(meta)}</p>'
         f"{body_html}"
-        '<div class="legend" aria-hidden="true"><span>probability of the chosen token</span><span>0%</span>'
+        '<div class="legend" id="legend-prob" aria-hidden="true"><span>probability of the chosen token</span><span>0%</span>'
         '<span class="scale"></span><span>100%</span></div>'
         f"<table aria-label=\"statistics\">{stats}</table>{graph}"
         '<div id="tip" role="tooltip" hidden></div>'
@@ -147,7 +153,8 @@ def _text_section(run: Run, offset: int = 0, *, section_id: str = "text") -> tup
         else:
             shown = e(piece.replace("\n", "↵\n").replace("\t", "⇥\t"))
             cls = "tok"
-        spans.append(f'<span class="{cls}" tabindex="0" data-i="{offset + i}" style="background:{tint_hex(p, 0.25)}" '
+        rank = (f' data-prob="{tint_hex(p, 0.25)}" data-gltr="{gltr_hex(step.rank)}"' if step.rank is not None else "")
+        spans.append(f'<span class="{cls}" tabindex="0" data-i="{offset + i}"{rank} style="background:{tint_hex(p, 0.25)}" '
                      f'aria-label="{e(label)}, {percent(p)}">{shown}</span>')
         alts = [{"label": a.label, "p": a.prob, "color": prob_hex(a.prob), "chosen": a == step.chosen}
                 for a in step.alternatives]
@@ -157,7 +164,24 @@ def _text_section(run: Run, offset: int = 0, *, section_id: str = "text") -> tup
         steps.append({"entropy": step_entropy(step), "alts": alts, "inTopK": in_top})
     body = (f'<section id="{section_id}" class="text" aria-label="prompt and generated text"><span class="prompt">{e(run.prompt)}</span>'
             + "".join(spans) + "</section>")
+    if offset == 0 and any(st.rank is not None for st in run.steps):
+        legend = "".join(f'<span class="swatch" style="background:{c}"></span><span>{e(name)}</span>' for name, c in GLTR)
+        body = ('<div class="legend"><button id="colour-by" type="button" data-mode="prob">colour by rank (GLTR)</button>'
+                f'<span id="legend-rank" hidden>{legend}</span></div>' + body)
     return body, {"steps": steps}
+
+
+# GLTR's colours (Gehrmann, Strobelt and Rush, 2019): where the actual token stood in the model's ranking.
+GLTR = (("top 10", "#b6f0b6"), ("top 100", "#fff2a8"), ("top 1000", "#ffb3b3"), ("beyond", "#d9c2f0"))
+
+
+def gltr_hex(rank: int | None) -> str:
+    if rank is None:
+        return "#ffffff"
+    for (_, colour), limit in zip(GLTR, (10, 100, 1000)):
+        if rank <= limit:
+            return colour
+    return GLTR[-1][1]
 
 
 def samples_page(runs: list[Run], graph_svg: bytes | None) -> str:
