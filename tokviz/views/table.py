@@ -17,7 +17,7 @@ from rich.text import Text
 
 from tokviz import tokens as tok
 from tokviz.metrics import candidates, entropy_bits, run_stats, step_entropy
-from tokviz.run import Run, Token
+from tokviz.run import Run, RunKind, Token
 from tokviz.sampling import NOTE, Setting, reshape
 from tokviz.views.colors import percent, prob_style
 
@@ -182,7 +182,9 @@ def stats_table(run: Run) -> Table:
                            if v is not None)
         row("tokens by rank", shares)
         row("mean surprisal", fmt(st.mean_surprisal_bits, ".3f") and f"{st.mean_surprisal_bits:.3f} bits")
-    if st.prompt_tokens is not None or st.completion_tokens is not None:
+    if run.kind is RunKind.SCORE and "scored_tokens" in run.usage:
+        row("token usage", f"{st.prompt_tokens or 0} context (<bos> included) + {run.usage['scored_tokens']} scored")
+    elif st.prompt_tokens is not None or st.completion_tokens is not None:
         row("token usage", f"{st.prompt_tokens or 0} prompt + {st.completion_tokens or 0} completion")
     if st.cost_usd is not None:
         row("estimated cost", f"${st.cost_usd:.6f} ({st.price_source})")
