@@ -51,7 +51,8 @@ def test_local_batch_writes_every_result_and_resumes(tmp_path: Path) -> None:
     assert second["name"].startswith("once-upon-a-time-") and second["tokens"] == 3
     assert set(second["files"]) == {"json", "svg", "dot"}
     assert "[svg](france.svg)" in (out / "index.md").read_text()
-    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.suffix != ".md" and p.name != "index.json"}
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()
+              if p.suffix not in (".md", ".sqlite") and p.name != "index.json"}  # the state changes; results do not
 
     # Again, asking for one more format: nothing is generated again, only the PNGs are drawn.
     again = run_cli("batch", str(prompts), "-o", str(out), "-f", "svg,dot,png", "-n", "4")
@@ -104,6 +105,8 @@ def test_interrupted_batch_resumes_to_identical_outputs(tmp_path: Path) -> None:
     names = sorted(p.name for p in reference.iterdir())
     assert sorted(p.name for p in out.iterdir()) == names
     for name in names:
+        if name == "batch.sqlite":  # the state: its bytes depend on the path taken, its rows are the index
+            continue
         if name.endswith(".json") and name != "index.json":
             assert without_timings(out / name) == without_timings(reference / name), name
         else:
@@ -219,7 +222,8 @@ def test_batch_regenerates_from_a_cassette(fault: servers.FaultServer, tmp_path:
     rep = run_cli("batch", str(prompts), "-o", str(tmp_path / "b"), "-m", "gpt-4.1-mini", "--replay", str(cassette), "-f", "dot")
     assert rep.returncode == 0, rep.stderr
     for p in (tmp_path / "a").iterdir():
-        assert (tmp_path / "b" / p.name).read_bytes() == p.read_bytes(), p.name
+        if p.name != "batch.sqlite":  # the state, not a result
+            assert (tmp_path / "b" / p.name).read_bytes() == p.read_bytes(), p.name
 
 
 def test_bad_batch_input_is_a_usage_error(tmp_path: Path) -> None:
@@ -231,3 +235,66 @@ def test_bad_batch_input_is_a_usage_error(tmp_path: Path) -> None:
     assert run_cli("batch", str(bad), "-o", str(tmp_path / "o"), "-f", "svg,bmp").returncode == 2
     assert not (tmp_path / "o").exists()  # nothing started
     assert os.environ.get("TOKVIZ_MODEL") is None
+
+
+# --- scale: the state, streaming, shards ------------------------------------------------------------
+
+def test_state_status_and_a_resume_that_reads_no_run_back(tmp_path: Path, monkeypatch: Any, fake: object) -> None:
+    from tokviz import run as run_module
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("\n".join(json.dumps({"prompt": f"prompt {i}", **({"top_k": 999} if i == 3 else {})}) for i in range(8)) + "\n")
+    out = tmp_path / "out"
+    assert run_cli("batch", str(prompts), "-o", str(out), "-m", "fake-1", "-f", "json,txt", "-q").returncode == 1
+    status = run_cli("batch", "status", str(out), "--json")
+    assert status.returncode == 0, status.stderr
+    found = json.loads(status.stdout)
+    assert (found["total"], found["ok"], found["failed"], found["pending"]) == (8, 7, 1, 0)
+    assert found["first_failure"]["n"] == 4 and "top-k" in found["first_failure"]["error"]
+    assert "7 ok, 1 failed, 0 pending of 8" in run_cli("batch", "status", str(out)).stdout.decode()
+
+    reads = []
+    real = run_module.Run.from_json
+    monkeypatch.setattr(run_module.Run, "from_json", classmethod(lambda cls, *a, **k: reads.append(1) or real(*a, **k)))
+    again = run_cli("batch", str(prompts), "-o", str(out), "-m", "fake-1", "-f", "json,txt")
+    assert b"0 generated, 7 already complete" in again.stderr and reads == []  # the state says so: nothing read
+    assert run_cli("batch", "status", str(tmp_path)).returncode == 2  # no state there
+
+
+def test_a_large_batch_is_sharded_and_indexed_in_input_order(tmp_path: Path, monkeypatch: Any, fake: object) -> None:
+    from tokviz import batch
+
+    monkeypatch.setattr(batch, "SHARD_AFTER", 10)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("".join(f"prompt {i}\n" for i in range(25)) + "prompt 3\n")  # a duplicate line: one job
+    out = tmp_path / "out"
+    assert run_cli("batch", str(prompts), "-o", str(out), "-m", "fake-1", "-f", "json,dot", "-q", "-j", "8").returncode == 0
+    idx = index(out)
+    assert idx["summary"] == {"total": 25, "ok": 25, "failed": 0, "pending": 0}
+    assert [i["prompt"] for i in idx["items"]] == [f"prompt {i}" for i in range(25)]
+    for item in idx["items"]:
+        json_file, dot_file = out / item["files"]["json"], out / item["files"]["dot"]
+        assert json_file.parent != out and json_file.parent == dot_file.parent and len(json_file.parent.name) == 2
+        assert Run.from_json(json_file.read_text()).prompt == item["prompt"]
+    assert not list(out.glob("prompt-*.json"))  # nothing left at the top
+    # Resumed with the limit back up: the folder keeps the layout it started with.
+    monkeypatch.setattr(batch, "SHARD_AFTER", 2000)
+    again = run_cli("batch", str(prompts), "-o", str(out), "-m", "fake-1", "-f", "json,dot")
+    assert b"0 generated, 25 already complete" in again.stderr
+
+
+def test_the_input_is_streamed_not_held(tmp_path: Path) -> None:
+    """Jobs are read lazily: a generator of lines is consumed only as far as the batch has run."""
+    from tokviz.batch import iter_jobs
+    from tokviz.generation import Generation
+
+    consumed = []
+
+    def lines() -> Any:
+        for i in range(10**9):
+            consumed.append(i)
+            yield f"prompt {i}\n"
+
+    jobs = iter_jobs(lines(), source="endless.txt", defaults=Generation(model="fake-1"))
+    first = [next(jobs) for _ in range(3)]
+    assert [j.request.prompt for j in first] == ["prompt 0", "prompt 1", "prompt 2"] and len(consumed) == 3

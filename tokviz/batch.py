@@ -13,20 +13,22 @@ Guarantees, in the order a script relies on them:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+import sqlite3
 import threading
-import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tokviz import pipeline
+from tokviz import batchstate, pipeline
+from tokviz.batchstate import State
 from tokviz.errors import TokvizError, UsageError
-from tokviz.files import write_atomic
+from tokviz.files import OutputError, write_atomic, write_atomic_chunks
 from tokviz.generation import Generation
 from tokviz.providers import registry
 from tokviz.providers.registry import Provider, Request, default_model
@@ -34,7 +36,6 @@ from tokviz.run import Params, Run
 from tokviz.views import export
 
 INDEX_SCHEMA = "tokviz.batch-index"
-INDEX_INTERVAL_S = 0.5
 _PARAM_KEYS = ("top_k", "max_tokens", "temperature", "top_p", "seed", "mode")
 
 
@@ -84,45 +85,96 @@ def job_name(request: Request, id_: str | None) -> str:
     return f"{_slug(request.prompt)}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:8]}"
 
 
+def iter_jobs(lines: Iterable[str], *, source: str, defaults: Generation,
+              environ: Mapping[str, str] | None = None, jsonl: bool | None = None) -> Iterator[Job]:
+    """Jobs from a prompts file, read as a stream: one prompt per line (blank lines and #comments
+    skipped), or JSON Lines with "prompt" and optional "id", "model", "system", "provider" and
+    parameters (flat or under "params"). A line that is not valid JSON is a usage error naming
+    it; bad parameter values make that job fail without stopping the others. Duplicates (the
+    same prompt with the same settings) are not dropped here: the batch's state does that."""
+    first = True
+    for number, line in enumerate(lines, start=1):
+        if first and line.startswith("\ufeff"):
+            line = line[1:]  # a byte-order mark (Windows editors) is not part of the first prompt
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if jsonl is None:
+            jsonl = source.endswith(".jsonl") or stripped.startswith("{")
+        if not jsonl and stripped.startswith("#"):
+            continue
+        first = False
+        yield _job(stripped, number, source=source, defaults=defaults, environ=environ, jsonl=jsonl)
+
+
+def _job(stripped: str, number: int, *, source: str, defaults: Generation, environ: Mapping[str, str] | None,
+         jsonl: bool) -> Job:
+    if not jsonl:
+        prompt, gen, id_, problem = stripped, defaults, None, None
+    else:
+        prompt, gen, id_, problem = _jsonl_job(stripped, number, source, defaults)
+    try:
+        if problem:
+            raise UsageError(problem)
+        planned = pipeline.plan(gen, prompt, environ=environ)
+        request, provider = planned.request, planned.provider
+    except TokvizError as err:
+        request = Request(prompt=prompt, model=gen.model or default_model(environ), system=gen.system)
+        provider, problem = None, err.line()
+    return Job(number=number, name=job_name(request, id_), request=request, id=id_, provider=provider, problem=problem)
+
+
 def parse_jobs(text: str, *, source: str, defaults: Generation,
                environ: Mapping[str, str] | None = None) -> list[Job]:
-    """Jobs from a prompts file: one prompt per line (blank lines and #comments skipped), or JSON
-    Lines with "prompt" and optional "id", "model", "system", "provider" and parameters (flat or
-    under "params"). A line that is not valid JSON is a usage error naming it; bad parameter
-    values make that job fail without stopping the others."""
-    if text.startswith("\ufeff"):
-        text = text[1:]  # a byte-order mark (Windows editors) is not part of the first prompt
-    lines = text.splitlines()
-    first = next((ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")), "")
-    jsonl = source.endswith(".jsonl") or first.startswith("{")
+    """Every job of a small prompts text, duplicates dropped, numbered 1… (for notebooks and tests;
+    `tokviz batch` streams with `iter_jobs`)."""
     jobs: list[Job] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        if not stripped or (not jsonl and stripped.startswith("#")):
+    for job in iter_jobs(text.splitlines(), source=source, defaults=defaults, environ=environ):
+        if job.name in seen:
+            if job.id:
+                raise UsageError(f"{source} line {job.number}: id {job.id!r} is also used on line {seen[job.name]}")
             continue
-        if not jsonl:
-            prompt, gen, id_, problem = stripped, defaults, None, None
-        else:
-            prompt, gen, id_, problem = _jsonl_job(stripped, number, source, defaults)
-        try:
-            if problem:
-                raise UsageError(problem)
-            planned = pipeline.plan(gen, prompt, environ=environ)
-            request, provider = planned.request, planned.provider
-        except TokvizError as err:
-            request = Request(prompt=prompt, model=gen.model or default_model(environ), system=gen.system)
-            provider, problem = None, err.line()
-        name = job_name(request, id_)
-        if name in seen:
-            if id_:
-                raise UsageError(f"{source} line {number}: id {id_!r} is also used on line {seen[name]}")
-            continue  # the same prompt with the same settings: one job, one set of files
-        seen[name] = number
-        jobs.append(Job(number=len(jobs) + 1, name=name, request=request, id=id_, provider=provider, problem=problem))
+        seen[job.name] = job.number
+        jobs.append(replace(job, number=len(jobs) + 1))
     if not jobs:
         raise UsageError(f"{source} holds no prompts")
     return jobs
+
+
+def check_lines(lines: Iterable[str], *, source: str) -> int:
+    """The number of prompt lines, after checking every JSON line parses and no id repeats — before
+    the first request, so that a malformed file starts nothing. Holds only the ids seen."""
+    count = 0
+    jsonl: bool | None = None
+    ids: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        stripped = line.lstrip("\ufeff").strip() if number == 1 else line.strip()
+        if not stripped:
+            continue
+        if jsonl is None:
+            jsonl = source.endswith(".jsonl") or stripped.startswith("{")
+        if not jsonl:
+            if not stripped.startswith("#"):
+                count += 1
+            continue
+        try:
+            obj = json.loads(stripped)
+        except json.JSONDecodeError as err:
+            raise UsageError(f"{source} line {number} is not valid JSON ({err.msg})") from None
+        except RecursionError:
+            raise UsageError(f"{source} line {number} is nested too deeply") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
+            raise UsageError(f"{source} line {number} has no \"prompt\" string")
+        if obj.get("id") is not None:
+            key = _safe_id(str(obj["id"]))
+            if key in ids:
+                raise UsageError(f"{source} line {number}: id {obj['id']!r} is also used on line {ids[key]}")
+            ids[key] = number
+        count += 1
+    if not count:
+        raise UsageError(f"{source} holds no prompts")
+    return count
 
 
 def _jsonl_job(line: str, number: int, source: str, defaults: Generation) -> tuple[str, Generation, str | None, str | None]:
@@ -160,9 +212,49 @@ def _jsonl_job(line: str, number: int, source: str, defaults: Generation) -> tup
     return obj["prompt"], gen, id_, None
 
 
+SHARD_AFTER = 2000  # past this many jobs, outputs go into 256 subfolders (file systems slow down on huge folders)
+IN_FLIGHT_PER_WORKER = 2  # jobs queued per worker: enough to keep them busy, never the whole input
+ADMIT_CHUNK = 256  # input lines read, checked against the state and recorded at once
+
+
+def _chunks(stream: Iterator[Job], size: int) -> Iterator[list[Job]]:
+    chunk: list[Job] = []
+    for job in stream:
+        chunk.append(job)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@dataclass
+class Tally:
+    """What a batch did, as counts: outcomes are never kept (a 100,000-prompt batch would hold them all)."""
+
+    total: int = 0
+    ok: int = 0
+    failed: int = 0
+    fresh: int = 0
+    first_failure: Outcome | None = None
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.status == "ok":
+            self.ok += 1
+            self.fresh += outcome.fresh
+        else:
+            self.failed += 1
+            if self.first_failure is None or outcome.job.number < self.first_failure.job.number:
+                self.first_failure = outcome
+
+
 @dataclass
 class Batch:
-    """One batch invocation: where outputs go, in which formats, with which providers."""
+    """One batch invocation: where outputs go, in which formats, with which providers.
+
+    The state is a SQLite table in the folder (`tokviz.batchstate`); jobs stream from the input
+    through a bounded queue, so memory stays flat however long the input is.
+    """
 
     out_dir: Path
     formats: list[str]
@@ -172,17 +264,41 @@ class Batch:
     record: Path | None = None
     replay: Path | None = None
     progress: Callable[[str], None] = lambda _: None
+    expected: int = 0  # prompt lines in the input (from `check_lines`): decides sharding on a first run
     _providers: dict[str, Provider] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _index_written: float = 0.0
     stopped_by: BaseException | None = None  # the KeyboardInterrupt (or Terminated) that stopped the run
     disk_full: str | None = None  # the write failure that stopped the run, if the disk filled up
+    state: State | None = None
+    sharded: bool = False
+    legacy: bool = False
+
+    def open(self) -> State:
+        if self.state is None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.state = State(self.out_dir)
+            except sqlite3.Error as err:
+                raise OutputError(f"cannot keep the batch's state in {self.out_dir / batchstate.FILE}: {err}") from None
+            decided = self.state.meta("sharded")
+            # a folder a tokviz without the state wrote: its runs are found by their files
+            self.legacy = decided is None and any(p.name != "index.json" for p in self.out_dir.glob("*.json"))
+            if decided is None:
+                decided = "1" if self.expected > SHARD_AFTER else "0"
+                self.state.set_meta("sharded", decided)
+            self.sharded = decided == "1"
+        return self.state
+
+    def relative(self, name: str, fmt: str) -> str:
+        """A job's file, relative to the folder: `name.fmt`, or `ab/name.fmt` in a sharded batch."""
+        file = f"{name}.{fmt}"
+        return f"{hashlib.sha1(name.encode('utf-8')).hexdigest()[:2]}/{file}" if self.sharded else file
 
     def path(self, job: Job, fmt: str) -> Path:
-        return self.out_dir / f"{job.name}.{fmt}"
+        return self.out_dir / self.relative(job.name, fmt)
 
-    def files(self, job: Job) -> dict[str, str]:
-        return {fmt: self.path(job, fmt).name for fmt in ["json", *[f for f in self.formats if f != "json"]]}
+    def files(self, name: str, formats: list[str] | None = None) -> dict[str, str]:
+        return {fmt: self.relative(name, fmt) for fmt in ["json", *[f for f in (formats or self.formats) if f != "json"]]}
 
     def provider_for(self, name: str) -> Provider:
         with self._lock:  # one provider (one model, one HTTP client) per name for the whole batch
@@ -205,13 +321,14 @@ class Batch:
                 write_atomic(self.path(job, fmt), export.render(run, fmt, self.options))
         return run
 
-    def fetch(self, job: Job, name: str) -> Outcome:
-        """Get a job's run: from disk when an earlier batch completed it, else from its provider.
-        A fresh run is not yet written: `store` does that (on the writer thread)."""
-        return _guarded(job, lambda: self._fetch(job, name))
+    def fetch(self, job: Job, name: str, on_disk: bool = True) -> Outcome:
+        """Get a job's run from its provider, or from disk when `on_disk` says it may have been
+        completed without being recorded. A fresh run is not yet written: `store` does that (on
+        the writer thread)."""
+        return _guarded(job, lambda: self._fetch(job, name, on_disk))
 
-    def _fetch(self, job: Job, name: str) -> Outcome:
-        previous = self.resume(job)
+    def _fetch(self, job: Job, name: str, on_disk: bool) -> Outcome:
+        previous = self.resume(job) if on_disk else None
         if previous is not None:
             return Outcome(job, "ok", previous)
         return Outcome(job, "ok", self.provider_for(name).predict(job.request), fresh=True)
@@ -225,6 +342,8 @@ class Batch:
             return Outcome(outcome.job, "failed", error=self.disk_full, fresh=True)
 
         def write() -> Outcome:
+            if self.sharded:
+                self.path(outcome.job, "json").parent.mkdir(exist_ok=True)
             for fmt in self.formats:
                 if fmt != "json":
                     write_atomic(self.path(outcome.job, fmt), export.render(run, fmt, self.options))
@@ -236,97 +355,166 @@ class Batch:
             result.fresh = True
         return result
 
-    def run(self, jobs: list[Job], on_done: Callable[[Outcome], None],
-            stop: threading.Event) -> tuple[list[Outcome | None], bool]:
-        """Run every job; `on_done` is called (from worker threads) after each one. Returns the
-        outcomes (None: not run) and whether Ctrl-C stopped the batch. On Ctrl-C, or when `stop`
-        is set, running jobs finish and are written, queued ones are dropped."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        outcomes: list[Outcome | None] = [None] * len(jobs)
-        names = [None if job.problem else job.provider for job in jobs]
-        for job in jobs:
-            if job.problem:
-                outcomes[job.number - 1] = Outcome(job, "failed", error=job.problem)
-                on_done(outcomes[job.number - 1])  # type: ignore[arg-type]
-        # Network workers only fetch; one writer thread renders and writes, so a worker sends its
-        # next request as soon as an answer is in (rendering would otherwise sit on that path).
+    def _record(self, outcome: Outcome) -> None:
+        state = self.open()
+        run = outcome.run
+        if outcome.status == "ok" and run is not None:
+            state.finish(outcome.job.name, "ok", provider=run.provider, text=run.text, tokens=len(run.steps),
+                         formats=["json", *[f for f in self.formats if f != "json"]])
+        elif outcome.error is not None and not (outcome.fresh and self.disk_full):
+            state.finish(outcome.job.name, "failed", error=outcome.error)
+
+    def run(self, jobs: Iterable[Job], on_done: Callable[[Outcome], None], stop: threading.Event) -> tuple[Tally, bool]:
+        """Run every job of the stream; `on_done` is called (from worker threads) after each one.
+        Returns the counts and whether Ctrl-C stopped the batch. On Ctrl-C, or when `stop` is set,
+        running jobs finish and are written, queued ones stay pending (a resume runs them)."""
+        state = self.open()
+        tally = Tally()
+        tally_lock = threading.Lock()
         api = ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix="tokviz-api")
         serial = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokviz-local")
+        # Network workers only fetch; one writer thread renders, writes and records, so a worker
+        # sends its next request as soon as an answer is in.
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokviz-writer")
-        futures: list[Future[None]] = []
-        interrupted = False
+        capacity = max(1, self.concurrency) * IN_FLIGHT_PER_WORKER + 2
+        slots = threading.BoundedSemaphore(capacity)
 
-        def finish(outcome: Outcome) -> None:
-            outcome = self.store(outcome)
-            if outcome.status == "failed" and outcome.fresh and outcome.error and "disk is full" in outcome.error:
-                # Nothing more can be kept: stop asking (queued prompts stay pending), and record the
-                # answer that could not be written as not done, so the index matches the disk.
-                stop.set()
-                outcome = Outcome(outcome.job, "failed", error=outcome.error)
-                self.disk_full = outcome.error
-            outcomes[outcome.job.number - 1] = outcome
-            try:
-                self.write_index(jobs, outcomes, at_most_every=INDEX_INTERVAL_S)
-            except TokvizError as err:  # the index itself could not be written (full disk)
-                self.disk_full = self.disk_full or err.line()
-                stop.set()
+        def drain() -> None:
+            """Wait until every job in flight is written. Polled, not joined: a Ctrl-C that lands in
+            Thread.join can leave CPython believing a running worker has ended (the model would then
+            be freed under it at exit)."""
+            taken = 0
+            while taken < capacity:
+                taken += slots.acquire(timeout=0.2)
+            for _ in range(taken):
+                slots.release()
+        interrupted = False
+        stream = iter(jobs)
+
+        def count(outcome: Outcome) -> None:
+            with tally_lock:
+                tally.add(outcome)
             on_done(outcome)
 
-        def task(job: Job, name: str) -> None:
-            if stop.is_set():
-                return
-            outcome = self.fetch(job, name)
-            with self._lock:
-                futures.append(writer.submit(finish, outcome))  # never cancelled: a finished run is kept
+        def finish(outcome: Outcome) -> None:
+            try:
+                outcome = self.store(outcome)
+                if outcome.status == "failed" and outcome.fresh and outcome.error and "disk is full" in outcome.error:
+                    # Nothing more can be kept: stop asking (queued prompts stay pending), and leave the
+                    # answer that could not be written as not done, so the index matches the disk.
+                    stop.set()
+                    self.disk_full = outcome.error
+                    return
+                try:
+                    self._record(outcome)
+                except sqlite3.Error as err:
+                    self.disk_full = self.disk_full or f"cannot record the batch's state: {err}"
+                    stop.set()
+                count(outcome)
+            finally:
+                slots.release()
 
+        def task(job: Job, name: str, on_disk: bool) -> None:
+            if stop.is_set():  # queued when the batch stopped: stays pending
+                slots.release()
+                return
+            writer.submit(finish, self.fetch(job, name, on_disk))  # never cancelled: a finished run is kept
+
+        n = 0
         try:
-            for job, name in zip(jobs, names):
-                if name is not None:
-                    pool = api if registry.spec(name).concurrent else serial
-                    futures.append(pool.submit(task, job, name))
-            while True:
-                with self._lock:
-                    pending = [f for f in futures if not f.done()]
-                if not pending:
+            for chunk in _chunks(stream, ADMIT_CHUNK):
+                admitted = state.admit([(j.name, j.number, j.id, j.request.prompt, j.request.model, j.problem) for j in chunk], n + 1)
+                for job, got in zip(chunk, admitted):
+                    if got is None:
+                        if job.id:
+                            raise UsageError(f"id {job.id!r} is used twice")  # check_lines refuses these first
+                        continue  # the same prompt with the same settings: one job, one set of files
+                    n, before = got
+                    job = replace(job, number=n)
+                    tally.total = n
+                    if job.problem:
+                        count(Outcome(job, "failed", error=job.problem))
+                        continue
+                    if (not self.force and before is not None and before.status == "ok"
+                            and set(self.formats) <= set((before.formats or "").split(","))):
+                        count(Outcome(job, "ok"))  # the state says it is complete: nothing is read or run
+                        continue
+                    if stop.is_set():
+                        break
+                    if not self._take(slots, stop):
+                        break
+                    pool = api if registry.spec(job.provider or "").concurrent else serial
+                    # A job that ran before (or a folder from before the state existed) may be on disk.
+                    pool.submit(task, job, job.provider or "", before is not None or self.legacy)
+                if stop.is_set():
                     break
-                wait(pending, timeout=0.2)
+            drain()  # the whole input is queued: let it finish
         except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (errors.Terminated)
             interrupted = True
             self.stopped_by = err
         finally:
-            stop.set()  # on Ctrl-C: queued jobs return at once; running ones finish and are written
-            api.shutdown(wait=True, cancel_futures=True)
-            serial.shutdown(wait=True, cancel_futures=True)
-            writer.shutdown(wait=True)
-            self.write_index(jobs, outcomes)
-        return outcomes, interrupted
+            stop.set()  # queued jobs return at once (their slots freed); running ones finish and are written
+            try:
+                drain()
+            except KeyboardInterrupt as err:  # (a second Ctrl-C ends the process in cli._signals)
+                interrupted = True
+                self.stopped_by = self.stopped_by or err
+            for pool in (api, serial, writer):
+                pool.shutdown(wait=False)
+            with contextlib.suppress(KeyboardInterrupt):
+                for chunk in _chunks(stream, ADMIT_CHUNK):  # the rest of the input, read (not run): the index lists every prompt
+                    for got in state.admit([(j.name, j.number, j.id, j.request.prompt, j.request.model, j.problem)
+                                            for j in chunk], n + 1):
+                        if got is not None:
+                            n = got[0]
+            tally.total = n
+            self.finish_index()
+        return tally, interrupted
 
-    def write_index(self, jobs: list[Job], outcomes: list[Outcome | None], *, at_most_every: float = 0.0) -> None:
-        """Rewrite index.json and index.md. Workers call it after each prompt but at most every
-        `at_most_every` seconds (rebuilding a 100-item index per prompt was a tenth of a batch's
-        wall time); the runner writes it once more at the end, on success and on Ctrl-C alike.
-        Results never depend on it: each prompt's own files are what a resume trusts."""
-        now = time.monotonic()
-        with self._lock:
-            if at_most_every and now - self._index_written < at_most_every:
-                return
-            self._index_written = now
-            items = [self._entry(job, outcomes[job.number - 1]) for job in jobs]
-            counts = {s: sum(1 for i in items if i["status"] == s) for s in ("ok", "failed", "pending")}
-            doc = {"schema": INDEX_SCHEMA, "schema_version": 1, "formats": self.formats,
-                   "summary": {"total": len(items), **counts}, "items": items}
-            write_atomic(self.out_dir / "index.json",
-                         (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
-            write_atomic(self.out_dir / "index.md", markdown_index(items).encode("utf-8"))
+    @staticmethod
+    def _take(slots: threading.BoundedSemaphore, stop: threading.Event) -> bool:
+        """A slot for one more job in flight, or False (holding none) once the batch is stopping."""
+        while not stop.is_set():
+            if slots.acquire(timeout=0.2):
+                if stop.is_set():
+                    slots.release()
+                    return False
+                return True
+        return False
 
-    def _entry(self, job: Job, outcome: Outcome | None) -> dict[str, Any]:
-        entry: dict[str, Any] = {"n": job.number, "id": job.id, "name": job.name, "prompt": job.request.prompt,
-                                 "model": job.request.model, "status": "pending" if outcome is None else outcome.status}
-        if outcome is not None and outcome.run is not None:
-            entry.update(provider=outcome.run.provider, text=outcome.run.text, tokens=len(outcome.run.steps),
-                         files=self.files(job))
-        if outcome is not None and outcome.error:
-            entry["error"] = outcome.error
+    def finish_index(self) -> None:
+        """Write index.json and index.md from the state, in input order, then close the state.
+        Results never depend on it: each prompt's own files and the state are what a resume trusts."""
+        state = self.open()
+        try:
+            state.commit()
+            counts = state.counts()
+            head = {"schema": INDEX_SCHEMA, "schema_version": 1, "formats": self.formats, "summary": counts}
+            opening = json.dumps(head, ensure_ascii=False, indent=2)[:-2] + ',\n  "items": ['
+
+            def items_json() -> Iterator[bytes]:
+                yield opening.encode("utf-8")
+                for n, row in enumerate(state.rows()):
+                    item = json.dumps(self._entry(row), ensure_ascii=False)
+                    yield (("\n    " if n == 0 else ",\n    ") + item).encode("utf-8")
+                yield b"\n  ]\n}\n"
+
+            write_atomic_chunks(self.out_dir / "index.json", items_json())
+            write_atomic_chunks(self.out_dir / "index.md", markdown_index((self._entry(r) for r in state.rows()), counts))
+        except TokvizError as err:
+            self.disk_full = self.disk_full or err.line()
+        finally:
+            state.close()
+            self.state = None
+
+    def _entry(self, row: batchstate.Row) -> dict[str, Any]:
+        entry: dict[str, Any] = {"n": row.n, "id": row.id, "name": row.name, "prompt": row.prompt,
+                                 "model": row.model, "status": row.status}
+        if row.status == "ok":
+            entry.update(provider=row.provider, text=row.text, tokens=row.tokens,
+                         files=self.files(row.name, [f for f in self.formats if f in (row.formats or "").split(",")]))
+        if row.error and row.status != "ok":
+            entry["error"] = row.error
         return entry
 
 
@@ -346,19 +534,21 @@ def _md(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]<>()#+!|])", r"\\\1", text)
 
 
-def markdown_index(items: list[dict[str, Any]]) -> str:
-    ok = sum(1 for i in items if i["status"] == "ok")
-    lines = ["# tokviz batch", "", f"{ok} of {len(items)} prompts done.", "",
-             "| # | prompt | model | output | files |", "|---|---|---|---|---|"]
+def markdown_index(items: Iterable[dict[str, Any]], counts: dict[str, int]) -> Iterator[bytes]:
+    """index.md, piece by piece: the table, then a section per graph (the items are read twice)."""
+    head = ["# tokviz batch", "", f"{counts['ok']} of {counts['total']} prompts done.", "",
+            "| # | prompt | model | output | files |", "|---|---|---|---|---|"]
+    yield ("\n".join(head) + "\n").encode("utf-8")
+    graphs = []
     for i in items:
         if i["status"] == "ok":
             files = " ".join(f"[{fmt}]({name})" for fmt, name in i["files"].items())
             out = _md(i["text"])
+            if "svg" in i["files"] and counts["total"] <= SHARD_AFTER:
+                graphs.append((i["n"], _md(i["prompt"]), i["files"]["svg"]))
         else:
             files = ""
             out = "**" + i["status"] + "**" + (": " + _md(i["error"]) if i.get("error") else "")
-        lines.append(f"| {i['n']} | {_md(i['prompt'])} | {_md(i['model'])} | {out} | {files} |")
-    graphs = [i for i in items if i["status"] == "ok" and "svg" in i["files"]]
-    for i in graphs:
-        lines += ["", f"## {i['n']}. {_md(i['prompt'])}", "", f"![graph of prompt {i['n']}]({i['files']['svg']})"]
-    return "\n".join(lines) + "\n"
+        yield f"| {i['n']} | {_md(i['prompt'])} | {_md(i['model'])} | {out} | {files} |\n".encode()
+    for n, prompt, svg in graphs:  # pictures inline only for batches a person reads page by page
+        yield f"\n## {n}. {prompt}\n\n![graph of prompt {n}]({svg})\n".encode()

@@ -19,6 +19,7 @@ import errno
 import os
 import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from tokviz.errors import TokvizError, UsageError, redact
@@ -79,12 +80,18 @@ def write_atomic(path: Path, data: bytes) -> None:
     The bytes pass through the same redaction as every error line: a server that echoed an API
     key into its answer cannot get it stored in any file tokviz writes.
     """
-    data = _redacted(data)
+    write_atomic_chunks(path, (data,))
+
+
+def write_atomic_chunks(path: Path, chunks: Iterable[bytes]) -> None:
+    """`write_atomic` for a file written piece by piece (a 100,000-item index is never whole in
+    memory); each piece is redacted on its own."""
     check_writable(path)
     if _special(path):
         try:
             with open(path, "wb") as fh:
-                fh.write(data)
+                for data in chunks:
+                    fh.write(_redacted(data))
         except OSError as err:
             raise _describe(err, path) from None
         return
@@ -96,7 +103,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise _describe(err, path) from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            for data in chunks:
+                fh.write(_redacted(data))
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, target)
     except OSError as err:

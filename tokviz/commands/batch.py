@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -16,7 +17,7 @@ from tokviz.generation import Generation
 from tokviz.views import formats
 
 if TYPE_CHECKING:
-    from tokviz.batch import Batch, Job, Outcome
+    from tokviz.batch import Batch, Job, Outcome, Tally
 
 
 class BatchFailed(TokvizError):
@@ -42,36 +43,39 @@ def _formats(value: str) -> list[str]:
 
 @common.generation_options()
 def batch(
-    prompts: Annotated[str, typer.Argument(metavar="PROMPTS", help='A .txt file (one prompt per line) or .jsonl file (objects with "prompt", optional "id", "model", "system", parameters); "-" reads standard input.')],
+    prompts: Annotated[str, typer.Argument(metavar="PROMPTS", help='A .txt file (one prompt per line) or .jsonl file (objects with "prompt", optional "id", "model", "system", parameters); "-" reads standard input. `tokviz batch status FOLDER` shows how far a batch got.')],
     gen: Generation,
-    output: Annotated[Path, typer.Option("--output", "-o", metavar="FOLDER", help="Folder for the outputs and the index (created if missing).")],
+    folder: Annotated[Optional[Path], typer.Argument(metavar="[FOLDER]", help="With `status`: the batch's output folder.", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FOLDER", help="Folder for the outputs, the index and the batch's state (created if missing).", show_default=False)] = None,
     formats_: Annotated[str, typer.Option("--format", "-f", metavar="FORMATS", help=f"Comma-separated formats per prompt: {', '.join(f.name for f in formats.for_kind(formats.PREDICT))}. The run JSON is always written.")] = "svg,json",
     concurrency: Annotated[int, typer.Option("--concurrency", "-j", metavar="N", help="Requests in flight at once for providers that allow it (1-64); the local model runs one prompt at a time.")] = 4,
     force: Annotated[bool, typer.Option("--force", metavar="", help="Redo prompts whose outputs already exist.")] = False,
     wrap: common.WrapOpt = common.DEFAULT_WRAP,
     quiet: common.QuietOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="With `status`: print the counts as JSON.")] = False,
 ) -> None:
-    """Run every prompt in PROMPTS; write each one's run and graphs, and an index, into a folder."""
+    """Run every prompt in PROMPTS; write each one's run and graphs, and an index, into a folder.
+
+    The input is read as a stream and the batch's state kept in FOLDER/batch.sqlite, so memory
+    stays flat for any number of prompts; running the same command again resumes.
+    """
     from tokviz import batch as workflow
     from tokviz.commands import environment
     from tokviz.views import export
 
+    if prompts == "status" and folder is not None:
+        return _status(folder, as_json=as_json)
+    if folder is not None:
+        raise UsageError(f"unexpected argument {str(folder)!r}", hint="the output folder is given with -o FOLDER")
+    if output is None:
+        raise UsageError("missing the output folder: -o FOLDER")
     if not 1 <= concurrency <= 64:
         raise UsageError(f"--concurrency must be between 1 and 64, got {concurrency}")
     fmts = _formats(formats_)
     if output.exists() and not output.is_dir():
         raise UsageError(f"output {output} is a file, not a folder")
-    if prompts == "-":
-        text, source = common.read_text_arg("-"), "standard input"
-    else:
-        path = Path(prompts)
-        if not path.is_file():
-            raise UsageError(f"prompts file {prompts} does not exist")
-        try:
-            text, source = path.read_text(encoding="utf-8"), prompts
-        except UnicodeDecodeError:
-            raise UsageError(f"prompts file {prompts} is not UTF-8 text") from None
-    jobs = workflow.parse_jobs(text, source=source, defaults=gen, environ=environment.current().environ)
+    lines, source = _input(prompts)
+    expected = workflow.check_lines(lines(), source=source)  # every line checked before the first request
     try:  # before the first request: a batch that cannot write must not spend a single one
         output.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -81,33 +85,76 @@ def batch(
     err = common.stderr()
     runner = workflow.Batch(out_dir=output, formats=fmts, options=export.RenderOptions(wrap=wrap),
                             concurrency=concurrency, force=force, record=gen.record, replay=gen.replay,
-                            progress=common.progress_line(err))
+                            progress=common.progress_line(err), expected=expected)
+    runner.open().set_meta("lines", str(expected))
+    jobs = workflow.iter_jobs(lines(), source=source, defaults=gen, environ=environment.current().environ)
     stop = threading.Event()
-    outcomes, interrupted = _run_with_progress(runner, jobs, stop, show=not quiet and err.is_terminal, console=err)
+    tally, interrupted = _run_with_progress(runner, jobs, stop, expected, show=not quiet and err.is_terminal, console=err)
     if runner.disk_full:
         from tokviz.files import OutputError
 
         raise OutputError(f"stopped: {runner.disk_full}; what was finished before is on disk and in the index",
                           hint="free some space and run the same command again to resume")
-    failed = [o for o in outcomes if o is not None and o.status == "failed"]
-    done = [o for o in outcomes if o is not None]
-    if interrupted or len(done) < len(jobs):
+    done = tally.ok + tally.failed
+    if interrupted or done < tally.total:
         if isinstance(runner.stopped_by, Terminated):
-            raise BatchTerminated(f"terminated: {len(done) - len(failed)} of {len(jobs)} prompts done, written to {output}",
+            raise BatchTerminated(f"terminated: {tally.ok} of {tally.total} prompts done, written to {output}",
                                   hint="run the same command again to resume")
-        raise BatchInterrupted(f"interrupted: {len(done) - len(failed)} of {len(jobs)} prompts done, written to {output}",
+        raise BatchInterrupted(f"interrupted: {tally.ok} of {tally.total} prompts done, written to {output}",
                                hint="run the same command again to resume")
-    fresh = sum(1 for o in done if o.fresh)
     if not quiet:
-        err.print(f"tokviz: {len(done) - len(failed)} of {len(jobs)} prompts done ({fresh} generated, "
-                  f"{len(done) - len(failed) - fresh} already complete); index: {output / 'index.md'}", style="dim")
-    if failed:
-        raise BatchFailed(f"{len(failed)} of {len(jobs)} prompts failed (first: prompt {failed[0].job.number}: "
-                          f"{failed[0].error})", hint=f"every error is in {output / 'index.json'}")
+        err.print(f"tokviz: {tally.ok} of {tally.total} prompts done ({tally.fresh} generated, "
+                  f"{tally.ok - tally.fresh} already complete); index: {output / 'index.md'}", style="dim")
+    if tally.failed:
+        first = tally.first_failure
+        where = f" (first: prompt {first.job.number}: {first.error})" if first is not None else ""
+        raise BatchFailed(f"{tally.failed} of {tally.total} prompts failed{where}", hint=f"every error is in {output / 'index.json'}")
 
 
-def _run_with_progress(runner: Batch, jobs: list[Job], stop: threading.Event, *, show: bool,
-                       console: Console) -> tuple[list[Outcome | None], bool]:
+def _input(prompts: str) -> tuple[Callable[[], Iterable[str]], str]:
+    """A way to read the prompt lines (more than once: checked, then run), and their source's name.
+    A file is streamed each time; standard input is read once and kept."""
+    if prompts == "-":
+        text = common.read_text_arg("-")
+        return (lambda: text.splitlines()), "standard input"
+    path = Path(prompts)
+    if not path.is_file():
+        raise UsageError(f"prompts file {prompts} does not exist")
+
+    def lines() -> Iterator[str]:
+        try:
+            with path.open(encoding="utf-8", newline=None) as fh:
+                yield from fh
+        except UnicodeDecodeError:
+            raise UsageError(f"prompts file {prompts} is not UTF-8 text") from None
+        except OSError as err:
+            raise UsageError(f"cannot read prompts file {prompts}: {err.strerror}") from None
+
+    return lines, prompts
+
+
+def _status(folder: Path, *, as_json: bool) -> None:
+    import json
+    import sqlite3
+
+    from tokviz.batchstate import FILE, read_status
+
+    if not (folder / FILE).is_file():
+        raise UsageError(f"{folder} holds no batch state ({FILE})", hint="give the folder a batch wrote with -o")
+    try:
+        found = read_status(folder)
+    except (sqlite3.Error, TypeError, ValueError) as err:
+        raise UsageError(f"cannot read the batch state in {folder}: {err}") from None
+    if as_json:
+        common.stdout().file.write(json.dumps(found, ensure_ascii=False) + "\n")
+        return
+    first = found["first_failure"]
+    common.stdout().print(f"{found['ok']} ok, {found['failed']} failed, {found['pending']} pending of {found['total']} prompts"
+                          + (f"; first failure: prompt {first['n']}: {first['error']}" if first else ""), markup=False)
+
+
+def _run_with_progress(runner: Batch, jobs: Iterable[Job], stop: threading.Event, expected: int, *, show: bool,
+                       console: Console) -> tuple[Tally, bool]:
     """Run the batch under a progress bar on stderr (done / failed / rate / ETA) when it is a terminal."""
     from rich.progress import (
         BarColumn,
@@ -122,7 +169,7 @@ def _run_with_progress(runner: Batch, jobs: list[Job], stop: threading.Event, *,
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=not show) as bar:
-        task = bar.add_task("prompts", total=len(jobs), failed=0, rate="")
+        task = bar.add_task("prompts", total=expected, failed=0, rate="")
 
         def on_done(outcome: Outcome) -> None:
             nonlocal failed
