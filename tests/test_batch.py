@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests import servers
 from tests.conftest import run_cli, tokviz_cmd
 from tokviz.run import Run
@@ -298,3 +300,82 @@ def test_the_input_is_streamed_not_held(tmp_path: Path) -> None:
     jobs = iter_jobs(lines(), source="endless.txt", defaults=Generation(model="fake-1"))
     first = [next(jobs) for _ in range(3)]
     assert [j.request.prompt for j in first] == ["prompt 0", "prompt 1", "prompt 2"] and len(consumed) == 3
+
+
+# --- OpenAI Batch API and vllm run-batch files -------------------------------------------------------
+
+def _chat_completion(text_tokens: list[tuple[str, float]], model: str = "gpt-4.1-mini-2025-04-14") -> dict[str, Any]:
+    """A chat completion body built with the OpenAI SDK's own types, as the Batch API returns it."""
+    from openai.types.chat import ChatCompletion
+
+    content = [{"token": t, "logprob": lp, "bytes": list(t.encode()),
+                "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())},
+                                 {"token": "x", "logprob": lp - 2, "bytes": [120]}]} for t, lp in text_tokens]
+    return ChatCompletion.model_validate({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": {"content": content, "refusal": None},
+                     "message": {"role": "assistant", "content": "".join(t for t, _ in text_tokens)}}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": len(text_tokens), "total_tokens": 9 + len(text_tokens)},
+    }).model_dump(mode="json")
+
+
+def test_export_requests_for_the_batch_api_split_at_its_limits(tmp_path: Path, monkeypatch: Any) -> None:
+    from tokviz import batchfiles
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("\n".join(json.dumps(x) for x in [{"prompt": f"question {i}"} for i in range(5)]
+                                 + [{"prompt": "bad", "top_k": 99}, {"prompt": "question 0"}]) + "\n")
+    target = tmp_path / "requests.jsonl"
+    monkeypatch.setattr(batchfiles, "MAX_REQUESTS", 2)
+    proc = run_cli("batch", str(prompts), "--export-requests", str(target), "-m", "gpt-4.1-mini", "-k", "5", "-n", "8")
+    assert proc.returncode == 0, proc.stderr
+    files = [target, tmp_path / "requests-2.jsonl", tmp_path / "requests-3.jsonl"]
+    lines = [json.loads(ln) for f in files for ln in f.read_text().splitlines()]
+    assert len(lines) == 5 and len({ln["custom_id"] for ln in lines}) == 5  # the duplicate once, the bad one left out
+    assert [len(f.read_text().splitlines()) for f in files] == [2, 2, 1]
+    first = lines[0]
+    assert first["method"] == "POST" and first["url"] == "/v1/chat/completions"
+    body = first["body"]
+    assert body["messages"] == [{"role": "user", "content": "question 0"}] and body["logprobs"] is True
+    assert body["top_logprobs"] == 5 and body["max_completion_tokens"] == 8 and "stream" not in body
+    assert b"1 prompt(s) left out" in proc.stderr and b"top-k" in proc.stderr
+    raw = run_cli("batch", str(prompts), "--export-requests", str(tmp_path / "raw.jsonl"), "-m", "gpt-4.1-mini", "--raw")
+    assert b"vllm run-batch" in raw.stderr
+    assert json.loads((tmp_path / "raw.jsonl").read_text().splitlines()[0])["url"] == "/v1/completions"
+    assert run_cli("batch", str(prompts), "--export-requests", str(target), "-o", str(tmp_path / "o")).returncode == 2
+
+
+def test_import_openai_and_vllm_results_as_a_live_batch_would(tmp_path: Path) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("alpha\nbeta\ngamma\ndelta\nepsilon\n")
+    requests = tmp_path / "requests.jsonl"
+    assert run_cli("batch", str(prompts), "--export-requests", str(requests), "-m", "gpt-4.1-mini", "-k", "2").returncode == 0
+    ids = [json.loads(ln)["custom_id"] for ln in requests.read_text().splitlines()]
+    body = _chat_completion([("Paris", -0.1), (".", -0.5)])
+    results = [
+        {"id": "batch_req_1", "custom_id": ids[0], "response": {"status_code": 200, "request_id": "r1", "body": body}, "error": None},
+        {"id": "vllm-1", "custom_id": ids[1], "response": body, "error": None},  # older vLLM: the bare answer
+        {"id": "batch_req_3", "custom_id": ids[2], "response": None, "error": {"code": "x", "message": "model overloaded"}},
+        {"id": "batch_req_4", "custom_id": ids[3], "response": {"status_code": 400, "body": {"error": {"message": "bad request"}}}},
+        # no line for ids[4]
+    ]
+    out_file = tmp_path / "results.jsonl"
+    out_file.write_text("".join(json.dumps(r) + "\n" for r in reversed(results)))  # any order
+    out = tmp_path / "out"
+    proc = run_cli("batch", str(prompts), "--import", str(out_file), "-o", str(out), "-m", "gpt-4.1-mini", "-k", "2", "-f", "json,txt")
+    assert proc.returncode == 1, proc.stderr
+    idx = index(out)
+    assert [i["status"] for i in idx["items"]] == ["ok", "ok", "failed", "failed", "failed"]
+    assert "model overloaded" in idx["items"][2]["error"] and "400" in idx["items"][3]["error"]
+    assert "no result" in idx["items"][4]["error"]
+    run = Run.from_json((out / idx["items"][0]["files"]["json"]).read_text())
+    assert run.text == "Paris." and run.steps[0].chosen.prob == pytest.approx(0.9048, abs=1e-4)
+    assert run.source["imported"].startswith("results.jsonl") and run.finish_reason == "stop"
+    assert (out / idx["items"][1]["files"]["txt"]).read_text().count("Paris") >= 1
+    # The missing answers arrive in a second file: importing it completes the batch (resumable).
+    more = tmp_path / "more.jsonl"
+    more.write_text("".join(json.dumps({"custom_id": i, "response": {"status_code": 200, "body": body}, "error": None}) + "\n"
+                            for i in ids[2:]))
+    again = run_cli("batch", str(prompts), "--import", str(more), "-o", str(out), "-m", "gpt-4.1-mini", "-k", "2", "-f", "json,txt")
+    assert again.returncode == 0, again.stderr
+    assert b"3 generated, 2 already complete" in again.stderr and index(out)["summary"]["ok"] == 5

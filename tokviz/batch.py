@@ -272,6 +272,8 @@ class Batch:
     state: State | None = None
     sharded: bool = False
     legacy: bool = False
+    # Where runs come from instead of providers: an imported results file (`batch --import`).
+    source: Callable[[Job], Run] | None = None
 
     def open(self) -> State:
         if self.state is None:
@@ -331,6 +333,8 @@ class Batch:
         previous = self.resume(job) if on_disk else None
         if previous is not None:
             return Outcome(job, "ok", previous)
+        if self.source is not None:
+            return Outcome(job, "ok", self.source(job), fresh=True)
         return Outcome(job, "ok", self.provider_for(name).predict(job.request), fresh=True)
 
     def store(self, outcome: Outcome) -> Outcome:
@@ -443,7 +447,7 @@ class Batch:
                         break
                     if not self._take(slots, stop):
                         break
-                    pool = api if registry.spec(job.provider or "").concurrent else serial
+                    pool = api if self.source is not None or registry.spec(job.provider or "").concurrent else serial
                     # A job that ran before (or a folder from before the state existed) may be on disk.
                     pool.submit(task, job, job.provider or "", before is not None or self.legacy)
                 if stop.is_set():

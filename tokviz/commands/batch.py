@@ -53,6 +53,8 @@ def batch(
     wrap: common.WrapOpt = common.DEFAULT_WRAP,
     quiet: common.QuietOpt = False,
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="With `status`: print the counts as JSON.")] = False,
+    export_requests: Annotated[Optional[Path], typer.Option("--export-requests", metavar="FILE", help="Send nothing: write the requests as a JSONL file for OpenAI's Batch API or `vllm run-batch` (split at 50,000 requests / 200 MB).", show_default=False)] = None,
+    import_results: Annotated[Optional[Path], typer.Option("--import", metavar="FILE", help="Send nothing: read the answers from an OpenAI Batch or `vllm run-batch` output file and render and index them as a live batch would.", show_default=False)] = None,
 ) -> None:
     """Run every prompt in PROMPTS; write each one's run and graphs, and an index, into a folder.
 
@@ -67,6 +69,10 @@ def batch(
         return _status(folder, as_json=as_json)
     if folder is not None:
         raise UsageError(f"unexpected argument {str(folder)!r}", hint="the output folder is given with -o FOLDER")
+    if export_requests is not None:
+        if import_results is not None or output is not None:
+            raise UsageError("--export-requests writes a requests file only: leave out -o and --import")
+        return _export(prompts, gen, export_requests)
     if output is None:
         raise UsageError("missing the output folder: -o FOLDER")
     if not 1 <= concurrency <= 64:
@@ -86,10 +92,20 @@ def batch(
     runner = workflow.Batch(out_dir=output, formats=fmts, options=export.RenderOptions(wrap=wrap),
                             concurrency=concurrency, force=force, record=gen.record, replay=gen.replay,
                             progress=common.progress_line(err), expected=expected)
+    results = None
+    if import_results is not None:
+        from tokviz.batchfiles import Results
+
+        results = Results(import_results, dialect_name=str(gen.dialect or "openai"))
+        runner.source = results.run
     runner.open().set_meta("lines", str(expected))
     jobs = workflow.iter_jobs(lines(), source=source, defaults=gen, environ=environment.current().environ)
     stop = threading.Event()
-    tally, interrupted = _run_with_progress(runner, jobs, stop, expected, show=not quiet and err.is_terminal, console=err)
+    try:
+        tally, interrupted = _run_with_progress(runner, jobs, stop, expected, show=not quiet and err.is_terminal, console=err)
+    finally:
+        if results is not None:
+            results.close()
     if runner.disk_full:
         from tokviz.files import OutputError
 
@@ -109,6 +125,26 @@ def batch(
         first = tally.first_failure
         where = f" (first: prompt {first.job.number}: {first.error})" if first is not None else ""
         raise BatchFailed(f"{tally.failed} of {tally.total} prompts failed{where}", hint=f"every error is in {output / 'index.json'}")
+
+
+def _export(prompts: str, gen: Generation, target: Path) -> None:
+    from tokviz import batch as workflow
+    from tokviz.batchfiles import export
+    from tokviz.commands import environment
+
+    lines, source = _input(prompts)
+    workflow.check_lines(lines(), source=source)
+    jobs = workflow.iter_jobs(lines(), source=source, defaults=gen, environ=environment.current().environ)
+    done = export(jobs, target, dialect_name=str(gen.dialect or "openai"))
+    err = common.stderr()
+    names = ", ".join(str(p) for p in done.files)
+    err.print(f"tokviz: {done.requests} requests written to {names}", style="dim", markup=False)
+    if done.completions:
+        err.print(f"tokviz: note: {done.completions} request(s) use /v1/completions, which OpenAI's Batch API accepts but "
+                  "`vllm run-batch` does not (it runs chat); use --chat for vLLM", markup=False)
+    if done.skipped:
+        err.print(f"tokviz: warning: {done.skipped} prompt(s) left out, their settings are invalid "
+                  f"(first: {done.first_problem})", markup=False)
 
 
 def _input(prompts: str) -> tuple[Callable[[], Iterable[str]], str]:

@@ -282,32 +282,8 @@ class OpenAIProvider:
             endpoint = "chat" if chat else "completions"
             raise ProviderError(f"{_where(base_url)} ({dialect.label}) returns no log-probabilities on its {endpoint} endpoint",
                                 hint=dialect.refuses_logprobs or ("try --chat" if not chat else "try --raw"))
-        messages = (([Message("system", request.system)] if request.system else []) + [Message("user", request.prompt)]) if chat else []
-        body: dict[str, Any] = {"model": request.model, "temperature": params.temperature, "top_p": params.top_p,
-                                "stream": True, "stream_options": {"include_usage": True}}
-        if chat:
-            body["messages"] = [{"role": m.role, "content": m.content} for m in messages]
-            body["logprobs"] = True
-            if params.top_k:
-                body["top_logprobs"] = params.top_k
-        else:
-            body["prompt"] = request.prompt
-            body["logprobs"] = max(params.top_k, dialect.min_completion_logprobs)
-        if params.seed is not None:
-            body["seed"] = params.seed
-        source = {"dialect": dialect.name, "logprobs": dialect.logprobs_are}
-        if params.temperature == 0 and dialect.greedy_body:
-            body.update({k: v for k, v in dialect.greedy_body.items() if k not in params.options})
-            source["greedy"] = (f"sent {', '.join(f'{k}={v}' for k, v in dialect.greedy_body.items())} "
-                                f"(the server's default: {dialect.default_penalties})")
-        elif dialect.default_penalties != "none":
-            source["penalties"] = f"server default: {dialect.default_penalties}"
-        body.update({k: v for k, v in params.options.items() if k != "dialect"})  # -O settings, checked by SPEC
-        # OpenAI wants max_completion_tokens on chat (max_tokens is deprecated and refused by
-        # reasoning models); compatible servers mostly know only max_tokens.
-        body["max_completion_tokens" if (chat and dialects.is_openai(base_url)) else "max_tokens"] = params.max_tokens
-        path = "/chat/completions" if chat else "/completions"
-
+        path, body, messages, source = request_body(request, params, dialect, openai=dialects.is_openai(base_url))
+        body.update({"stream": True, "stream_options": {"include_usage": True}})
         with self._turn(base_url, dialect):  # requests that would interrupt each other wait their turn
             t0 = time.perf_counter()
             answer = self._answer(client, path, body, request, base_url, dialect, on_step)
@@ -383,6 +359,68 @@ class OpenAIProvider:
         if answer.finish is None:
             raise Incomplete("after " + (f"{len(answer.steps)} tokens" if answer.steps else "no tokens"))
         return answer
+
+
+def request_body(request: Request, params: Any, dialect: dialects.Dialect, *,
+                 openai: bool) -> tuple[str, dict[str, Any], list[Message], dict[str, str]]:
+    """The one place a request's body is built: (path, body without streaming, messages, the run's
+    `source` notes). `predict` streams it; `batch --export-requests` writes it for OpenAI's Batch
+    API and `vllm run-batch`."""
+    chat = params.mode == "chat"
+    messages = (([Message("system", request.system)] if request.system else []) + [Message("user", request.prompt)]) if chat else []
+    body: dict[str, Any] = {"model": request.model, "temperature": params.temperature, "top_p": params.top_p}
+    if chat:
+        body["messages"] = [{"role": m.role, "content": m.content} for m in messages]
+        body["logprobs"] = True
+        if params.top_k:
+            body["top_logprobs"] = params.top_k
+    else:
+        body["prompt"] = request.prompt
+        body["logprobs"] = max(params.top_k, dialect.min_completion_logprobs)
+    if params.seed is not None:
+        body["seed"] = params.seed
+    source = {"dialect": dialect.name, "logprobs": dialect.logprobs_are}
+    if params.temperature == 0 and dialect.greedy_body:
+        body.update({k: v for k, v in dialect.greedy_body.items() if k not in params.options})
+        source["greedy"] = (f"sent {', '.join(f'{k}={v}' for k, v in dialect.greedy_body.items())} "
+                            f"(the server's default: {dialect.default_penalties})")
+    elif dialect.default_penalties != "none":
+        source["penalties"] = f"server default: {dialect.default_penalties}"
+    body.update({k: v for k, v in params.options.items() if k != "dialect"})  # -O settings, checked by SPEC
+    # OpenAI wants max_completion_tokens on chat (max_tokens is deprecated and refused by
+    # reasoning models); compatible servers mostly know only max_tokens.
+    body["max_completion_tokens" if (chat and openai) else "max_tokens"] = params.max_tokens
+    return ("/chat/completions" if chat else "/completions"), body, messages, source
+
+
+def run_from_answer(answer: Any, request: Request, dialect: dialects.Dialect, *, origin: str) -> Run:
+    """A Run from one whole (not streamed) answer body, as OpenAI's Batch API and `vllm run-batch`
+    return them; an answer with no log-probabilities or no finish reason is a failure, not a run."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("choices"), list) or not answer["choices"]:
+        raise ProviderError(f"{origin}: the answer holds no choices")
+    choice = answer["choices"][0] if isinstance(answer["choices"][0], dict) else {}
+    try:
+        steps = [logprobs.step(item, dialect) for item in logprobs.items(choice.get("logprobs"))]
+    except ValueError as err:
+        raise ProviderError(f"{origin}: log-probabilities tokviz cannot read: {err}") from None
+    text = (choice.get("message") or {}).get("content") if "message" in choice else choice.get("text")
+    if not steps:
+        raise ProviderError(f"{origin}: the answer has no log-probabilities",
+                            hint="the requests must ask for logprobs (tokviz batch --export-requests does)")
+    if not choice.get("finish_reason"):
+        raise ProviderError(f"{origin}: the answer has no finish reason (truncated)")
+    params = request.params
+    _, _, messages, source = request_body(request, params, dialect, openai=dialect.name == "openai")
+    usage_in = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
+    usage = {k: int(v) for k, v in usage_in.items() if k in ("prompt_tokens", "completion_tokens") and isinstance(v, int)}
+    usage.setdefault("completion_tokens", len(steps))
+    loss = logprobs.reconcile(steps, text if isinstance(text, str) else "", dialect)
+    if loss:
+        source["lossy"] = loss.note
+    source["imported"] = origin
+    return Run(provider="openai", model=str(answer.get("model") or request.model), prompt=request.prompt, params=params,
+               steps=tuple(steps), messages=tuple(messages), finish_reason=str(choice["finish_reason"]), usage=usage,
+               timings={}, content=loss.content if loss else None, source=source)
 
 
 def _completion_items(answer: Any) -> list[dict[str, Any]]:
