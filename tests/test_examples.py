@@ -1,0 +1,74 @@
+"""The lesson notebooks (examples/): generated from one list of cells, committed without outputs,
+and run top to bottom in a real kernel on the embedded model with no API key."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def maker() -> Any:
+    spec = importlib.util.spec_from_file_location("make_notebooks", EXAMPLES / "make_notebooks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_committed_notebooks_are_what_the_maker_writes_with_no_outputs() -> None:
+    make = maker()
+    for lang in make.LANGS:
+        committed = make.path(lang).read_text(encoding="utf-8")
+        assert committed == make.text(lang), f"run python examples/make_notebooks.py ({lang})"
+        nb = json.loads(committed)
+        assert all(not c.get("outputs") and not c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code")
+
+
+def test_the_korean_lesson_is_written_in_korean() -> None:
+    make = maker()
+    for kind, body in make.CELLS:
+        if kind == "md":
+            assert len(re.findall(r"[\uac00-\ud7a3]", body["ko"])) > 20, body["ko"][:60]  # Hangul, not a copy of the English
+
+
+def outputs(nb: Any) -> list[dict[str, Any]]:
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+
+
+def text_of(outs: list[dict[str, Any]]) -> str:
+    parts = []
+    for o in outs:
+        parts.append(o.get("text", ""))
+        for value in (o.get("data") or {}).values():
+            parts.append(value if isinstance(value, str) else json.dumps(value))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_the_lesson_runs_offline_top_to_bottom(lang: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    nb = nbformat.read(EXAMPLES / f"llm-inference.{lang}.ipynb", as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outs = outputs(nb)
+    assert not [o for o in outs if o.get("output_type") == "error"]
+    everything = text_of(outs)
+    # what the text says each section shows
+    assert sum("image/svg+xml" in (o.get("data") or {}) for o in outs) >= 2  # the run's graph and the tree
+    table = next(o["data"]["text/html"] for o in outs if 'class="comparison"' in (o.get("data") or {}).get("text/html", ""))
+    assert table.count('<tr class="row">') == 3
+    assert "skipped: comparing gpt-4.1-mini needs OPENAI_API_KEY" in everything
+    assert any("application/vnd.jupyter.widget-view+json" in (o.get("data") or {}) for o in outs)  # the slider
+    assert "rank" in everything and "greedy" in everything and "T=0.2" in everything
+    if lang == "ko":  # Korean text reaches the pictures as text (fonts: fonts-noto-cjk, installed by make install)
+        svgs = [o["data"]["image/svg+xml"] for o in outs if "image/svg+xml" in (o.get("data") or {})]
+        assert any(re.search(r"[\uac00-\ud7a3]", svg) for svg in svgs)
