@@ -72,7 +72,7 @@ def export(jobs: Iterable[Any], path: Path, *, dialect_name: str = "openai",
         if job.name in seen:
             continue
         seen.add(job.name)
-        url, body, _, _ = request_body(job.request, job.request.params, dialect, openai=dialect.name == "openai")
+        url, body, _, _ = request_body(job.request, job.request.params, dialect, openai=dialects.official(dialect))
         line = (json.dumps({"custom_id": job.name, "method": "POST", "url": "/v1" + url, "body": body},
                            ensure_ascii=False) + "\n").encode("utf-8")
         if part and (len(part) >= max_requests or size + len(line) > max_bytes):

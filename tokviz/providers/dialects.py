@@ -43,6 +43,11 @@ class Dialect:
     min_completion_logprobs: int = 1
 
 
+def official(dialect: Dialect) -> bool:
+    """OpenAI's own API (chat wants max_completion_tokens there), not a server that imitates it."""
+    return dialect.name == "openai"
+
+
 def can_score(dialect: Dialect, model: str) -> bool:
     return dialect.score_echo and (not dialect.score_models or model in dialect.score_models)
 

@@ -410,7 +410,7 @@ def run_from_answer(answer: Any, request: Request, dialect: dialects.Dialect, *,
     if not choice.get("finish_reason"):
         raise ProviderError(f"{origin}: the answer has no finish reason (truncated)")
     params = request.params
-    _, _, messages, source = request_body(request, params, dialect, openai=dialect.name == "openai")
+    _, _, messages, source = request_body(request, params, dialect, openai=dialects.official(dialect))
     usage_in = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
     usage = {k: int(v) for k, v in usage_in.items() if k in ("prompt_tokens", "completion_tokens") and isinstance(v, int)}
     usage.setdefault("completion_tokens", len(steps))
