@@ -152,3 +152,37 @@ def test_generation_stops_at_a_stop_token_without_recording_it(greedy: Run) -> N
     assert finish == "stop"
     assert [s.chosen.text for s in steps] == [" the", " capital", " of", " the"]
     assert m.llm.token_eos() in m.stop_ids and len(m.stop_ids) == 2
+
+
+def test_samples_decoded_together_keep_their_sequences_apart() -> None:
+    """--parallel: one batch per step for every sample. Two sequences with the same seed must come out
+    identical (a leak between sequences would make them differ), and the figures stay close to
+    serial decoding (llama.cpp rounds a batch differently: measured in docs/sampling.md)."""
+    from tokviz import pipeline
+    from tokviz.generation import Generation
+    from tokviz.providers.local import LocalProvider
+
+    plan = pipeline.plan(Generation(max_tokens=12, top_k=5, temperature=1.0, seed=7), "Once upon a time")
+    twins = LocalProvider(progress=lambda _: None).sample_parallel(plan.request, [7, 7, 8])
+    assert [s.chosen.id for s in twins[0].steps] == [s.chosen.id for s in twins[1].steps]
+    assert [s.chosen.logprob for s in twins[0].steps] == [s.chosen.logprob for s in twins[1].steps]
+    assert twins[0].params.seed == 7 and twins[2].params.seed == 8
+    assert all("together" in r.source["decoding"] for r in twins)
+    serial = pipeline.sample(plan, 2)
+    together = pipeline.sample(plan, 2, parallel=True)
+    for a, b in zip(serial, together):
+        assert a.params.seed == b.params.seed
+        assert [x.id for x in a.steps[0].alternatives[:3]] == [x.id for x in b.steps[0].alternatives[:3]]
+        theirs = {y.id: y.logprob for y in b.steps[0].alternatives}
+        for x in a.steps[0].alternatives:  # the tail of the top-k may swap near-ties
+            if x.id in theirs:
+                assert x.logprob == pytest.approx(theirs[x.id], abs=0.1)
+        for step in b.steps:
+            assert step.chosen.logprob <= 0 and len(step.alternatives) == 5
+
+
+def test_parallel_sampling_is_for_the_local_model(fault: object) -> None:
+    from tests.conftest import run_cli
+
+    refused = run_cli("sample", "x", "-t", "1", "--parallel", "-m", "gpt-4.1-mini", "--base-url", fault.base_url)  # type: ignore[attr-defined]
+    assert refused.returncode == 2 and b"--parallel is for the local model" in refused.stderr

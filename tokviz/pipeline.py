@@ -138,8 +138,12 @@ def tokenize(text: str, model: str, *, provider: str | None = None, progress: Pr
 
 
 def sample(p: Plan | Request, n: int, *, progress: Progress | None = None,
-           on_done: Callable[[int], None] | None = None) -> list[Run]:
-    """`n` sampled runs of one request, seeded base, base + 1, … so the whole set replays."""
+           on_done: Callable[[int], None] | None = None, parallel: bool = False) -> list[Run]:
+    """`n` sampled runs of one request, seeded base, base + 1, … so the whole set replays.
+
+    `parallel` decodes them together where the provider can (the local model: one llama.cpp batch
+    per step), about twice as fast on two cores, with figures that differ slightly from serial
+    decoding (each run says so)."""
     import random
 
     p = _as_plan(p)
@@ -151,6 +155,15 @@ def sample(p: Plan | Request, n: int, *, progress: Progress | None = None,
     opened = open_provider(p, progress)
     params = p.request.params
     base = params.seed if params.seed is not None else random.randrange(2**31)
+    if parallel:
+        together = getattr(opened, "sample_parallel", None)
+        if together is None:
+            raise UsageError(f"the {p.provider} provider cannot decode samples together",
+                             hint="--parallel is for the local model; servers already run requests concurrently")
+        runs = together(p.request, [base + i for i in range(n)])
+        if on_done is not None:
+            on_done(n)
+        return runs
     runs = []
     for i in range(n):
         runs.append(opened.predict(replace(p.request, params=replace(params, seed=base + i))))

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from tokviz.cache import cache_dir
 from tokviz.errors import ProviderError, UsageError
 from tokviz.providers.logits import logsumexp, reduce_rows, top_k
+from tokviz.providers.logits import pool_map as _pool_map
 from tokviz.providers.registry import (
     DEFAULT_MODEL,
     Capability,
@@ -453,6 +454,95 @@ class LocalProvider:
                    usage={"prompt_tokens": len(context) + 1, "scored_tokens": len(ids)},
                    timings={"total_s": elapsed, "tokens_per_s": len(ids) / elapsed if elapsed > 0 else 0.0},
                    source=source)
+
+    def sample_parallel(self, request: Request, seeds: Sequence[int]) -> list[Run]:
+        """Several samples of one prompt decoded together: the prompt read once, its KV cache shared
+        by every sequence, then one llama.cpp batch per step holding each unfinished sequence's
+        next token (`sample --parallel`).
+
+        Each sample draws from its own generator seeded as the serial path seeds it, but llama.cpp
+        rounds a batch of sequences differently from one (docs/sampling.md has the figures), so
+        the logprobs differ slightly from serial samples and a draw near a tie can go the other
+        way: the runs say how they were decoded, and the serial path stays the default.
+        """
+        import llama_cpp
+        import numpy as np
+        from llama_cpp import _internals
+
+        from tokviz.providers.logits import reduce_row
+
+        params = request.params
+        n = len(seeds)
+        path = resolve_model_path(request.model, self.progress)
+        threads = params.options.get("n_threads")
+        t0 = time.perf_counter()
+        m = _load(path, DEFAULT_N_CTX, threads)
+        ids, messages = prompt_tokens(m.llm, request)
+        check_context(m, len(ids), params.max_tokens, "--max-tokens")
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = _ctx_for(len(ids) + n * (params.max_tokens + 1) + 1, path)
+        cparams.n_batch = cparams.n_ubatch = max(512, n)
+        cparams.n_seq_max = n
+        cparams.kv_unified = True  # the prompt's cells are shared, not copied per sequence
+        cparams.n_threads = cparams.n_threads_batch = m.llm.n_threads
+        ctx = _internals.LlamaContext(model=m.llm._model, params=cparams, verbose=False)
+        batch = llama_cpp.llama_batch_init(max(len(ids), n), 0, n)
+        vocab = m.n_vocab
+        try:
+            def decode(entries: list[tuple[int, int, int, bool]]) -> None:  # (token, position, sequence, logits)
+                batch.n_tokens = len(entries)
+                for i, (token, pos, seq, logits) in enumerate(entries):
+                    batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = token, pos, 1, logits
+                    batch.seq_id[i][0] = seq
+                code = llama_cpp.llama_decode(ctx.ctx, batch)
+                if code != 0:
+                    raise ProviderError(f"the model failed to decode (llama_decode returned {code})")
+
+            decode([(t, pos, 0, pos == len(ids) - 1) for pos, t in enumerate(ids)])
+            for seq in range(1, n):
+                llama_cpp.llama_memory_seq_cp(ctx.memory, 0, seq, -1, -1)
+            t_prefill = time.perf_counter() - t0
+            first = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, -1), shape=(vocab,)).copy()
+            rngs = [np.random.default_rng(seed) for seed in seeds]
+            steps: list[list[Step]] = [[] for _ in range(n)]
+            finish = ["length"] * n
+            active = list(range(n))
+            rows = {seq: first for seq in active}
+            for step_no in range(params.max_tokens):
+                chosen: dict[int, int] = {}
+
+                def pick(seq: int, rows: dict[int, Any] = rows) -> tuple[int, int, Any]:
+                    logits = rows[seq]
+                    token = sample(logits, params, rngs[seq])
+                    return seq, token, (None if token in m.stop_ids else reduce_row(logits, params.top_k, token))
+
+                for seq, token, reduced in list(_pool_map(pick, active)):
+                    if reduced is None:
+                        finish[seq] = "stop"
+                        continue
+                    alts = tuple(_token(m, i, logit - reduced.lse) for i, logit in reduced.top)
+                    steps[seq].append(Step(chosen=_token(m, token, reduced.target_logit - reduced.lse), alternatives=alts))
+                    chosen[seq] = token
+                active = [seq for seq in active if seq in chosen]
+                if not active or step_no + 1 == params.max_tokens:
+                    break
+                decode([(chosen[seq], len(ids) + step_no, seq, True) for seq in active])
+                rows = {seq: np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, i), shape=(vocab,))
+                        for i, seq in enumerate(active)}
+        finally:
+            llama_cpp.llama_batch_free(batch)
+            ctx.close()
+        elapsed = time.perf_counter() - t0
+        name = request.model if request.model not in LOCAL_MODELS else DEFAULT_MODEL
+        total = sum(len(s) for s in steps)
+        return [Run(provider=self.name, model=name, prompt=request.prompt, params=replace(params, seed=seed),
+                    steps=tuple(steps[i]), messages=messages, finish_reason=finish[i],
+                    usage={"prompt_tokens": len(ids), "completion_tokens": len(steps[i])},
+                    timings={"prefill_s": t_prefill, "total_s": elapsed,
+                             "tokens_per_s": total / max(elapsed - t_prefill, 1e-9)},
+                    source={"decoding": f"{n} samples decoded together in one llama.cpp batch per step "
+                                        "(--parallel: figures differ slightly from serial decoding)"})
+                for i, seed in enumerate(seeds)]
 
     def tokenize(self, text: str, model: str) -> Tokenization:
         """The tokens the model reads for `text` in raw mode, <bos> included (as `predict` counts them)."""

@@ -13,10 +13,10 @@ their exact figures.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 # hundred tokens of the 262,144; widened (doubled) until it holds k of them.
 _FIRST_CUT = 6.0
 _POOL: ThreadPoolExecutor | None = None
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -103,3 +105,10 @@ def reduce_rows(rows: np.ndarray, k: int, targets: Sequence[int | None]) -> list
     if len(rows) == 1:
         return [reduce_row(rows[0], k, targets[0])]
     return list(_pool().map(lambda i: reduce_row(rows[i], k, targets[i]), range(len(rows))))
+
+
+def pool_map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """`fn` over `items` on the reduction pool (in order); inline for one item."""
+    if len(items) == 1:
+        return [fn(items[0])]
+    return list(_pool().map(fn, items))
