@@ -158,14 +158,7 @@ def check_lines(lines: Iterable[str], *, source: str) -> int:
             if not stripped.startswith("#"):
                 count += 1
             continue
-        try:
-            obj = json.loads(stripped)
-        except json.JSONDecodeError as err:
-            raise UsageError(f"{source} line {number} is not valid JSON ({err.msg})") from None
-        except RecursionError:
-            raise UsageError(f"{source} line {number} is nested too deeply") from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
-            raise UsageError(f"{source} line {number} has no \"prompt\" string")
+        obj = _json_line(stripped, number, source)
         if obj.get("id") is not None:
             key = _safe_id(str(obj["id"]))
             if key in ids:
@@ -177,7 +170,8 @@ def check_lines(lines: Iterable[str], *, source: str) -> int:
     return count
 
 
-def _jsonl_job(line: str, number: int, source: str, defaults: Generation) -> tuple[str, Generation, str | None, str | None]:
+def _json_line(line: str, number: int, source: str) -> dict[str, Any]:
+    """One JSON Lines job as an object with a "prompt" string, or a usage error naming the line."""
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as err:
@@ -186,6 +180,11 @@ def _jsonl_job(line: str, number: int, source: str, defaults: Generation) -> tup
         raise UsageError(f"{source} line {number} is nested too deeply") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
         raise UsageError(f"{source} line {number} has no \"prompt\" string")
+    return obj
+
+
+def _jsonl_job(line: str, number: int, source: str, defaults: Generation) -> tuple[str, Generation, str | None, str | None]:
+    obj = _json_line(line, number, source)
     id_ = None if obj.get("id") is None else str(obj["id"])
     nested = obj.get("params", {})
     if not isinstance(nested, dict):
