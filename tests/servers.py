@@ -239,3 +239,104 @@ def start_llama_cpp_server(model_path: Path, work: Path) -> tuple[subprocess.Pop
                              "-t", "2", "-c", "2048", "-np", "1", "-fa", "off", "--alias", "gemma-3-270m"],
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
     return wait_until_up(proc, f"http://127.0.0.1:{port}/health", log, "llama-server"), f"http://127.0.0.1:{port}/v1"
+
+
+class BatchAPIServer:
+    """OpenAI's files and batches endpoints on 127.0.0.1, answers built with the SDK's own types
+    (openai.types.Batch, FileObject, chat.ChatCompletion): what `--openai-batch` talks to. A batch
+    is in progress when first asked about, completed the next time; each request is answered
+    "Paris." with log-probabilities, except requests whose body holds one of the `fail` texts, which
+    get an error line."""
+
+    def __init__(self, fail: tuple[str, ...] = ()) -> None:
+        from openai.types import Batch, FileObject
+        from openai.types.chat import ChatCompletion
+
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.polls: dict[str, int] = {}
+        self.created = 0
+        outer = self
+
+        def answer(line: dict[str, Any]) -> dict[str, Any]:
+            custom_id = line["custom_id"]
+            if any(text in json.dumps(line["body"]) for text in fail):
+                return {"id": f"req-{custom_id}", "custom_id": custom_id, "response": None,
+                        "error": {"code": "server_error", "message": "the model is overloaded"}}
+            content = [{"token": t, "logprob": lp, "bytes": list(t.encode()),
+                        "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())}]}
+                       for t, lp in (("Paris", -0.2), (".", -0.4))]
+            body = ChatCompletion.model_validate({
+                "id": "chatcmpl-b", "object": "chat.completion", "created": 0, "model": "gpt-4.1-mini-2025-04-14",
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Paris."},
+                             "logprobs": {"content": content, "refusal": None}}]}).model_dump(mode="json")
+            return {"id": f"req-{custom_id}", "custom_id": custom_id,
+                    "response": {"status_code": 200, "request_id": "r", "body": body}, "error": None}
+
+        class _H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def reply(self, body: Any, raw: bytes | None = None) -> None:
+                data = raw if raw is not None else json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream" if raw is not None else "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.endswith("/files"):
+                    boundary = self.headers["Content-Type"].split("boundary=")[1].encode()
+                    part = next(p for p in data.split(b"--" + boundary) if b'name="file"' in p)
+                    content = part.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n", 1)[0]
+                    file_id = f"file-{len(outer.files) + 1}"
+                    outer.files[file_id] = content
+                    self.reply(FileObject.model_validate({"id": file_id, "bytes": len(content), "created_at": 0,
+                                                          "filename": "requests.jsonl", "object": "file", "purpose": "batch",
+                                                          "status": "processed"}).model_dump(mode="json"))
+                    return
+                request = json.loads(data)
+                outer.created += 1
+                batch_id = f"batch_{outer.created}"
+                lines = outer.files[request["input_file_id"]].decode().splitlines()
+                outer.batches[batch_id] = {"id": batch_id, "object": "batch", "endpoint": request["endpoint"],
+                                           "input_file_id": request["input_file_id"], "completion_window": "24h",
+                                           "created_at": 0, "status": "validating",
+                                           "request_counts": {"total": len(lines), "completed": 0, "failed": 0}}
+                self.reply(Batch.model_validate(outer.batches[batch_id]).model_dump(mode="json"))
+
+            def do_GET(self) -> None:
+                parts = self.path.split("?")[0].strip("/").split("/")
+                if parts[-2] == "batches":
+                    batch = outer.batches[parts[-1]]
+                    outer.polls[parts[-1]] = outer.polls.get(parts[-1], 0) + 1
+                    if outer.polls[parts[-1]] >= 2 and batch["status"] != "completed":
+                        lines = [json.loads(ln) for ln in outer.files[batch["input_file_id"]].decode().splitlines()]
+                        answers = [answer(ln) for ln in lines]
+                        good = [a for a in answers if a["error"] is None]
+                        out_id, err_id = f"file-out-{parts[-1]}", f"file-err-{parts[-1]}"
+                        outer.files[out_id] = "".join(json.dumps(a) + "\n" for a in good).encode()
+                        outer.files[err_id] = "".join(json.dumps(a) + "\n" for a in answers if a["error"]).encode()
+                        batch.update(status="completed", output_file_id=out_id, error_file_id=err_id,
+                                     request_counts={"total": len(lines), "completed": len(good), "failed": len(lines) - len(good)})
+                    elif batch["status"] == "validating":
+                        batch["status"] = "in_progress"
+                    self.reply(Batch.model_validate(batch).model_dump(mode="json"))
+                elif parts[-1] == "content":
+                    self.reply(None, raw=outer.files[parts[-2]])
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _H)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -379,3 +379,29 @@ def test_import_openai_and_vllm_results_as_a_live_batch_would(tmp_path: Path) ->
     again = run_cli("batch", str(prompts), "--import", str(more), "-o", str(out), "-m", "gpt-4.1-mini", "-k", "2", "-f", "json,txt")
     assert again.returncode == 0, again.stderr
     assert b"3 generated, 2 already complete" in again.stderr and index(out)["summary"]["ok"] == 5
+
+
+def test_openai_batch_submits_once_polls_and_indexes_the_answers(tmp_path: Path, monkeypatch: Any) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("capital of France?\ncapital of Italy?\ncapital of Spain?\n")
+    out = tmp_path / "out"
+    server = servers.BatchAPIServer(fail=("Spain",))
+    monkeypatch.setenv("TOKVIZ_BATCH_POLL_S", "0.01")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef0123")
+    try:
+        proc = run_cli("batch", str(prompts), "--openai-batch", "-o", str(out), "-m", "gpt-4.1-mini", "-k", "1",
+                       "--base-url", server.base_url, "--dialect", "openai", "-f", "json")
+        assert proc.returncode == 1, proc.stderr  # one request failed in the batch
+        assert server.created == 1 and b"submitted 1 batch" in proc.stderr
+        idx = index(out)
+        assert [i["status"] for i in idx["items"]] == ["ok", "ok", "failed"]
+        assert "overloaded" in idx["items"][2]["error"]
+        assert Run.from_json((out / idx["items"][0]["files"]["json"]).read_text()).text == "Paris."
+        # Again: the same batch is polled, not submitted a second time.
+        run_cli("batch", str(prompts), "--openai-batch", "-o", str(out), "-m", "gpt-4.1-mini", "-k", "1",
+                "--base-url", server.base_url, "--dialect", "openai", "-f", "json")
+        assert server.created == 1
+        refused = run_cli("batch", str(prompts), "--openai-batch", "-o", str(tmp_path / "x"))
+        assert refused.returncode == 2 and b"OpenAI" in refused.stderr
+    finally:
+        server.close()

@@ -55,6 +55,7 @@ def batch(
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="With `status`: print the counts as JSON.")] = False,
     export_requests: Annotated[Optional[Path], typer.Option("--export-requests", metavar="FILE", help="Send nothing: write the requests as a JSONL file for OpenAI's Batch API or `vllm run-batch` (split at 50,000 requests / 200 MB).", show_default=False)] = None,
     import_results: Annotated[Optional[Path], typer.Option("--import", metavar="FILE", help="Send nothing: read the answers from an OpenAI Batch or `vllm run-batch` output file and render and index them as a live batch would.", show_default=False)] = None,
+    openai_batch: Annotated[bool, typer.Option("--openai-batch", help="Run the prompts through OpenAI's Batch API (half price, within 24 h): submit, poll with progress, then render and index the answers. Running the command again polls the same batches.")] = False,
 ) -> None:
     """Run every prompt in PROMPTS; write each one's run and graphs, and an index, into a folder.
 
@@ -93,6 +94,10 @@ def batch(
                             concurrency=concurrency, force=force, record=gen.record, replay=gen.replay,
                             progress=common.progress_line(err), expected=expected)
     results = None
+    if import_results is not None and openai_batch:
+        raise UsageError("--import reads answers that are already there; --openai-batch fetches them: give one")
+    if openai_batch:
+        import_results = _submit(runner, gen, lines, source, output, err)
     if import_results is not None:
         from tokviz.batchfiles import Results
 
@@ -125,6 +130,52 @@ def batch(
         first = tally.first_failure
         where = f" (first: prompt {first.job.number}: {first.error})" if first is not None else ""
         raise BatchFailed(f"{tally.failed} of {tally.total} prompts failed{where}", hint=f"every error is in {output / 'index.json'}")
+
+
+def _submit(runner: Batch, gen: Generation, lines: Callable[[], Iterable[str]], source: str, output: Path,
+            err: Console) -> Path:
+    """--openai-batch: the requests exported into the folder, submitted (once: the batch ids are
+    kept in the state, so running again polls them), waited for, and their answers saved to
+    FOLDER/openai-batch-results.jsonl, which is then imported like any results file."""
+    import json
+
+    from tokviz import batch as workflow
+    from tokviz import pipeline
+    from tokviz.batchfiles import export
+    from tokviz.commands import environment
+    from tokviz.files import write_atomic_chunks
+    from tokviz.providers import openai as openai_provider
+    from tokviz.providers import registry
+
+    environ = environment.current().environ
+    probe = pipeline.plan(gen, "probe", environ=environ)
+    if not isinstance(registry.get_provider(probe.provider, progress=registry.silent), openai_provider.OpenAIProvider):
+        raise UsageError("--openai-batch is for OpenAI's API (or a server with its files and batches endpoints)",
+                         hint="give an OpenAI model, e.g. -m gpt-4.1-mini")
+    state = runner.open()
+    known = json.loads(state.meta("openai_batch") or "[]")
+    inputs: list[tuple[Path, str]] = []
+    if not known:
+        jobs = workflow.iter_jobs(lines(), source=source, defaults=gen, environ=environ)
+        done = export(jobs, output / "openai-batch-requests.jsonl", dialect_name="openai")
+        for path in done.files:
+            urls = {json.loads(ln)["url"] for ln in path.read_text(encoding="utf-8").splitlines()}
+            if len(urls) != 1:
+                raise UsageError("one Batch API batch takes one endpoint: these prompts mix chat and raw completions",
+                                 hint="run the chat and the --raw prompts as two batches")
+            inputs.append((path, urls.pop()))
+
+    def remember(parts: list[dict[str, str]]) -> None:
+        state.set_meta("openai_batch", json.dumps(parts))
+        state.commit()
+
+    poll = float(environ.get("TOKVIZ_BATCH_POLL_S") or 30)
+    contents = openai_provider.openai_batch(registry.get_provider(probe.provider, progress=registry.silent),  # type: ignore[arg-type]
+                                            probe.request, inputs, known=known, remember=remember,
+                                            progress=common.progress_line(err), poll_s=poll)
+    target = output / "openai-batch-results.jsonl"
+    write_atomic_chunks(target, contents)
+    return target
 
 
 def _export(prompts: str, gen: Generation, target: Path) -> None:
