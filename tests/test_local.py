@@ -186,3 +186,25 @@ def test_parallel_sampling_is_for_the_local_model(fault: object) -> None:
 
     refused = run_cli("sample", "x", "-t", "1", "--parallel", "-m", "gpt-4.1-mini", "--base-url", fault.base_url)  # type: ignore[attr-defined]
     assert refused.returncode == 2 and b"--parallel is for the local model" in refused.stderr
+
+
+def test_compare_parallel_keeps_the_order_and_labels_the_local_runs(fake: object) -> None:
+    import json
+
+    from tests.conftest import run_cli
+    from tokviz import pipeline
+    from tokviz.generation import Generation
+
+    prompts = ["The capital of France is", "Once upon a time", "2 + 2 ="]
+    proc = run_cli("compare", *prompts, "-m", "gemma-3-270m", "-m", "fake-1", "-n", "6", "--parallel", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)["runs"]
+    assert [(r["prompt"], r["model"]) for r in rows] == [(p, m) for p in prompts for m in ("gemma-3-270m", "fake-1")]
+    for r in rows:
+        assert ("decoding" in r.get("source", {})) == (r["model"] == "gemma-3-270m")
+    plans = [pipeline.plan(Generation(max_tokens=6, top_k=3), p) for p in prompts]
+    serial = [pipeline.predict(p) for p in plans]
+    together = pipeline.predict_together(plans)
+    for a, b in zip(serial, together):  # the same first distribution, up to batch-shape rounding
+        assert a.prompt == b.prompt and a.steps[0].alternatives[0].id == b.steps[0].alternatives[0].id
+        assert a.steps[0].chosen.logprob == pytest.approx(b.steps[0].chosen.logprob, abs=0.15)

@@ -118,6 +118,25 @@ def predict(p: Plan | Request, *, progress: Progress | None = None, on_step: Ste
     return opened.predict(p.request)
 
 
+def predict_together(plans: list[Plan], *, progress: Progress | None = None) -> list[Run]:
+    """The runs of several plans, those for one model of a provider that can decode sequences
+    together (the local model) in one batch per step; the rest one by one. In the plans' order."""
+    runs: list[Run | None] = [None] * len(plans)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, p in enumerate(plans):
+        groups.setdefault((p.provider, p.request.model), []).append(i)
+    for (_provider, _model), members in groups.items():
+        opened = open_provider(plans[members[0]], progress)
+        together = getattr(opened, "predict_parallel", None)
+        if together is not None and len(members) > 1:
+            for i, run in zip(members, together([plans[i].request for i in members])):
+                runs[i] = run
+        else:
+            for i in members:
+                runs[i] = opened.predict(plans[i].request)
+    return [r for r in runs if r is not None]
+
+
 def _takes(fn: object, name: str) -> bool:
     import inspect
 

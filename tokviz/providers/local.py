@@ -456,14 +456,19 @@ class LocalProvider:
                    source=source)
 
     def sample_parallel(self, request: Request, seeds: Sequence[int]) -> list[Run]:
-        """Several samples of one prompt decoded together: the prompt read once, its KV cache shared
-        by every sequence, then one llama.cpp batch per step holding each unfinished sequence's
-        next token (`sample --parallel`).
+        """Several samples of one prompt decoded together (`sample --parallel`): the prompt is read
+        once and its KV cache shared by every sequence (see `predict_parallel`)."""
+        return self.predict_parallel([replace(request, params=replace(request.params, seed=seed)) for seed in seeds])
 
-        Each sample draws from its own generator seeded as the serial path seeds it, but llama.cpp
-        rounds a batch of sequences differently from one (docs/sampling.md has the figures), so
-        the logprobs differ slightly from serial samples and a draw near a tie can go the other
-        way: the runs say how they were decoded, and the serial path stays the default.
+    def predict_parallel(self, requests: Sequence[Request]) -> list[Run]:
+        """Several requests for the same model decoded together: each prompt read into its own
+        sequence (a prompt repeated is read once and its cache shared), then one llama.cpp batch
+        per step holding every unfinished sequence's next token; finished sequences leave it.
+
+        Each sequence draws from its own generator seeded as the serial path seeds it, but
+        llama.cpp rounds a batch of sequences differently from one (docs/sampling.md has the
+        figures), so logprobs differ slightly from serial runs and a draw near a tie can go the
+        other way: the runs say how they were decoded, and the serial path stays the default.
         """
         import llama_cpp
         import numpy as np
@@ -471,22 +476,32 @@ class LocalProvider:
 
         from tokviz.providers.logits import reduce_row
 
-        params = request.params
-        n = len(seeds)
-        path = resolve_model_path(request.model, self.progress)
-        threads = params.options.get("n_threads")
+        n = len(requests)
+        if n == 0:
+            return []
+        if len({r.model for r in requests}) != 1:
+            raise UsageError("requests decoded together must use one model")
+        params_of = [r.params if r.params.temperature <= 0 or r.params.seed is not None
+                     else replace(r.params, seed=random.randrange(2**31)) for r in requests]
+        path = resolve_model_path(requests[0].model, self.progress)
+        threads = requests[0].params.options.get("n_threads")
         t0 = time.perf_counter()
         m = _load(path, DEFAULT_N_CTX, threads)
-        ids, messages = prompt_tokens(m.llm, request)
-        check_context(m, len(ids), params.max_tokens, "--max-tokens")
+        prompts = [prompt_tokens(m.llm, r) for r in requests]
+        for (ids, _), params in zip(prompts, params_of):
+            check_context(m, len(ids), params.max_tokens, "--max-tokens")
+        first_of: dict[tuple[int, ...], int] = {}
+        for i, (ids, _) in enumerate(prompts):
+            first_of.setdefault(tuple(ids), i)
+        cells = sum(len(ids) for ids, _ in (prompts[i] for i in first_of.values())) + sum(p.max_tokens + 1 for p in params_of)
         cparams = llama_cpp.llama_context_default_params()
-        cparams.n_ctx = _ctx_for(len(ids) + n * (params.max_tokens + 1) + 1, path)
+        cparams.n_ctx = _ctx_for(cells + 1, path)
         cparams.n_batch = cparams.n_ubatch = max(512, n)
         cparams.n_seq_max = n
-        cparams.kv_unified = True  # the prompt's cells are shared, not copied per sequence
+        cparams.kv_unified = True  # a shared prompt's cells are shared, not copied per sequence
         cparams.n_threads = cparams.n_threads_batch = m.llm.n_threads
         ctx = _internals.LlamaContext(model=m.llm._model, params=cparams, verbose=False)
-        batch = llama_cpp.llama_batch_init(max(len(ids), n), 0, n)
+        batch = llama_cpp.llama_batch_init(max(max(len(ids) for ids, _ in prompts), n), 0, n)
         vocab = m.n_vocab
         try:
             def decode(entries: list[tuple[int, int, int, bool]]) -> None:  # (token, position, sequence, logits)
@@ -498,51 +513,60 @@ class LocalProvider:
                 if code != 0:
                     raise ProviderError(f"the model failed to decode (llama_decode returned {code})")
 
-            decode([(t, pos, 0, pos == len(ids) - 1) for pos, t in enumerate(ids)])
-            for seq in range(1, n):
-                llama_cpp.llama_memory_seq_cp(ctx.memory, 0, seq, -1, -1)
+            rows: dict[int, Any] = {}
+            for key, seq in first_of.items():  # each distinct prompt once
+                decode([(t, pos, seq, pos == len(key) - 1) for pos, t in enumerate(key)])
+                rows[seq] = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, -1), shape=(vocab,)).copy()
+            for seq, (ids, _) in enumerate(prompts):
+                source = first_of[tuple(ids)]
+                if source != seq:
+                    llama_cpp.llama_memory_seq_cp(ctx.memory, source, seq, -1, -1)
+                    rows[seq] = rows[source]
             t_prefill = time.perf_counter() - t0
-            first = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, -1), shape=(vocab,)).copy()
-            rngs = [np.random.default_rng(seed) for seed in seeds]
+            rngs = [np.random.default_rng(p.seed) for p in params_of]
             steps: list[list[Step]] = [[] for _ in range(n)]
             finish = ["length"] * n
-            active = list(range(n))
-            rows = {seq: first for seq in active}
-            for step_no in range(params.max_tokens):
-                chosen: dict[int, int] = {}
-
+            active = [seq for seq in range(n) if params_of[seq].max_tokens > 0]
+            step_no = 0
+            while active:
                 def pick(seq: int, rows: dict[int, Any] = rows) -> tuple[int, int, Any]:
-                    logits = rows[seq]
+                    logits, params = rows[seq], params_of[seq]
                     token = sample(logits, params, rngs[seq])
                     return seq, token, (None if token in m.stop_ids else reduce_row(logits, params.top_k, token))
 
-                for seq, token, reduced in list(_pool_map(pick, active)):
+                chosen: dict[int, int] = {}
+                for seq, token, reduced in _pool_map(pick, active):
                     if reduced is None:
                         finish[seq] = "stop"
                         continue
                     alts = tuple(_token(m, i, logit - reduced.lse) for i, logit in reduced.top)
                     steps[seq].append(Step(chosen=_token(m, token, reduced.target_logit - reduced.lse), alternatives=alts))
-                    chosen[seq] = token
+                    if len(steps[seq]) < params_of[seq].max_tokens:
+                        chosen[seq] = token
                 active = [seq for seq in active if seq in chosen]
-                if not active or step_no + 1 == params.max_tokens:
+                if not active:
                     break
-                decode([(chosen[seq], len(ids) + step_no, seq, True) for seq in active])
+                decode([(chosen[seq], len(prompts[seq][0]) + step_no, seq, True) for seq in active])
                 rows = {seq: np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, i), shape=(vocab,))
                         for i, seq in enumerate(active)}
+                step_no += 1
         finally:
             llama_cpp.llama_batch_free(batch)
             ctx.close()
         elapsed = time.perf_counter() - t0
-        name = request.model if request.model not in LOCAL_MODELS else DEFAULT_MODEL
         total = sum(len(s) for s in steps)
-        return [Run(provider=self.name, model=name, prompt=request.prompt, params=replace(params, seed=seed),
-                    steps=tuple(steps[i]), messages=messages, finish_reason=finish[i],
-                    usage={"prompt_tokens": len(ids), "completion_tokens": len(steps[i])},
-                    timings={"prefill_s": t_prefill, "total_s": elapsed,
-                             "tokens_per_s": total / max(elapsed - t_prefill, 1e-9)},
-                    source={"decoding": f"{n} samples decoded together in one llama.cpp batch per step "
-                                        "(--parallel: figures differ slightly from serial decoding)"})
-                for i, seed in enumerate(seeds)]
+        label = (f"{n} sequences decoded together in one llama.cpp batch per step "
+                 "(--parallel: figures differ slightly from serial decoding)")
+        out = []
+        for i, r in enumerate(requests):
+            name = r.model if r.model not in LOCAL_MODELS else DEFAULT_MODEL
+            out.append(Run(provider=self.name, model=name, prompt=r.prompt, params=params_of[i], steps=tuple(steps[i]),
+                           messages=prompts[i][1], finish_reason=finish[i],
+                           usage={"prompt_tokens": len(prompts[i][0]), "completion_tokens": len(steps[i])},
+                           timings={"prefill_s": t_prefill, "total_s": elapsed,
+                                    "tokens_per_s": total / max(elapsed - t_prefill, 1e-9)},
+                           source={"decoding": label}))
+        return out
 
     def tokenize(self, text: str, model: str) -> Tokenization:
         """The tokens the model reads for `text` in raw mode, <bos> included (as `predict` counts them)."""
