@@ -405,3 +405,21 @@ def test_openai_batch_submits_once_polls_and_indexes_the_answers(tmp_path: Path,
         assert refused.returncode == 2 and b"OpenAI" in refused.stderr
     finally:
         server.close()
+
+
+def test_local_prompts_decoded_together_with_parallel(tmp_path: Path) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("".join(f"Fact number {i}: the sky is\n" for i in range(7)))
+    out = tmp_path / "out"
+    proc = run_cli("batch", str(prompts), "-o", str(out), "-f", "json", "-n", "5", "--parallel", "3", "-q")
+    assert proc.returncode == 0, proc.stderr
+    idx = index(out)
+    assert idx["summary"] == {"total": 7, "ok": 7, "failed": 0, "pending": 0}
+    for item in idx["items"]:
+        run = Run.from_json((out / item["files"]["json"]).read_text())
+        assert run.prompt == item["prompt"] and len(run.steps) == 5
+        assert "together" in run.source["decoding"]
+    again = run_cli("batch", str(prompts), "-o", str(out), "-f", "json,txt", "-n", "5", "--parallel", "3")
+    assert again.returncode == 0 and b"0 generated, 7 already complete" in again.stderr  # the txt drawn from disk
+    assert all((out / i["files"]["json"]).with_suffix(".txt").is_file() for i in idx["items"])
+    assert run_cli("batch", str(prompts), "-o", str(out), "--parallel", "0").returncode == 2

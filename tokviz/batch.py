@@ -259,6 +259,7 @@ class Batch:
     formats: list[str]
     options: export.RenderOptions = field(default_factory=export.RenderOptions)
     concurrency: int = 4
+    parallel: int = 1  # local jobs decoded together per llama.cpp batch (--parallel N)
     force: bool = False
     record: Path | None = None
     replay: Path | None = None
@@ -336,6 +337,29 @@ class Batch:
             return Outcome(job, "ok", self.source(job), fresh=True)
         return Outcome(job, "ok", self.provider_for(name).predict(job.request), fresh=True)
 
+    def fetch_group(self, members: list[tuple[Job, bool]]) -> list[Outcome]:
+        """Runs of several local jobs decoded together (`--parallel`): those found on disk are
+        taken from there, the rest go to the provider in one call; a failure fails the group."""
+        out: list[Outcome] = []
+        todo: list[Job] = []
+        for job, on_disk in members:
+            if on_disk:
+                found = _guarded(job, lambda job=job: Outcome(job, "ok", self.resume(job)))  # type: ignore[misc]
+                if found.status == "ok" and found.run is not None:
+                    out.append(found)
+                    continue
+            todo.append(job)
+        if todo:
+            try:
+                provider = self.provider_for(todo[0].provider or "")
+                runs = provider.predict_parallel([j.request for j in todo])  # type: ignore[attr-defined]
+                out += [Outcome(j, "ok", r, fresh=True) for j, r in zip(todo, runs)]
+            except TokvizError as err:
+                out += [Outcome(j, "failed", error=err.line()) for j in todo]
+            except Exception as err:  # one group's bug must not stop the others; it is recorded
+                out += [Outcome(j, "failed", error=f"internal error: {type(err).__name__}: {err}") for j in todo]
+        return out
+
     def store(self, outcome: Outcome) -> Outcome:
         """Write a fresh run's files: each format atomically, the run JSON last (it marks completion)."""
         run = outcome.run
@@ -379,7 +403,7 @@ class Batch:
         # Network workers only fetch; one writer thread renders, writes and records, so a worker
         # sends its next request as soon as an answer is in.
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokviz-writer")
-        capacity = max(1, self.concurrency) * IN_FLIGHT_PER_WORKER + 2
+        capacity = max(1, self.concurrency, self.parallel) * IN_FLIGHT_PER_WORKER + 2
         slots = threading.BoundedSemaphore(capacity)
 
         def drain() -> None:
@@ -423,6 +447,21 @@ class Batch:
                 return
             writer.submit(finish, self.fetch(job, name, on_disk))  # never cancelled: a finished run is kept
 
+        group: list[tuple[Job, bool]] = []  # local jobs waiting to be decoded together (--parallel)
+
+        def group_task(members: list[tuple[Job, bool]]) -> None:
+            if stop.is_set():
+                for _ in members:
+                    slots.release()
+                return
+            for outcome in self.fetch_group(members):
+                writer.submit(finish, outcome)
+
+        def flush() -> None:
+            if group:
+                serial.submit(group_task, list(group))
+                group.clear()
+
         n = 0
         try:
             for chunk in _chunks(stream, ADMIT_CHUNK):
@@ -446,17 +485,29 @@ class Batch:
                         break
                     if not self._take(slots, stop):
                         break
-                    pool = api if self.source is not None or registry.spec(job.provider or "").concurrent else serial
+                    concurrent = self.source is not None or registry.spec(job.provider or "").concurrent
                     # A job that ran before (or a folder from before the state existed) may be on disk.
-                    pool.submit(task, job, job.provider or "", before is not None or self.legacy)
+                    on_disk = before is not None or self.legacy
+                    if self.parallel > 1 and not concurrent and hasattr(self.provider_for(job.provider or ""), "predict_parallel"):
+                        if group and (group[0][0].provider, group[0][0].request.model) != (job.provider, job.request.model):
+                            flush()
+                        group.append((job, on_disk))
+                        if len(group) >= self.parallel:
+                            flush()
+                        continue
+                    (api if concurrent else serial).submit(task, job, job.provider or "", on_disk)
                 if stop.is_set():
                     break
+            flush()
             drain()  # the whole input is queued: let it finish
         except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (errors.Terminated)
             interrupted = True
             self.stopped_by = err
         finally:
             stop.set()  # queued jobs return at once (their slots freed); running ones finish and are written
+            for _ in group:  # gathered for a parallel decode that will not start: they stay pending
+                slots.release()
+            group.clear()
             try:
                 drain()
             except KeyboardInterrupt as err:  # (a second Ctrl-C ends the process in cli._signals)

@@ -50,6 +50,7 @@ def batch(
     formats_: Annotated[str, typer.Option("--format", "-f", metavar="FORMATS", help=f"Comma-separated formats per prompt: {', '.join(f.name for f in formats.for_kind(formats.PREDICT))}. The run JSON is always written.")] = "svg,json",
     concurrency: Annotated[int, typer.Option("--concurrency", "-j", metavar="N", help="Requests in flight at once for providers that allow it (1-64); the local model runs one prompt at a time.")] = 4,
     force: Annotated[bool, typer.Option("--force", metavar="", help="Redo prompts whose outputs already exist.")] = False,
+    parallel: Annotated[int, typer.Option("--parallel", metavar="N", help="Decode up to N of the local model's prompts together, one llama.cpp batch per step (faster; figures differ slightly from serial decoding, and the runs say so).")] = 1,
     wrap: common.WrapOpt = common.DEFAULT_WRAP,
     quiet: common.QuietOpt = False,
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="With `status`: print the counts as JSON.")] = False,
@@ -78,6 +79,8 @@ def batch(
         raise UsageError("missing the output folder: -o FOLDER")
     if not 1 <= concurrency <= 64:
         raise UsageError(f"--concurrency must be between 1 and 64, got {concurrency}")
+    if not 1 <= parallel <= 64:
+        raise UsageError(f"--parallel must be between 1 and 64, got {parallel}")
     fmts = _formats(formats_)
     if output.exists() and not output.is_dir():
         raise UsageError(f"output {output} is a file, not a folder")
@@ -91,7 +94,7 @@ def batch(
         raise UsageError(f"output folder {output} is not writable")
     err = common.stderr()
     runner = workflow.Batch(out_dir=output, formats=fmts, options=export.RenderOptions(wrap=wrap),
-                            concurrency=concurrency, force=force, record=gen.record, replay=gen.replay,
+                            concurrency=concurrency, parallel=parallel, force=force, record=gen.record, replay=gen.replay,
                             progress=common.progress_line(err), expected=expected)
     results = None
     if import_results is not None and openai_batch:
