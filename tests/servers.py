@@ -124,8 +124,29 @@ class Received:
     at: float = field(default_factory=time.monotonic)
 
 
+class LocalHTTP:
+    """A threaded HTTP server on a free port of 127.0.0.1, serving until `close`: the common part of
+    the scripted test servers below."""
+
+    httpd: ThreadingHTTPServer
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler], server: type[ThreadingHTTPServer] = ThreadingHTTPServer) -> None:
+        self.httpd = server(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 @dataclass
-class FaultServer:
+class FaultServer(LocalHTTP):
     """Answers each POST with the next scripted handler (the last one repeats), or with what
     `route` picks for the request body when it is set."""
 
@@ -166,18 +187,7 @@ class FaultServer:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # a client that hangs up (timeouts, dropped streams) is part of the script
 
-        self.httpd = _Server(("127.0.0.1", 0), _H)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve(_H, _Server)
 
 
 def answer(text: str, *, model: str = "gpt-4.1-mini") -> list[dict[str, Any]]:
@@ -241,7 +251,7 @@ def start_llama_cpp_server(model_path: Path, work: Path) -> tuple[subprocess.Pop
     return wait_until_up(proc, f"http://127.0.0.1:{port}/health", log, "llama-server"), f"http://127.0.0.1:{port}/v1"
 
 
-class BatchAPIServer:
+class BatchAPIServer(LocalHTTP):
     """OpenAI's files and batches endpoints on 127.0.0.1, answers built with the SDK's own types
     (openai.types.Batch, FileObject, chat.ChatCompletion): what `--openai-batch` talks to. A batch
     is in progress when first asked about, completed the next time; each request is answered
@@ -329,14 +339,4 @@ class BatchAPIServer:
                 elif parts[-1] == "content":
                     self.reply(None, raw=outer.files[parts[-2]])
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _H)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve(_H)

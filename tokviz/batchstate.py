@@ -127,12 +127,6 @@ class State:
             self._maybe_commit()
             return out
 
-    def get(self, name: str) -> Row | None:
-        with self.lock:
-            self._flush()
-            row = self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE name = ?", (name,)).fetchone()
-        return None if row is None else Row(*row)
-
     def finish(self, name: str, status: str, *, provider: str | None = None, text: str | None = None,
                tokens: int | None = None, error: str | None = None, formats: list[str] | None = None) -> None:
         """Record a finished job; written with the next few dozen (a job whose files are on disk
@@ -168,9 +162,7 @@ class State:
         seen = self.invocation if invocation is None else invocation
         with self.lock:
             self._flush()
-            found = dict(self.db.execute("SELECT status, COUNT(*) FROM jobs WHERE seen = ? GROUP BY status", (seen,)).fetchall())
-        out = {s: int(found.get(s, 0)) for s in ("ok", "failed", "pending")}
-        return {"total": sum(out.values()), **out}
+            return _counts(self.db, seen)
 
     def _maybe_commit(self) -> None:
         if time.monotonic() - self._committed >= self.COMMIT_EVERY_S:
@@ -199,17 +191,21 @@ _COLUMNS = "name, n, line, id, prompt, model, status, provider, text, tokens, er
 _SEEN = object()  # a name this invocation has already read
 
 
+def _counts(db: sqlite3.Connection, invocation: int) -> dict[str, int]:
+    found = dict(db.execute("SELECT status, COUNT(*) FROM jobs WHERE seen = ? GROUP BY status", (invocation,)).fetchall())
+    out = {s: int(found.get(s, 0)) for s in ("ok", "failed", "pending")}
+    return {"total": sum(out.values()), **out}
+
+
 def read_status(folder: Path) -> dict[str, Any]:
     """What `tokviz batch status DIR` prints: the latest invocation's counts, read-only (a running
     batch keeps writing beside it)."""
     db = sqlite3.connect(f"file:{folder / FILE}?mode=ro", uri=True, timeout=5.0)
     try:
         invocation = int(db.execute("SELECT value FROM meta WHERE key = 'invocations'").fetchone()[0])
-        found = dict(db.execute("SELECT status, COUNT(*) FROM jobs WHERE seen = ? GROUP BY status", (invocation,)).fetchall())
+        counts = _counts(db, invocation)
         first = db.execute("SELECT n, error FROM jobs WHERE seen = ? AND status = 'failed' ORDER BY n LIMIT 1",
                            (invocation,)).fetchone()
     finally:
         db.close()
-    counts = {s: int(found.get(s, 0)) for s in ("ok", "failed", "pending")}
-    return {"total": sum(counts.values()), **counts,
-            "first_failure": None if first is None else {"n": first[0], "error": first[1]}}
+    return {**counts, "first_failure": None if first is None else {"n": first[0], "error": first[1]}}

@@ -152,7 +152,8 @@ def _submit(runner: Batch, gen: Generation, lines: Callable[[], Iterable[str]], 
 
     environ = environment.current().environ
     probe = pipeline.plan(gen, "probe", environ=environ)
-    if not isinstance(registry.get_provider(probe.provider, progress=registry.silent), openai_provider.OpenAIProvider):
+    provider = registry.get_provider(probe.provider, progress=registry.silent)
+    if not isinstance(provider, openai_provider.OpenAIProvider):
         raise UsageError("--openai-batch is for OpenAI's API (or a server with its files and batches endpoints)",
                          hint="give an OpenAI model, e.g. -m gpt-4.1-mini")
     state = runner.open()
@@ -173,8 +174,7 @@ def _submit(runner: Batch, gen: Generation, lines: Callable[[], Iterable[str]], 
         state.commit()
 
     poll = float(environ.get("TOKVIZ_BATCH_POLL_S") or 30)
-    contents = openai_provider.openai_batch(registry.get_provider(probe.provider, progress=registry.silent),  # type: ignore[arg-type]
-                                            probe.request, inputs, known=known, remember=remember,
+    contents = openai_provider.openai_batch(provider, probe.request, inputs, known=known, remember=remember,
                                             progress=common.progress_line(err), poll_s=poll)
     target = output / "openai-batch-results.jsonl"
     write_atomic_chunks(target, contents)

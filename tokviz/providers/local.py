@@ -90,6 +90,11 @@ def embedded_model_path(progress: Progress) -> Path:
     return target
 
 
+def shown_name(model: str) -> str:
+    """The model's name in a run: the embedded model under one name, whatever alias was given."""
+    return DEFAULT_MODEL if model in LOCAL_MODELS else model
+
+
 def resolve_model_path(model: str, progress: Progress) -> Path:
     if model in LOCAL_MODELS:
         return embedded_model_path(progress)
@@ -358,7 +363,7 @@ class LocalProvider:
         steps, finish, t_prefill, t_first = self._generate(m, ids, params, rng, on_step)
         t_end = time.perf_counter()
         decode_s = max(t_end - t0 - load_s - t_prefill, 1e-9)
-        model_name = request.model if request.model not in LOCAL_MODELS else DEFAULT_MODEL
+        model_name = shown_name(request.model)
         return Run(
             provider=self.name, model=model_name, prompt=request.prompt, params=params,
             steps=tuple(steps), messages=messages, finish_reason=finish,
@@ -443,7 +448,7 @@ class LocalProvider:
         finally:
             m.llm.n_tokens = 0  # the KV cache no longer matches what the Llama object believes it holds
         elapsed = time.perf_counter() - t0
-        name = request.model if request.model not in LOCAL_MODELS else DEFAULT_MODEL
+        name = shown_name(request.model)
         source = {"scoring": "teacher-forced, one token at a time as predict decodes (exact)" if spec.exact else
                   f"teacher-forced, {SCORE_CHUNK} positions per decode (fast; --exact decodes as predict does)"}
         if len(spans) > 1:
@@ -559,7 +564,7 @@ class LocalProvider:
                  "(--parallel: figures differ slightly from serial decoding)")
         out = []
         for i, r in enumerate(requests):
-            name = r.model if r.model not in LOCAL_MODELS else DEFAULT_MODEL
+            name = shown_name(r.model)
             out.append(Run(provider=self.name, model=name, prompt=r.prompt, params=params_of[i], steps=tuple(steps[i]),
                            messages=prompts[i][1], finish_reason=finish[i],
                            usage={"prompt_tokens": len(prompts[i][0]), "completion_tokens": len(steps[i])},
@@ -572,7 +577,7 @@ class LocalProvider:
         """The tokens the model reads for `text` in raw mode, <bos> included (as `predict` counts them)."""
         m = _load(resolve_model_path(model, self.progress), DEFAULT_N_CTX)
         ids = m.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
-        name = model if model not in LOCAL_MODELS else DEFAULT_MODEL
+        name = shown_name(model)
         return Tokenization(model=name, tokenizer=f"{name} (GGUF vocabulary)", text=text,
                             tokens=tuple(_token(m, i, 0.0) for i in ids))
 
@@ -594,7 +599,7 @@ class LocalProvider:
         # differently from single tokens, and this keeps a branch's figures equal to the run's.
         for token_id in forced_ids:
             m.llm.eval([token_id])
-        name = request.model if request.model not in LOCAL_MODELS else DEFAULT_MODEL
+        name = shown_name(request.model)
         return LocalCursor(m, base=len(ids) + len(forced_ids), model=name, messages=messages)
 
 
