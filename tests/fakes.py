@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from tokviz.providers import registry
-from tokviz.providers.registry import Capability, OptionSpec, ProviderSpec, Request, TreeSpec
+from tokviz.providers.registry import Capability, Continuation, OptionSpec, ProviderSpec, Request, TreeSpec
 from tokviz.run import Message, Run, Step, Token, Tokenization
 
 WORDS = [" alpha", " beta", " gamma", " delta", " epsilon", " zeta", " eta", " theta"]
@@ -57,8 +59,10 @@ class FakeProvider:
 
 class FakeCursor:
     def __init__(self, prompt: str) -> None:
+        self.prompt = prompt
         self.texts = [prompt]
         self.reads = 0
+        self.delay = float(os.environ.get("TOKVIZ_FAKE_DELAY", "0"))
 
     def children(self, k: int) -> list[Token]:
         self.reads += 1
@@ -76,6 +80,25 @@ class FakeCursor:
             out.append(distribution(text, 1)[0])
             text += out[-1].text
         return tuple(out)
+
+    def goto(self, path: Sequence[Token]) -> None:
+        self.texts = [self.prompt + "".join(t.text for t in path)]
+
+    def generate(self, how: Continuation, k: int, on_step: Callable[[Step], None] | None = None,
+                 stop: Callable[[], bool] | None = None) -> tuple[tuple[Step, ...], str]:
+        """Greedy (the fake has no sampler), `delay` seconds per token so a test can cancel."""
+        steps: list[Step] = []
+        for _ in range(how.max_tokens):
+            if stop is not None and stop():
+                return tuple(steps), "cancelled"
+            time.sleep(self.delay)
+            self.reads += 1
+            alts = distribution(self.texts[-1], max(k, 1))
+            steps.append(Step(chosen=alts[0], alternatives=tuple(alts[:k])))
+            self.texts.append(self.texts[-1] + alts[0].text)
+            if on_step is not None:
+                on_step(steps[-1])
+        return tuple(steps), "length"
 
     def report(self) -> dict[str, Any]:
         return {"requests": self.reads}

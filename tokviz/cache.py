@@ -15,3 +15,14 @@ def cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("tokviz", appauthor=False))
+
+
+def state_dir() -> Path:
+    """$TOKVIZ_STATE_DIR, else the user state folder of this OS (platformdirs: ~/.local/state/tokviz
+    on Linux): where work the user did not name a file for is kept rather than lost."""
+    explicit = os.environ.get("TOKVIZ_STATE_DIR")
+    if explicit:
+        return Path(explicit)
+    from platformdirs import user_state_dir
+
+    return Path(user_state_dir("tokviz", appauthor=False))

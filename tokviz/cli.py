@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from typing import Annotated, Optional
@@ -19,6 +20,7 @@ from tokviz import __version__
 from tokviz.commands.batch import batch
 from tokviz.commands.compare import compare
 from tokviz.commands.environment import Environment, using
+from tokviz.commands.explore import explore
 from tokviz.commands.predict import predict
 from tokviz.commands.providers import providers
 from tokviz.commands.render import render
@@ -45,6 +47,7 @@ app.command()(sample)
 app.command()(compare)
 app.command()(tree)
 app.command()(score)
+app.command()(explore)
 app.command()(providers)
 app.command()(server)
 
@@ -99,11 +102,13 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
             sys.modules["tokviz.views.colors"].use_palette("traffic")
 
 
+_STOPPED_BY: list[int] = []  # the signal that stopped this call, if one did
+
+
 @contextlib.contextmanager
 def _signals() -> Iterator[None]:
     """SIGTERM stops like Ctrl-C (finished work kept, exit 143); a second Ctrl-C or SIGTERM while
     tokviz is stopping ends the process at once and quietly (no traceback from exit hooks)."""
-    import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
@@ -114,10 +119,12 @@ def _signals() -> Iterator[None]:
         os._exit(ExitStatus.TERMINATED if signum == signal.SIGTERM else ExitStatus.INTERRUPTED)
 
     def first(signum: int, _frame: object) -> None:
+        _STOPPED_BY.append(signum)
         signal.signal(signal.SIGINT, second)
         signal.signal(signal.SIGTERM, second)
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
+    _STOPPED_BY.clear()
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     for s, handler in before.items():
         # a shell that started us with SIGINT ignored (a background job) keeps it ignored
@@ -157,6 +164,8 @@ def _main(args: list[str], env: Environment) -> int:
         if env.stdout is None:
             raise UsageError("standard output is closed", hint="redirect it, e.g. > /dev/null")
         result = command.main(args=args, prog_name="tokviz", standalone_mode=False)
+        if _STOPPED_BY and result == ExitStatus.INTERRUPTED:  # Typer returns Ctrl-C and SIGTERM as a bare 130
+            raise Terminated() if _STOPPED_BY[-1] == signal.SIGTERM else KeyboardInterrupt()
         env.stdout.flush()  # a full or closed stdout fails here, as one line, not at interpreter exit
         return int(result) if isinstance(result, int) else ExitStatus.OK
     except TokvizError as err:

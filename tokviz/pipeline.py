@@ -220,6 +220,17 @@ def check_tree(spec: TreeSpec) -> None:
         raise UsageError(f"--complete must be between 0 and 1000, got {spec.complete}")
 
 
+def open_cursor(p: Plan, spec: TreeSpec, *, forced: tuple[Token, ...] = (), progress: Progress | None = None,
+                what: str = "grow a tree") -> tuple[Provider, TreeCursor]:
+    """The provider and its cursor after the prompt and `forced`, for the tree and the explorer;
+    a provider that cannot continue a forced prefix is refused in one line."""
+    if not p.spec.can(Capability.TREE):
+        raise UsageError(f"the {p.provider} provider cannot continue from a forced prefix, so it cannot {what}",
+                         hint="use the local model, or --base-url with a server that has the completions endpoint")
+    opened = open_provider(p, progress)
+    return opened, opened.tree_cursor(p.request, spec, forced)  # type: ignore[attr-defined]
+
+
 def tree(p: Plan | Request, spec: TreeSpec, *, forced: tuple[Token, ...] = (), progress: Progress | None = None,
          on_node: Callable[[int], None] | None = None) -> Run:
     """Grow a tree of alternatives from the prompt (see `tokviz tree`).
@@ -232,13 +243,8 @@ def tree(p: Plan | Request, spec: TreeSpec, *, forced: tuple[Token, ...] = (), p
 
     check_tree(spec)
     p = _as_plan(p)
-    provider_spec = p.spec
-    if not provider_spec.can(Capability.TREE):
-        raise UsageError(f"the {p.provider} provider cannot continue from a forced prefix, so it cannot grow a tree",
-                         hint="use the local model, or --base-url with a server that has the completions endpoint")
-    opened = open_provider(p, progress)
     t0 = time.perf_counter()
-    cursor: TreeCursor = opened.tree_cursor(p.request, spec, forced)  # type: ignore[attr-defined]
+    opened, cursor = open_cursor(p, spec, forced=forced, progress=progress)
     nodes: list[TreeNode] = []
     cut: str | None = None
     offered = 0  # children the provider returned at all, before --min-prob

@@ -217,6 +217,43 @@ class RunKind(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class Branch:
+    """One branch of an exploration (`tokviz explore`): where the user forked and how the model went on.
+
+    `fork` is the node the user picked (an alternative the model did not choose, or -1 for the
+    first run from the prompt); the model then generated down to `tip`, greedily at temperature 0
+    or sampled with these settings and `seed`. Kept so a reopened exploration shows each branch as
+    it was made, and so a sampled branch can be re-made.
+    """
+
+    tip: int
+    fork: int = -1
+    temperature: float = 0.0
+    top_k: int = 0  # sampling limited to the k most likely tokens; 0: no limit
+    top_p: float = 1.0
+    seed: int | None = None
+    finish: str | None = None  # "stop", "length" or "cancelled"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tip": self.tip, "fork": self.fork, "temperature": _num(self.temperature), "top_k": self.top_k,
+                "top_p": _num(self.top_p), "seed": self.seed, "finish": self.finish}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Branch:
+        if not isinstance(d, dict):
+            raise TypeError("each branch must be an object")
+        finish = d.get("finish")
+        if finish not in (None, "stop", "length", "cancelled"):
+            raise ValueError(f"unknown branch finish {finish!r}")
+        temperature, top_p = float(d.get("temperature", 0.0)), float(d.get("top_p", 1.0))
+        if not (math.isfinite(temperature) and temperature >= 0 and 0 < top_p <= 1):
+            raise ValueError("a branch's temperature must be ≥ 0 and its top_p in (0, 1]")
+        return cls(tip=int(d["tip"]), fork=int(d.get("fork", -1)), temperature=temperature,
+                   top_k=int(d.get("top_k", 0)), top_p=top_p,
+                   seed=None if d.get("seed") is None else int(d["seed"]), finish=finish)
+
+
+@dataclass(frozen=True)
 class TreeInfo:
     """How a tree was grown (the `TreeSpec` asked for) and how it ended."""
 
@@ -230,6 +267,7 @@ class TreeInfo:
     evaluated_tokens: int | None = None  # tokens a local model evaluated
     requests: int | None = None  # requests a server answered
     approximation: str | None = None  # what is not exact about this tree, said in the run
+    branches: tuple[Branch, ...] = ()  # an exploration's branches (tokviz explore); empty for a grown tree
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"depth": self.depth, "branch": self.branch, "min_prob": self.min_prob,
@@ -240,6 +278,8 @@ class TreeInfo:
         out["forced_tokens"] = self.forced_tokens
         if self.approximation is not None:
             out["approximation"] = self.approximation
+        if self.branches:
+            out["branches"] = [b.to_dict() for b in self.branches]
         return out
 
     @classmethod
@@ -257,7 +297,8 @@ class TreeInfo:
                    max_nodes=int(d.get("max_nodes", 200)), complete=int(d.get("complete", 0)), cut=cut,
                    forced_tokens=int(d.get("forced_tokens", 0)), evaluated_tokens=opt_int("evaluated_tokens"),
                    requests=opt_int("requests"),
-                   approximation=None if d.get("approximation") is None else str(d["approximation"]))
+                   approximation=None if d.get("approximation") is None else str(d["approximation"]),
+                   branches=tuple(Branch.from_dict(b) for b in d.get("branches") or ()))
 
 
 @dataclass(frozen=True)
@@ -338,7 +379,8 @@ class Run:
 
     def _needs_v2(self) -> bool:
         return bool(self.content is not None or self.source or self.lossy_tokens or self.kind is RunKind.SCORE
-                    or any(n.token.lossy for n in self.nodes) or any(s.rank is not None for s in self.steps))
+                    or any(n.token.lossy for n in self.nodes) or any(s.rank is not None for s in self.steps)
+                    or (self.tree is not None and bool(self.tree.branches)))
 
     @property
     def lossy_tokens(self) -> int:
@@ -466,6 +508,11 @@ def _check_record(d: dict[str, Any]) -> None:
         completion = node.get("completion", [])
         if not isinstance(completion, list):
             raise TypeError(f"node {index}: 'completion' must be a list")
+    tree = d.get("tree")
+    for branch in (tree.get("branches") or []) if isinstance(tree, dict) else []:
+        tip, fork = (branch.get("tip"), branch.get("fork", -1)) if isinstance(branch, dict) else (None, None)
+        if not (isinstance(tip, int) and 0 <= tip < len(nodes) and isinstance(fork, int) and -1 <= fork <= tip):
+            raise ValueError(f"branch {branch!r} points outside the tree's {len(nodes)} nodes")
     for m in d["messages"]:
         if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
             raise TypeError("each message needs a role and a content string")

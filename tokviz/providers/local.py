@@ -19,7 +19,7 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ from tokviz.providers.logits import pool_map as _pool_map
 from tokviz.providers.registry import (
     DEFAULT_MODEL,
     Capability,
+    Continuation,
     OptionSpec,
     Progress,
     ProviderSpec,
@@ -216,12 +217,24 @@ def _last_logits(m: _Loaded) -> np.ndarray:
     return np.ctypeslib.as_array(ptr, shape=(m.n_vocab,))
 
 
-def sample(logits: np.ndarray, params: Params, rng: Any) -> int:
-    """Pick the next token: argmax at temperature 0, else temperature + top-p sampling."""
+def sample(logits: np.ndarray, params: Params, rng: Any, limit: int = 0) -> int:
+    """Pick the next token: argmax at temperature 0, else temperature + top-p sampling, among the
+    `limit` most likely tokens when a limit is given (`tokviz explore`'s top-k; `params.top_k` is
+    how many alternatives are recorded, not a sampling limit)."""
     import numpy as np
 
     if params.temperature <= 0.0:
         return int(np.argmax(logits))
+    if 0 < limit < len(logits):
+        cand = np.asarray(top_k(logits, limit))
+        scaled = logits[cand].astype(np.float64) / params.temperature
+        probs = np.exp(scaled - scaled.max())
+        probs /= probs.sum()
+        order = np.argsort(-probs, kind="stable")
+        if params.top_p < 1.0:
+            cum = np.cumsum(probs[order])
+            order = order[: int(np.searchsorted(cum, params.top_p)) + 1]
+        return int(cand[rng.choice(order, p=probs[order] / probs[order].sum())])
     scaled = logits.astype(np.float64) / params.temperature
     probs = np.exp(scaled - scaled.max())
     probs /= probs.sum()
@@ -610,28 +623,40 @@ class LocalCursor:
     children evaluates whatever of the path the cache does not hold yet, after cutting the cache
     back to the common prefix (`Llama.n_tokens`, which `Llama.eval` honours by dropping everything
     after it). Depth first, every evaluated token is a new node: no prefix is evaluated twice.
+
+    Every token of the path is evaluated on its own, as generation evaluates it, so a position's
+    figures do not depend on how the cursor got there (llama.cpp rounds a batch differently from
+    single tokens): a branch reached by `goto` equals a fresh `tree --from` of the same path.
     """
 
     def __init__(self, m: _Loaded, *, base: int, model: str, messages: tuple[Message, ...]) -> None:
         self.m = m
         self.base = base
         self.path: list[int] = []
-        self.valid = 0  # how much of `path` the cache holds, with the logits of its last token current
+        self.valid = 0  # how much of `path` the cache holds
+        self.current = True  # whether llama.cpp's last logits are those of the end of `path`
+        self.root = _last_logits(m).copy()  # the prompt's own row: re-reading it would change its batch
         self.evaluated = 0
         self.model = model
         self.messages = messages
 
-    def _sync(self) -> None:
+    def _logits(self) -> np.ndarray:
+        """The logits row after the current path, evaluating what the cache lacks."""
         llm = self.m.llm
+        if not self.path:
+            return self.root
+        if self.valid == len(self.path) and not self.current:
+            self.valid -= 1  # the cache holds the path, but a later token's logits are loaded
         while self.valid < len(self.path):
             llm.n_tokens = self.base + self.valid
             llm.eval([self.path[self.valid]])
             self.valid += 1
             self.evaluated += 1
+        self.current = True
+        return _last_logits(self.m)
 
     def children(self, k: int) -> list[Token]:
-        self._sync()
-        logits = _last_logits(self.m)
+        logits = self._logits()
         lse = logsumexp(logits)
         return [_token(self.m, i, float(logits[i]) - lse) for i in top_k(logits, k) if i not in self.m.stop_ids]
 
@@ -639,30 +664,65 @@ class LocalCursor:
         if token.id is None:
             raise ProviderError("a tree token without an id")
         self.path.append(int(token.id))
+        self.current = False
 
     def leave(self) -> None:
         self.path.pop()
         self.valid = min(self.valid, len(self.path))
+        self.current = False
 
-    def complete(self, n: int) -> tuple[Token, ...]:
-        """The greedy continuation of the current path, up to `n` tokens (stops at end of text)."""
+    def goto(self, path: Sequence[Token]) -> None:
+        """Move to `path` (tokens after the prompt), keeping the cache of the shared prefix."""
+        if any(t.id is None for t in path):
+            raise ProviderError("a path token without an id")
+        ids = [int(t.id) for t in path if t.id is not None]
+        if any(i in self.m.stop_ids for i in ids):
+            raise UsageError("the model ends its text at that token: nothing follows it")
+        same = 0
+        while same < min(len(ids), self.valid) and ids[same] == self.path[same]:
+            same += 1
+        if ids != self.path[: len(ids)] or len(ids) != len(self.path):
+            self.current = False
+        self.path, self.valid = ids, same
+
+    def generate(self, how: Continuation, k: int, on_step: Callable[[Step], None] | None = None,
+                 stop: Callable[[], bool] | None = None) -> tuple[tuple[Step, ...], str]:
         import numpy as np
 
-        self._sync()
-        out: list[Token] = []
-        at = self.base + len(self.path)
-        for j in range(n):
-            logits = _last_logits(self.m)
-            chosen = int(np.argmax(logits))
-            if chosen in self.m.stop_ids:
+        params = Params(temperature=how.temperature, top_p=how.top_p, seed=how.seed)
+        rng = np.random.default_rng(how.seed)
+        limit = self.m.llm._model.n_ctx_train() - self.base - 1
+        steps: list[Step] = []
+        finish = "length"
+        for _ in range(how.max_tokens):
+            if stop is not None and stop():
+                finish = "cancelled"
                 break
-            out.append(_token(self.m, chosen, float(logits[chosen]) - logsumexp(logits)))
-            if j + 1 < n:
-                self.m.llm.n_tokens = at + j
-                self.m.llm.eval([chosen])
-                self.evaluated += 1
-                self.valid = min(self.valid, len(self.path) - 1)  # the path's own logits are gone
-        return tuple(out)
+            if len(self.path) >= min(limit, self.m.llm.n_ctx() - self.base - 1):
+                break
+            logits = self._logits()
+            chosen = sample(logits, params, rng, how.top_k)
+            if chosen in self.m.stop_ids:
+                finish = "stop"
+                break
+            lse = logsumexp(logits)
+            alts = tuple(_token(self.m, i, float(logits[i]) - lse) for i in top_k(logits, k)) if k else ()
+            steps.append(Step(chosen=_token(self.m, chosen, float(logits[chosen]) - lse), alternatives=alts))
+            self.path.append(chosen)
+            self.current = False
+            if on_step is not None:
+                on_step(steps[-1])
+        return tuple(steps), finish
+
+    def complete(self, n: int) -> tuple[Token, ...]:
+        """The greedy continuation of the current path, up to `n` tokens (stops at end of text);
+        the cursor stays where it was."""
+        depth = len(self.path)
+        steps, _ = self.generate(Continuation(max_tokens=n), 0)
+        del self.path[depth:]
+        self.valid = min(self.valid, depth)
+        self.current = False
+        return tuple(s.chosen for s in steps)
 
     def report(self) -> dict[str, Any]:
         return {"evaluated_tokens": self.evaluated, "model": self.model, "messages": self.messages,

@@ -18,7 +18,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,16 @@ from tokviz import tokens as tok
 from tokviz.errors import ProviderError, RateLimitedError, UsageError, redact
 from tokviz.providers import dialects, logprobs
 from tokviz.providers.ratelimit import RateGate
-from tokviz.providers.registry import Capability, OptionSpec, Progress, ProviderSpec, Request, ScoreSpec, TreeSpec
+from tokviz.providers.registry import (
+    Capability,
+    Continuation,
+    OptionSpec,
+    Progress,
+    ProviderSpec,
+    Request,
+    ScoreSpec,
+    TreeSpec,
+)
 from tokviz.run import Message, Run, RunKind, Step, Token, Tokenization
 
 if TYPE_CHECKING:
@@ -552,6 +561,46 @@ class ServerCursor:
 
     def complete(self, n: int) -> tuple[Token, ...]:
         return tuple(logprobs.token(i, self.dialect) for i in _completion_items(self._ask(self.texts[-1], n, 1)))
+
+    def goto(self, path: Sequence[Token]) -> None:
+        texts = [self.texts[0]]
+        for token in path:
+            texts.append(texts[-1] + token.text)
+        self.texts = texts
+
+    def generate(self, how: Continuation, k: int, on_step: Callable[[Step], None] | None = None,
+                 stop: Callable[[], bool] | None = None) -> tuple[tuple[Step, ...], str]:
+        """One request for the whole continuation (a server cannot be stopped mid-answer here;
+        `stop` is asked before it is sent)."""
+        if stop is not None and stop():
+            return (), "cancelled"
+        body: dict[str, Any] = {"model": self.request.model, "prompt": self.texts[-1], "max_tokens": how.max_tokens,
+                                "temperature": how.temperature, "logprobs": k, **self.dialect.greedy_body}
+        if how.temperature > 0:
+            body["top_p"] = how.top_p
+            if how.seed is not None:
+                body["seed"] = how.seed
+            if how.top_k:
+                if dialects.official(self.dialect):
+                    raise UsageError("OpenAI's API has no top-k sampling setting", hint="set top-k to 0 (no limit)")
+                body["top_k"] = how.top_k
+        try:
+            with self.turn:
+                answer = self.client.post("/completions", body=body, cast_to=object)
+        except Exception as err:  # every SDK and transport failure becomes one line
+            raise translate_error(err, self.request, self.base_url) from None
+        with self.lock:
+            self.requests += 1
+        steps = tuple(logprobs.step(item, self.dialect) for item in _completion_items(answer))
+        choice = (answer.get("choices") or [{}])[0] if isinstance(answer, dict) else {}
+        finish = choice.get("finish_reason") if isinstance(choice, dict) else None
+        if not steps and finish != "stop":
+            raise ProviderError(f"{_where(self.base_url)} answered with no tokens", hint="is the model loaded?")
+        for step in steps:
+            self.texts.append(self.texts[-1] + step.chosen.text)
+            if on_step is not None:
+                on_step(step)
+        return steps, "stop" if finish == "stop" else "length"
 
     def report(self) -> dict[str, Any]:
         exact = self.dialect.ids and self.dialect.exact_bytes

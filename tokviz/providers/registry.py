@@ -17,7 +17,7 @@ import enum
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -83,6 +83,18 @@ class ScoreSpec:
     stride: int | None = None
 
 
+@dataclass(frozen=True)
+class Continuation:
+    """How an explored branch goes on (`tokviz explore`): up to `max_tokens` tokens, chosen greedily
+    at temperature 0, else sampled with `top_k` (0: no limit), `top_p` and `seed`."""
+
+    max_tokens: int
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
 class TreeCursor(Protocol):
     """A position in the tree of continuations, moved by the one tree algorithm in the pipeline.
 
@@ -103,6 +115,22 @@ class TreeCursor(Protocol):
     def report(self) -> dict[str, Any]:
         """Figures for the run's tree record (tokens evaluated, requests sent, approximations)."""
         ...
+
+
+class ExploreCursor(TreeCursor, Protocol):
+    """A tree cursor that can also jump to any path and generate from it (`tokviz explore`).
+
+    `goto` moves to the path (a local model keeps the KV cache of the prefix it shares with the
+    current one); `generate` continues it token by token, each step with the cursor's top-k
+    alternatives, moving the cursor along, and calls `on_step` as each token arrives; `stop` is
+    asked between tokens (a cancelled continuation keeps what it generated). It returns the steps
+    and why it ended ("stop", "length" or "cancelled").
+    """
+
+    def goto(self, path: Sequence[Token]) -> None: ...
+
+    def generate(self, how: Continuation, k: int, on_step: Callable[[Step], None] | None = None,
+                 stop: Callable[[], bool] | None = None) -> tuple[tuple[Step, ...], str]: ...
 
 
 class Provider(Protocol):
