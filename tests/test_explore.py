@@ -260,9 +260,31 @@ def test_pruning_over_the_api(fake_app: Server) -> None:
     assert status == 400 and b"last branch" in data
 
 
-def test_a_provider_that_cannot_continue_a_prefix_is_refused() -> None:
-    result = run_cli("explore", PROMPT, "--no-browser", "--provider", "replay")
-    assert result.returncode == 2 and b"cannot explore" in result.stderr
+def test_an_edited_prompt_starts_again_and_the_old_exploration_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    save = tmp_path / "walk.json"
+    with fakes.registered():
+        session = Session(pipeline.plan(Generation(model="fake", max_tokens=3, top_k=2, raw=True), "Once"), save=save)
+        session.first_run()
+        with serving(session) as server:
+            call(server, "POST", "/api/branch", {"node": 1, "n": 2})
+            got = events(call(server, "POST", "/api/prompt", {"prompt": "Twice"})[2])
+            assert [e["event"] for e in got][-2:] == ["done", "state"]
+            state = json.loads(call(server, "GET", "/api/state")[2])
+            assert state["prompt"] == "Twice" and len(state["branches"]) == 1
+            assert call(server, "POST", "/api/prompt", {"prompt": "  "})[0] == 400
+    old = Run.from_json((tmp_path / "walk-1.json").read_text())
+    assert old.prompt == "Once" and len(old.tree.branches) == 2  # type: ignore[union-attr]
+    assert Run.from_json(save.read_text()).prompt == "Twice"
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("--provider", "replay"), b"cannot explore"),
+    (("-m", "gpt-4.1-mini"), b"cannot grow a tree or explore"),
+    (("-m", "llama3", "--base-url", "http://127.0.0.1:9/v1", "--dialect", "ollama"), b"no log-probabilities on /v1/completions"),
+])
+def test_providers_that_cannot_continue_a_prefix_are_refused(args: tuple[str, ...], said: bytes) -> None:
+    result = run_cli("explore", PROMPT, "--no-browser", *args)
+    assert result.returncode in (1, 2) and said in result.stderr and result.stderr.count(b"\n") == 1
 
 
 # --- the real embedded model ------------------------------------------------------------------------
@@ -451,3 +473,15 @@ def test_the_page_branches_reshapes_saves_and_reopens(browser: Any, tmp_path: Pa
     with serving(reopened) as server:
         page, errors, _ = open_app(browser, server, tmp_path)
         assert len(page.query_selector_all("#branches .branch")) == 2 and errors == []
+
+
+def test_hostile_text_is_shown_as_text(browser: Any, tmp_path: Path) -> None:
+    hostile = '<img src=x onerror="window.pwned=1"></script><b>bold'
+    with fakes.registered():
+        session = Session(pipeline.plan(Generation(model="fake", max_tokens=3, top_k=2, raw=True), hostile))
+        session.first_run()
+        with serving(session) as server:
+            page, errors, requests = open_app(browser, server, tmp_path)
+            assert page.inner_text("#text").startswith(hostile)
+            assert page.evaluate("window.pwned === undefined") and page.query_selector("#text img") is None
+            assert errors == [] and all("/x" not in r for r in requests)

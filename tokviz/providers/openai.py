@@ -135,7 +135,7 @@ class OpenAIProvider:
     def tree_cursor(self, request: Request, spec: TreeSpec, forced: tuple[Token, ...] = ()) -> ServerCursor:
         if dialects.is_openai(_base_url(request)):
             raise UsageError(
-                "OpenAI's chat API cannot continue from a forced prefix, so it cannot grow a tree",
+                "OpenAI's chat API cannot continue from a forced prefix, so it cannot grow a tree or explore",
                 hint="use the local model, or --base-url with a server that has the completions endpoint (vLLM, llama.cpp)",
             )
         if request.params.mode == "chat":
@@ -507,7 +507,7 @@ class ServerCursor:
         self.turn = provider._turn(self.base_url, self.dialect)
         if not self.dialect.completions_logprobs:
             raise ProviderError(f"{_where(self.base_url)} ({self.dialect.label}) returns no log-probabilities on /v1/completions, "
-                                "so it cannot grow a tree", hint=self.dialect.refuses_logprobs)
+                                "so it cannot grow a tree or explore", hint=self.dialect.refuses_logprobs)
         self.request = request
         self.spec = spec
         self.texts = [prompt]

@@ -30,7 +30,7 @@ body{max-width:80rem}
 .slider{display:grid;grid-template-columns:5.5rem 1fr 3rem;gap:.5rem;align-items:center;font-size:.9rem}
 .slider output{text-align:right;font-variant-numeric:tabular-nums}
 .branch{display:flex;gap:.4rem;align-items:center;font-size:.9rem;margin:.15rem 0}
-.branch.current>.pick{font-weight:700;border-color:var(--fg)}.branch .desc{flex:1;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;color:var(--muted)}
+.branch.current>.pick{font-weight:700;border-color:var(--fg)}.branch .desc{flex:1;color:var(--muted);overflow-wrap:anywhere}
 #status{min-height:1.4em;color:var(--muted);font-size:.9rem}#status.error{color:#c0392b}
 .columns{display:grid;grid-template-columns:1fr 1fr;gap:1rem}.shared{color:var(--muted)}
 #graph .graph{max-height:75vh}#graph img{max-width:none}
@@ -118,9 +118,10 @@ async function load(){var r=await api('api/state');if(!r.ok){status('the explore
  var s=await r.json();S=s;if(cur>=S.branches.length)cur=Math.max(0,S.branches.length-1);if(sel!==null&&!S.nodes[sel])sel=null;renderAll();}
 function onEvent(e){
  if(e.event==='branch'){status('generating…');}
- else if(e.event==='token'){if(!window.tokvizTimes.first)window.tokvizTimes.first=performance.now();
+ else if(e.event==='token'){
   S.nodes.length=e.nodes_from;e.nodes.forEach(function(n){S.nodes.push(n);});S.branches[e.index]=e.branch;cur=e.index;
-  index();renderText();renderBranches();status('generating… '+e.branch.path.length+' tokens');}
+  index();renderText();renderBranches();status('generating… '+e.branch.path.length+' tokens');
+  if(!window.tokvizTimes.first)window.tokvizTimes.first=performance.now();}
  else if(e.event==='done'){status(e.finish==='cancelled'?'cancelled after '+e.tokens+' tokens':e.finish==='stop'?'the model ended the text after '+e.tokens+' tokens':e.tokens+' tokens');}
  else if(e.event==='error'){status(e.message,true);}}
 async function post(path,body,reset){if(running)return;running=true;ui();window.tokvizTimes={click:performance.now()};
