@@ -423,3 +423,23 @@ def test_local_prompts_decoded_together_with_parallel(tmp_path: Path) -> None:
     assert again.returncode == 0 and b"0 generated, 7 already complete" in again.stderr  # the txt drawn from disk
     assert all((out / i["files"]["json"]).with_suffix(".txt").is_file() for i in idx["items"])
     assert run_cli("batch", str(prompts), "-o", str(out), "--parallel", "0").returncode == 2
+
+
+def test_parallel_refills_across_lengths_and_models(tmp_path: Path, second_model: Path) -> None:
+    """--parallel 2 over jobs of different lengths and two local models: every job is decoded (a
+    finished sequence's place is taken by the next job; a job for another model starts a new
+    stream), each with its own length and model."""
+    lines = [{"prompt": "The sky is", "max_tokens": 2}, {"prompt": "Water is", "max_tokens": 9},
+             {"prompt": "Fire is", "model": str(second_model), "max_tokens": 4}, {"prompt": "Ice is", "max_tokens": 6},
+             {"prompt": "Stone is", "max_tokens": 3}]
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "out"
+    proc = run_cli("batch", str(prompts), "-o", str(out), "-f", "json", "--parallel", "2", "-q")
+    assert proc.returncode == 0, proc.stderr
+    idx = index(out)
+    assert idx["summary"] == {"total": 5, "ok": 5, "failed": 0, "pending": 0}
+    for item, line in zip(idx["items"], lines):
+        run = Run.from_json((out / item["files"]["json"]).read_text())
+        assert run.prompt == line["prompt"] and 1 <= len(run.steps) <= line["max_tokens"]
+        assert (run.model.endswith("q4_0.gguf") or "q4_0" in run.model) == ("model" in line)

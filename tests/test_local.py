@@ -208,3 +208,100 @@ def test_compare_parallel_keeps_the_order_and_labels_the_local_runs(fake: object
     for a, b in zip(serial, together):  # the same first distribution, up to batch-shape rounding
         assert a.prompt == b.prompt and a.steps[0].alternatives[0].id == b.steps[0].alternatives[0].id
         assert a.steps[0].chosen.logprob == pytest.approx(b.steps[0].chosen.logprob, abs=0.15)
+
+
+def _full_draw(logits: object, params: Params, rng: object) -> int:
+    """The sampler as it was before the candidate cut: float64 over the whole vocabulary."""
+    import numpy as np
+
+    scaled = logits.astype(np.float64) / params.temperature  # type: ignore[attr-defined]
+    probs = np.exp(scaled - scaled.max())
+    probs /= probs.sum()
+    if params.top_p < 1.0:
+        cand = np.argpartition(-probs, 1023)[:1024]
+        if probs[cand].sum() < params.top_p:
+            cand = np.arange(len(probs))
+        order = cand[np.argsort(-probs[cand], kind="stable")]
+        cum = np.cumsum(probs[order])
+        keep = order[: int(np.searchsorted(cum, params.top_p)) + 1]
+        return int(rng.choice(keep, p=probs[keep] / probs[keep].sum()))  # type: ignore[attr-defined]
+    return int(rng.choice(len(probs), p=probs))  # type: ignore[attr-defined]
+
+
+def test_the_fast_sampler_draws_what_the_full_computation_draws() -> None:
+    """Seeds keep their meaning: over real rows of the model and many settings and seeds, the
+    candidate-cut sampler picks exactly the token the float64-over-everything sampler picked."""
+    import numpy as np
+
+    m = local._load(local.embedded_model_path(lambda _: None), local.DEFAULT_N_CTX)
+    rows = []
+    for prompt in ("The capital of France is", "Once upon a time", "def fibonacci(n):", "안녕하세요, 저는", "1, 2, 3,"):
+        m.llm.reset()
+        m.llm.eval(m.llm.tokenize(prompt.encode(), add_bos=True))
+        rows.append(local._last_logits(m).copy())
+    noise = np.random.default_rng(0)
+    rows += [(noise.standard_normal(262_144) * s).astype(np.float32) for s in (1.0, 4.0)]
+    picks = 0
+    for row in rows:
+        for temperature in (0.3, 0.7, 1.0, 1.5, 3.0):
+            for top_p in (1.0, 0.95, 0.5):
+                params = Params(temperature=temperature, top_p=top_p)
+                for seed in range(12):
+                    a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+                    assert local.sample(row, params, a) == _full_draw(row, params, b), (temperature, top_p, seed)
+                    assert a.random() == b.random()  # one uniform read by each: later draws stay in step
+                    picks += 1
+    assert picks == len(rows) * 5 * 3 * 12
+
+
+def test_a_stream_refills_finished_sequences_and_shares_repeated_prompts() -> None:
+    """Continuous batching: six requests through two slots all come back, each its own; a prompt
+    repeated three times in one step and once later is read once and shared (identical greedy
+    paths); each first step stays within llama.cpp's batch rounding of the serial figures."""
+    from tokviz import pipeline
+    from tokviz.generation import Generation
+    from tokviz.providers.local import LocalProvider
+
+    prompts = ["The capital of France is", "Once upon a time", "The capital of France is", "1, 2, 3,",
+               "The capital of France is", "The capital of France is"]
+    plans = [pipeline.plan(Generation(max_tokens=3 + i, top_k=4), p) for i, p in enumerate(prompts)]
+    queued = list(enumerate(p.request for p in plans))
+    calls = {"wait": 0}
+
+    def take(wait: bool) -> tuple[int, object] | None:
+        calls["wait"] += wait
+        return queued.pop(0) if queued else None
+
+    got: dict[int, Run] = {}
+    LocalProvider(progress=lambda _: None).stream(take, 2, lambda k, r: got.__setitem__(k, r))  # type: ignore[arg-type]
+    assert sorted(got) == list(range(6))
+    for i, run in got.items():
+        assert run.prompt == prompts[i] and 1 <= len(run.steps) <= 3 + i and "up to 2 sequences" in run.source["decoding"]
+        serial = pipeline.predict(plans[i])
+        assert run.steps[0].chosen.id == serial.steps[0].chosen.id
+        assert run.steps[0].chosen.logprob == pytest.approx(serial.steps[0].chosen.logprob, abs=0.1)
+    paris = [got[i] for i in (0, 2, 4, 5)]
+    shortest = min(len(r.steps) for r in paris)
+    assert len({tuple(s.chosen.id for s in r.steps[:shortest]) for r in paris}) == 1
+
+    same = LocalProvider(progress=lambda _: None).predict_parallel([plans[0].request] * 3)
+    assert [s.chosen.logprob for s in same[0].steps] == [s.chosen.logprob for s in same[2].steps]
+
+
+def test_a_stopped_stream_abandons_what_runs() -> None:
+    from tokviz import pipeline
+    from tokviz.generation import Generation
+    from tokviz.providers.local import LocalProvider
+
+    plan = pipeline.plan(Generation(max_tokens=50, top_k=2), "Once upon a time")
+    queued = [(i, plan.request) for i in range(4)]
+    steps = {"n": 0}
+
+    def stop() -> bool:
+        steps["n"] += 1
+        return steps["n"] > 5
+
+    got: list[int] = []
+    LocalProvider(progress=lambda _: None).stream(lambda _w: queued.pop(0) if queued else None, 2,
+                                                  lambda k, _r: got.append(k), stop)
+    assert got == [] and len(queued) == 2  # two started, none finished, two never taken

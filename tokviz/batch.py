@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import queue
 import re
 import sqlite3
 import threading
@@ -337,28 +338,81 @@ class Batch:
             return Outcome(job, "ok", self.source(job), fresh=True)
         return Outcome(job, "ok", self.provider_for(name).predict(job.request), fresh=True)
 
-    def fetch_group(self, members: list[tuple[Job, bool]]) -> list[Outcome]:
-        """Runs of several local jobs decoded together (`--parallel`): those found on disk are
-        taken from there, the rest go to the provider in one call; a failure fails the group."""
-        out: list[Outcome] = []
-        todo: list[Job] = []
-        for job, on_disk in members:
-            if on_disk:
-                found = _guarded(job, lambda job=job: Outcome(job, "ok", self.resume(job)))  # type: ignore[misc]
-                if found.status == "ok" and found.run is not None:
-                    out.append(found)
-                    continue
-            todo.append(job)
-        if todo:
+    def stream_local(self, feed: queue.Queue[tuple[Job, bool] | None], deliver: Callable[[Outcome], None],
+                     release: Callable[[], None], stop: threading.Event) -> None:
+        """Decode the local jobs put in `feed` continuously (`--parallel`): up to `parallel` at once,
+        a finished job's place taken by the next one as soon as it ends, each delivered (to be
+        written and recorded) on its own. Jobs found complete on disk are taken from there. `None`
+        in the feed ends it; on stop, what was started is abandoned (it stays pending) and the
+        slot of every job not delivered is released."""
+        carry: tuple[Job, bool] | None = None
+        ended = False
+        while not ended:
+            head = carry or feed.get()
+            carry = None
+            if head is None:
+                break
+            model = (head[0].provider, head[0].request.model)
+            taken: dict[str, Job] = {}
+            first: list[tuple[Job, bool] | None] = [head]
+
+            def take(wait: bool, model: tuple[Any, ...] = model, taken: dict[str, Job] = taken,
+                     first: list[tuple[Job, bool] | None] = first) -> tuple[str, Request] | None:
+                nonlocal carry, ended
+                while True:
+                    if first:
+                        item = first.pop()
+                    elif ended or carry is not None:
+                        return None
+                    else:
+                        try:
+                            item = feed.get(block=wait)
+                        except queue.Empty:
+                            return None
+                    if item is None:
+                        ended = True
+                        return None
+                    job, on_disk = item
+                    if stop.is_set():
+                        release()
+                        continue
+                    if (job.provider, job.request.model) != model:
+                        carry = item  # another model: the next stream's first job
+                        return None
+                    if on_disk:
+                        found = _guarded(job, lambda job=job: Outcome(job, "ok", self.resume(job)))  # type: ignore[misc]
+                        if found.status == "ok" and found.run is not None:
+                            deliver(found)
+                            continue
+                    taken[job.name] = job
+                    return job.name, job.request
+
+            def on_run(name: str, result: Run | TokvizError, taken: dict[str, Job] = taken) -> None:
+                job = taken.pop(name)
+                deliver(Outcome(job, "ok", result, fresh=True) if isinstance(result, Run)
+                        else Outcome(job, "failed", error=result.line()))
+
             try:
-                provider = self.provider_for(todo[0].provider or "")
-                runs = provider.predict_parallel([j.request for j in todo])  # type: ignore[attr-defined]
-                out += [Outcome(j, "ok", r, fresh=True) for j, r in zip(todo, runs)]
+                provider = self.provider_for(head[0].provider or "")
+                provider.stream(take, self.parallel, on_run, stop.is_set)  # type: ignore[attr-defined]
             except TokvizError as err:
-                out += [Outcome(j, "failed", error=err.line()) for j in todo]
-            except Exception as err:  # one group's bug must not stop the others; it is recorded
-                out += [Outcome(j, "failed", error=f"internal error: {type(err).__name__}: {err}") for j in todo]
-        return out
+                for job in list(taken.values()):
+                    on_run(job.name, err)
+            except Exception as err:  # one bug must not stop the batch; it is recorded for the jobs it hit
+                for job in list(taken.values()):
+                    deliver(Outcome(job, "failed", error=f"internal error: {type(err).__name__}: {err}"))
+                taken.clear()
+            for _ in taken:  # abandoned when the batch stopped: pending, their slots freed
+                release()
+        if carry is not None:
+            release()
+        while True:  # what is left when the batch stopped
+            try:
+                item = feed.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                release()
 
     def store(self, outcome: Outcome) -> Outcome:
         """Write a fresh run's files: each format atomically, the run JSON last (it marks completion)."""
@@ -447,20 +501,8 @@ class Batch:
                 return
             writer.submit(finish, self.fetch(job, name, on_disk))  # never cancelled: a finished run is kept
 
-        group: list[tuple[Job, bool]] = []  # local jobs waiting to be decoded together (--parallel)
-
-        def group_task(members: list[tuple[Job, bool]]) -> None:
-            if stop.is_set():
-                for _ in members:
-                    slots.release()
-                return
-            for outcome in self.fetch_group(members):
-                writer.submit(finish, outcome)
-
-        def flush() -> None:
-            if group:
-                serial.submit(group_task, list(group))
-                group.clear()
+        feed: queue.Queue[tuple[Job, bool] | None] = queue.Queue()  # local jobs decoded together (--parallel)
+        streaming = False
 
         n = 0
         try:
@@ -488,26 +530,27 @@ class Batch:
                     concurrent = self.source is not None or registry.spec(job.provider or "").concurrent
                     # A job that ran before (or a folder from before the state existed) may be on disk.
                     on_disk = before is not None or self.legacy
-                    if self.parallel > 1 and not concurrent and hasattr(self.provider_for(job.provider or ""), "predict_parallel"):
-                        if group and (group[0][0].provider, group[0][0].request.model) != (job.provider, job.request.model):
-                            flush()
-                        group.append((job, on_disk))
-                        if len(group) >= self.parallel:
-                            flush()
+                    if self.parallel > 1 and not concurrent and hasattr(self.provider_for(job.provider or ""), "stream"):
+                        if not streaming:
+                            streaming = True
+                            serial.submit(self.stream_local, feed, lambda o: writer.submit(finish, o), slots.release, stop)
+                        feed.put((job, on_disk))
                         continue
                     (api if concurrent else serial).submit(task, job, job.provider or "", on_disk)
                 if stop.is_set():
                     break
-            flush()
+            feed.put(None)
             drain()  # the whole input is queued: let it finish
         except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (errors.Terminated)
             interrupted = True
             self.stopped_by = err
         finally:
             stop.set()  # queued jobs return at once (their slots freed); running ones finish and are written
-            for _ in group:  # gathered for a parallel decode that will not start: they stay pending
-                slots.release()
-            group.clear()
+            feed.put(None)  # the local decoder abandons what it started: pending, slots freed
+            if not streaming:
+                while not feed.empty():
+                    if feed.get_nowait() is not None:
+                        slots.release()
             try:
                 drain()
             except KeyboardInterrupt as err:  # (a second Ctrl-C ends the process in cli._signals)

@@ -22,11 +22,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tokviz.cache import cache_dir
-from tokviz.errors import ProviderError, UsageError
+from tokviz.errors import ProviderError, TokvizError, UsageError
 from tokviz.providers.logits import logsumexp, reduce_rows, top_k
+from tokviz.providers.logits import pool as logits_pool
 from tokviz.providers.logits import pool_map as _pool_map
 from tokviz.providers.registry import (
     DEFAULT_MODEL,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     import numpy as np
     from llama_cpp import Llama
 
+K = TypeVar("K")
 DEFAULT_N_CTX = 2048
 # Names that mean "the embedded model"; any path ending in .gguf runs locally too.
 LOCAL_MODELS = frozenset({DEFAULT_MODEL, "local", "gemma3-270m"})
@@ -235,8 +237,13 @@ def sample(logits: np.ndarray, params: Params, rng: Any, limit: int = 0) -> int:
             cum = np.cumsum(probs[order])
             order = order[: int(np.searchsorted(cum, params.top_p)) + 1]
         return int(cand[rng.choice(order, p=probs[order] / probs[order].sum())])
-    scaled = logits.astype(np.float64) / params.temperature
-    probs = np.exp(scaled - scaled.max())
+    # The whole vocabulary in float64, as always (a real model's 262,144 logits lie within ~40 nats of
+    # each other, so no token can be left out without moving the draw); in place, and drawn by
+    # `_draw` rather than Generator.choice, which re-checks the probabilities (2 ms a row).
+    probs = logits.astype(np.float64)
+    probs /= params.temperature
+    probs -= probs.max()
+    np.exp(probs, out=probs)
     probs /= probs.sum()
     if params.top_p < 1.0:
         # The nucleus is almost always inside the top 1024; sort the whole vocabulary only if not.
@@ -246,8 +253,21 @@ def sample(logits: np.ndarray, params: Params, rng: Any, limit: int = 0) -> int:
         order = cand[np.argsort(-probs[cand], kind="stable")]
         cum = np.cumsum(probs[order])
         keep = order[: int(np.searchsorted(cum, params.top_p)) + 1]
-        return int(rng.choice(keep, p=probs[keep] / probs[keep].sum()))
-    return int(rng.choice(len(probs), p=probs))
+        return int(keep[_draw(probs[keep] / probs[keep].sum(), rng)])
+    return _draw(probs, rng)
+
+
+def _draw(probs: np.ndarray, rng: Any) -> int:
+    """`rng.choice(len(probs), p=probs)` without its checks: the same cumulative sum, the same one
+    uniform, the same search, so a seed draws the same token as it always has (tested)."""
+    cdf = probs.cumsum()
+    cdf /= cdf[-1]
+    return int(cdf.searchsorted(rng.random(), side="right"))
+
+
+def _reduce_for_step(row: np.ndarray, k: int, chosen: int) -> tuple[float, list[tuple[int, float]], float]:
+    lse = logsumexp(row)
+    return lse, [(i, float(row[i])) for i in top_k(row, k)], float(row[chosen])
 
 
 def prompt_tokens(llm: Llama, request: Request) -> tuple[list[int], tuple[Message, ...]]:
@@ -398,6 +418,9 @@ class LocalProvider:
         t_first = 0.0
         steps: list[Step] = []
         finish = "length"
+        # Each row is reduced (log-normaliser, top k) on another thread while llama.cpp decodes the
+        # next token: the same arithmetic on a copy of the row, hidden behind the decode.
+        pool = logits_pool()
         for n in range(params.max_tokens):
             t_step = time.perf_counter()
             logits = _last_logits(m)
@@ -405,13 +428,16 @@ class LocalProvider:
             if chosen in m.stop_ids:
                 finish = "stop"
                 break
-            lse = logsumexp(logits)
-            alts = tuple(_token(m, i, float(logits[i]) - lse) for i in top_k(logits, params.top_k))
-            steps.append(Step(chosen=_token(m, chosen, float(logits[chosen]) - lse), alternatives=alts))
+            reducing = pool.submit(_reduce_for_step, logits.copy(), params.top_k, chosen)
+            try:
+                if n + 1 < params.max_tokens:
+                    llm.eval([chosen])
+            finally:
+                lse, top, target = reducing.result()
+            alts = tuple(_token(m, i, logit - lse) for i, logit in top)
+            steps.append(Step(chosen=_token(m, chosen, target - lse), alternatives=alts))
             if on_step is not None:
                 on_step(steps[-1])
-            if n + 1 < params.max_tokens:
-                llm.eval([chosen])
             if n == 0:
                 t_first = time.perf_counter() - t_step
         return steps, finish, t_prefill, t_first
@@ -479,112 +505,204 @@ class LocalProvider:
         return self.predict_parallel([replace(request, params=replace(request.params, seed=seed)) for seed in seeds])
 
     def predict_parallel(self, requests: Sequence[Request]) -> list[Run]:
-        """Several requests for the same model decoded together: each prompt read into its own
-        sequence (a prompt repeated is read once and its cache shared), then one llama.cpp batch
-        per step holding every unfinished sequence's next token; finished sequences leave it.
+        """Several requests for the same model decoded together (see `stream`), in their order."""
+        if not requests:
+            return []
+        if len({r.model for r in requests}) != 1:
+            raise UsageError("requests decoded together must use one model")
+        out: list[Run | None] = [None] * len(requests)
 
-        Each sequence draws from its own generator seeded as the serial path seeds it, but
-        llama.cpp rounds a batch of sequences differently from one (docs/sampling.md has the
-        figures), so logprobs differ slightly from serial runs and a draw near a tie can go the
-        other way: the runs say how they were decoded, and the serial path stays the default.
+        def keep(i: int, result: Run | TokvizError) -> None:
+            if isinstance(result, TokvizError):
+                raise result
+            out[i] = result
+
+        queued = iter(enumerate(requests))
+        self.stream(lambda _wait: next(queued, None), len(requests), keep)
+        return [r for r in out if r is not None]
+
+    def stream(self, take: Callable[[bool], tuple[K, Request] | None], slots: int,
+               on_run: Callable[[K, Run | TokvizError], None], stop: Callable[[], bool] | None = None) -> None:
+        """Decode requests for one model together, continuously: up to `slots` sequences in one
+        llama.cpp batch per step, each request's prompt read in the same batch as the others' next
+        tokens as soon as a slot is free, a finished sequence's cache cells freed at once and its
+        slot given to the next request (a server's continuous batching). A prompt already held by
+        a running sequence is not read again: its cache cells are shared (`llama_memory_seq_cp`).
+
+        `take(wait)` gives the next (key, request): with `wait` false it may answer None for "none
+        yet" (the running sequences go on and it is asked again next step); with `wait` true (nothing
+        is running) None means there are no more. `on_run(key, run)` is called as each request finishes (or with the error that stopped only
+        it); `stop()` is asked every step: when true, no more are taken and the running ones are
+        abandoned (their keys get no call). Each sequence draws from its own generator seeded as
+        the serial path seeds it, but llama.cpp rounds a batch of sequences differently from one
+        (docs/sampling.md has the figures): the runs say how they were decoded.
         """
         import llama_cpp
         import numpy as np
         from llama_cpp import _internals
 
-        from tokviz.providers.logits import reduce_row
-
-        n = len(requests)
-        if n == 0:
-            return []
-        if len({r.model for r in requests}) != 1:
-            raise UsageError("requests decoded together must use one model")
-        params_of = [r.params if r.params.temperature <= 0 or r.params.seed is not None
-                     else replace(r.params, seed=random.randrange(2**31)) for r in requests]
-        path = resolve_model_path(requests[0].model, self.progress)
-        threads = requests[0].params.options.get("n_threads")
-        t0 = time.perf_counter()
+        slots = max(1, slots)
+        first = take(True)
+        if first is None:
+            return
+        model = first[1].model
+        path = resolve_model_path(model, self.progress)
+        threads = first[1].params.options.get("n_threads")
         m = _load(path, DEFAULT_N_CTX, threads)
-        prompts = [prompt_tokens(m.llm, r) for r in requests]
-        for (ids, _), params in zip(prompts, params_of):
-            check_context(m, len(ids), params.max_tokens, "--max-tokens")
-        first_of: dict[tuple[int, ...], int] = {}
-        for i, (ids, _) in enumerate(prompts):
-            first_of.setdefault(tuple(ids), i)
-        cells = sum(len(ids) for ids, _ in (prompts[i] for i in first_of.values())) + sum(p.max_tokens + 1 for p in params_of)
         cparams = llama_cpp.llama_context_default_params()
-        cparams.n_ctx = _ctx_for(cells + 1, path)
-        cparams.n_batch = cparams.n_ubatch = max(512, n)
-        cparams.n_seq_max = n
-        cparams.kv_unified = True  # a shared prompt's cells are shared, not copied per sequence
+        cparams.n_ctx = min(m.llm._model.n_ctx_train(), _ctx_for(max(2048, slots * 512), path))
+        cparams.n_batch = cparams.n_ubatch = 512
+        cparams.n_seq_max = slots
+        cparams.kv_unified = True  # one pool of cells: a shared prompt's cells are shared, not copied
         cparams.n_threads = cparams.n_threads_batch = m.llm.n_threads
         ctx = _internals.LlamaContext(model=m.llm._model, params=cparams, verbose=False)
-        batch = llama_cpp.llama_batch_init(max(max(len(ids) for ids, _ in prompts), n), 0, n)
-        vocab = m.n_vocab
-        try:
-            def decode(entries: list[tuple[int, int, int, bool]]) -> None:  # (token, position, sequence, logits)
-                batch.n_tokens = len(entries)
-                for i, (token, pos, seq, logits) in enumerate(entries):
+        batch = llama_cpp.llama_batch_init(cparams.n_batch, 0, 1)
+        vocab, cells = m.n_vocab, cparams.n_ctx
+        label = (f"decoded together with up to {slots} sequences in one llama.cpp batch per step "
+                 "(--parallel: figures differ slightly from serial decoding)")
+
+        @dataclass
+        class Seq:
+            key: Any
+            request: Request
+            params: Params
+            ids: list[int]
+            messages: tuple[Message, ...]
+            rng: Any
+            reserved: int
+            pos: int = 0
+            t0: float = 0.0
+            steps: list[Step] = field(default_factory=list)
+
+        active: dict[int, Seq] = {}
+        free = list(range(slots))[::-1]
+        rows: dict[int, Any] = {}  # sequence → the logits row it samples from next
+        holders: dict[tuple[int, ...], set[int]] = {}  # a prompt → running sequences whose cells hold it
+        prompt_rows: dict[tuple[int, ...], Any] = {}  # a prompt → a copy of the logits after it
+        reserved = 0
+        waiting: tuple[Any, Request] | None = first
+
+        def finish(seq: int, reason: str) -> None:
+            nonlocal reserved
+            st = active.pop(seq)
+            llama_cpp.llama_memory_seq_rm(ctx.memory, seq, -1, -1)
+            key = tuple(st.ids)
+            holders[key].discard(seq)
+            if not holders[key]:
+                del holders[key]
+                prompt_rows.pop(key, None)
+            reserved -= st.reserved
+            free.append(seq)
+            elapsed = time.perf_counter() - st.t0
+            on_run(st.key, Run(provider=self.name, model=shown_name(st.request.model), prompt=st.request.prompt,
+                               params=st.params, steps=tuple(st.steps), messages=st.messages, finish_reason=reason,
+                               usage={"prompt_tokens": len(st.ids), "completion_tokens": len(st.steps)},
+                               timings={"total_s": elapsed, "tokens_per_s": len(st.steps) / max(elapsed, 1e-9)},
+                               source={"decoding": label}))
+
+        def decode(entries: list[tuple[int, int, int, bool]]) -> dict[int, Any]:
+            """Decode (token, position, sequence, wants logits) entries; the rows asked for, by sequence."""
+            out: dict[int, Any] = {}
+            for start in range(0, len(entries), cparams.n_batch):
+                part = entries[start : start + cparams.n_batch]
+                batch.n_tokens = len(part)
+                for i, (token, pos, seq, logits) in enumerate(part):
                     batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = token, pos, 1, logits
                     batch.seq_id[i][0] = seq
                 code = llama_cpp.llama_decode(ctx.ctx, batch)
                 if code != 0:
                     raise ProviderError(f"the model failed to decode (llama_decode returned {code})")
+                last = start + len(part) >= len(entries)
+                for i, (_, _, seq, logits) in enumerate(part):
+                    if logits:
+                        row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, i), shape=(vocab,))
+                        out[seq] = row if last else row.copy()  # a later part's decode overwrites the buffer
+            return out
 
-            rows: dict[int, Any] = {}
-            for key, seq in first_of.items():  # each distinct prompt once
-                decode([(t, pos, seq, pos == len(key) - 1) for pos, t in enumerate(key)])
-                rows[seq] = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, -1), shape=(vocab,)).copy()
-            for seq, (ids, _) in enumerate(prompts):
-                source = first_of[tuple(ids)]
-                if source != seq:
-                    llama_cpp.llama_memory_seq_cp(ctx.memory, source, seq, -1, -1)
-                    rows[seq] = rows[source]
-            t_prefill = time.perf_counter() - t0
-            rngs = [np.random.default_rng(p.seed) for p in params_of]
-            steps: list[list[Step]] = [[] for _ in range(n)]
-            finish = ["length"] * n
-            active = [seq for seq in range(n) if params_of[seq].max_tokens > 0]
-            step_no = 0
-            while active:
-                def pick(seq: int, rows: dict[int, Any] = rows) -> tuple[int, int, Any]:
-                    logits, params = rows[seq], params_of[seq]
-                    token = sample(logits, params, rngs[seq])
-                    return seq, token, (None if token in m.stop_ids else reduce_row(logits, params.top_k, token))
-
-                chosen: dict[int, int] = {}
-                for seq, token, reduced in _pool_map(pick, active):
-                    if reduced is None:
-                        finish[seq] = "stop"
+        try:
+            while True:
+                entries: list[tuple[int, int, int, bool]] = []
+                shared: list[tuple[int, tuple[int, ...]]] = []
+                reading: set[int] = set()  # sequences whose prompt this step's batch reads
+                sharing: set[int] = set()  # sequences that will share a prompt read in this batch
+                while free and not (stop is not None and stop()):
+                    if waiting is None:
+                        waiting = take(not active and not entries and not shared)
+                    if waiting is None:
+                        break
+                    key, request = waiting
+                    if request.model != model:
+                        raise UsageError("requests decoded together must use one model")
+                    try:
+                        params = request.params
+                        if params.temperature > 0 and params.seed is None:
+                            params = replace(params, seed=random.randrange(2**31))
+                        ids, messages = prompt_tokens(m.llm, request)
+                        check_context(m, len(ids), params.max_tokens, "--max-tokens")
+                    except TokvizError as err:
+                        waiting = None
+                        on_run(key, err)
                         continue
-                    alts = tuple(_token(m, i, logit - reduced.lse) for i, logit in reduced.top)
-                    steps[seq].append(Step(chosen=_token(m, token, reduced.target_logit - reduced.lse), alternatives=alts))
-                    if len(steps[seq]) < params_of[seq].max_tokens:
-                        chosen[seq] = token
-                active = [seq for seq in active if seq in chosen]
+                    need = len(ids) + params.max_tokens + 1
+                    if need > cells or params.max_tokens <= 0:  # decoded on its own, as predict does
+                        waiting = None
+                        on_run(key, self.predict(replace(request, params=params)))
+                        continue
+                    if reserved + need > cells:
+                        break  # it waits for running sequences to free their cells
+                    waiting = None
+                    seq = free.pop()
+                    reserved += need
+                    active[seq] = Seq(key, request, params, ids, messages, np.random.default_rng(params.seed), need,
+                                      pos=len(ids), t0=time.perf_counter())
+                    prompt = tuple(ids)
+                    ready = [h for h in holders.get(prompt, ()) if h not in reading and h not in sharing]
+                    if ready:  # a running sequence holds this prompt: share its cells and its row
+                        llama_cpp.llama_memory_seq_cp(ctx.memory, ready[0], seq, 0, len(ids))
+                        rows[seq] = prompt_rows[prompt]
+                    elif prompt in holders:  # being read in this batch: shared once it is
+                        shared.append((seq, prompt))
+                        sharing.add(seq)
+                    else:
+                        entries += [(t, pos, seq, pos == len(ids) - 1) for pos, t in enumerate(ids)]
+                        reading.add(seq)
+                    holders.setdefault(prompt, set()).add(seq)
+                if stop is not None and stop():
+                    return
                 if not active:
-                    break
-                decode([(chosen[seq], len(prompts[seq][0]) + step_no, seq, True) for seq in active])
-                rows = {seq: np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, i), shape=(vocab,))
-                        for i, seq in enumerate(active)}
-                step_no += 1
+                    return
+
+                def pick(seq: int, rows: dict[int, Any] = rows) -> tuple[int, int, Any]:
+                    st = active[seq]
+                    logits = rows[seq]
+                    token = sample(logits, st.params, st.rng)
+                    return seq, token, (None if token in m.stop_ids else _reduce_for_step(logits, st.params.top_k, token))
+
+                # Rows are drawn from and reduced before the next decode (on 2 cores, reducing copies
+                # of them during the decode measured no faster: both compete for the same cores).
+                for seq, token, reduced in _pool_map(pick, list(rows)):
+                    st = active[seq]
+                    if reduced is None:
+                        finish(seq, "stop")
+                        continue
+                    lse, top, target = reduced
+                    st.steps.append(Step(chosen=_token(m, token, target - lse),
+                                         alternatives=tuple(_token(m, i, logit - lse) for i, logit in top)))
+                    if len(st.steps) >= st.params.max_tokens:
+                        finish(seq, "length")
+                        continue
+                    entries.append((token, st.pos, seq, True))
+                    st.pos += 1
+                rows = decode(entries) if entries else {}
+                for seq in reading:  # a prompt just read: its row kept for sequences that share it
+                    prompt_rows[tuple(active[seq].ids)] = rows[seq].copy()
+                for seq, prompt in shared:
+                    holder = next(h for h in holders[prompt] if h in reading)
+                    llama_cpp.llama_memory_seq_cp(ctx.memory, holder, seq, 0, len(prompt))
+                    rows[seq] = prompt_rows[prompt]
         finally:
             llama_cpp.llama_batch_free(batch)
             ctx.close()
-        elapsed = time.perf_counter() - t0
-        total = sum(len(s) for s in steps)
-        label = (f"{n} sequences decoded together in one llama.cpp batch per step "
-                 "(--parallel: figures differ slightly from serial decoding)")
-        out = []
-        for i, r in enumerate(requests):
-            name = shown_name(r.model)
-            out.append(Run(provider=self.name, model=name, prompt=r.prompt, params=params_of[i], steps=tuple(steps[i]),
-                           messages=prompts[i][1], finish_reason=finish[i],
-                           usage={"prompt_tokens": len(prompts[i][0]), "completion_tokens": len(steps[i])},
-                           timings={"prefill_s": t_prefill, "total_s": elapsed,
-                                    "tokens_per_s": total / max(elapsed - t_prefill, 1e-9)},
-                           source={"decoding": label}))
-        return out
 
     def tokenize(self, text: str, model: str) -> Tokenization:
         """The tokens the model reads for `text` in raw mode, <bos> included (as `predict` counts them)."""

@@ -90,6 +90,11 @@ def reduce_row(logits: np.ndarray, k: int, target: int | None = None) -> Reduced
     return Reduced(lse=lse, top=top, target_logit=value, rank=int(np.count_nonzero(logits > value)) + 1)
 
 
+def pool() -> ThreadPoolExecutor:
+    """The reduction pool, for work that overlaps a decode (numpy and llama.cpp release the GIL)."""
+    return _pool()
+
+
 def _pool() -> ThreadPoolExecutor:
     global _POOL
     if _POOL is None:
