@@ -54,6 +54,15 @@ def main() -> None:
         scratch.append(wall)
     nodes, evaluated = len(run.nodes), run.tree.evaluated_tokens
     with_completion = pipeline.tree(Request(PROMPT), TreeSpec(depth=4, branch=3, complete=4))
+    timed: dict[tuple[int, bool], float] = {}
+    for complete in (0, 4):
+        for parallel in (False, True):
+            times = []
+            for _ in range(args.repeats):
+                t = time.perf_counter()
+                pipeline.tree(Request(PROMPT), TreeSpec(depth=4, branch=3, complete=complete, parallel=parallel))
+                times.append(time.perf_counter() - t)
+            timed[(complete, parallel)] = median(times)
     produced = len(with_completion.nodes) + sum(len(n.completion) for n in with_completion.nodes)
     lines = [
         f"tree, depth 4 × branch 3, prompt of {len(prompt_ids)} tokens, median of {args.repeats} ({machine()}):",
@@ -64,6 +73,10 @@ def main() -> None:
         f"{with_completion.tree.evaluated_tokens / produced:.2f} per token",
         f"- from scratch: {scratch_tokens} tokens evaluated for the same tree",
         f"- wall: tokviz {median(ours):.3f} s, from scratch {median(scratch):.3f} s: ratio **{median(ours) / median(scratch):.2f}**",
+        f"- `--parallel` (a node's children and its waiting siblings' decoded in one batch, leaves completed "
+        f"in lockstep): {timed[(0, False)]:.2f} → {timed[(0, True)]:.2f} s "
+        f"(**{timed[(0, False)] / timed[(0, True)]:.1f}×**); with --complete 4 {timed[(4, False)]:.2f} → "
+        f"{timed[(4, True)]:.2f} s (**{timed[(4, False)] / timed[(4, True)]:.1f}×**)",
     ]
     print("\n".join(lines))
     if args.write:

@@ -88,6 +88,8 @@ class FakeCursor:
                  stop: Callable[[], bool] | None = None) -> tuple[tuple[Step, ...], str]:
         """Greedy (the fake has no sampler), `delay` seconds per token so a test can cancel."""
         steps: list[Step] = []
+        if os.environ.get("TOKVIZ_FAKE_SILENT"):  # a model that ends the text at once
+            return (), "stop"
         for _ in range(how.max_tokens):
             if stop is not None and stop():
                 return tuple(steps), "cancelled"

@@ -20,9 +20,8 @@ import pytest
 
 from tests import fakes
 from tests.conftest import run_cli, tokviz_cmd
-from tests.test_html import ARGS, CHROMIUM
 from tokviz import pipeline
-from tokviz.errors import UsageError
+from tokviz.errors import ProviderError, UsageError
 from tokviz.exploration import Exploration
 from tokviz.explorer import Server, Session
 from tokviz.generation import Generation
@@ -260,6 +259,24 @@ def test_pruning_over_the_api(fake_app: Server) -> None:
     assert status == 400 and b"last branch" in data
 
 
+def test_a_model_that_says_nothing_is_a_failure_not_an_empty_exploration(monkeypatch: pytest.MonkeyPatch) -> None:
+    with fakes.registered():
+        session = Session(pipeline.plan(Generation(model="fake", max_tokens=3, top_k=2, raw=True), "Once"))
+        try:
+            session.first_run()
+            monkeypatch.setenv("TOKVIZ_FAKE_SILENT", "1")
+            b = session.branch(1, Continuation(max_tokens=4))  # a chosen alternative, then the end: kept
+            assert session.exploration.branches[b].tip == 1 and session.exploration.branches[b].finish == "stop"
+        finally:
+            session.close()
+        silent = Session(pipeline.plan(Generation(model="fake", max_tokens=3, top_k=2, raw=True), "Once"))
+        try:
+            with pytest.raises(ProviderError, match="generated nothing"):
+                silent.first_run()
+        finally:
+            silent.close()
+
+
 def test_an_edited_prompt_starts_again_and_the_old_exploration_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     save = tmp_path / "walk.json"
     with fakes.registered():
@@ -410,16 +427,6 @@ def test_the_command_saves_at_every_change_stops_on_a_signal_and_reopens(tmp_pat
 
 
 # --- the page, in real Chromium ---------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
 
 def open_app(browser: Any, server: Server, tmp_path: Path) -> tuple[Any, list[str], list[str]]:
     page = browser.new_page(accept_downloads=True)

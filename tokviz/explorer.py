@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tokviz import pipeline
-from tokviz.errors import TokvizError, UsageError, redact
+from tokviz.errors import ProviderError, TokvizError, UsageError, redact
 from tokviz.exploration import Exploration
 from tokviz.files import write_atomic
 from tokviz.pipeline import Plan
@@ -74,7 +74,9 @@ class Session:
         """The opening branch: the prompt's continuation with the command's own settings."""
         p = self.plan.request.params
         how = Continuation(max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p, seed=p.seed)
-        self.branch(-1, how, emit=emit, cancel=cancel)
+        if self.branch(-1, how, emit=emit, cancel=cancel) < 0 and not (cancel is not None and cancel.is_set()):
+            raise ProviderError("the model generated nothing for this prompt (it ended the text at once)",
+                                hint="change the prompt")
 
     def branch(self, node: int, how: Continuation, *, extend: int | None = None, emit: Emit | None = None,
                cancel: threading.Event | None = None) -> int:
@@ -112,7 +114,7 @@ class Session:
             steps, finish = self.cursor.generate(how, self.k, on_step, stop)  # type: ignore[attr-defined]
         finally:
             with self.lock:
-                if ex.branches[b].tip == node and extend is None:  # nothing generated: no branch to keep
+                if ex.branches[b].tip == -1:  # nothing generated from the prompt: no branch to keep
                     ex.drop_branch(b)
                     b = -1
                 self.version += 1

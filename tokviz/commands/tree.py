@@ -31,6 +31,7 @@ def tree(
     from_run: Annotated[Optional[Path], typer.Option("--from", metavar="RUN.json", help="Branch from a saved run instead of a prompt (with --step and --token).", show_default=False)] = None,
     step: Annotated[int, typer.Option("--step", metavar="N", help="With --from: the step (1-based) whose alternative to take.")] = 1,
     token: Annotated[int, typer.Option("--token", metavar="N", help="With --from: which alternative at that step (1 = most likely).")] = 1,
+    parallel: Annotated[bool, typer.Option("--parallel", help="Local model: decode each node's children together in one batch (faster; figures differ slightly, and the tree says so).")] = False,
     output: common.output_opt(formats.TREE) = None,
     save: common.SaveOpt = None,
     as_json: common.JsonOpt = False,
@@ -61,7 +62,7 @@ def tree(
     # default is chat, which cannot be continued from a forced prefix).
     gen = replace(gen, top_k=branch, max_tokens=depth, temperature=0.0, top_p=1.0, seed=None,
                   raw=not (gen.chat or gen.system))
-    spec = TreeSpec(depth=depth, branch=branch, min_prob=min_prob, max_nodes=max_nodes, complete=complete)
+    spec = TreeSpec(depth=depth, branch=branch, min_prob=min_prob, max_nodes=max_nodes, complete=complete, parallel=parallel)
     pipeline.check_tree(spec)
     plan = common.plan(gen, text)
     planned = common.plan_outputs(output or [], formats.TREE)

@@ -517,8 +517,11 @@ class ServerCursor:
         self.lock = threading.Lock()
 
     def _post(self, text: str, max_tokens: int, k: int) -> Any:
-        body = {"model": self.request.model, "prompt": text, "max_tokens": max_tokens, "temperature": 0.0,
-                "logprobs": k, **self.dialect.greedy_body}
+        return self._send({"model": self.request.model, "prompt": text, "max_tokens": max_tokens, "temperature": 0.0,
+                           "logprobs": k, **self.dialect.greedy_body})
+
+    def _send(self, body: dict[str, Any]) -> Any:
+        """One /v1/completions request (counted), every failure turned into one line."""
         try:
             with self.turn:
                 answer = self.client.post("/completions", body=body, cast_to=object)
@@ -584,13 +587,7 @@ class ServerCursor:
                 if dialects.official(self.dialect):
                     raise UsageError("OpenAI's API has no top-k sampling setting", hint="set top-k to 0 (no limit)")
                 body["top_k"] = how.top_k
-        try:
-            with self.turn:
-                answer = self.client.post("/completions", body=body, cast_to=object)
-        except Exception as err:  # every SDK and transport failure becomes one line
-            raise translate_error(err, self.request, self.base_url) from None
-        with self.lock:
-            self.requests += 1
+        answer = self._send(body)
         steps = tuple(logprobs.step(item, self.dialect) for item in _completion_items(answer))
         choice = (answer.get("choices") or [{}])[0] if isinstance(answer, dict) else {}
         finish = choice.get("finish_reason") if isinstance(choice, dict) else None

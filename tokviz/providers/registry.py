@@ -69,6 +69,7 @@ class TreeSpec:
     min_prob: float = 0.0
     max_nodes: int = 200
     complete: int = 0
+    parallel: bool = False  # a node's children decoded together in one batch (a provider may ignore it)
 
 
 @dataclass(frozen=True)
