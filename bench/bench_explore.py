@@ -10,12 +10,9 @@ same run:
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import time
 
-from bench.common import llama_tools, machine, median, write_block
+from bench.common import llama_bench, llama_tools, machine, median, write_block
 from tokviz import pipeline
 from tokviz.exploration import Exploration
 from tokviz.explorer import Server, Session
@@ -94,11 +91,7 @@ def main() -> None:
     args = ap.parse_args()
     model = local.embedded_model_path(lambda _: None)
     tools = llama_tools()
-    env = {**os.environ, "LD_LIBRARY_PATH": str(tools)}
-    threads = str(os.cpu_count() or 1)
-    tg = subprocess.run([str(tools / "llama-bench"), "-m", str(model), "-t", threads, "-p", "0", "-n", "64", "-o", "json"],
-                        capture_output=True, text=True, env=env, check=True)
-    step_ms = 1000 / float(json.loads(tg.stdout)[0]["avg_ts"])
+    step_ms = 1000 / llama_bench(tools, model, generate=64)
     latencies = sorted(page_latency(args.clicks))
     p50, p90 = median(latencies), latencies[int(0.9 * (len(latencies) - 1))]
     kept, fresh, evaluated_kept, evaluated_fresh = branch_cost(5)

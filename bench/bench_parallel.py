@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -21,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import llama_tools, machine, median, write_block
+from bench.common import llama_bench, llama_tools, machine, median, write_block
 from tokviz import pipeline
 from tokviz.generation import Generation
 from tokviz.providers import local
@@ -67,10 +66,7 @@ def main() -> None:
     model = local.embedded_model_path(lambda _: None)
     tools = llama_tools()
     env = {**os.environ, "LD_LIBRARY_PATH": str(tools)}
-    threads = str(os.cpu_count() or 1)
-    tg = subprocess.run([str(tools / "llama-bench"), "-m", str(model), "-t", threads, "-p", "0", "-n", "64", "-o", "json"],
-                        capture_output=True, text=True, env=env, check=True)
-    tg_speed = float(json.loads(tg.stdout)[0]["avg_ts"])
+    tg_speed = llama_bench(tools, model, generate=64)
     speeds = batched_bench(tools, model, env)
     unified = batched_bench(tools, model, env, "-kvu")
 

@@ -12,7 +12,6 @@ Also the agreement of the fast (batched) path with the exact one (one token at a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import resource
@@ -21,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import llama_tools, machine, write_block
+from bench.common import llama_bench, llama_tools, machine, write_block
 from tokviz import pipeline
 from tokviz.generation import Generation
 from tokviz.providers import local
@@ -53,9 +52,7 @@ def main() -> None:
     env = {**os.environ, "LD_LIBRARY_PATH": str(tools)}
     threads = str(os.cpu_count() or 1)
 
-    bench = subprocess.run([str(tools / "llama-bench"), "-m", str(model), "-t", threads, "-p", "512", "-n", "0", "-o", "json"],
-                           capture_output=True, text=True, env=env, check=True)
-    pp = float(json.loads(bench.stdout)[0]["avg_ts"])
+    pp = llama_bench(tools, model, prompt=512)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8", delete=False) as f:
         f.write(text)
     ppl = subprocess.run([str(tools / "llama-perplexity"), "-m", str(model), "-f", f.name, "-c", "512", "-b", "512", "-t", threads],

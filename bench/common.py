@@ -38,3 +38,16 @@ def llama_tools() -> Path:
     from tests.servers import llama_cpp_tools
 
     return llama_cpp_tools(Path(tempfile.mkdtemp(prefix="tokviz-bench-")))
+
+
+def llama_bench(tools: Path, model: Path, *, prompt: int = 0, generate: int = 0) -> float:
+    """llama.cpp's own `llama-bench` on `model`: tokens/s of reading `prompt` tokens (pp) or of
+    generating `generate` tokens (tg), on every core, as the baseline measured in the same run."""
+    import json
+    import os
+    import subprocess
+
+    env = {**os.environ, "LD_LIBRARY_PATH": str(tools)}
+    out = subprocess.run([str(tools / "llama-bench"), "-m", str(model), "-t", str(os.cpu_count() or 1), "-p", str(prompt),
+                          "-n", str(generate), "-o", "json"], capture_output=True, text=True, env=env, check=True)
+    return float(json.loads(out.stdout)[0]["avg_ts"])
