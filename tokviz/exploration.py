@@ -110,10 +110,14 @@ class Exploration:
         keep = [i for i, n in enumerate(self.nodes) if i in on_path or n.parent in reached]
         index = {old: new for new, old in enumerate(keep)}
         index[-1] = -1
-        self.nodes = [replace(self.nodes[i], parent=index[self.nodes[i].parent]) for i in keep]
+        self._set_nodes([replace(self.nodes[i], parent=index[self.nodes[i].parent]) for i in keep])
         self.branches = [replace(b, tip=index[b.tip], fork=index[b.fork]) for b in rest]
+
+    def _set_nodes(self, nodes: list[TreeNode]) -> None:
+        """Replace every node, and the index of each node's children that `child` looks up."""
+        self.nodes = nodes
         self._kids = {}
-        for i, n in enumerate(self.nodes):
+        for i, n in enumerate(nodes):
             self._kids.setdefault(n.parent, {})[_key(n.token)] = i
 
     # --- records -------------------------------------------------------------------------------
@@ -135,9 +139,7 @@ class Exploration:
         """Reopen a saved exploration, a tree (each leaf a branch) or a predict run (one branch)."""
         if run.kind is RunKind.TREE:
             out = cls(run.prompt, run.params.top_k)
-            for node in run.nodes:
-                out.nodes.append(replace(node, completion=()))
-                out._kids.setdefault(node.parent, {})[_key(node.token)] = len(out.nodes) - 1
+            out._set_nodes([replace(node, completion=()) for node in run.nodes])
             if run.tree is not None and run.tree.branches:
                 out.branches = list(run.tree.branches)
             else:

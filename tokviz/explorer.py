@@ -54,19 +54,20 @@ class Session:
         self.active: set[threading.Event] = set()
         self.version = 0
         self.saved_version = 0
-        self.archived: list[Path] = []
-        self.opened, self.cursor = pipeline.open_cursor(plan, TreeSpec(depth=DEPTH, branch=self.k), progress=progress,
-                                                        what="explore continuations")
-        self._check_cursor(plan)
+        self.opened, self.cursor = self._open(plan)
         self.exploration = exploration or Exploration(plan.request.prompt, self.k)
         if exploration is not None and exploration.prompt != plan.request.prompt:
             raise UsageError("the exploration's prompt differs from the plan's")
 
-    def _check_cursor(self, plan: Plan) -> None:
-        if not (callable(getattr(self.cursor, "goto", None)) and callable(getattr(self.cursor, "generate", None))):
-            self._close_cursor()
+    def _open(self, plan: Plan) -> tuple[Any, Any]:
+        """The provider and a cursor that can jump to any path and generate from it."""
+        opened, cursor = pipeline.open_cursor(plan, TreeSpec(depth=DEPTH, branch=self.k), progress=self.progress,
+                                              what="explore continuations")
+        if not (callable(getattr(cursor, "goto", None)) and callable(getattr(cursor, "generate", None))):
+            _close(cursor)
             raise UsageError(f"the {plan.provider} provider can grow a tree but cannot continue from any path, "
                              "so it cannot explore", hint="its cursor needs goto() and generate(); see docs/design.md")
+        return opened, cursor
 
     # --- model work (on the worker thread) -----------------------------------------------------
 
@@ -78,26 +79,20 @@ class Session:
             raise ProviderError("the model generated nothing for this prompt (it ended the text at once)",
                                 hint="change the prompt")
 
-    def branch(self, node: int, how: Continuation, *, extend: int | None = None, emit: Emit | None = None,
+    def branch(self, node: int, how: Continuation, *, emit: Emit | None = None,
                cancel: threading.Event | None = None) -> int:
-        """Continue from `node` (-1: the prompt) as a new branch, or the branch `extend` from its tip."""
+        """Continue from `node` (-1: the prompt) as a new branch; its index (-1 if none was kept)."""
         emit = emit or (lambda _: None)
         if how.temperature > 0 and how.seed is None:
             how = Continuation(how.max_tokens, how.temperature, how.top_k, how.top_p, random.randrange(2**31))
         with self.lock:
             ex = self.exploration
-            if extend is not None:
-                ex.check_branch(extend)
-                node = ex.branches[extend].tip
             ex.check_node(node)
             path = ex.tokens(node) if node >= 0 else []
         self.cursor.goto(path)  # type: ignore[attr-defined]
         with self.lock:
-            if extend is None:
-                b = ex.open_branch(node, Branch(tip=node, temperature=how.temperature, top_k=how.top_k,
-                                                top_p=how.top_p, seed=how.seed))
-            else:
-                b = extend
+            b = ex.open_branch(node, Branch(tip=node, temperature=how.temperature, top_k=how.top_k,
+                                            top_p=how.top_p, seed=how.seed))
             sent = len(ex.nodes)
         emit({"event": "branch", "branch": b, "node": node})
 
@@ -131,12 +126,10 @@ class Session:
         """A new exploration of another prompt; the current one is kept (see `archive`)."""
         plan = pipeline.with_prompt(self.plan, prompt)
         self.archive()
-        self._close_cursor()
-        opened, cursor = pipeline.open_cursor(plan, TreeSpec(depth=DEPTH, branch=self.k), progress=self.progress,
-                                              what="explore continuations")
+        _close(self.cursor)
+        opened, cursor = self._open(plan)
         with self.lock:
             self.plan, self.opened, self.cursor = plan, opened, cursor
-            self._check_cursor(plan)
             self.exploration = Exploration(prompt, self.k)
             self.version += 1
             self.saved_version = self.version
@@ -179,7 +172,6 @@ class Session:
         while (target := self.save_path.with_name(f"{self.save_path.stem}-{n}{self.save_path.suffix}")).exists():
             n += 1
         write_atomic(target, self.record().to_json().encode("utf-8"))
-        self.archived.append(target)
 
     # --- the worker ----------------------------------------------------------------------------
 
@@ -209,22 +201,21 @@ class Session:
         with self.lock:
             return bool(self.active)
 
-    def _close_cursor(self) -> None:
-        close = getattr(self.cursor, "close", None)
-        if close is not None:
-            close()
-
     def close(self) -> None:
         """Stop: cancel what runs or waits, let the current token finish, free the worker."""
         self.cancel_all()
-        import time
-
         done = threading.Event()
         self.worker.submit(done.set)
         while not done.wait(0.05):  # polled: an interrupted Thread.join could leave the model in use
-            time.sleep(0)
+            pass
         self.worker.shutdown(wait=False)
-        self._close_cursor()
+        _close(self.cursor)
+
+
+def _close(cursor: Any) -> None:
+    close = getattr(cursor, "close", None)
+    if close is not None:
+        close()
 
 
 # --- the web app ------------------------------------------------------------------------------
@@ -235,8 +226,6 @@ class Forbidden(Exception):
 
 def _number(body: dict[str, Any], key: str, default: float, low: float, high: float, *, whole: bool = False) -> Any:
     value = body.get(key, default)
-    if value is None and key == "seed":
-        return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise UsageError(f"{key} must be a number")
     if whole and value != int(value):
@@ -270,9 +259,12 @@ def app(session: Session, token: str, port: int) -> Any:
     hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
     origins = {f"http://{h}" for h in hosts}
 
-    def check(request: Request) -> None:
+    def check_host(request: Request) -> None:
         if request.headers.get("host", "") not in hosts:
             raise Forbidden("this explorer answers only at its own address")
+
+    def check(request: Request) -> None:
+        check_host(request)
         origin = request.headers.get("origin")
         if origin is not None and origin not in origins:
             raise Forbidden("cross-site requests are refused")
@@ -353,16 +345,12 @@ def app(session: Session, token: str, port: int) -> Any:
     async def branch(request: Request) -> Response:
         body = await body_of(request)
         how = continuation(body)
-        extend = body.get("extend")
         node = body.get("node", -1)
-        for name, value in (("node", node), ("extend", extend)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise UsageError(f"{name} must be a whole number")
+        if isinstance(node, bool) or not isinstance(node, int):
+            raise UsageError("node must be a whole number")
         with session.lock:
             session.exploration.check_node(node)
-            if extend is not None:
-                session.exploration.check_branch(extend)
-        return stream(lambda emit, cancel: session.branch(node, how, extend=extend, emit=emit, cancel=cancel))
+        return stream(lambda emit, cancel: session.branch(node, how, emit=emit, cancel=cancel))
 
     async def restart(request: Request) -> Response:
         body = await body_of(request)
@@ -398,8 +386,10 @@ def app(session: Session, token: str, port: int) -> Any:
                         headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
 
     async def favicon(request: Request) -> Response:  # browsers ask for it; no token is sent with that
-        if request.headers.get("host", "") not in hosts:
-            return PlainTextResponse("forbidden", status_code=403)
+        try:
+            check_host(request)
+        except Forbidden as err:
+            return PlainTextResponse(f"forbidden: {err}", status_code=403)
         return Response(status_code=204, headers=headers)
 
     routes = [Route("/", guarded(index)), Route("/api/state", guarded(state)),

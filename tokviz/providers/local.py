@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tokviz.cache import cache_dir
 from tokviz.errors import ProviderError, TokvizError, UsageError
-from tokviz.providers.logits import logsumexp, reduce_rows, top_k
+from tokviz.providers.logits import Reduced, logsumexp, reduce_row, reduce_rows, top_k
 from tokviz.providers.logits import pool as logits_pool
 from tokviz.providers.logits import pool_map as _pool_map
 from tokviz.providers.registry import (
@@ -159,7 +159,7 @@ def close_models() -> None:
 atexit.register(close_models)
 
 
-def _ctx_for(needed: int, path: Path) -> int:
+def _ctx_for(needed: int) -> int:
     return -(-needed // 512) * 512
 
 
@@ -227,34 +227,27 @@ def sample(logits: np.ndarray, params: Params, rng: Any, limit: int = 0) -> int:
 
     if params.temperature <= 0.0:
         return int(np.argmax(logits))
-    if 0 < limit < len(logits):
-        cand = np.asarray(top_k(logits, limit))
-        scaled = logits[cand].astype(np.float64) / params.temperature
-        probs = np.exp(scaled - scaled.max())
-        probs /= probs.sum()
-        order = np.argsort(-probs, kind="stable")
-        if params.top_p < 1.0:
-            cum = np.cumsum(probs[order])
-            order = order[: int(np.searchsorted(cum, params.top_p)) + 1]
-        return int(cand[rng.choice(order, p=probs[order] / probs[order].sum())])
-    # The whole vocabulary in float64, as always (a real model's 262,144 logits lie within ~40 nats of
-    # each other, so no token can be left out without moving the draw); in place, and drawn by
-    # `_draw` rather than Generator.choice, which re-checks the probabilities (2 ms a row).
-    probs = logits.astype(np.float64)
+    # In float64, in place, and drawn by `_draw` rather than Generator.choice, which re-checks the
+    # probabilities (2 ms a row). Without a limit, the whole vocabulary, as always: a real model's
+    # 262,144 logits lie within ~40 nats of each other, so none can be left out without moving the draw.
+    ids = np.asarray(top_k(logits, limit)) if 0 < limit < len(logits) else None
+    probs = (logits if ids is None else logits[ids]).astype(np.float64)
     probs /= params.temperature
     probs -= probs.max()
     np.exp(probs, out=probs)
     probs /= probs.sum()
     if params.top_p < 1.0:
-        # The nucleus is almost always inside the top 1024; sort the whole vocabulary only if not.
-        cand = np.argpartition(-probs, 1023)[:1024]
+        # The nucleus is almost always inside the top 1024; sort every candidate only if not.
+        cand = np.argpartition(-probs, 1023)[:1024] if len(probs) > 1024 else np.arange(len(probs))
         if probs[cand].sum() < params.top_p:
             cand = np.arange(len(probs))
         order = cand[np.argsort(-probs[cand], kind="stable")]
         cum = np.cumsum(probs[order])
         keep = order[: int(np.searchsorted(cum, params.top_p)) + 1]
-        return int(keep[_draw(probs[keep] / probs[keep].sum(), rng)])
-    return _draw(probs, rng)
+        picked = int(keep[_draw(probs[keep] / probs[keep].sum(), rng)])
+    else:
+        picked = _draw(probs, rng)
+    return picked if ids is None else int(ids[picked])
 
 
 def _draw(probs: np.ndarray, rng: Any) -> int:
@@ -265,9 +258,11 @@ def _draw(probs: np.ndarray, rng: Any) -> int:
     return int(cdf.searchsorted(rng.random(), side="right"))
 
 
-def _reduce_for_step(row: np.ndarray, k: int, chosen: int) -> tuple[float, list[tuple[int, float]], float]:
-    lse = logsumexp(row)
-    return lse, [(i, float(row[i])) for i in top_k(row, k)], float(row[chosen])
+def _step(m: _Loaded, reduced: Reduced, chosen: int) -> Step:
+    """A position from its reduced row (`reduce_row(row, k, chosen)`): the chosen or scored token,
+    its alternatives, and its rank when one was counted."""
+    return Step(chosen=_token(m, chosen, reduced.target_logit - reduced.lse),  # type: ignore[operator]
+                alternatives=tuple(_token(m, i, logit - reduced.lse) for i, logit in reduced.top), rank=reduced.rank)
 
 
 def prompt_tokens(llm: Llama, request: Request) -> tuple[list[int], tuple[Message, ...]]:
@@ -327,8 +322,6 @@ def windows(length: int, size: int, stride: int, skip: int) -> list[tuple[int, i
 def _teacher_force(m: _Loaded, tokens: Sequence[int], rows: range, k: int, exact: bool) -> Iterator[tuple[Any, int]]:
     """(reduced row, row index) for each row in `rows` of the logits of `tokens` (row j predicts
     tokens[j + 1]), decoding from an empty cache."""
-    from tokviz.providers.logits import reduce_row
-
     llm = m.llm
     llm.reset()
     llm._ctx.kv_cache_clear()
@@ -369,6 +362,68 @@ def _teacher_force(m: _Loaded, tokens: Sequence[int], rows: range, k: int, exact
         llama_cpp.llama_batch_free(batch)
 
 
+class _Batch:
+    """A llama.cpp context of several sequences in one unified cache (a prompt shared by sequences
+    is held once), and the batch it decodes: what `stream` and `tree --parallel` decode with."""
+
+    def __init__(self, m: _Loaded, n_ctx: int, n_seq: int) -> None:
+        import llama_cpp
+        from llama_cpp import _internals
+
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = min(m.llm._model.n_ctx_train(), _ctx_for(n_ctx))
+        cparams.n_batch = cparams.n_ubatch = 512
+        cparams.n_seq_max = n_seq
+        cparams.kv_unified = True
+        cparams.n_threads = cparams.n_threads_batch = m.llm.n_threads
+        self.cells, self.n_batch, self.vocab = cparams.n_ctx, cparams.n_batch, m.n_vocab
+        self.ctx = _internals.LlamaContext(model=m.llm._model, params=cparams, verbose=False)
+        self.batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
+
+    def decode(self, entries: Sequence[tuple[int, int, int, bool]]) -> list[Any]:
+        """Decode (token, position, sequence, wants logits) entries, `n_batch` at a time; the rows
+        asked for, in order (views into llama.cpp's buffer for the last part, valid until the next
+        decode; copies for earlier parts, whose buffer a later part overwrites)."""
+        import llama_cpp
+        import numpy as np
+
+        out: list[Any] = []
+        b = self.batch
+        for start in range(0, len(entries), self.n_batch):
+            part = entries[start : start + self.n_batch]
+            b.n_tokens = len(part)
+            for i, (token, pos, seq, logits) in enumerate(part):
+                b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = token, pos, 1, logits
+                b.seq_id[i][0] = seq
+            code = llama_cpp.llama_decode(self.ctx.ctx, b)
+            if code != 0:
+                raise ProviderError(f"the model failed to decode (llama_decode returned {code})")
+            last = start + len(part) >= len(entries)
+            for i, (_, _, _, logits) in enumerate(part):
+                if logits:
+                    row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.ctx.ctx, i), shape=(self.vocab,))
+                    out.append(row if last else row.copy())
+        return out
+
+    def share(self, source: int, seq: int, upto: int) -> None:
+        """`seq` holds what `source` holds before position `upto` (the cells are shared, not copied)."""
+        import llama_cpp
+
+        llama_cpp.llama_memory_seq_cp(self.ctx.memory, source, seq, 0, upto)
+
+    def drop(self, seq: int, start: int = -1) -> None:
+        """Forget `seq`'s cells from `start` on (all of them by default)."""
+        import llama_cpp
+
+        llama_cpp.llama_memory_seq_rm(self.ctx.memory, seq, start, -1)
+
+    def close(self) -> None:
+        import llama_cpp
+
+        llama_cpp.llama_batch_free(self.batch)
+        self.ctx.close()
+
+
 class LocalProvider:
     """Runs a GGUF model in this process; the default is the embedded Gemma 3 270M."""
 
@@ -390,7 +445,7 @@ class LocalProvider:
         ids, messages = prompt_tokens(probe.llm, request)
         check_context(probe, len(ids), params.max_tokens, "--max-tokens")
         needed = len(ids) + params.max_tokens + 1
-        m = probe if needed <= DEFAULT_N_CTX else _load(path, _ctx_for(needed, path), threads)
+        m = probe if needed <= DEFAULT_N_CTX else _load(path, _ctx_for(needed), threads)
         load_s = time.perf_counter() - t0
         rng = np.random.default_rng(params.seed)
         steps, finish, t_prefill, t_first = self._generate(m, ids, params, rng, on_step)
@@ -428,14 +483,13 @@ class LocalProvider:
             if chosen in m.stop_ids:
                 finish = "stop"
                 break
-            reducing = pool.submit(_reduce_for_step, logits.copy(), params.top_k, chosen)
+            reducing = pool.submit(reduce_row, logits.copy(), params.top_k, chosen, rank=False)
             try:
                 if n + 1 < params.max_tokens:
                     llm.eval([chosen])
             finally:
-                lse, top, target = reducing.result()
-            alts = tuple(_token(m, i, logit - lse) for i, logit in top)
-            steps.append(Step(chosen=_token(m, chosen, target - lse), alternatives=alts))
+                reduced = reducing.result()
+            steps.append(_step(m, reduced, chosen))
             if on_step is not None:
                 on_step(steps[-1])
             if n == 0:
@@ -469,7 +523,7 @@ class LocalProvider:
         seq = context + ids
         spans = windows(len(seq), window - 1, stride, len(context))  # one place is <bos>
         longest = max(end - begin for begin, end, _ in spans) + 1
-        m = probe if longest + 1 <= DEFAULT_N_CTX else _load(path, _ctx_for(longest + 1, path), threads)
+        m = probe if longest + 1 <= DEFAULT_N_CTX else _load(path, _ctx_for(longest + 1), threads)
         bos = m.llm.token_bos()
         steps: list[Step] = []
         try:
@@ -479,9 +533,7 @@ class LocalProvider:
                 rows = range(first - begin, end - begin)
                 for reduced, row in _teacher_force(m, tokens, rows, params.top_k, spec.exact):
                     target = tokens[row + 1]
-                    alts = tuple(_token(m, i, logit - reduced.lse) for i, logit in reduced.top)
-                    steps.append(Step(chosen=_token(m, target, reduced.target_logit - reduced.lse),  # type: ignore[operator]
-                                      alternatives=alts, rank=reduced.rank))
+                    steps.append(_step(m, reduced, target))
                     if progress is not None:
                         progress(len(steps), len(ids))
         finally:
@@ -537,9 +589,7 @@ class LocalProvider:
         the serial path seeds it, but llama.cpp rounds a batch of sequences differently from one
         (docs/sampling.md has the figures): the runs say how they were decoded.
         """
-        import llama_cpp
         import numpy as np
-        from llama_cpp import _internals
 
         slots = max(1, slots)
         first = take(True)
@@ -549,15 +599,8 @@ class LocalProvider:
         path = resolve_model_path(model, self.progress)
         threads = first[1].params.options.get("n_threads")
         m = _load(path, DEFAULT_N_CTX, threads)
-        cparams = llama_cpp.llama_context_default_params()
-        cparams.n_ctx = min(m.llm._model.n_ctx_train(), _ctx_for(max(2048, slots * 512), path))
-        cparams.n_batch = cparams.n_ubatch = 512
-        cparams.n_seq_max = slots
-        cparams.kv_unified = True  # one pool of cells: a shared prompt's cells are shared, not copied
-        cparams.n_threads = cparams.n_threads_batch = m.llm.n_threads
-        ctx = _internals.LlamaContext(model=m.llm._model, params=cparams, verbose=False)
-        batch = llama_cpp.llama_batch_init(cparams.n_batch, 0, 1)
-        vocab, cells = m.n_vocab, cparams.n_ctx
+        engine = _Batch(m, max(2048, slots * 512), slots)
+        cells = engine.cells
         label = (f"decoded together with up to {slots} sequences in one llama.cpp batch per step "
                  "(--parallel: figures differ slightly from serial decoding)")
 
@@ -585,7 +628,7 @@ class LocalProvider:
         def finish(seq: int, reason: str) -> None:
             nonlocal reserved
             st = active.pop(seq)
-            llama_cpp.llama_memory_seq_rm(ctx.memory, seq, -1, -1)
+            engine.drop(seq)
             key = tuple(st.ids)
             holders[key].discard(seq)
             if not holders[key]:
@@ -599,25 +642,6 @@ class LocalProvider:
                                usage={"prompt_tokens": len(st.ids), "completion_tokens": len(st.steps)},
                                timings={"total_s": elapsed, "tokens_per_s": len(st.steps) / max(elapsed, 1e-9)},
                                source={"decoding": label}))
-
-        def decode(entries: list[tuple[int, int, int, bool]]) -> dict[int, Any]:
-            """Decode (token, position, sequence, wants logits) entries; the rows asked for, by sequence."""
-            out: dict[int, Any] = {}
-            for start in range(0, len(entries), cparams.n_batch):
-                part = entries[start : start + cparams.n_batch]
-                batch.n_tokens = len(part)
-                for i, (token, pos, seq, logits) in enumerate(part):
-                    batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = token, pos, 1, logits
-                    batch.seq_id[i][0] = seq
-                code = llama_cpp.llama_decode(ctx.ctx, batch)
-                if code != 0:
-                    raise ProviderError(f"the model failed to decode (llama_decode returned {code})")
-                last = start + len(part) >= len(entries)
-                for i, (_, _, seq, logits) in enumerate(part):
-                    if logits:
-                        row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, i), shape=(vocab,))
-                        out[seq] = row if last else row.copy()  # a later part's decode overwrites the buffer
-            return out
 
         try:
             while True:
@@ -658,7 +682,7 @@ class LocalProvider:
                     prompt = tuple(ids)
                     ready = [h for h in holders.get(prompt, ()) if h not in reading and h not in sharing]
                     if ready:  # a running sequence holds this prompt: share its cells and its row
-                        llama_cpp.llama_memory_seq_cp(ctx.memory, ready[0], seq, 0, len(ids))
+                        engine.share(ready[0], seq, len(ids))
                         rows[seq] = prompt_rows[prompt]
                     elif prompt in holders:  # being read in this batch: shared once it is
                         shared.append((seq, prompt))
@@ -676,7 +700,7 @@ class LocalProvider:
                     st = active[seq]
                     logits = rows[seq]
                     token = sample(logits, st.params, st.rng)
-                    return seq, token, (None if token in m.stop_ids else _reduce_for_step(logits, st.params.top_k, token))
+                    return seq, token, (None if token in m.stop_ids else reduce_row(logits, st.params.top_k, token, rank=False))
 
                 # Rows are drawn from and reduced before the next decode (on 2 cores, reducing copies
                 # of them during the decode measured no faster: both compete for the same cores).
@@ -685,24 +709,21 @@ class LocalProvider:
                     if reduced is None:
                         finish(seq, "stop")
                         continue
-                    lse, top, target = reduced
-                    st.steps.append(Step(chosen=_token(m, token, target - lse),
-                                         alternatives=tuple(_token(m, i, logit - lse) for i, logit in top)))
+                    st.steps.append(_step(m, reduced, token))
                     if len(st.steps) >= st.params.max_tokens:
                         finish(seq, "length")
                         continue
                     entries.append((token, st.pos, seq, True))
                     st.pos += 1
-                rows = decode(entries) if entries else {}
+                wanted = [seq for _, _, seq, logits in entries if logits]
+                rows = dict(zip(wanted, engine.decode(entries))) if entries else {}
                 for seq in reading:  # a prompt just read: its row kept for sequences that share it
                     prompt_rows[tuple(active[seq].ids)] = rows[seq].copy()
                 for seq, prompt in shared:
-                    holder = next(h for h in holders[prompt] if h in reading)
-                    llama_cpp.llama_memory_seq_cp(ctx.memory, holder, seq, 0, len(prompt))
+                    engine.share(next(h for h in holders[prompt] if h in reading), seq, len(prompt))
                     rows[seq] = prompt_rows[prompt]
         finally:
-            llama_cpp.llama_batch_free(batch)
-            ctx.close()
+            engine.close()
 
     def tokenize(self, text: str, model: str) -> Tokenization:
         """The tokens the model reads for `text` in raw mode, <bos> included (as `predict` counts them)."""
@@ -723,7 +744,7 @@ class LocalProvider:
         forced_ids = [int(t.id) for t in forced if t.id is not None]
         check_context(probe, len(ids) + len(forced_ids), spec.depth + spec.complete, "--depth + --complete")
         needed = len(ids) + len(forced_ids) + spec.depth + spec.complete + 1
-        m = probe if needed <= DEFAULT_N_CTX else _load(path, _ctx_for(needed, path), threads)
+        m = probe if needed <= DEFAULT_N_CTX else _load(path, _ctx_for(needed), threads)
         if spec.parallel:
             return BatchedCursor(m, spec, [*ids, *forced_ids], model=shown_name(request.model), messages=messages)
         m.llm.reset()
@@ -825,9 +846,7 @@ class LocalCursor:
             if chosen in self.m.stop_ids:
                 finish = "stop"
                 break
-            lse = logsumexp(logits)
-            alts = tuple(_token(self.m, i, float(logits[i]) - lse) for i in top_k(logits, k)) if k else ()
-            steps.append(Step(chosen=_token(self.m, chosen, float(logits[chosen]) - lse), alternatives=alts))
+            steps.append(_step(self.m, reduce_row(logits, k, chosen, rank=False), chosen))
             self.path.append(chosen)
             self.current = False
             if on_step is not None:
@@ -853,34 +872,25 @@ class BatchedCursor:
     """`tree --parallel`: a node's children decoded together, in one llama.cpp batch.
 
     When the tree algorithm reads a node's children and will descend into them, each child gets a
-    sequence of its own (its path's cells shared from its parent's sequence, `llama_memory_seq_cp`,
-    in one unified cache) and all of them are decoded in one batch; their logits rows are kept until
-    the algorithm reaches them. Sequences are reused level by level (children at depth d use the
-    d-th block of `branch` sequences), which depth-first order makes safe: a level is decoded again
-    only once every node of its previous block is done. Every evaluated token is still a new node.
-    llama.cpp rounds a batch differently from one token, so the figures differ slightly from the
-    default cursor's: the tree says so (`approximation`).
+    sequence of its own (its path's cells shared from its parent's sequence, in one unified cache)
+    and they are decoded in one batch, together with the children of the node's siblings still
+    waiting; their logits rows are kept until the algorithm reaches them, and a group's leaves are
+    completed in lockstep. Sequences are reused level by level (children at depth d use the d-th
+    block), which depth-first order makes safe: a level's block is decoded again only once every
+    node of its previous group is done. Every evaluated token is still a new node. llama.cpp
+    rounds a batch differently from one token, so the figures differ slightly from the default
+    cursor's: the tree says so (`approximation`).
     """
 
     def __init__(self, m: _Loaded, spec: TreeSpec, prefix: list[int], *, model: str, messages: tuple[Message, ...]) -> None:
-        import llama_cpp
-        from llama_cpp import _internals
-
         self.m, self.spec, self.model, self.messages = m, spec, model, messages
         self.base = len(prefix)
         self.k = spec.branch
-        cparams = llama_cpp.llama_context_default_params()
-        cparams.n_ctx = _ctx_for(self.base + spec.depth * spec.branch + spec.complete + 16, Path())
-        cparams.n_batch = cparams.n_ubatch = 512
         # Children of a node and of its waiting siblings are decoded together when the sequences
         # allow it (k * k per level); else a node's own children only.
         self.wide = 1 + spec.depth * spec.branch * spec.branch <= 256
         self.block = spec.branch * spec.branch if self.wide else spec.branch
-        cparams.n_seq_max = 1 + spec.depth * self.block
-        cparams.kv_unified = True
-        cparams.n_threads = cparams.n_threads_batch = m.llm.n_threads
-        self.ctx = _internals.LlamaContext(model=m.llm._model, params=cparams, verbose=False)
-        self.batch = llama_cpp.llama_batch_init(max(512, len(prefix)), 0, 1)
+        self.engine = _Batch(m, self.base + spec.depth * spec.branch + spec.complete + 16, 1 + spec.depth * self.block)
         self.path: list[int] = []
         self.held: dict[tuple[int, ...], int] = {(): 0}  # a path → the sequence whose cells hold it
         self.owner: dict[int, tuple[int, ...]] = {0: ()}
@@ -888,25 +898,8 @@ class BatchedCursor:
         self.read: dict[tuple[int, ...], tuple[list[Token], list[int]]] = {}  # children read ahead of their turn
         self.completed: dict[tuple[int, ...], tuple[Token, ...]] = {}  # leaves finished ahead of their turn
         self.evaluated = 0
-        for start in range(0, len(prefix), 512):
-            part = prefix[start : start + 512]
-            rows = self._decode([(t, start + i, 0, start + i == len(prefix) - 1) for i, t in enumerate(part)])
+        rows = self.engine.decode([(t, i, 0, i == len(prefix) - 1) for i, t in enumerate(prefix)])
         self.rows[()] = rows[0].copy()
-
-    def _decode(self, entries: list[tuple[int, int, int, bool]]) -> list[Any]:
-        import llama_cpp
-        import numpy as np
-
-        b = self.batch
-        b.n_tokens = len(entries)
-        for i, (token, pos, seq, logits) in enumerate(entries):
-            b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = token, pos, 1, logits
-            b.seq_id[i][0] = seq
-        code = llama_cpp.llama_decode(self.ctx.ctx, b)
-        if code != 0:
-            raise ProviderError(f"the model failed to decode (llama_decode returned {code})")
-        return [np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.ctx.ctx, i), shape=(self.m.n_vocab,))
-                for i, e in enumerate(entries) if e[3]]
 
     def _row(self, key: tuple[int, ...]) -> Any:
         """The logits after `key`, read once (kept rows are dropped as they are used)."""
@@ -916,10 +909,9 @@ class BatchedCursor:
             row = self.rows.pop(key)
         return row
 
-    def _ahead(self, parent: tuple[int, ...], kids: list[int], group: list[tuple[tuple[int, ...], list[int]]] = ()) -> None:  # type: ignore[assignment]
+    def _ahead(self, parent: tuple[int, ...], kids: list[int],
+               group: Sequence[tuple[tuple[int, ...], list[int]]] = ()) -> None:
         """Decode `kids` after `parent`, and the kids of `group`'s nodes (the parent's siblings), in one batch."""
-        import llama_cpp
-
         jobs = [(parent, kids), *group]
         entries = []
         for j, (node, its_kids) in enumerate(jobs):
@@ -931,25 +923,22 @@ class BatchedCursor:
                 old = self.owner.pop(seq, None)
                 if old is not None:
                     self.held.pop(old, None)
-                llama_cpp.llama_memory_seq_rm(self.ctx.memory, seq, -1, -1)
-                llama_cpp.llama_memory_seq_cp(self.ctx.memory, source, seq, 0, pos)
+                self.engine.drop(seq)
+                self.engine.share(source, seq, pos)
                 self.held[(*node, kid)], self.owner[seq] = seq, (*node, kid)
                 entries.append((kid, pos, seq, True))
-        rows = self._decode(entries)
-        at = 0
+        rows = iter(self.engine.decode(entries))
         for node, its_kids in jobs:
             for kid in its_kids:
-                self.rows[(*node, kid)] = rows[at].copy()
-                at += 1
+                self.rows[(*node, kid)] = next(rows).copy()
         self.evaluated += len(entries)
 
     def _kids(self, key: tuple[int, ...], k: int) -> tuple[list[Token], list[int]]:
         """A node's children (read once, from its row) and those the algorithm will descend into."""
         if key in self.read:
             return self.read.pop(key)
-        logits = self._row(key)
-        lse = logsumexp(logits)
-        kids = [_token(self.m, i, float(logits[i]) - lse) for i in top_k(logits, k) if i not in self.m.stop_ids]
+        reduced = reduce_row(self._row(key), k)
+        kids = [_token(self.m, i, logit - reduced.lse) for i, logit in reduced.top if i not in self.m.stop_ids]
         ahead = ([int(t.id) for t in kids if t.prob >= self.spec.min_prob and t.id is not None]
                  if len(key) + 1 < self.spec.depth or self.spec.complete else [])
         return kids, ahead
@@ -971,16 +960,16 @@ class BatchedCursor:
                         group.append((other, other_ahead))
             self._ahead(key, ahead, group)
             if len(key) + 1 == self.spec.depth and self.spec.complete:  # the leaves: finished together too
-                self._complete_all([(*node, kid) for node, its in [(key, ahead), *group] for kid in its])
+                self._complete_all([(*node, kid) for node, its in [(key, ahead), *group] for kid in its],
+                                   self.spec.complete)
         return kids
 
-    def _complete_all(self, leaves: list[tuple[int, ...]]) -> None:
-        """The greedy completions of several leaves in lockstep, one batch per step."""
-        import llama_cpp
+    def _complete_all(self, leaves: list[tuple[int, ...]], n: int) -> None:
+        """The greedy completions of several leaves in lockstep, one batch per token, each on its
+        leaf's own sequence (whose cells past the leaf are dropped after)."""
         import numpy as np
 
-        n = self.spec.complete
-        logits = {leaf: self.rows.pop(leaf) for leaf in leaves}
+        logits = {leaf: self._row(leaf) for leaf in leaves}
         done: dict[tuple[int, ...], list[Token]] = {leaf: [] for leaf in leaves}
         running = list(leaves)
         try:
@@ -997,12 +986,13 @@ class BatchedCursor:
                 running = [leaf for leaf, _ in entries]
                 if not entries:
                     break
-                rows = self._decode([(chosen, self.base + len(leaf) + j, self.held[leaf], True) for leaf, chosen in entries])
+                rows = self.engine.decode([(chosen, self.base + len(leaf) + j, self.held[leaf], True)
+                                           for leaf, chosen in entries])
                 logits = dict(zip(running, rows))
                 self.evaluated += len(entries)
         finally:
             for leaf in leaves:
-                llama_cpp.llama_memory_seq_rm(self.ctx.memory, self.held[leaf], self.base + len(leaf), -1)
+                self.engine.drop(self.held[leaf], self.base + len(leaf))
         self.completed.update({leaf: tuple(tokens) for leaf, tokens in done.items()})
 
     def enter(self, token: Token) -> None:
@@ -1014,28 +1004,11 @@ class BatchedCursor:
         self.path.pop()
 
     def complete(self, n: int) -> tuple[Token, ...]:
-        """The greedy continuation of the current path, decoded on the path's own sequence."""
-        import llama_cpp
-        import numpy as np
-
+        """The greedy continuation of the current path (finished already if it was a group's leaf)."""
         key = tuple(self.path)
-        if key in self.completed:
-            return self.completed.pop(key)[:n]
-        logits = self._row(key)
-        seq, pos = self.held[key], self.base + len(key)
-        out: list[Token] = []
-        try:
-            for j in range(n):
-                chosen = int(np.argmax(logits))
-                if chosen in self.m.stop_ids:
-                    break
-                out.append(_token(self.m, chosen, float(logits[chosen]) - logsumexp(logits)))
-                if j + 1 < n:
-                    logits = self._decode([(chosen, pos + j, seq, True)])[0]
-                    self.evaluated += 1
-        finally:
-            llama_cpp.llama_memory_seq_rm(self.ctx.memory, seq, pos, -1)  # the path's cells stay
-        return tuple(out)
+        if key not in self.completed:
+            self._complete_all([key], n)
+        return self.completed.pop(key)[:n]
 
     def report(self) -> dict[str, Any]:
         return {"evaluated_tokens": self.evaluated, "model": self.model, "messages": self.messages,
@@ -1044,10 +1017,7 @@ class BatchedCursor:
                                  "figures differ slightly from decoding one token at a time"}
 
     def close(self) -> None:
-        import llama_cpp
-
-        llama_cpp.llama_batch_free(self.batch)
-        self.ctx.close()
+        self.engine.close()
 
 
 def _positive(value: Any) -> str | None:

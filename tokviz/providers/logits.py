@@ -79,7 +79,9 @@ def top_k(logits: np.ndarray, k: int) -> list[int]:
     return [int(i) for i in cand[order]]
 
 
-def reduce_row(logits: np.ndarray, k: int, target: int | None = None) -> Reduced:
+def reduce_row(logits: np.ndarray, k: int, target: int | None = None, *, rank: bool = True) -> Reduced:
+    """The row's log-normaliser, its top k and the target's logit, with the target's rank unless
+    `rank` is false (generation records no rank, and counting it is one more pass over the row)."""
     import numpy as np
 
     lse = logsumexp(logits)
@@ -87,7 +89,8 @@ def reduce_row(logits: np.ndarray, k: int, target: int | None = None) -> Reduced
     if target is None:
         return Reduced(lse=lse, top=top)
     value = float(logits[target])
-    return Reduced(lse=lse, top=top, target_logit=value, rank=int(np.count_nonzero(logits > value)) + 1)
+    return Reduced(lse=lse, top=top, target_logit=value,
+                   rank=int(np.count_nonzero(logits > value)) + 1 if rank else None)
 
 
 def pool() -> ThreadPoolExecutor:

@@ -480,13 +480,16 @@ def openai_batch(provider: OpenAIProvider, request: Request, inputs: list[tuple[
         raise translate_error(err, request, base_url) from None
 
 
+def _first_choice(answer: Any) -> dict[str, Any]:
+    """The first choice of a /v1/completions answer, or {} when the answer has none."""
+    choice = (answer.get("choices") or [{}])[0] if isinstance(answer, dict) else {}
+    return choice if isinstance(choice, dict) else {}
+
+
 def _completion_items(answer: Any) -> list[dict[str, Any]]:
     """The logprob items of a /v1/completions answer, in either shape servers send (OpenAI's
     legacy parallel lists, or llama.cpp's chat-shaped `content`; see `logprobs.items`)."""
-    if not isinstance(answer, dict):
-        return []
-    choice = (answer.get("choices") or [{}])[0] or {}
-    return logprobs.items(choice.get("logprobs") if isinstance(choice, dict) else None)
+    return logprobs.items(_first_choice(answer).get("logprobs"))
 
 
 class ServerCursor:
@@ -589,8 +592,7 @@ class ServerCursor:
                 body["top_k"] = how.top_k
         answer = self._send(body)
         steps = tuple(logprobs.step(item, self.dialect) for item in _completion_items(answer))
-        choice = (answer.get("choices") or [{}])[0] if isinstance(answer, dict) else {}
-        finish = choice.get("finish_reason") if isinstance(choice, dict) else None
+        finish = _first_choice(answer).get("finish_reason")
         if not steps and finish != "stop":
             raise ProviderError(f"{_where(self.base_url)} answered with no tokens", hint="is the model loaded?")
         for step in steps:
