@@ -158,3 +158,13 @@ def test_parallel_tree_decodes_children_together_and_says_so(tmp_path: Path) -> 
     out = tmp_path / "t.json"
     proc = run_cli("tree", "The capital of France is", "--depth", "2", "--branch", "2", "--parallel", "--save", str(out), "-q")
     assert proc.returncode == 0 and "decoded together" in json.loads(out.read_text())["tree"]["approximation"]
+
+
+def test_parallel_tree_holds_long_completions_of_a_whole_group() -> None:
+    """A group's leaves (branch × branch of them) completed in lockstep hold all their cells at once:
+    the cursor's context is sized for it (depth 2 × branch 3 with --complete 200 once failed to decode)."""
+    from tokviz.generation import Generation
+
+    plan = pipeline.plan(Generation(top_k=3, max_tokens=2), "The capital of France is")
+    run = pipeline.tree(plan, TreeSpec(depth=2, branch=3, complete=200, parallel=True))
+    assert len(run.nodes) == 12 and all(len(n.completion) > 50 for n in run.nodes if n.depth == 2)

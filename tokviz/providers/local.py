@@ -890,7 +890,9 @@ class BatchedCursor:
         # allow it (k * k per level); else a node's own children only.
         self.wide = 1 + spec.depth * spec.branch * spec.branch <= 256
         self.block = spec.branch * spec.branch if self.wide else spec.branch
-        self.engine = _Batch(m, self.base + spec.depth * spec.branch + spec.complete + 16, 1 + spec.depth * self.block)
+        # Cells held at once, at most: the prefix, a block of nodes per level, and a group's leaves
+        # (up to a block of them) completed in lockstep.
+        self.engine = _Batch(m, self.base + (spec.depth + spec.complete) * self.block + 16, 1 + spec.depth * self.block)
         self.path: list[int] = []
         self.held: dict[tuple[int, ...], int] = {(): 0}  # a path → the sequence whose cells hold it
         self.owner: dict[int, tuple[int, ...]] = {0: ()}
