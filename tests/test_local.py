@@ -230,7 +230,8 @@ def _full_draw(logits: object, params: Params, rng: object) -> int:
 
 def test_the_fast_sampler_draws_what_the_full_computation_draws() -> None:
     """Seeds keep their meaning: over real rows of the model and many settings and seeds, the
-    candidate-cut sampler picks exactly the token the float64-over-everything sampler picked."""
+    sampler (its sum taken in blocks) picks exactly the token the float64-over-everything
+    sampler drawn by Generator.choice picked."""
     import numpy as np
 
     m = local._load(local.embedded_model_path(lambda _: None), local.DEFAULT_N_CTX)
@@ -252,6 +253,55 @@ def test_the_fast_sampler_draws_what_the_full_computation_draws() -> None:
                     assert a.random() == b.random()  # one uniform read by each: later draws stay in step
                     picks += 1
     assert picks == len(rows) * 5 * 3 * 12
+
+
+class _Uniform:
+    """A generator whose one uniform is chosen by the test."""
+
+    def __init__(self, u: float) -> None:
+        self.u = u
+
+    def random(self) -> float:
+        return self.u
+
+
+def test_the_blocked_draw_never_picks_a_token_without_weight_and_matches_choice() -> None:
+    """The blocked cumulative sum on rows that are not a whole number of blocks, with masked (zero
+    weight) tokens in runs across block edges, against Generator.choice for the same seeds."""
+    import numpy as np
+
+    noise = np.random.default_rng(3)
+    for n in (4097, 5000, 262_144, 262_151):
+        for trial in range(6):
+            weights = np.exp(noise.standard_normal(n) * (1 + trial))
+            masked = noise.random(n) < 0.3 * (trial % 3)
+            masked[noise.integers(0, n - 3000) :][:2500] = True  # a long run of masked tokens
+            weights[masked] = 0.0
+            for seed in range(8):
+                picked = local._draw(weights, np.random.default_rng(seed))
+                assert weights[picked] > 0
+                expected = np.random.default_rng(seed).choice(n, p=weights / weights.sum())
+                assert picked == expected, (n, trial, seed)
+
+
+def test_the_blocked_draw_steps_over_a_block_that_sums_short_of_its_total() -> None:
+    """A block whose one-by-one sum rounds below its pairwise total (1 followed by 1,023 weights
+    too small to move it): a uniform landing in that sliver goes to the next token with weight,
+    never past the row or onto a masked token; the ends of the uniform's range stay inside."""
+    import numpy as np
+
+    weights = np.zeros(8192)
+    weights[0] = 1.0
+    weights[1:1024] = 1e-17
+    weights[1024:3000] = 0.0  # masked: the next token with weight is 3000
+    weights[3000:] = 1.0
+    total = weights.reshape(-1, 1024).sum(axis=1).cumsum()[-1]
+    first_block = weights[:1024].reshape(1, -1).sum(axis=1)[0]
+    assert weights[:1024].cumsum()[-1] < first_block  # the sliver exists
+    sliver = (1.0 + first_block) / 2 / total
+    assert local._draw(weights, _Uniform(sliver)) == 3000
+    assert local._draw(weights, _Uniform(0.0)) == 0
+    assert local._draw(weights, _Uniform(np.nextafter(1.0, 0.0))) == 8191
 
 
 def test_a_stream_refills_finished_sequences_and_shares_repeated_prompts() -> None:
