@@ -344,75 +344,23 @@ class Batch:
         a finished job's place taken by the next one as soon as it ends, each delivered (to be
         written and recorded) on its own. Jobs found complete on disk are taken from there. `None`
         in the feed ends it; on stop, what was started is abandoned (it stays pending) and the
-        slot of every job not delivered is released."""
-        carry: tuple[Job, bool] | None = None
-        ended = False
-        while not ended:
-            head = carry or feed.get()
-            carry = None
-            if head is None:
-                break
-            model = (head[0].provider, head[0].request.model)
-            taken: dict[str, Job] = {}
-            first: list[tuple[Job, bool] | None] = [head]
-
-            def take(wait: bool, model: tuple[Any, ...] = model, taken: dict[str, Job] = taken,
-                     first: list[tuple[Job, bool] | None] = first) -> tuple[str, Request] | None:
-                nonlocal carry, ended
-                while True:
-                    if first:
-                        item = first.pop()
-                    elif ended or carry is not None:
-                        return None
-                    else:
-                        try:
-                            item = feed.get(block=wait)
-                        except queue.Empty:
-                            return None
-                    if item is None:
-                        ended = True
-                        return None
-                    job, on_disk = item
-                    if stop.is_set():
-                        release()
-                        continue
-                    if (job.provider, job.request.model) != model:
-                        carry = item  # another model: the next stream's first job
-                        return None
-                    if on_disk:
-                        found = _guarded(job, lambda job=job: Outcome(job, "ok", self.resume(job)))  # type: ignore[misc]
-                        if found.status == "ok" and found.run is not None:
-                            deliver(found)
-                            continue
-                    taken[job.name] = job
-                    return job.name, job.request
-
-            def on_run(name: str, result: Run | TokvizError, taken: dict[str, Job] = taken) -> None:
-                job = taken.pop(name)
-                deliver(Outcome(job, "ok", result, fresh=True) if isinstance(result, Run)
-                        else Outcome(job, "failed", error=result.line()))
-
+        slot of every job not delivered is released. One stream per run of jobs for one model."""
+        source = _LocalFeed(feed, stop, release, deliver, self.resume)
+        while (head := source.next_head()) is not None:
+            group = _ModelStream(source, head)
             try:
                 provider = self.provider_for(head[0].provider or "")
-                provider.stream(take, self.parallel, on_run, stop.is_set)  # type: ignore[attr-defined]
+                provider.stream(group.take, self.parallel, group.on_run, stop.is_set)  # type: ignore[attr-defined]
             except TokvizError as err:
-                for job in list(taken.values()):
-                    on_run(job.name, err)
+                for job in list(group.taken.values()):
+                    group.on_run(job.name, err)
             except Exception as err:  # one bug must not stop the batch; it is recorded for the jobs it hit
-                for job in list(taken.values()):
+                for job in list(group.taken.values()):
                     deliver(Outcome(job, "failed", error=f"internal error: {type(err).__name__}: {err}"))
-                taken.clear()
-            for _ in taken:  # abandoned when the batch stopped: pending, their slots freed
+                group.taken.clear()
+            for _ in group.taken:  # abandoned when the batch stopped: pending, their slots freed
                 release()
-        if carry is not None:
-            release()
-        while True:  # what is left when the batch stopped
-            try:
-                item = feed.get_nowait()
-            except queue.Empty:
-                return
-            if item is not None:
-                release()
+        source.drain()
 
     def store(self, outcome: Outcome) -> Outcome:
         """Write a fresh run's files: each format atomically, the run JSON last (it marks completion)."""
@@ -613,6 +561,88 @@ class Batch:
         if row.error and row.status != "ok":
             entry["error"] = row.error
         return entry
+
+
+@dataclass
+class _LocalFeed:
+    """The queue of local jobs (`Batch.stream_local`), cut into streams of one model each: a
+    stream takes jobs until one for another model comes, which is carried to the next stream."""
+
+    feed: queue.Queue[tuple[Job, bool] | None]
+    stop: threading.Event
+    release: Callable[[], None]
+    deliver: Callable[[Outcome], None]
+    resume: Callable[[Job], Run | None]
+    carry: tuple[Job, bool] | None = None
+    ended: bool = False  # the feed said there are no more
+
+    def next_head(self) -> tuple[Job, bool] | None:
+        """The first job of the next stream, or None when there are no more."""
+        head, self.carry = self.carry, None
+        if head is None and not self.ended:
+            head = self.feed.get()
+        if head is None:
+            self.ended = True
+        return head
+
+    def drain(self) -> None:
+        """Free the slots of what is left when the batch stopped (a carried job, queued ones)."""
+        if self.carry is not None:
+            self.carry = None
+            self.release()
+        while True:
+            try:
+                item = self.feed.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                self.release()
+
+
+class _ModelStream:
+    """One model's run of jobs, as `LocalProvider.stream` takes them (`take`) and hands them back
+    (`on_run`); `taken` holds those started and not yet delivered."""
+
+    def __init__(self, source: _LocalFeed, head: tuple[Job, bool]) -> None:
+        self.source = source
+        self.model = (head[0].provider, head[0].request.model)
+        self.first: tuple[Job, bool] | None = head
+        self.taken: dict[str, Job] = {}
+
+    def take(self, wait: bool) -> tuple[str, Request] | None:
+        src = self.source
+        while True:
+            if self.first is not None:
+                item, self.first = self.first, None
+            elif src.ended or src.carry is not None:
+                return None
+            else:
+                try:
+                    item = src.feed.get(block=wait)
+                except queue.Empty:
+                    return None
+            if item is None:
+                src.ended = True
+                return None
+            job, on_disk = item
+            if src.stop.is_set():
+                src.release()
+                continue
+            if (job.provider, job.request.model) != self.model:
+                src.carry = item  # another model: the next stream's first job
+                return None
+            if on_disk:
+                found = _guarded(job, lambda job=job: Outcome(job, "ok", src.resume(job)))  # type: ignore[misc]
+                if found.status == "ok" and found.run is not None:
+                    src.deliver(found)
+                    continue
+            self.taken[job.name] = job
+            return job.name, job.request
+
+    def on_run(self, name: str, result: Run | TokvizError) -> None:
+        job = self.taken.pop(name)
+        self.source.deliver(Outcome(job, "ok", result, fresh=True) if isinstance(result, Run)
+                            else Outcome(job, "failed", error=result.line()))
 
 
 def _guarded(job: Job, step: Callable[[], Outcome]) -> Outcome:
