@@ -43,6 +43,28 @@ def test_version_and_help() -> None:
     assert b"[OPTIONS] PROMPT" in run_process("predict", "--help").stdout
 
 
+def test_every_help_shows_values_as_names_and_flags_bare() -> None:
+    """Every command's help (nested ones too, as real processes): no Typer type placeholder such as
+    `<bool>` beside a flag or `<int>` beside an option, no `{PROMPT}` braces round an argument."""
+    import re
+
+    import typer
+
+    from tokviz.cli import app
+
+    def paths(cmd: object, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+        subs = getattr(cmd, "commands", {})
+        return [prefix] + [p for name, sub in subs.items() for p in paths(sub, (*prefix, name))]
+
+    every = paths(typer.main.get_command(app))
+    assert len(every) >= 12
+    for path in every:
+        h = run_process(*path, "--help", env={"COLUMNS": "160"})
+        text = h.stdout.decode()
+        assert h.returncode == 0 and "Usage" in text, path
+        assert not re.search(r"<[a-z][\w\[\],|]*>", text) and not re.search(r"{[A-Z]", text), (path, text)
+
+
 def test_help_imports_no_heavy_module() -> None:
     code = (
         "import sys; from tokviz.cli import main\n"

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -62,8 +62,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[Optional[bool], typer.Option("--version", metavar="", callback=_version, is_eager=True, help="Show the version and exit.")] = None,
-    debug: Annotated[bool, typer.Option("--debug", metavar="", help="Show tracebacks for errors.")] = False,
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     palette: Annotated[Optional[str], typer.Option("--palette", metavar="NAME", help="Colour scale of every view: 'traffic' (red to green, the default) or 'colorblind' (vermillion to blue, safe for red-green colour blindness). Default: $TOKVIZ_PALETTE.", show_default=False)] = None,
 ) -> None:
     """See the log-probabilities of every token a language model generates, and the roads not taken."""
@@ -77,14 +77,31 @@ def _root(
 
 
 def _tidy_help(command: typer.core.TyperGroup) -> typer.core.TyperGroup:
-    """Arguments read as their names in help: `PROMPT`, `[TEXT]` — Typer 0.29 writes `{PROMPT}` in
-    the usage line and a `<str>` type beside it, which says nothing a reader needs."""
-    for sub in getattr(command, "commands", {}).values():
-        for param in sub.params:
+    """Help that shows what a reader types: arguments as their names (`PROMPT`, `[TEXT]`), where
+    Typer 0.29 writes `{PROMPT}` and a `<str>` type beside it, and no type at all beside a flag,
+    where it writes `<bool>` (`--json`, `--help`), though a flag takes no value."""
+
+    def tidy(cmd: Any) -> None:
+        for param in cmd.params:
             if isinstance(param, typer.core.TyperArgument) and param.metavar:
                 name = param.metavar if param.required or param.metavar.startswith("[") else f"[{param.metavar}]"
                 param._usage_display_name = lambda name=name: name  # type: ignore[method-assign]
                 param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+            elif getattr(param, "is_flag", False) and not getattr(param, "count", False):
+                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+        made = cmd.get_help_option  # click makes --help per call, outside `params`
+
+        def help_option(ctx: Any, made: Any = made) -> Any:
+            option = made(ctx)
+            if option is not None:
+                option.display_type_rich = lambda ctx: None
+            return option
+
+        cmd.get_help_option = help_option
+        for sub in getattr(cmd, "commands", {}).values():
+            tidy(sub)
+
+    tidy(command)
     return command
 
 

@@ -103,10 +103,10 @@ def output_opt(kind: str) -> Any:
 
 
 OutputOpt = output_opt(formats.PREDICT)
-JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print the run as JSON on stdout instead of the table.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run as JSON on stdout instead of the table.")]
 WrapOpt = Annotated[int, typer.Option("--wrap", metavar="N", help="Chosen tokens per row in graphs (0: one row).")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Print nothing on stdout (outputs are still written).")]
-StatsOpt = Annotated[bool, typer.Option("--stats", metavar="", help="Print the run's summary (perplexity, entropy, least certain steps, speed, usage, estimated cost) under the table; --json carries it too.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stdout (outputs are still written).")]
+StatsOpt = Annotated[bool, typer.Option("--stats", help="Print the run's summary (perplexity, entropy, least certain steps, speed, usage, estimated cost) under the table; --json carries it too.")]
 SamplingOpt = Annotated[Optional[str], typer.Option("--show-sampling", metavar="SETTINGS", help="Show how settings would reshape each step, e.g. 'T=0.2,T=1.5,top_k=3,top_p=0.9' (over the returned alternatives).", show_default=False)]
 ViewOpt = Annotated[str, typer.Option("--view", metavar="table|text", help="What to print: 'table' (every token and its alternatives) or 'text' (the text as a heatmap).")]
 SaveOpt = Annotated[Optional[Path], typer.Option("--save", metavar="FILE", help="Save the record as JSON, to re-render later with `tokviz render`.", show_default=False)]

@@ -22,9 +22,9 @@ def compare(
     prompts: Annotated[Optional[list[str]], typer.Argument(metavar="[PROMPT]...", help="Prompts to compare.", show_default=False)] = None,
     file: Annotated[Optional[Path], typer.Option("--file", metavar="FILE", help="Read prompts from a file, one per line.", show_default=False)] = None,
     models: Annotated[Optional[list[str]], typer.Option("--model", "-m", metavar="MODEL", help="Model to compare; repeatable. Default: $TOKVIZ_MODEL or the embedded model.", show_default=False)] = None,
-    temperatures: Annotated[Optional[list[float]], typer.Option("--temperature", "-t", help="Temperature to compare; repeatable (default 0).", show_default=False)] = None,
+    temperatures: Annotated[Optional[list[float]], typer.Option("--temperature", "-t", metavar="X", help="Temperature to compare; repeatable (default 0).", show_default=False)] = None,
     output: common.output_opt(formats.COMPARISON) = None,
-    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the comparison as JSON on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON on stdout.")] = False,
     parallel: Annotated[bool, typer.Option("--parallel", help="Decode the local model's runs together in one batch per step (faster; figures differ slightly from serial decoding, and the runs say so).")] = False,
 ) -> None:
     """One row per prompt × model × temperature: mean chosen probability, entropy, perplexity, answer."""

@@ -27,7 +27,7 @@ def explore(
     save: Annotated[Optional[Path], typer.Option("--save", metavar="FILE", help="Save the exploration as a tree run after every change (`tokviz render` draws it, `--from` reopens it).", show_default=False)] = None,
     port: Annotated[int, typer.Option("--port", metavar="N", help="The port on 127.0.0.1 (0: a free one).")] = 0,
     no_browser: Annotated[bool, typer.Option("--no-browser", help="Print the address instead of opening a browser.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the address as JSON on stdout once serving ({\"url\", \"port\"}).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the address as JSON on stdout once serving ({\"url\", \"port\"}).")] = False,
 ) -> None:
     """Explore in the browser: click any alternative token and see where the model goes from there."""
     from tokviz.exploration import Exploration

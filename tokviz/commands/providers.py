@@ -11,7 +11,7 @@ from tokviz.commands import common
 
 
 def providers(
-    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the providers as JSON on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the providers as JSON on stdout.")] = False,
 ) -> None:
     """List the installed providers (built-in and plugins): models they claim, capabilities, options."""
     from rich.text import Text

@@ -21,8 +21,8 @@ def render(
     view: common.ViewOpt = "table",
     dpi: common.DpiOpt = None,
     quiet: common.QuietOpt = False,
-    check: Annotated[bool, typer.Option("--check", metavar="", help="Compare with the existing -o files instead of writing them; exit 1 with a diff if any differs.")] = False,
-    update: Annotated[bool, typer.Option("--update", metavar="", help="Rewrite the -o files that differ (golden-file update), and name them on stderr.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Compare with the existing -o files instead of writing them; exit 1 with a diff if any differs.")] = False,
+    update: Annotated[bool, typer.Option("--update", help="Rewrite the -o files that differ (golden-file update), and name them on stderr.")] = False,
 ) -> None:
     """Re-render a saved record: the same bytes the command that made it wrote for the same options."""
     from tokviz.run import Run, RunKind

@@ -21,12 +21,12 @@ from tokviz.views import formats
 def sample(
     prompt: Annotated[str, typer.Argument(metavar="PROMPT", help='The prompt; "-" reads it from standard input (one trailing newline dropped, as $(...) does).')],
     gen: Generation,
-    n: Annotated[int, typer.Option("-n", "--samples", help="How many samples to draw.")] = 5,
+    n: Annotated[int, typer.Option("-n", "--samples", metavar="N", help="How many samples to draw.")] = 5,
     output: common.output_opt(formats.SAMPLES) = None,
     save: common.SaveOpt = None,
     wrap: common.WrapOpt = common.DEFAULT_WRAP,
     dpi: common.DpiOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print all sampled runs as JSON on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print all sampled runs as JSON on stdout.")] = False,
     quiet: common.QuietOpt = False,
     parallel: Annotated[bool, typer.Option("--parallel", help="Decode the samples together in one batch per step (local model; about 2x faster on two cores; figures differ slightly from serial decoding, and the runs say so).")] = False,
 ) -> None:

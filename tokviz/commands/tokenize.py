@@ -10,10 +10,10 @@ from tokviz.commands import common
 
 
 def tokenize(
-    text: Annotated[str, typer.Argument(help='The text; "-" reads it from standard input.')],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model whose tokenizer to use (OpenAI names use tiktoken, offline). Default: $TOKVIZ_MODEL or the embedded gemma-3-270m.", show_default=False)] = None,
-    provider: Annotated[Optional[str], typer.Option("--provider", "-p", help="Provider; inferred from the model when omitted.", show_default=False)] = None,
-    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the tokens as JSON on stdout.")] = False,
+    text: Annotated[str, typer.Argument(metavar="TEXT", help='The text; "-" reads it from standard input.')],
+    model: Annotated[Optional[str], typer.Option("--model", "-m", metavar="MODEL", help="Model whose tokenizer to use (OpenAI names use tiktoken, offline). Default: $TOKVIZ_MODEL or the embedded gemma-3-270m.", show_default=False)] = None,
+    provider: Annotated[Optional[str], typer.Option("--provider", "-p", metavar="NAME", help="Provider; inferred from the model when omitted.", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the tokens as JSON on stdout.")] = False,
 ) -> None:
     """Show the token ids and pieces a model's tokenizer makes of TEXT."""
     from tokviz import pipeline
