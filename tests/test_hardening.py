@@ -3,6 +3,7 @@ code, nothing lost, nothing leaked, never a traceback or an "internal error"."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pty
@@ -145,6 +146,25 @@ def test_a_key_echoed_by_a_server_is_in_no_file_and_not_on_stdout(fault: servers
     assert secret.encode() not in proc.stdout and secret.encode() not in proc.stderr
     for path in [*outs, tmp_path / "c.json"]:
         assert secret.encode() not in path.read_bytes(), path.name
+
+
+@given(cuts=st.lists(st.integers(min_value=0, max_value=120), max_size=6))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_key_split_across_written_pieces_is_still_redacted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             cuts: list[int]) -> None:
+    """Files written piece by piece (the batch index, exported requests) are redacted whole lines
+    at a time: however the writer cuts its pieces, the key never reaches the file."""
+    from tokviz.files import write_atomic_chunks
+
+    key = "sk-test-abcdefghijklmnop1234"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    data = f'{{"prompt": "héllo", "echo": "{key}"}}\nsecond line {key} end\nno newline at the end {key}'.encode()
+    edges = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    target = tmp_path / "index.json"
+    write_atomic_chunks(target, [data[a:b] for a, b in itertools.pairwise(edges)])
+    written = target.read_bytes()
+    assert key.encode() not in written and written.count(b"[redacted]") == 3
+    assert written == data.replace(key.encode(), b"[redacted]")
 
 
 @pytest.mark.parametrize("args", [

@@ -19,7 +19,7 @@ import errno
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tokviz.errors import TokvizError, UsageError, redact
@@ -85,12 +85,12 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def write_atomic_chunks(path: Path, chunks: Iterable[bytes]) -> None:
     """`write_atomic` for a file written piece by piece (a 100,000-item index is never whole in
-    memory); each piece is redacted on its own."""
+    memory), redacted line by line: a secret split across two pieces is still found."""
     check_writable(path)
     if _special(path):
         try:
             with open(path, "wb") as fh:
-                for data in chunks:
+                for data in _by_lines(chunks):
                     fh.write(_redacted(data))
         except OSError as err:
             raise _describe(err, path) from None
@@ -103,7 +103,7 @@ def write_atomic_chunks(path: Path, chunks: Iterable[bytes]) -> None:
         raise _describe(err, path) from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            for data in chunks:
+            for data in _by_lines(chunks):
                 fh.write(_redacted(data))
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, target)
@@ -115,6 +115,20 @@ def write_atomic_chunks(path: Path, chunks: Iterable[bytes]) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _by_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The same bytes, cut only after a newline (which no UTF-8 character contains), so that
+    redaction sees every line whole however the writer cut its pieces."""
+    carry = b""
+    for data in chunks:
+        data = carry + data if carry else data
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield data[:cut]
+        carry = data[cut:]
+    if carry:
+        yield carry
 
 
 def _redacted(data: bytes) -> bytes:
