@@ -88,6 +88,28 @@ def test_seeded_sampling_is_reproducible_and_recorded() -> None:
     assert replay.steps == unseeded.steps
 
 
+def test_a_prompt_read_just_before_is_kept_and_gives_the_same_run_bit_for_bit() -> None:
+    """`sample -n` and `compare` generate from one prompt again and again: the prompt's cache cells
+    and row are kept instead of read again, and every figure equals a run from a freshly loaded
+    model; anything else that used the model in between (a score, a tree) makes it read again."""
+    from tokviz.providers.registry import TreeSpec
+
+    prompt = "Give three reasons why the sky looks blue during the day, and explain each in detail."
+    local.close_models()
+    fresh = [predict(prompt, max_tokens=12, temperature=1.0, seed=s) for s in (4, 5)]
+    m = next(iter(local._MODELS.values()))
+    assert m.prompt is not None and len(m.prompt[0]) > 15
+    local.close_models()
+    second_fresh = predict(prompt, max_tokens=12, temperature=1.0, seed=5)
+    assert second_fresh.steps == fresh[1].steps  # the kept prompt changed no figure
+    assert fresh[1].timings["prefill_s"] < second_fresh.timings["prefill_s"] / 3  # and it was kept
+    provider = local.LocalProvider(progress=lambda _: None)
+    provider.score(Request(prompt="Why"), " is the sky blue?")
+    assert predict(prompt, max_tokens=12, temperature=1.0, seed=4).steps == fresh[0].steps
+    pipeline.tree(Request(prompt=prompt, params=Params(top_k=2)), TreeSpec(depth=2, branch=2))
+    assert predict(prompt, max_tokens=12, temperature=1.0, seed=5).steps == fresh[1].steps
+
+
 def test_top_p_restricts_sampling_to_the_nucleus() -> None:
     # with top_p tiny, only the single most likely token is in the nucleus: sampling becomes greedy
     run = predict(max_tokens=6, temperature=1.5, top_p=0.01, seed=5)
@@ -336,6 +358,27 @@ def test_a_stream_refills_finished_sequences_and_shares_repeated_prompts() -> No
 
     same = LocalProvider(progress=lambda _: None).predict_parallel([plans[0].request] * 3)
     assert [s.chosen.logprob for s in same[0].steps] == [s.chosen.logprob for s in same[2].steps]
+
+
+def test_a_long_prompt_shared_by_every_sample_is_read_once_and_counted_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """8 samples of a 600-token prompt: the prompt's cache cells are shared, so they are counted
+    once against the context, all 8 run at once and the prompt is read once (it was read again
+    for the samples that did not fit when every sample counted the prompt as its own)."""
+    decoded: list[int] = []
+    kept = local._Batch.decode
+
+    def counting(self: object, entries: list[tuple[int, int, int, bool]]) -> object:
+        decoded.append(len(entries))
+        return kept(self, entries)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(local._Batch, "decode", counting)
+    prompt = " ".join(["The river ran past the old mill and under the stone bridge."] * 50)
+    runs = local.LocalProvider(progress=lambda _: None).sample_parallel(
+        Request(prompt=prompt, params=Params(max_tokens=4, temperature=1.0, top_k=2)), range(8))
+    n = runs[0].usage["prompt_tokens"]
+    assert n > 550 and len(runs) == 8 and all(len(r.steps) == 4 for r in runs)
+    assert 8 * (n + 5) > 4096  # more than the stream's context if each counted the prompt
+    assert decoded[0] == n and all(d == 8 for d in decoded[1:]) and len(decoded) == 4, decoded
 
 
 def test_a_stopped_stream_abandons_what_runs() -> None:

@@ -114,6 +114,23 @@ class _Loaded:
     n_vocab: int
     stop_ids: frozenset[int]
     token_cache: dict[int, tuple[str, bytes]] = field(default_factory=dict)
+    # The prompt generation last read, and a copy of the logits row after it: the next generation
+    # from the same prompt (`sample -n`, `compare -t … -t …`, a notebook re-running a cell) keeps
+    # the prompt's cache cells instead of reading it again. Trusted only while the Llama object
+    # says its cache still starts with those tokens.
+    prompt: tuple[tuple[int, ...], np.ndarray] | None = None
+
+    def kept_prompt(self, ids: Sequence[int]) -> np.ndarray | None:
+        """The logits row after `ids` if the cache still holds exactly them at its start, with the
+        cache cut back to them; None if they must be read."""
+        import numpy as np
+
+        llm, kept = self.llm, self.prompt
+        if (kept is None or kept[0] != tuple(ids) or llm.n_tokens < len(ids)
+                or not np.array_equal(llm.input_ids[: len(ids)], ids)):
+            return None
+        llm.n_tokens = len(ids)  # the next evaluation drops the previous answer's cells
+        return kept[1]
 
 
 @functools.cache
@@ -495,12 +512,20 @@ class LocalProvider:
     def _generate(self, m: _Loaded, ids: Sequence[int], params: Params, rng: Any,
                   on_step: Any = None) -> tuple[list[Step], str, float, float]:
         llm = m.llm
-        llm.reset()
         t = time.perf_counter()
-        try:
-            llm.eval(list(ids))
-        except RuntimeError as err:
-            raise ProviderError(f"the model failed to read the prompt: {err}") from None
+        # A prompt read just before (the same tokens) is not read again: its cache cells and its
+        # row are kept. Bit for bit the same run: the new tokens land in the same cells as after a
+        # fresh read (llama.cpp reuses the first freed cell), which the tests check.
+        first = m.kept_prompt(ids)
+        if first is None:
+            m.prompt = None
+            llm.reset()
+            try:
+                llm.eval(list(ids))
+            except RuntimeError as err:
+                raise ProviderError(f"the model failed to read the prompt: {err}") from None
+            first = _last_logits(m).copy()
+            m.prompt = (tuple(ids), first)
         t_prefill = time.perf_counter() - t
         t_first = 0.0
         steps: list[Step] = []
@@ -510,7 +535,7 @@ class LocalProvider:
         pool = logits_pool()
         for n in range(params.max_tokens):
             t_step = time.perf_counter()
-            logits = _last_logits(m)
+            logits = first if n == 0 else _last_logits(m)
             chosen = sample(logits, params, rng)
             if chosen in m.stop_ids:
                 finish = "stop"
@@ -644,7 +669,7 @@ class LocalProvider:
             ids: list[int]
             messages: tuple[Message, ...]
             rng: Any
-            reserved: int
+            reserved: int  # cells of its own answer (its prompt's are counted once per prompt)
             pos: int = 0
             t0: float = 0.0
             steps: list[Step] = field(default_factory=list)
@@ -666,6 +691,7 @@ class LocalProvider:
             if not holders[key]:
                 del holders[key]
                 prompt_rows.pop(key, None)
+                reserved -= len(key)
             reserved -= st.reserved
             free.append(seq)
             elapsed = time.perf_counter() - st.t0
@@ -699,19 +725,22 @@ class LocalProvider:
                         waiting = None
                         on_run(key, err)
                         continue
-                    need = len(ids) + params.max_tokens + 1
-                    if need > cells or params.max_tokens <= 0:  # decoded on its own, as predict does
+                    own = params.max_tokens + 1  # the cells its answer fills
+                    if len(ids) + own > cells or params.max_tokens <= 0:  # decoded on its own, as predict does
                         waiting = None
                         on_run(key, self.predict(replace(request, params=params)))
                         continue
+                    prompt = tuple(ids)
+                    # A prompt's cells are shared by every sequence reading it: counted once, with
+                    # its first holder, and freed with its last.
+                    need = own if prompt in holders else len(ids) + own
                     if reserved + need > cells:
                         break  # it waits for running sequences to free their cells
                     waiting = None
                     seq = free.pop()
                     reserved += need
-                    active[seq] = Seq(key, request, params, ids, messages, np.random.default_rng(params.seed), need,
+                    active[seq] = Seq(key, request, params, ids, messages, np.random.default_rng(params.seed), own,
                                       pos=len(ids), t0=time.perf_counter())
-                    prompt = tuple(ids)
                     ready = [h for h in holders.get(prompt, ()) if h not in reading and h not in sharing]
                     if ready:  # a running sequence holds this prompt: share its cells and its row
                         engine.share(ready[0], seq, len(ids))
