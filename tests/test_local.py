@@ -91,7 +91,8 @@ def test_seeded_sampling_is_reproducible_and_recorded() -> None:
 def test_a_prompt_read_just_before_is_kept_and_gives_the_same_run_bit_for_bit() -> None:
     """`sample -n` and `compare` generate from one prompt again and again: the prompt's cache cells
     and row are kept instead of read again, and every figure equals a run from a freshly loaded
-    model; anything else that used the model in between (a score, a tree) makes it read again."""
+    model, for generation and for a tree (which keeps it too); a score in between (which uses the
+    cache its own way) makes the next generation read it again."""
     from tokviz.providers.registry import TreeSpec
 
     prompt = "Give three reasons why the sky looks blue during the day, and explain each in detail."
@@ -106,8 +107,12 @@ def test_a_prompt_read_just_before_is_kept_and_gives_the_same_run_bit_for_bit() 
     provider = local.LocalProvider(progress=lambda _: None)
     provider.score(Request(prompt="Why"), " is the sky blue?")
     assert predict(prompt, max_tokens=12, temperature=1.0, seed=4).steps == fresh[0].steps
-    pipeline.tree(Request(prompt=prompt, params=Params(top_k=2)), TreeSpec(depth=2, branch=2))
+    grown = pipeline.tree(Request(prompt=prompt, params=Params(top_k=2)), TreeSpec(depth=2, branch=2))
     assert predict(prompt, max_tokens=12, temperature=1.0, seed=5).steps == fresh[1].steps
+    again = pipeline.tree(Request(prompt=prompt, params=Params(top_k=2)), TreeSpec(depth=2, branch=2))  # kept
+    local.close_models()
+    afresh = pipeline.tree(Request(prompt=prompt, params=Params(top_k=2)), TreeSpec(depth=2, branch=2))
+    assert grown.nodes == again.nodes == afresh.nodes
 
 
 def test_top_p_restricts_sampling_to_the_nucleus() -> None:

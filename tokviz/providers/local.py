@@ -214,6 +214,27 @@ def _load(path: Path, n_ctx: int, n_threads: int | None = None) -> _Loaded:
     return loaded
 
 
+def _read_prompt(m: _Loaded, ids: Sequence[int]) -> np.ndarray:
+    """Put `ids` at the start of the model's cache and return the logits row after them (a copy).
+
+    A prompt read just before (the same tokens) is not read again: its cache cells and its row are
+    kept. Bit for bit the same figures: what follows lands in the same cells as after a fresh read
+    (llama.cpp reuses the first freed cell), which the tests check against a fresh model.
+    """
+    row = m.kept_prompt(ids)
+    if row is not None:
+        return row
+    m.prompt = None
+    m.llm.reset()
+    try:
+        m.llm.eval(list(ids))
+    except RuntimeError as err:
+        raise ProviderError(f"the model failed to read the prompt: {err}") from None
+    row = _last_logits(m).copy()
+    m.prompt = (tuple(ids), row)
+    return row
+
+
 def _token(m: _Loaded, token_id: int, logprob: float) -> Token:
     cached = m.token_cache.get(token_id)
     if cached is None:
@@ -513,19 +534,7 @@ class LocalProvider:
                   on_step: Any = None) -> tuple[list[Step], str, float, float]:
         llm = m.llm
         t = time.perf_counter()
-        # A prompt read just before (the same tokens) is not read again: its cache cells and its
-        # row are kept. Bit for bit the same run: the new tokens land in the same cells as after a
-        # fresh read (llama.cpp reuses the first freed cell), which the tests check.
-        first = m.kept_prompt(ids)
-        if first is None:
-            m.prompt = None
-            llm.reset()
-            try:
-                llm.eval(list(ids))
-            except RuntimeError as err:
-                raise ProviderError(f"the model failed to read the prompt: {err}") from None
-            first = _last_logits(m).copy()
-            m.prompt = (tuple(ids), first)
+        first = _read_prompt(m, ids)
         t_prefill = time.perf_counter() - t
         t_first = 0.0
         steps: list[Step] = []
@@ -808,14 +817,15 @@ class LocalProvider:
         m = probe if needed <= DEFAULT_N_CTX else _load(path, _ctx_for(needed), threads)
         if spec.parallel:
             return BatchedCursor(m, spec, [*ids, *forced_ids], model=shown_name(request.model), messages=messages)
-        m.llm.reset()
-        m.llm.eval(list(ids))
+        root = _read_prompt(m, ids)
         # Forced tokens one at a time, as generation produced them: llama.cpp rounds a batch
         # differently from single tokens, and this keeps a branch's figures equal to the run's.
         for token_id in forced_ids:
             m.llm.eval([token_id])
+        if forced_ids:
+            root = _last_logits(m).copy()
         name = shown_name(request.model)
-        return LocalCursor(m, base=len(ids) + len(forced_ids), model=name, messages=messages)
+        return LocalCursor(m, root, base=len(ids) + len(forced_ids), model=name, messages=messages)
 
 
 class LocalCursor:
@@ -831,13 +841,13 @@ class LocalCursor:
     single tokens): a branch reached by `goto` equals a fresh `tree --from` of the same path.
     """
 
-    def __init__(self, m: _Loaded, *, base: int, model: str, messages: tuple[Message, ...]) -> None:
+    def __init__(self, m: _Loaded, root: np.ndarray, *, base: int, model: str, messages: tuple[Message, ...]) -> None:
         self.m = m
         self.base = base
         self.path: list[int] = []
         self.valid = 0  # how much of `path` the cache holds
         self.current = True  # whether llama.cpp's last logits are those of the end of `path`
-        self.root = _last_logits(m).copy()  # the prompt's own row: re-reading it would change its batch
+        self.root = root  # the row after the prompt (and forced tokens): re-reading it would change its batch
         self.evaluated = 0
         self.model = model
         self.messages = messages
