@@ -299,8 +299,10 @@ def _draw(weights: np.ndarray, rng: Any) -> int:
     Without Generator.choice's checks, and, for a long row, without its one-by-one cumulative sum
     of 262,144 float64 values (1.2 ms here, 40 % of the draw): block totals first, then the sum
     inside the one block the uniform lands in (0.1 ms). The two sums round differently in the last
-    bits of a float64, so the two draws could only part when the uniform falls within ~1e-16 of a
-    token's edge: measured on real rows, a chance below 1e-11 per draw (tests/test_local.py).
+    bits of a float64, so the two draws could only part when the uniform falls within rounding of
+    a token's edge: measured on real rows at T = 0.3–3, at most 2e-8 per draw, which is the
+    one-by-one sum's own disagreement with an exact sum (docs/sampling.md; the tests check the
+    draws against Generator.choice).
     """
     import numpy as np
 
