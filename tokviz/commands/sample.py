@@ -28,7 +28,7 @@ def sample(
     dpi: common.DpiOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print all sampled runs as JSON on stdout.")] = False,
     quiet: common.QuietOpt = False,
-    parallel: Annotated[bool, typer.Option("--parallel", help="Decode the samples together in one batch per step (local model; about 2x faster on two cores; figures differ slightly from serial decoding, and the runs say so).")] = False,
+    parallel: Annotated[bool, typer.Option("--parallel", help="Decode the samples together in one batch per step (local model; 2-3x faster on two cores, more with a long prompt; figures differ slightly from serial decoding, and the runs say so).")] = False,
 ) -> None:
     """Draw several samples from PROMPT and show where they diverge (table, and a prefix-tree graph)."""
     from tokviz import pipeline
