@@ -73,13 +73,26 @@ def test_every_evaluated_token_is_a_new_node(grown: Run) -> None:
 def test_limits_are_respected() -> None:
     small = pipeline.tree(Request(PROMPT), TreeSpec(depth=3, branch=2))
     assert len(small.nodes) == 2 + 4 + 8 and max(n.depth for n in small.nodes) == 3
-    sure = pipeline.tree(Request(PROMPT), TreeSpec(depth=3, branch=5, min_prob=0.2))
-    assert all(n.token.prob >= 0.2 for n in sure.nodes)
+    sure = pipeline.tree(Request(PROMPT), TreeSpec(depth=3, branch=5, min_prob=0.1))
+    assert sure.nodes and all(n.token.prob >= 0.1 for n in sure.nodes)
     assert len(sure.nodes) < 5 + 25 + 125
     capped = pipeline.tree(Request(PROMPT), TreeSpec(depth=4, branch=3, max_nodes=10))
     assert len(capped.nodes) == 10 and capped.tree.cut == "max-nodes"
     with pytest.raises(UsageError):
         pipeline.tree(Request(PROMPT), TreeSpec(depth=0))
+
+
+def test_a_min_prob_above_every_first_token_is_one_line_not_an_empty_tree() -> None:
+    """--min-prob that removes every child of the prompt leaves no tree: refused, naming the
+    likeliest first token and its probability, instead of an empty table and exit 0."""
+    from tests.conftest import run_cli
+
+    with pytest.raises(UsageError, match="likeliest"):
+        pipeline.tree(Request(PROMPT), TreeSpec(depth=2, branch=3, min_prob=0.9999))
+    proc = run_cli("tree", PROMPT, "--depth", "2", "--min-prob", "0.9999")
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and err.count("\n") == 1 and "lower --min-prob" in err, err
+    assert "%" in err and proc.stdout == b""
 
 
 def test_complete_finishes_each_leaf_greedily() -> None:

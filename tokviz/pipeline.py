@@ -248,11 +248,14 @@ def tree(p: Plan | Request, spec: TreeSpec, *, forced: tuple[Token, ...] = (), p
     nodes: list[TreeNode] = []
     cut: str | None = None
     offered = 0  # children the provider returned at all, before --min-prob
+    likeliest: Token | None = None  # the prompt's likeliest next token, to name when --min-prob leaves none
 
     def expand(parent: int, depth: int, cum: float) -> None:
-        nonlocal cut, offered
+        nonlocal cut, offered, likeliest
         kids = cursor.children(spec.branch)
         offered += len(kids)
+        if parent == -1 and kids:
+            likeliest = max(kids, key=lambda t: t.logprob)
         for token in kids:
             if token.prob < spec.min_prob:
                 continue
@@ -285,6 +288,9 @@ def tree(p: Plan | Request, spec: TreeSpec, *, forced: tuple[Token, ...] = (), p
     if not offered and cut != "interrupted":
         raise ProviderError(f"the {p.provider} provider returned no alternatives to grow a tree from",
                             hint="the server may not return log-probabilities on its completions endpoint")
+    if not nodes and cut != "interrupted" and likeliest is not None:  # an empty tree is no answer
+        raise UsageError(f"no next token is as likely as --min-prob {spec.min_prob:g}: the likeliest, "
+                         f"{likeliest.text!r}, has {likeliest.prob:.1%}", hint="lower --min-prob")
     report = cursor.report()
     info = TreeInfo(depth=spec.depth, branch=spec.branch, min_prob=spec.min_prob, max_nodes=spec.max_nodes,
                     complete=spec.complete, cut=cut, forced_tokens=len(forced),
