@@ -392,6 +392,33 @@ def test_a_real_server_explores_too(llama_server: str) -> None:
         session.close()
 
 
+def test_a_real_server_continuation_streams_and_is_cancelled_between_tokens(llama_server: str) -> None:
+    """On a server, a branch's tokens reach the page as the server streams them, and a cancel
+    closes the request between tokens: a 300-token continuation stopped after its third token
+    keeps those three, says "cancelled", and the server goes on answering the next request."""
+    session = Session(pipeline.plan(Generation(model="gemma-3-270m", base_url=llama_server, raw=True, max_tokens=3, top_k=3),
+                                    PROMPT))
+    try:
+        session.first_run()
+        cancel = threading.Event()
+        seen: list[float] = []
+
+        def emit(event: dict[str, Any]) -> None:
+            if event["event"] == "token":
+                seen.append(time.perf_counter())
+                if len(seen) == 3:
+                    cancel.set()
+
+        b = session.branch(-1, Continuation(max_tokens=300), emit=emit, cancel=cancel)
+        ex = session.exploration
+        assert ex.branches[b].finish == "cancelled" and len(seen) in (3, 4), len(seen)
+        assert len(ex.path(ex.branches[b].tip)) == len(seen)
+        after = session.branch(-1, Continuation(max_tokens=2))
+        assert ex.branches[after].finish == "length" and len(ex.path(ex.branches[after].tip)) == 2
+    finally:
+        session.close()
+
+
 # --- the command, as a real process -------------------------------------------------------------
 
 def start(*args: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:

@@ -337,12 +337,16 @@ class OpenAIProvider:
         raise AssertionError("unreachable")
 
     def _stream_once(self, client: OpenAI, path: str, body: dict[str, Any], request: Request, base_url: str | None,
-                     dialect: dialects.Dialect, on_step: Any = None) -> _Answer:
+                     dialect: dialects.Dialect, on_step: Any = None, stop: Callable[[], bool] | None = None) -> _Answer:
+        """One streamed answer, each token handed to `on_step` as it comes. `stop()` is asked after
+        every chunk: when true the connection is closed (servers abort a request whose client went
+        away) and the answer so far comes back with finish "cancelled"."""
         answer = _Answer(steps=[], text=[])
         t0 = time.perf_counter()
         chunks = 0
         try:
-            for chunk in _stream(client, path, body):
+            stream = _stream(client, path, body)
+            for chunk in stream:
                 chunks += 1
                 if not isinstance(chunk, dict):
                     raise ValueError("a streamed chunk is not a JSON object")
@@ -364,6 +368,10 @@ class OpenAIProvider:
                             answer.text_without_logprobs = True
                     if choice.get("finish_reason"):
                         answer.finish = str(choice["finish_reason"])
+                if stop is not None and answer.finish is None and stop():
+                    answer.finish = "cancelled"
+                    stream.close()
+                    break
         except Exception as err:  # every SDK and transport failure becomes one line
             raise translate_error(err, request, base_url, mid_stream=chunks > 0) from None
         if answer.finish is None:
@@ -505,6 +513,7 @@ class ServerCursor:
     def __init__(self, provider: OpenAIProvider, request: Request, spec: TreeSpec, prompt: str) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
+        self.provider = provider
         self.client, self.base_url = provider.client(request)
         self.dialect = provider.dialect(self.client, self.base_url, request)
         self.turn = provider._turn(self.base_url, self.dialect)
@@ -576,12 +585,12 @@ class ServerCursor:
 
     def generate(self, how: Continuation, k: int, on_step: Callable[[Step], None] | None = None,
                  stop: Callable[[], bool] | None = None) -> tuple[tuple[Step, ...], str]:
-        """One request for the whole continuation (a server cannot be stopped mid-answer here;
-        `stop` is asked before it is sent)."""
+        """One streamed request for the whole continuation: each token reaches `on_step` as the
+        server sends it, and `stop` closes the request between tokens (the server drops it)."""
         if stop is not None and stop():
             return (), "cancelled"
         body: dict[str, Any] = {"model": self.request.model, "prompt": self.texts[-1], "max_tokens": how.max_tokens,
-                                "temperature": how.temperature, "logprobs": k, **self.dialect.greedy_body}
+                                "temperature": how.temperature, "logprobs": k, "stream": True, **self.dialect.greedy_body}
         if how.temperature > 0:
             body["top_p"] = how.top_p
             if how.seed is not None:
@@ -590,16 +599,25 @@ class ServerCursor:
                 if dialects.official(self.dialect):
                     raise UsageError("OpenAI's API has no top-k sampling setting", hint="set top-k to 0 (no limit)")
                 body["top_k"] = how.top_k
-        answer = self._send(body)
-        steps = tuple(logprobs.step(item, self.dialect) for item in _completion_items(answer))
-        finish = _first_choice(answer).get("finish_reason")
-        if not steps and finish != "stop":
-            raise ProviderError(f"{_where(self.base_url)} answered with no tokens", hint="is the model loaded?")
-        for step in steps:
+
+        def arrived(step: Step) -> None:
             self.texts.append(self.texts[-1] + step.chosen.text)
             if on_step is not None:
                 on_step(step)
-        return steps, "stop" if finish == "stop" else "length"
+
+        try:
+            with self.turn:
+                answer = self.provider._stream_once(self.client, "/completions", body, self.request, self.base_url,
+                                                    self.dialect, arrived, stop)
+        except Incomplete as cut:
+            raise ProviderError(f"the answer from {_where(self.base_url)} ended {cut} with no finish reason "
+                                "(interrupted or truncated)") from None
+        finally:
+            with self.lock:
+                self.requests += 1
+        if not answer.steps and answer.finish not in ("stop", "cancelled"):
+            raise ProviderError(f"{_where(self.base_url)} answered with no tokens", hint="is the model loaded?")
+        return tuple(answer.steps), answer.finish if answer.finish in ("stop", "cancelled") else "length"
 
     def report(self) -> dict[str, Any]:
         exact = self.dialect.ids and self.dialect.exact_bytes
