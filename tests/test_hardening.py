@@ -303,13 +303,14 @@ def test_any_argument_list_gives_an_exit_code_never_a_traceback(tmp_path: Path, 
         assert err.count("\n") >= 1
 
 
-def signal_batch(tmp_path: Path, fault: servers.FaultServer, sig: int, twice: bool = False) -> tuple[int, bytes, Path]:
+def signal_batch(tmp_path: Path, fault: servers.FaultServer, sig: int, twice: bool = False,
+                 count: int = 40) -> tuple[int, bytes, Path]:
     fault.script = [servers.slow(0.4, servers.reply_stream(servers.answer("ok")))]
     prompts = tmp_path / "p.txt"
-    prompts.write_text("\n".join(f"prompt {i}" for i in range(40)) + "\n")
+    prompts.write_text("\n".join(f"prompt {i}" for i in range(count)) + "\n")
     out = tmp_path / "out"
     proc = subprocess.Popen([*tokviz_cmd(), "batch", str(prompts), "-o", str(out), "-m", "gpt-4.1-mini", "--base-url",
-                             fault.base_url, "-f", "json", "-j", "4", "-q"],
+                             fault.base_url, "-f", "json", "-j", "4"],
                             stderr=subprocess.PIPE, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
@@ -328,13 +329,17 @@ def signal_batch(tmp_path: Path, fault: servers.FaultServer, sig: int, twice: bo
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_the_batch_keeping_every_finished_answer(tmp_path: Path, fault: servers.FaultServer,
                                                                   sig: int, code: int) -> None:
-    returncode, err, out = signal_batch(tmp_path, fault, sig)
+    returncode, err, out = signal_batch(tmp_path, fault, sig, count=300)  # more than one chunk of input (256)
     assert returncode == code, err
     assert b"Traceback" not in err
     index = json.loads((out / "index.json").read_text())
     on_disk = {p.stem for p in out.glob("*.json") if p.name != "index.json"}
     done = {i["name"] for i in index["items"] if i["status"] == "ok"}
     assert done == on_disk and 0 < len(done) < 40  # the index matches the disk; queued ones stay pending
+    # Every prompt listed once, numbered 1..300 (the rest of the input was numbered after the part
+    # already numbered, not after the last prompt started), and the line says so.
+    assert sorted(i["n"] for i in index["items"]) == list(range(1, 301))
+    assert b"of 300 prompts done" in err, err
 
 
 def test_a_second_ctrl_c_exits_quietly(tmp_path: Path, fault: servers.FaultServer) -> None:

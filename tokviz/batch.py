@@ -452,18 +452,25 @@ class Batch:
         feed: queue.Queue[tuple[Job, bool] | None] = queue.Queue()  # local jobs decoded together (--parallel)
         streaming = False
 
-        n = 0
+        last = 0  # the highest number given to a job: a chunk is numbered whole, before it is run
+
+        def admit(chunk: list[Job]) -> list[tuple[int, batchstate.Row | None] | None]:
+            nonlocal last
+            admitted = state.admit([(j.name, j.number, j.id, j.request.prompt, j.request.model, j.problem)
+                                    for j in chunk], last + 1)
+            last = max([last, *(got[0] for got in admitted if got is not None)])
+            tally.total = last
+            return admitted
+
         try:
             for chunk in _chunks(stream, ADMIT_CHUNK):
-                admitted = state.admit([(j.name, j.number, j.id, j.request.prompt, j.request.model, j.problem) for j in chunk], n + 1)
-                for job, got in zip(chunk, admitted):
+                for job, got in zip(chunk, admit(chunk)):
                     if got is None:
                         if job.id:
                             raise UsageError(f"id {job.id!r} is used twice")  # check_lines refuses these first
                         continue  # the same prompt with the same settings: one job, one set of files
                     n, before = got
                     job = replace(job, number=n)
-                    tally.total = n
                     if job.problem:
                         count(Outcome(job, "failed", error=job.problem))
                         continue
@@ -508,11 +515,7 @@ class Batch:
                 pool.shutdown(wait=False)
             with contextlib.suppress(KeyboardInterrupt):
                 for chunk in _chunks(stream, ADMIT_CHUNK):  # the rest of the input, read (not run): the index lists every prompt
-                    for got in state.admit([(j.name, j.number, j.id, j.request.prompt, j.request.model, j.problem)
-                                            for j in chunk], n + 1):
-                        if got is not None:
-                            n = got[0]
-            tally.total = n
+                    admit(chunk)
             self.finish_index()
         return tally, interrupted
 
