@@ -386,6 +386,17 @@ def test_a_long_prompt_shared_by_every_sample_is_read_once_and_counted_once(monk
     assert decoded[0] == n and all(d == 8 for d in decoded[1:]) and len(decoded) == 4, decoded
 
 
+def test_more_samples_than_llama_cpp_decodes_at_once_all_come_back() -> None:
+    """`sample -n 300 --parallel`: llama.cpp refuses a context of more than 256 sequences (it was an
+    internal error); the stream decodes at most MAX_PARALLEL at once and the others take freed slots."""
+    from tokviz.providers.registry import MAX_PARALLEL
+
+    runs = local.LocalProvider(progress=lambda _: None).sample_parallel(
+        Request(prompt="Hi", params=Params(max_tokens=2, temperature=1.0, top_k=1)), range(300))
+    assert len(runs) == 300 and [r.params.seed for r in runs] == list(range(300))
+    assert all(r.steps and f"up to {MAX_PARALLEL} sequences" in r.source["decoding"] for r in runs)
+
+
 def test_a_stopped_stream_abandons_what_runs() -> None:
     from tokviz import pipeline
     from tokviz.generation import Generation

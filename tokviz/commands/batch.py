@@ -79,8 +79,10 @@ def batch(
         raise UsageError("missing the output folder: -o FOLDER")
     if not 1 <= concurrency <= 64:
         raise UsageError(f"--concurrency must be between 1 and 64, got {concurrency}")
-    if not 1 <= parallel <= 64:
-        raise UsageError(f"--parallel must be between 1 and 64, got {parallel}")
+    from tokviz.providers.registry import MAX_PARALLEL
+
+    if not 1 <= parallel <= MAX_PARALLEL:
+        raise UsageError(f"--parallel must be between 1 and {MAX_PARALLEL}, got {parallel}")
     fmts = _formats(formats_)
     if output.exists() and not output.is_dir():
         raise UsageError(f"output {output} is a file, not a folder")

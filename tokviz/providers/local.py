@@ -31,6 +31,7 @@ from tokviz.providers.logits import pool as logits_pool
 from tokviz.providers.logits import pool_map as _pool_map
 from tokviz.providers.registry import (
     DEFAULT_MODEL,
+    MAX_PARALLEL,
     Capability,
     Continuation,
     OptionSpec,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 
 K = TypeVar("K")
 DEFAULT_N_CTX = 2048
+LLAMA_MAX_SEQ = 256  # llama.cpp refuses a context of more sequences (registry.MAX_PARALLEL stays well below)
 # Names that mean "the embedded model"; any path ending in .gguf runs locally too.
 LOCAL_MODELS = frozenset({DEFAULT_MODEL, "local", "gemma3-270m"})
 TURN_USER = "<start_of_turn>user\n"
@@ -659,7 +661,7 @@ class LocalProvider:
         """
         import numpy as np
 
-        slots = max(1, slots)
+        slots = max(1, min(slots, MAX_PARALLEL))  # more requests than that wait for a free slot
         first = take(True)
         if first is None:
             return
@@ -961,7 +963,7 @@ class BatchedCursor:
         self.k = spec.branch
         # Children of a node and of its waiting siblings are decoded together when the sequences
         # allow it (k * k per level); else a node's own children only.
-        self.wide = 1 + spec.depth * spec.branch * spec.branch <= 256
+        self.wide = 1 + spec.depth * spec.branch * spec.branch <= LLAMA_MAX_SEQ
         self.block = spec.branch * spec.branch if self.wide else spec.branch
         # Cells held at once, at most: the prefix, a block of nodes per level, and a group's leaves
         # (up to a block of them) completed in lockstep.

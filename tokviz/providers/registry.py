@@ -26,6 +26,9 @@ from tokviz.run import Params, Run, Step, Token
 
 ENTRY_POINT_GROUP = "tokviz.providers"
 DEFAULT_MODEL = "gemma-3-270m"
+# Most sequences a provider decodes together (`--parallel`): llama.cpp refuses a context of more
+# than 256 (local.LLAMA_MAX_SEQ), and on CPUs the throughput stops growing well before 64.
+MAX_PARALLEL = 64
 
 Progress = Callable[[str], None]
 StepListener = Callable[[Step], None]  # told of each step as it arrives (live output)
