@@ -103,6 +103,17 @@ def test_sample_and_batch_against_the_server(server: tuple[str, str], tmp_path: 
         assert item["status"] == "ok" and item["tokens"] == 3
 
 
+def test_the_server_command_on_nothing_listening_is_one_line_and_exit_1() -> None:
+    """Probing an address where nothing listens says so in one line and fails, instead of listing
+    the facts of a server that is not there under a ✗ with exit 0 (scripts check the status)."""
+    from tests.servers import free_port
+
+    proc = run_cli("server", f"http://127.0.0.1:{free_port()}/v1", "--timeout", "3")
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and err.count("\n") == 1 and "cannot connect" in err, err
+    assert proc.stdout == b""
+
+
 def test_the_server_command_names_the_dialect(server: tuple[str, str]) -> None:
     dialect, base = server
     proc = run_cli("server", base)

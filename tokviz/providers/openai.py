@@ -265,7 +265,11 @@ class OpenAIProvider:
                      for m in (listed.get("data") or []) if isinstance(m, dict)]  # type: ignore[union-attr]
             lines.append((True, f"reachable: /models lists {len(names)} model(s)" + (f": {', '.join(names[:5])}" if names else "")))
         except Exception as err:
-            lines.append((False, translate_error(err, request, base_url).line()))
+            import openai
+
+            if isinstance(err, openai.APIConnectionError):  # nothing answers: there is nothing to describe
+                raise translate_error(err, request, base_url) from None
+            lines.append((False, translate_error(err, request, base_url).line()))  # it answers, without /models
         d = self.dialect(client, base_url, request)
         lines.append((None, f"dialect: {d.label} ({d.name}; facts from {d.source}; --dialect NAME overrides)"))
         lines.append((d.chat_logprobs, "log-probabilities on chat (--chat, the default on servers)"))
