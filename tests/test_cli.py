@@ -134,6 +134,8 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], code: int, fragment: 
     ("content", "fragment"),
     [
         (b"not json at all", "not valid JSON"),
+        (b"", "is empty, not a tokviz record"),
+        (b"\n  \n", "is empty, not a tokviz record"),
         (b'{"some": "other json"}', "not a tokviz run"),
         (b"\xff\xfe\x00", "not UTF-8"),
     ],

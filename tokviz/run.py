@@ -619,6 +619,8 @@ class RunSet:
 
 def load_record(text: str, *, source: str = "input") -> Run | RunSet:
     """Any record tokviz writes: a run (predict, tree) or a set of runs (samples, comparison)."""
+    if not text.strip():
+        raise RunFileError(f"{source} is empty, not a tokviz record")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
