@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import machine, median, write_block
+from bench.common import machine, median, publish
 from tokviz.batch import Batch, parse_jobs
 from tokviz.generation import Generation
 
@@ -69,9 +69,7 @@ def main() -> None:
         f"- ratio batch / ideal: **{wall / ideal:.2f}** (goal ≤ 1.3)",
         f"- whole `tokviz batch` command, start-up included: {cli:.3f} s ({cli / ideal:.2f}× ideal)",
     ]
-    print("\n".join(lines))
-    if args.write:
-        write_block("batch", "\n".join(lines))
+    publish("batch", lines, args.write)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import machine, write_block
+from bench.common import machine, publish
 
 
 def run_once(n: int, base_url: str, scratch: Path) -> tuple[float, float]:
@@ -64,9 +64,7 @@ def main() -> None:
     lines += [f"- per-prompt cost at {large:,} / at {small:,}: **{per[large] / per[small]:.2f}×** (goal ≤ 1.2)",
               f"- peak RSS growth from {small:,} to {large:,}: **{results[large][1] - results[small][1]:.0f} MB** (goal < 50 MB)",
               "- the previous design, measured the same day with this benchmark: 1,000 prompts 4.39 ms / 71 MB, 5,000 prompts 4.61 ms / 116 MB (issue 17's own figures: 5,000 prompts 1.8 ms / 117 MB, 20,000 3.8 ms / 279 MB)"]
-    print("\n".join(lines))
-    if args.write:
-        write_block("batch-scale", "\n".join(lines))
+    publish("batch-scale", lines, args.write)
 
 
 if __name__ == "__main__":

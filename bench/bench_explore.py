@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench.common import llama_bench, llama_tools, machine, median, write_block
+from bench.common import llama_bench, llama_tools, machine, median, publish
 from tokviz import pipeline
 from tokviz.exploration import Exploration
 from tokviz.explorer import Server, Session
@@ -104,9 +104,7 @@ def main() -> None:
         f"cache kept {kept * 1000:.0f} ms, fresh cursor {fresh * 1000:.0f} ms — **{fresh / kept:.1f}×** "
         f"cheaper with KV reuse (tokens evaluated: {evaluated_kept} with the cache kept, {evaluated_fresh} with a fresh cursor)",
     ]
-    print("\n".join(lines))
-    if args.write:
-        write_block("explore", "\n".join(lines))
+    publish("explore", lines, args.write)
 
 
 if __name__ == "__main__":

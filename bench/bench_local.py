@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench.common import machine, median, write_block
+from bench.common import machine, median, publish
 from tokviz.providers import local
 from tokviz.providers.registry import Request
 from tokviz.run import Params
@@ -58,9 +58,7 @@ def main() -> None:
         f"- tokviz local provider (prompt + {args.tokens} steps with top-{args.top_k}): {o:.3f} s = {args.tokens / o:.1f} tokens/s",
         f"- ratio tokviz / plain: **{ratio:.3f}** (goal ≤ 1.10)",
     ]
-    print("\n".join(lines))
-    if args.write:
-        write_block("local", "\n".join(lines))
+    publish("local", lines, args.write)
 
 
 if __name__ == "__main__":

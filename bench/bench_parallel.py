@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import llama_bench, llama_tools, machine, median, write_block
+from bench.common import llama_bench, llama_tools, machine, median, publish
 from tokviz import pipeline
 from tokviz.generation import Generation
 from tokviz.providers import local
@@ -176,9 +176,7 @@ def main() -> None:
         f"{t1:.1f} s, subtracted) {batch_speed:.1f} tokens/s — **{batch_speed / speeds[16][0]:.2f}×** "
         f"llama-batched-bench at 16 (goal ≥ 0.8; {batch_speed / unified[16][0]:.2f}× its -kvu figure)",
     ]
-    print("\n".join(lines))
-    if args.write:
-        write_block("parallel", "\n".join(lines))
+    publish("parallel", lines, args.write)
 
 
 if __name__ == "__main__":

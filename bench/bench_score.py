@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import llama_bench, llama_tools, machine, write_block
+from bench.common import llama_bench, llama_tools, machine, publish
 from tokviz import pipeline
 from tokviz.generation import Generation
 from tokviz.providers import local
@@ -90,9 +90,7 @@ def main() -> None:
         f"- peak RSS of the process: {before:.0f} MB before the fast score, {fast_rss:.0f} MB after "
         f"(the 2,000 positions are never held: 64 rows at a time)",
     ]
-    print("\n".join(lines))
-    if args.write:
-        write_block("score", "\n".join(lines))
+    publish("score", lines, args.write)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import machine, median, write_block
+from bench.common import machine, median, publish
 
 HERE = Path(__file__).resolve().parent
 
@@ -46,9 +46,7 @@ def main() -> None:
         f"- `tokviz --help`: {o * 1000:.0f} ms",
         f"- ratio tokviz / minimal app: **{o / b:.2f}** (goal ≤ 1.3)",
     ]
-    print("\n".join(lines))
-    if args.write:
-        write_block("startup", "\n".join(lines))
+    publish("startup", lines, args.write)
 
 
 if __name__ == "__main__":

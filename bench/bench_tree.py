@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench.common import machine, median, write_block
+from bench.common import machine, median, publish
 from tokviz import pipeline
 from tokviz.providers import local
 from tokviz.providers.registry import Request, TreeSpec
@@ -78,9 +78,7 @@ def main() -> None:
         f"(**{timed[(0, False)] / timed[(0, True)]:.1f}×**); with --complete 4 {timed[(4, False)]:.2f} → "
         f"{timed[(4, True)]:.2f} s (**{timed[(4, False)] / timed[(4, True)]:.1f}×**)",
     ]
-    print("\n".join(lines))
-    if args.write:
-        write_block("tree", "\n".join(lines))
+    publish("tree", lines, args.write)
 
 
 if __name__ == "__main__":

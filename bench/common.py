@@ -20,6 +20,13 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def publish(name: str, lines: list[str], write: bool) -> None:
+    """Print a benchmark's result and, with --write, put it into its block of docs/benchmarks.md."""
+    print("\n".join(lines))
+    if write:
+        write_block(name, "\n".join(lines))
+
+
 def write_block(name: str, text: str) -> None:
     """Replace the block between <!-- bench:NAME --> markers in docs/benchmarks.md (or append it)."""
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
