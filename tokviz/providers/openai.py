@@ -85,6 +85,11 @@ def _stream(client: OpenAI, path: str, body: dict[str, Any]) -> Any:
 class Incomplete(Exception):
     """An answer that ended with no finish reason: interrupted or truncated, never a run."""
 
+    def error(self, base_url: str | None, times: str = "", hint: str | None = None) -> ProviderError:
+        """The one line that says so (`times`: how often it happened, when it was asked again)."""
+        return ProviderError(f"the answer from {_where(base_url)} ended {self} with no finish reason "
+                             f"(interrupted or truncated){times}", hint=hint)
+
 
 @dataclass
 class _Answer:
@@ -334,10 +339,9 @@ class OpenAIProvider:
                 return self._stream_once(client, path, body, request, base_url, dialect, on_step)
             except Incomplete as cut:
                 if attempt == request.retries:
-                    raise ProviderError(f"the answer from {_where(base_url)} ended {cut} with no finish reason "
-                                        f"(interrupted or truncated), {request.retries + 1} time(s)",
-                                        hint="a server that serves one request at a time may drop a waiting one; "
-                                             "lower --concurrency, or raise --retries") from None
+                    raise cut.error(base_url, f", {request.retries + 1} time(s)",
+                                    hint="a server that serves one request at a time may drop a waiting one; "
+                                         "lower --concurrency, or raise --retries") from None
         raise AssertionError("unreachable")
 
     def _stream_once(self, client: OpenAI, path: str, body: dict[str, Any], request: Request, base_url: str | None,
@@ -614,8 +618,7 @@ class ServerCursor:
                 answer = self.provider._stream_once(self.client, "/completions", body, self.request, self.base_url,
                                                     self.dialect, arrived, stop)
         except Incomplete as cut:
-            raise ProviderError(f"the answer from {_where(self.base_url)} ended {cut} with no finish reason "
-                                "(interrupted or truncated)") from None
+            raise cut.error(self.base_url) from None
         finally:
             with self.lock:
                 self.requests += 1
