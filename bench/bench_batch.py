@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from bench.common import machine, median, publish
-from tokviz.batch import Batch, parse_jobs
-from tokviz.generation import Generation
+from tokviz.batch.runner import Batch, parse_jobs
+from tokviz.run.generation import Generation
 
 
 def main() -> None:

@@ -14,11 +14,11 @@ import time
 
 from bench.common import llama_bench, llama_tools, machine, median, publish
 from tokviz import pipeline
-from tokviz.exploration import Exploration
-from tokviz.explorer import Server, Session
-from tokviz.generation import Generation
+from tokviz.explore.exploration import Exploration
+from tokviz.explore.session import Server, Session
 from tokviz.providers import local
 from tokviz.providers.registry import Continuation, TreeSpec
+from tokviz.run.generation import Generation
 
 PROMPT = "The cat sat on the"
 LONG = ("The history of the city of Paris begins with a small settlement on an island in the Seine. " * 16).strip()

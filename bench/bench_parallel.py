@@ -25,8 +25,8 @@ from pathlib import Path
 
 from bench.common import llama_bench, llama_tools, machine, median, publish
 from tokviz import pipeline
-from tokviz.generation import Generation
 from tokviz.providers import local
+from tokviz.run.generation import Generation
 
 PROMPT = "The history of the city of Paris begins"
 # A prompt of the length people sample from in practice (~600 tokens): Dickens' opening, four times.
@@ -52,7 +52,7 @@ AS_FOUND = "ad868c0"
 AS_FOUND_SAMPLE = """
 import sys, time
 from tokviz import pipeline
-from tokviz.generation import Generation
+from tokviz.run.generation import Generation
 many = pipeline.plan(Generation(max_tokens=32, top_k=5, temperature=1.0, seed=1), sys.argv[1])
 pipeline.sample(many, 1)
 times = []

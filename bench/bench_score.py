@@ -22,9 +22,9 @@ from pathlib import Path
 
 from bench.common import llama_bench, llama_tools, machine, publish
 from tokviz import pipeline
-from tokviz.generation import Generation
 from tokviz.providers import local
 from tokviz.providers.registry import ScoreSpec
+from tokviz.run.generation import Generation
 
 ROOT = Path(__file__).resolve().parent.parent
 

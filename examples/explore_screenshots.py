@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tokviz import pipeline
-from tokviz.explorer import Server, Session
-from tokviz.generation import Generation
+from tokviz.explore.session import Server, Session
+from tokviz.run.generation import Generation
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "images"
 PROMPT = "Once upon a time, in a small village,"

@@ -125,7 +125,7 @@ def run_cli(*args: str, input: bytes | None = None, env: dict[str, str] | None =
     import io
 
     from tokviz.cli import main
-    from tokviz.commands.environment import Environment
+    from tokviz.ground.environment import Environment
 
     saved_env = dict(os.environ)
     saved_cwd = os.getcwd()
@@ -169,7 +169,7 @@ def no_ambient_openai_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Tests never see the developer's own key, server or default model (nor pass them to tokviz),
     and no test inherits the server dialect detected by another (a port is reused by the next
     test's server, which may speak another dialect)."""
-    from tokviz.providers import dialects
+    from tokviz.providers.openai import dialects
 
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "TOKVIZ_MODEL"):
         monkeypatch.delenv(var, raising=False)

@@ -264,7 +264,7 @@ def test_state_status_and_a_resume_that_reads_no_run_back(tmp_path: Path, monkey
 
 
 def test_a_large_batch_is_sharded_and_indexed_in_input_order(tmp_path: Path, monkeypatch: Any, fake: object) -> None:
-    from tokviz import batch
+    from tokviz.batch import runner as batch
 
     monkeypatch.setattr(batch, "SHARD_AFTER", 10)
     prompts = tmp_path / "p.txt"
@@ -287,8 +287,8 @@ def test_a_large_batch_is_sharded_and_indexed_in_input_order(tmp_path: Path, mon
 
 def test_the_input_is_streamed_not_held(tmp_path: Path) -> None:
     """Jobs are read lazily: a generator of lines is consumed only as far as the batch has run."""
-    from tokviz.batch import iter_jobs
-    from tokviz.generation import Generation
+    from tokviz.batch.runner import iter_jobs
+    from tokviz.run.generation import Generation
 
     consumed = []
 
@@ -320,7 +320,7 @@ def _chat_completion(text_tokens: list[tuple[str, float]], model: str = "gpt-4.1
 
 
 def test_export_requests_for_the_batch_api_split_at_its_limits(tmp_path: Path, monkeypatch: Any) -> None:
-    from tokviz import batchfiles
+    from tokviz.batch import engines as batchfiles
 
     prompts = tmp_path / "p.jsonl"
     prompts.write_text("\n".join(json.dumps(x) for x in [{"prompt": f"question {i}"} for i in range(5)]

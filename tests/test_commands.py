@@ -109,7 +109,7 @@ def test_batch_runs_the_fake_provider_concurrently(tmp_path: Path) -> None:
 
 def test_the_notebook_api_takes_the_same_options() -> None:
     import tokviz
-    from tokviz.errors import UsageError
+    from tokviz.ground.errors import UsageError
 
     run = tokviz.predict("hello", "fake-1", max_tokens=2, top_k=3)
     assert len(run.steps) == 2 and run.params.top_k == 3 and run.params.temperature == 0.0

@@ -15,8 +15,8 @@ from tests import dialect_fixtures as fx
 from tests import servers
 from tests.conftest import run_cli
 from tokviz import pipeline
-from tokviz.errors import ProviderError
-from tokviz.providers import dialects
+from tokviz.ground.errors import ProviderError
+from tokviz.providers.openai import dialects
 from tokviz.providers.registry import Request
 from tokviz.run import Params, Run
 from tokviz.views import export

@@ -21,12 +21,12 @@ import pytest
 from tests import fakes
 from tests.conftest import run_cli, tokviz_cmd
 from tokviz import pipeline
-from tokviz.errors import ProviderError, UsageError
-from tokviz.exploration import Exploration
-from tokviz.explorer import Server, Session
-from tokviz.generation import Generation
+from tokviz.explore.exploration import Exploration
+from tokviz.explore.session import Server, Session
+from tokviz.ground.errors import ProviderError, UsageError
 from tokviz.providers.registry import Continuation
 from tokviz.run import Branch, Run, RunKind, Step, Token
+from tokviz.run.generation import Generation
 
 PROMPT = "The cat sat on the"
 

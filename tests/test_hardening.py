@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from tests import servers
 from tests.conftest import make_run, run_cli, run_process, tokviz_cmd
-from tokviz.errors import RunFileError, TokvizError
+from tokviz.ground.errors import RunFileError, TokvizError
 from tokviz.run import load_record
 
 pytestmark = pytest.mark.usefixtures("fake")
@@ -154,7 +154,7 @@ def test_a_key_split_across_written_pieces_is_still_redacted(tmp_path: Path, mon
                                                              cuts: list[int]) -> None:
     """Files written piece by piece (the batch index, exported requests) are redacted whole lines
     at a time: however the writer cuts its pieces, the key never reaches the file."""
-    from tokviz.files import write_atomic_chunks
+    from tokviz.ground.files import write_atomic_chunks
 
     key = "sk-test-abcdefghijklmnop1234"
     monkeypatch.setenv("OPENAI_API_KEY", key)
@@ -268,8 +268,8 @@ def test_any_cassette_is_read_or_refused(entries: list[object]) -> None:
                                                   "model", "system", "provider", "max_tokens"]), json_values, max_size=5),
                 min_size=1, max_size=3))
 def test_any_jsonl_job_is_a_job_a_failed_job_or_one_clear_refusal(lines: list[dict[str, object]]) -> None:
-    from tokviz.batch import parse_jobs
-    from tokviz.generation import Generation
+    from tokviz.batch.runner import parse_jobs
+    from tokviz.run.generation import Generation
 
     try:
         text = "\n".join(json.dumps(x) for x in lines)
@@ -369,7 +369,8 @@ def test_a_job_id_cannot_overwrite_the_index(tmp_path: Path) -> None:
 def test_a_full_disk_stops_the_batch_and_the_index_matches_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The disk fills after three runs: the batch stops with one line, and what is on disk is what
     the index says is done (a real full disk needs a mount; the write that fails is the real code's)."""
-    from tokviz import batch, files
+    from tokviz.batch import runner as batch
+    from tokviz.ground import files
 
     written = {"runs": 0}
     real = files.write_atomic

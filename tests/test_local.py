@@ -186,8 +186,8 @@ def test_samples_decoded_together_keep_their_sequences_apart() -> None:
     identical (a leak between sequences would make them differ), and the figures stay close to
     serial decoding (llama.cpp rounds a batch differently: measured in docs/sampling.md)."""
     from tokviz import pipeline
-    from tokviz.generation import Generation
     from tokviz.providers.local import LocalProvider
+    from tokviz.run.generation import Generation
 
     plan = pipeline.plan(Generation(max_tokens=12, top_k=5, temperature=1.0, seed=7), "Once upon a time")
     twins = LocalProvider(progress=lambda _: None).sample_parallel(plan.request, [7, 7, 8])
@@ -220,7 +220,7 @@ def test_compare_parallel_keeps_the_order_and_labels_the_local_runs(fake: object
 
     from tests.conftest import run_cli
     from tokviz import pipeline
-    from tokviz.generation import Generation
+    from tokviz.run.generation import Generation
 
     prompts = ["The capital of France is", "Once upon a time", "2 + 2 ="]
     proc = run_cli("compare", *prompts, "-m", "gemma-3-270m", "-m", "fake-1", "-n", "6", "--parallel", "--json")
@@ -336,8 +336,8 @@ def test_a_stream_refills_finished_sequences_and_shares_repeated_prompts() -> No
     repeated three times in one step and once later is read once and shared (identical greedy
     paths); each first step stays within llama.cpp's batch rounding of the serial figures."""
     from tokviz import pipeline
-    from tokviz.generation import Generation
     from tokviz.providers.local import LocalProvider
+    from tokviz.run.generation import Generation
 
     prompts = ["The capital of France is", "Once upon a time", "The capital of France is", "1, 2, 3,",
                "The capital of France is", "The capital of France is"]
@@ -399,8 +399,8 @@ def test_more_samples_than_llama_cpp_decodes_at_once_all_come_back() -> None:
 
 def test_a_stopped_stream_abandons_what_runs() -> None:
     from tokviz import pipeline
-    from tokviz.generation import Generation
     from tokviz.providers.local import LocalProvider
+    from tokviz.run.generation import Generation
 
     plan = pipeline.plan(Generation(max_tokens=50, top_k=2), "Once upon a time")
     queued = [(i, plan.request) for i in range(4)]

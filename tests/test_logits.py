@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tokviz.providers import local
-from tokviz.providers.logits import logsumexp, reduce_row, reduce_rows, top_k
+from tokviz.providers.local.logits import logsumexp, reduce_row, reduce_rows, top_k
 
 
 def reference_top_k(row: np.ndarray, k: int) -> list[int]:

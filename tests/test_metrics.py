@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import check_golden, make_run, run_cli, tok
-from tokviz.errors import UsageError
-from tokviz.metrics import entropy_bits, other_mass, run_stats, step_stats
-from tokviz.prices import estimate_cost
+from tokviz.ground.errors import UsageError
+from tokviz.measures.metrics import entropy_bits, other_mass, run_stats, step_stats
+from tokviz.measures.prices import estimate_cost
+from tokviz.measures.reshape import keep_top_k, keep_top_p, parse_settings, reshape, with_temperature
 from tokviz.run import Params, Run, Step
-from tokviz.sampling import keep_top_k, keep_top_p, parse_settings, reshape, with_temperature
 from tokviz.views import export
 from tokviz.views.chart import entropy_chart
 from tokviz.views.export import RenderOptions

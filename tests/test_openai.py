@@ -12,7 +12,7 @@ import pytest
 from tests import servers
 from tests.conftest import run_cli
 from tokviz import pipeline
-from tokviz.errors import ProviderError, UsageError
+from tokviz.ground.errors import ProviderError, UsageError
 from tokviz.providers.registry import Request, infer_provider
 from tokviz.run import Params, Run
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli, run_process
-from tokviz.errors import UsageError
+from tokviz.ground.errors import UsageError
 from tokviz.providers import registry
 from tokviz.run import Run
 
@@ -125,7 +125,7 @@ def test_providers_command_lists_capabilities(fake: object) -> None:
 
 
 def test_secret_env_of_a_provider_is_redacted(fake: object) -> None:
-    from tokviz.errors import redact
+    from tokviz.ground.errors import redact
 
     registry.specs()  # loads the entry points, which register each provider's secret variable
     import os

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from tests.conftest import check_golden
-from tokviz.errors import ExitStatus, RunFileError
+from tokviz.ground.errors import ExitStatus, RunFileError
 from tokviz.run import SCHEMA_VERSION, Params, Run, Step, Token
 
 

@@ -9,9 +9,9 @@ import pytest
 
 from tests.conftest import run_cli
 from tokviz import pipeline
-from tokviz.generation import Generation
 from tokviz.providers.registry import ScoreSpec
 from tokviz.run import Run, RunKind, load_record
+from tokviz.run.generation import Generation
 
 PROMPT = "The capital of France is"
 
@@ -170,7 +170,7 @@ def test_openai_scores_only_with_its_legacy_models(fault: object, monkeypatch: p
 # --- two models, one text -------------------------------------------------------------------------
 
 def test_two_models_on_one_text(tmp_path: Path, second_model: Path) -> None:
-    from tokviz import scorediff
+    from tokviz.measures import align as scorediff
     from tokviz.run import RunSet
 
     text = " Paris is the capital of France, and the Seine runs through it."
@@ -205,7 +205,7 @@ def test_segments_of_two_tokenizations_sum_their_tokens() -> None:
     from dataclasses import replace
 
     from tests.conftest import make_run
-    from tokviz import scorediff
+    from tokviz.measures import align as scorediff
     from tokviz.run import Step, Token
 
     def scored(pieces: list[tuple[str, float]]) -> Run:

@@ -12,9 +12,9 @@ import pytest
 
 from tests.conftest import run_cli
 from tokviz import pipeline
-from tokviz.generation import Generation
 from tokviz.providers.registry import TreeSpec
 from tokviz.run import Run, RunSet, load_record
+from tokviz.run.generation import Generation
 
 PROMPT = "The capital of France is"
 # nats. Measured on five prompts × 12 tokens: chosen-token logprobs differ by up to 0.20 (llama-server)

@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import run_cli
 from tokviz import pipeline
-from tokviz.providers import local, tiktoken_offline
+from tokviz.providers import local
+from tokviz.providers.openai import tiktoken_offline
 
 
 def test_gpt_41_mini_uses_o200k_offline(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokviz import tokens
+from tokviz.run import tokens
 
 
 def test_display_makes_whitespace_visible() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tokviz import pipeline
-from tokviz.errors import UsageError
+from tokviz.ground.errors import UsageError
 from tokviz.providers import local
 from tokviz.providers.registry import Request, TreeSpec
 from tokviz.run import Params, Run
@@ -152,7 +152,7 @@ def test_completions_server_grows_the_same_tree(llama_server: str) -> None:
 def test_parallel_tree_decodes_children_together_and_says_so(tmp_path: Path) -> None:
     """tree --parallel: the same tree (same tokens on the likely paths, the same number of evaluated
     tokens, every leaf completed), figures within llama.cpp's batch rounding, and labelled."""
-    from tokviz.generation import Generation
+    from tokviz.run.generation import Generation
 
     plan = pipeline.plan(Generation(top_k=3, max_tokens=3), "The capital of France is")
     serial = pipeline.tree(plan, TreeSpec(depth=3, branch=3, complete=3))
@@ -176,7 +176,7 @@ def test_parallel_tree_decodes_children_together_and_says_so(tmp_path: Path) -> 
 def test_parallel_tree_holds_long_completions_of_a_whole_group() -> None:
     """A group's leaves (branch × branch of them) completed in lockstep hold all their cells at once:
     the cursor's context is sized for it (depth 2 × branch 3 with --complete 200 once failed to decode)."""
-    from tokviz.generation import Generation
+    from tokviz.run.generation import Generation
 
     plan = pipeline.plan(Generation(top_k=3, max_tokens=2), "The capital of France is")
     run = pipeline.tree(plan, TreeSpec(depth=2, branch=3, complete=200, parallel=True))

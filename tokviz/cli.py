@@ -19,7 +19,6 @@ import typer
 from tokviz import __version__
 from tokviz.commands.batch import batch
 from tokviz.commands.compare import compare
-from tokviz.commands.environment import Environment, using
 from tokviz.commands.explore import explore
 from tokviz.commands.predict import predict
 from tokviz.commands.providers import providers
@@ -29,7 +28,8 @@ from tokviz.commands.score import score
 from tokviz.commands.server import server
 from tokviz.commands.tokenize import tokenize
 from tokviz.commands.tree import tree
-from tokviz.errors import ExitStatus, Terminated, TokvizError, UsageError, redact
+from tokviz.ground.environment import Environment, using
+from tokviz.ground.errors import ExitStatus, Terminated, TokvizError, UsageError, redact
 
 app = typer.Typer(
     name="tokviz",
@@ -54,7 +54,7 @@ app.command()(server)
 
 def _version(value: bool) -> None:
     if value:
-        from tokviz.commands.environment import current
+        from tokviz.ground.environment import current
 
         current().stdout.write(f"tokviz {__version__}\n")
         raise typer.Exit()
@@ -67,7 +67,7 @@ def _root(
     palette: Annotated[Optional[str], typer.Option("--palette", metavar="NAME", help="Colour scale of every view: 'traffic' (red to green, the default) or 'colorblind' (vermillion to blue, safe for red-green colour blindness). Default: $TOKVIZ_PALETTE.", show_default=False)] = None,
 ) -> None:
     """See the log-probabilities of every token a language model generates, and the roads not taken."""
-    from tokviz.commands.environment import current
+    from tokviz.ground.environment import current
 
     name = palette or current().environ.get("TOKVIZ_PALETTE")
     if name:
@@ -156,7 +156,7 @@ def _signals() -> Iterator[None]:
 
 def _main(args: list[str], env: Environment) -> int:
     def _say(line: str) -> None:
-        from tokviz.tokens import safe
+        from tokviz.run.tokens import safe
 
         # one line, made terminal-safe: an error can quote a server's message or a file's content
         env.stderr.write(f"tokviz: {safe(redact(' '.join(line.split())))}\n")

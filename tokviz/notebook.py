@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tokviz import pipeline
-from tokviz import tokens as tok
-from tokviz.errors import UsageError
-from tokviz.generation import FIELDS, Generation
+from tokviz.ground.errors import UsageError
 from tokviz.providers.registry import default_model
 from tokviz.run import Params, Run, Step, Token
+from tokviz.run import tokens as tok
+from tokviz.run.generation import FIELDS, Generation
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -35,7 +35,7 @@ __all__ = ["Predictions", "TokenPredictor", "create_token_graph", "predict", "vi
 def predict(prompt: str, model: str | None = None, **options: Any) -> Run:
     """Generate from `prompt` and return the `Run`. `options` are those of `tokviz predict`, by
     their Python names (top_k, max_tokens, temperature, top_p, seed, chat, system, base_url,
-    provider, timeout, retries; see `tokviz.generation.Generation`), with the same defaults.
+    provider, timeout, retries; see `tokviz.run.generation.Generation`), with the same defaults.
 
     In Jupyter, a Run shown as a cell's value renders itself: the heatmap and the graph.
     """
@@ -134,7 +134,7 @@ class GraphView:
         return self.svg()
 
     def save(self, path: str | Path) -> Path:
-        from tokviz.files import write_atomic
+        from tokviz.ground.files import write_atomic
         from tokviz.views import export, graph
 
         target = Path(path)

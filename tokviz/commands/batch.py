@@ -12,12 +12,12 @@ import typer
 from rich.console import Console
 
 from tokviz.commands import common
-from tokviz.errors import ExitStatus, Terminated, TokvizError, UsageError
-from tokviz.generation import Generation
+from tokviz.ground.errors import ExitStatus, Terminated, TokvizError, UsageError
+from tokviz.run.generation import Generation
 from tokviz.views import formats
 
 if TYPE_CHECKING:
-    from tokviz.batch import Batch, Job, Outcome, Tally
+    from tokviz.batch.runner import Batch, Job, Outcome, Tally
 
 
 class BatchFailed(TokvizError):
@@ -63,8 +63,8 @@ def batch(
     The input is read as a stream and the batch's state kept in FOLDER/batch.sqlite, so memory
     stays flat for any number of prompts; running the same command again resumes.
     """
-    from tokviz import batch as workflow
-    from tokviz.commands import environment
+    from tokviz.batch import runner as workflow
+    from tokviz.ground import environment
     from tokviz.views import export
 
     if prompts == "status" and folder is not None:
@@ -104,7 +104,7 @@ def batch(
     if openai_batch:
         import_results = _submit(runner, gen, lines, source, output, err)
     if import_results is not None:
-        from tokviz.batchfiles import Results
+        from tokviz.batch.engines import Results
 
         results = Results(import_results, dialect_name=str(gen.dialect or "openai"))
         runner.source = results.run
@@ -117,7 +117,7 @@ def batch(
         if results is not None:
             results.close()
     if runner.disk_full:
-        from tokviz.files import OutputError
+        from tokviz.ground.files import OutputError
 
         raise OutputError(f"stopped: {runner.disk_full}; what was finished before is on disk and in the index",
                           hint="free some space and run the same command again to resume")
@@ -144,11 +144,11 @@ def _submit(runner: Batch, gen: Generation, lines: Callable[[], Iterable[str]], 
     FOLDER/openai-batch-results.jsonl, which is then imported like any results file."""
     import json
 
-    from tokviz import batch as workflow
     from tokviz import pipeline
-    from tokviz.batchfiles import export
-    from tokviz.commands import environment
-    from tokviz.files import write_atomic_chunks
+    from tokviz.batch import runner as workflow
+    from tokviz.batch.engines import export
+    from tokviz.ground import environment
+    from tokviz.ground.files import write_atomic_chunks
     from tokviz.providers import openai as openai_provider
     from tokviz.providers import registry
 
@@ -184,9 +184,9 @@ def _submit(runner: Batch, gen: Generation, lines: Callable[[], Iterable[str]], 
 
 
 def _export(prompts: str, gen: Generation, target: Path) -> None:
-    from tokviz import batch as workflow
-    from tokviz.batchfiles import export
-    from tokviz.commands import environment
+    from tokviz.batch import runner as workflow
+    from tokviz.batch.engines import export
+    from tokviz.ground import environment
 
     lines, source = _input(prompts)
     workflow.check_lines(lines(), source=source)
@@ -229,7 +229,7 @@ def _status(folder: Path, *, as_json: bool) -> None:
     import json
     import sqlite3
 
-    from tokviz.batchstate import FILE, read_status
+    from tokviz.batch.state import FILE, read_status
 
     if not (folder / FILE).is_file():
         raise UsageError(f"{folder} holds no batch state ({FILE})", hint="give the folder a batch wrote with -o")

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 import typer
 from rich.console import Console
 
-from tokviz.commands import environment
-from tokviz.errors import RunFileError, UsageError
-from tokviz.files import check_writable, write_atomic
-from tokviz.generation import Generation
+from tokviz.ground import environment
+from tokviz.ground.errors import RunFileError, UsageError
+from tokviz.ground.files import check_writable, write_atomic
+from tokviz.run.generation import Generation
 from tokviz.views import DEFAULT_WRAP as DEFAULT_WRAP  # re-exported for the commands' defaults
 from tokviz.views import formats
 
@@ -116,7 +116,7 @@ DpiOpt = Annotated[Optional[int], typer.Option("--dpi", metavar="N", help="Resol
 
 
 def render_options(*, wrap: int, sampling: str | None, stats: bool, dpi: int | None = None) -> export.RenderOptions:
-    from tokviz.sampling import parse_settings
+    from tokviz.measures.reshape import parse_settings
     from tokviz.views import export
 
     if dpi is not None and not 24 <= dpi <= 1200:
@@ -143,7 +143,7 @@ def print_run(run: Run, options: export.RenderOptions, *, as_json: bool, view: s
         out.print(heatmap.view(run, color=out.is_terminal and not out.no_color))
         return
     if as_json:
-        from tokviz.metrics import run_stats, steps_stats
+        from tokviz.measures.metrics import run_stats, steps_stats
 
         extra = {"stats": run_stats(run).to_dict(), "step_stats": steps_stats(run)} if options.stats else None
         out.file.write(run.to_json(extra))
@@ -166,7 +166,7 @@ def stderr() -> Console:
 
 
 def progress_line(console: Console) -> Callable[[str], None]:
-    from tokviz.tokens import safe
+    from tokviz.run.tokens import safe
 
     return lambda msg: console.print(safe(msg), style="dim")
 
@@ -212,7 +212,7 @@ def check_outputs(record: Run | RunSet, planned: list[tuple[Path, str]], options
                   update: bool) -> list[str]:
     """Compare each rendering with the file on disk. Returns the diffs (empty: all equal); with
     `update`, differing files are rewritten instead and their names returned."""
-    from tokviz import golden
+    from tokviz.pipeline import goldens as golden
     from tokviz.views import export
 
     found = []

@@ -10,9 +10,9 @@ from typing import Annotated, Optional
 import typer
 
 from tokviz.commands import common, live
-from tokviz.errors import UsageError
-from tokviz.files import write_atomic
-from tokviz.generation import Generation
+from tokviz.ground.errors import UsageError
+from tokviz.ground.files import write_atomic
+from tokviz.run.generation import Generation
 from tokviz.views import formats
 
 

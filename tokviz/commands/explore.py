@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from tokviz.commands import common
-from tokviz.errors import UsageError
-from tokviz.generation import Generation
+from tokviz.ground.errors import UsageError
+from tokviz.run.generation import Generation
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from tokviz.explorer import Server, Session
+    from tokviz.explore.session import Server, Session
 
 
 @common.generation_options(exclude=("record", "replay", "raw"))
@@ -30,8 +30,8 @@ def explore(
     as_json: Annotated[bool, typer.Option("--json", help="Print the address as JSON on stdout once serving ({\"url\", \"port\"}).")] = False,
 ) -> None:
     """Explore in the browser: click any alternative token and see where the model goes from there."""
-    from tokviz.exploration import Exploration
-    from tokviz.explorer import Server, Session
+    from tokviz.explore.exploration import Exploration
+    from tokviz.explore.session import Server, Session
 
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {port}")
@@ -95,9 +95,9 @@ def _keep(s: Session, err: Console) -> None:
     """At exit, no exploration is lost: saved to --save, else kept in tokviz's state folder."""
     import time
 
-    from tokviz.cache import state_dir
-    from tokviz.files import write_atomic
-    from tokviz.tokens import safe
+    from tokviz.ground.dirs import state_dir
+    from tokviz.ground.files import write_atomic
+    from tokviz.run.tokens import safe
 
     try:
         if s.save_path is not None:

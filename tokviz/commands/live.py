@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.text import Text
 
-from tokviz import tokens as tok
+from tokviz.run import tokens as tok
 
 if TYPE_CHECKING:
     from tokviz.run import Step

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from tokviz.commands import common, live
-from tokviz.files import write_atomic
-from tokviz.generation import Generation
+from tokviz.ground.files import write_atomic
+from tokviz.run.generation import Generation
 
 if TYPE_CHECKING:
     from tokviz.pipeline import Plan
@@ -60,7 +60,7 @@ def _score_with(run: Run, judge: Plan, *, as_json: bool, quiet: bool) -> None:
 
     from tokviz import pipeline
     from tokviz.commands import score
-    from tokviz.errors import ProviderError
+    from tokviz.ground.errors import ProviderError
     from tokviz.run import RunKind
 
     if not run.text:

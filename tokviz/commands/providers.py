@@ -16,8 +16,8 @@ def providers(
     """List the installed providers (built-in and plugins): models they claim, capabilities, options."""
     from rich.text import Text
 
-    from tokviz import tokens as tok
     from tokviz.providers import registry
+    from tokviz.run import tokens as tok
 
     specs = list(registry.iter_specs())
     out = common.stdout()

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from tokviz.commands import common
-from tokviz.errors import CheckFailed, UsageError
+from tokviz.ground.errors import CheckFailed, UsageError
 from tokviz.views import formats
 
 
@@ -55,7 +55,8 @@ def render(
     if isinstance(record, Run):
         common.print_run(record, options, as_json=as_json, view=view)
         return
-    from tokviz.views import comparison, export, samples, scorediff
+    from tokviz.views import comparison, export, samples
+    from tokviz.views import score_comparison as scorediff
 
     out = common.stdout()
     if as_json:

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from tokviz.commands import common, live
-from tokviz.files import write_atomic
-from tokviz.generation import Generation
+from tokviz.ground.files import write_atomic
+from tokviz.run.generation import Generation
 from tokviz.views import formats
 
 

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from tokviz.commands import common, live
-from tokviz.errors import UsageError
-from tokviz.files import write_atomic
-from tokviz.generation import Generation
+from tokviz.ground.errors import UsageError
+from tokviz.ground.files import write_atomic
+from tokviz.run.generation import Generation
 from tokviz.views import formats
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def compared(a: Run, b: Run) -> RunSet:
 
 
 def print_comparison(record: RunSet, *, as_json: bool) -> None:
-    from tokviz.views import scorediff
+    from tokviz.views import score_comparison as scorediff
 
     if as_json:
         common.stdout().file.write(scorediff.to_json(record))

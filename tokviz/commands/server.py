@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from tokviz.commands import common
-from tokviz.errors import UsageError
+from tokviz.ground.errors import UsageError
 
 
 def server(

@@ -9,9 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from tokviz.commands import common, live
-from tokviz.errors import ExitStatus, TokvizError, UsageError
-from tokviz.files import write_atomic
-from tokviz.generation import Generation
+from tokviz.ground.errors import ExitStatus, TokvizError, UsageError
+from tokviz.ground.files import write_atomic
+from tokviz.run.generation import Generation
 from tokviz.views import formats
 
 

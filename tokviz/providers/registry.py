@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tokviz.errors import UsageError, register_secret_env
+from tokviz.ground.errors import UsageError, register_secret_env
 from tokviz.run import Params, Run, Step, Token
 
 ENTRY_POINT_GROUP = "tokviz.providers"

@@ -14,8 +14,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tokviz.errors import ProviderError, RunFileError, UsageError
-from tokviz.files import write_atomic
+from tokviz.ground.errors import ProviderError, RunFileError, UsageError
+from tokviz.ground.files import write_atomic
 from tokviz.providers.registry import Capability, Progress, Provider, ProviderSpec, Request
 from tokviz.run import Run
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from xml.sax.saxutils import escape
 
-from tokviz.metrics import run_stats, step_entropy
+from tokviz.measures.metrics import run_stats, step_entropy
 from tokviz.run import Run
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -94,7 +94,7 @@ def svg_to_png(svg: str, dpi: int | None = None) -> bytes:
     import shutil
     import subprocess
 
-    from tokviz.errors import RenderError
+    from tokviz.ground.errors import RenderError
 
     exe = shutil.which("rsvg-convert")
     if exe is None:

@@ -27,7 +27,7 @@ def use_palette(name: str) -> None:
     """Switch every view to the named palette (`--palette`, $TOKVIZ_PALETTE)."""
     global _STOPS, PALETTE_NAME, _XTERM_FG, _XTERM_BG, _ANSI_FG, _ANSI_BG
     if name not in PALETTES:
-        from tokviz.errors import UsageError
+        from tokviz.ground.errors import UsageError
 
         raise UsageError(f"unknown palette {name!r}", hint=f"use one of {', '.join(PALETTES)}")
     _STOPS, PALETTE_NAME = PALETTES[name], name

@@ -8,9 +8,9 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from tokviz import tokens as tok
-from tokviz.metrics import run_stats
+from tokviz.measures.metrics import run_stats
 from tokviz.run import RunSet
+from tokviz.run import tokens as tok
 from tokviz.views.colors import percent, prob_style
 
 

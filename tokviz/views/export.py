@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tokviz.measures.reshape import Setting
 from tokviz.run import Run, RunKind, RunSet
-from tokviz.sampling import Setting
 from tokviz.views import DEFAULT_WRAP, formats
 
 Record = Run | RunSet
@@ -87,7 +87,7 @@ def _samples_txt(s: RunSet, o: RenderOptions) -> str:
 
 
 def _samples_html(s: RunSet, o: RenderOptions) -> str:
-    from tokviz.errors import RenderError
+    from tokviz.ground.errors import RenderError
     from tokviz.views import html
 
     try:
@@ -116,38 +116,39 @@ def _comparison_svg(s: RunSet, o: RenderOptions) -> str:
 
 
 def _comparison_png(s: RunSet, o: RenderOptions) -> bytes:
-    from tokviz.errors import redact
+    from tokviz.ground.errors import redact
     from tokviz.views import chart, comparison
 
     return chart.svg_to_png(redact(comparison.chart(s), shapes=False), o.dpi)
 
 
 def _scorediff_json(s: RunSet, o: RenderOptions) -> str:
-    from tokviz.views import scorediff
+    from tokviz.views import score_comparison as scorediff
 
     return scorediff.to_json(s)
 
 
 def _scorediff_txt(s: RunSet, o: RenderOptions) -> str:
-    from tokviz.views import scorediff, table
+    from tokviz.views import score_comparison as scorediff
+    from tokviz.views import table
 
     return table.plain_text(scorediff.table(s), width=120)
 
 
 def _scorediff_html(s: RunSet, o: RenderOptions) -> str:
-    from tokviz.views import scorediff
+    from tokviz.views import score_comparison as scorediff
 
     return scorediff.page(s)
 
 
 def _scorediff_svg(s: RunSet, o: RenderOptions) -> str:
-    from tokviz.views import scorediff
+    from tokviz.views import score_comparison as scorediff
 
     return scorediff.chart(s)
 
 
 def _scorediff_png(s: RunSet, o: RenderOptions) -> bytes:
-    from tokviz.errors import redact
+    from tokviz.ground.errors import redact
     from tokviz.views import chart
 
     return chart.svg_to_png(redact(_scorediff_svg(s, o), shapes=False), o.dpi)
@@ -185,7 +186,7 @@ def render(record: Record, fmt: str, options: RenderOptions = RenderOptions()) -
     binary = BINARY.get(record.kind, {})
     if fmt in binary:
         return binary[fmt](record, options)
-    from tokviz.errors import redact
+    from tokviz.ground.errors import redact
     from tokviz.views import graph
 
     return graph.render(redact(own["dot"](record, options), shapes=False), fmt, options.dpi)
@@ -193,7 +194,7 @@ def render(record: Record, fmt: str, options: RenderOptions = RenderOptions()) -
 
 def _optional_svg(run: Run, o: RenderOptions) -> bytes | None:
     """The graph for a page: embedded when Graphviz is there, left out (not fatal) when not."""
-    from tokviz.errors import RenderError
+    from tokviz.ground.errors import RenderError
 
     try:
         return render(run, "svg", o)

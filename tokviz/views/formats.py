@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tokviz.errors import UsageError
+from tokviz.ground.errors import UsageError
 
 PREDICT, TREE, SAMPLES, COMPARISON, SCORE = "predict", "tree", "samples", "comparison", "score"
 SCORE_COMPARISON = "score-comparison"

@@ -19,9 +19,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tokviz import tokens as tok
+from tokviz.measures.reshape import NOTE, Setting, reshape
 from tokviz.run import Run
-from tokviz.sampling import NOTE, Setting, reshape
+from tokviz.run import tokens as tok
 from tokviz.views import DEFAULT_WRAP
 from tokviz.views.colors import percent, prob_hex, tint_hex
 from tokviz.views.dot import Digraph, Label, LeftLabel
@@ -172,7 +172,7 @@ def render(dot: str, fmt: str, dpi: int | None = None) -> bytes:
     import shutil
     import subprocess
 
-    from tokviz.errors import RenderError
+    from tokviz.ground.errors import RenderError
 
     exe = shutil.which("dot")
     if exe is None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from tokviz import tokens as tok
 from tokviz.run import Run
+from tokviz.run import tokens as tok
 from tokviz.views.colors import percent, prob_style
 
 LEGEND_STOPS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)

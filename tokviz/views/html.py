@@ -12,9 +12,9 @@ import html
 import json
 from typing import Any
 
-from tokviz import tokens as tok
-from tokviz.metrics import run_stats, step_entropy
+from tokviz.measures.metrics import run_stats, step_entropy
 from tokviz.run import Run
+from tokviz.run import tokens as tok
 from tokviz.views.colors import css_gradient, percent, prob_hex, tint_hex
 
 CSS = """

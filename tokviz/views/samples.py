@@ -15,8 +15,8 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from tokviz import tokens as tok
 from tokviz.run import Run
+from tokviz.run import tokens as tok
 from tokviz.views.colors import percent, prob_hex, prob_style, tint_hex
 from tokviz.views.dot import Digraph, Label
 from tokviz.views.graph import prompt_label

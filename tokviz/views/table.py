@@ -15,10 +15,10 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from tokviz import tokens as tok
-from tokviz.metrics import candidates, entropy_bits, run_stats, step_entropy
+from tokviz.measures.metrics import candidates, entropy_bits, run_stats, step_entropy
+from tokviz.measures.reshape import NOTE, Setting, reshape
 from tokviz.run import Run, RunKind, Token
-from tokviz.sampling import NOTE, Setting, reshape
+from tokviz.run import tokens as tok
 from tokviz.views.colors import percent, prob_style
 
 

@@ -9,8 +9,8 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from tokviz import tokens as tok
 from tokviz.run import Run, TreeNode, greedy_indices
+from tokviz.run import tokens as tok
 from tokviz.views.colors import percent, prob_hex, prob_style, tint_hex
 from tokviz.views.dot import Digraph, Label
 from tokviz.views.graph import prompt_label

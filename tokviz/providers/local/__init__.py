@@ -24,11 +24,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tokviz.cache import cache_dir
-from tokviz.errors import ProviderError, TokvizError, UsageError
-from tokviz.providers.logits import Reduced, logsumexp, reduce_row, reduce_rows, top_k
-from tokviz.providers.logits import pool as logits_pool
-from tokviz.providers.logits import pool_map as _pool_map
+from tokviz.ground.dirs import cache_dir
+from tokviz.ground.errors import ProviderError, TokvizError, UsageError
+from tokviz.providers.local.logits import Reduced, logsumexp, reduce_row, reduce_rows, top_k
+from tokviz.providers.local.logits import pool as logits_pool
+from tokviz.providers.local.logits import pool_map as _pool_map
 from tokviz.providers.registry import (
     DEFAULT_MODEL,
     MAX_PARALLEL,

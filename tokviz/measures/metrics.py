@@ -108,7 +108,7 @@ def steps_stats(run: Run) -> list[dict[str, Any]]:
 
 
 def run_stats(run: Run, *, least: int = 3) -> RunStats:
-    from tokviz.prices import estimate_cost
+    from tokviz.measures.prices import estimate_cost
 
     steps = run.steps
     per = [step_stats(s) for s in steps]

@@ -1,6 +1,6 @@
 """Views of two scores of one text (`tokviz score TEXT -m A -m B`): table, aligned heatmaps, chart.
 
-The figures come from `tokviz.scorediff` (segments both tokenizations share, Δ logprob, KL over
+The figures come from `tokviz.measures.align` (segments both tokenizations share, Δ logprob, KL over
 the top-k lists with the rest as one bucket, forks). Text from the runs is untrusted: escaped in
 markup and SVG, made safe in the terminal.
 """
@@ -16,9 +16,9 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from tokviz import scorediff
-from tokviz import tokens as tok
+from tokviz.measures import align as scorediff
 from tokviz.run import RunSet
+from tokviz.run import tokens as tok
 from tokviz.views.colors import percent, prob_style, tint_hex
 
 

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from functools import cache
 from typing import TYPE_CHECKING
 
-from tokviz.cache import cache_dir
-from tokviz.errors import ProviderError, UsageError
-from tokviz.files import write_atomic
+from tokviz.ground.dirs import cache_dir
+from tokviz.ground.errors import ProviderError, UsageError
+from tokviz.ground.files import write_atomic
 
 if TYPE_CHECKING:
     import tiktoken

@@ -4,7 +4,7 @@ At every position a branch generated, its top-k alternatives become nodes too (c
 token before them), so the alternatives a page shows for a token are its siblings, a click on one
 is a click on a node, and the saved record is an ordinary tree run that `render` draws and
 `explore --from` reopens. `TreeInfo.branches` says where each branch forked and how the model went
-on. Pure data: the model is driven by `tokviz.explorer`.
+on. Pure data: the model is driven by `tokviz.explore.session`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from tokviz import tokens as tok
-from tokviz.errors import UsageError
+from tokviz.ground.errors import UsageError
 from tokviz.run import Branch, Message, Params, Run, RunKind, Step, Token, TreeInfo, TreeNode, greedy_path
+from tokviz.run import tokens as tok
 
 MAX_NODES = 100_000  # far more than a page can show; a bound so a runaway session cannot fill memory
 

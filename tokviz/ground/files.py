@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from tokviz.errors import TokvizError, UsageError, redact
+from tokviz.ground.errors import TokvizError, UsageError, redact
 
 
 class OutputError(TokvizError):

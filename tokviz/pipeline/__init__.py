@@ -12,10 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tokviz.errors import ProviderError, UsageError
-from tokviz.generation import Generation
+from tokviz.ground.errors import ProviderError, UsageError
 from tokviz.providers import registry
-from tokviz.providers.dialects import check_base_url
+from tokviz.providers.openai.dialects import check_base_url
 from tokviz.providers.registry import (
     Capability,
     Progress,
@@ -27,6 +26,7 @@ from tokviz.providers.registry import (
     TreeSpec,
 )
 from tokviz.run import Params, Run, RunKind, Token, Tokenization, TreeInfo, TreeNode, greedy_path
+from tokviz.run.generation import Generation
 
 
 @dataclass(frozen=True)

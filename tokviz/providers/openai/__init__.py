@@ -9,7 +9,7 @@ a token outside the top k it is not there. Bytes are kept exactly, so a characte
 tokens (emoji, Korean) joins back whole.
 
 Every failure becomes one `ProviderError` line that names the server and the fix; the API key is
-redacted from every message (see `tokviz.errors.redact`).
+redacted from every message (see `tokviz.ground.errors.redact`).
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tokviz import tokens as tok
-from tokviz.errors import ProviderError, RateLimitedError, UsageError, redact
-from tokviz.providers import dialects, logprobs
-from tokviz.providers.ratelimit import RateGate
+from tokviz.ground.errors import ProviderError, RateLimitedError, UsageError, redact
+from tokviz.providers.openai import dialects, logprobs
+from tokviz.providers.openai.ratelimit import RateGate
 from tokviz.providers.registry import (
     Capability,
     Continuation,
@@ -39,6 +38,7 @@ from tokviz.providers.registry import (
     TreeSpec,
 )
 from tokviz.run import Message, Run, RunKind, Step, Token, Tokenization
+from tokviz.run import tokens as tok
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -638,7 +638,7 @@ class ServerCursor:
 
 def tokenize(text: str, model: str) -> Tokenization:
     """tiktoken's split of `text` for an OpenAI model, offline (message framing tokens not included)."""
-    from tokviz.providers import tiktoken_offline
+    from tokviz.providers.openai import tiktoken_offline
 
     name = tiktoken_offline.encoding_name_for_model(model)
     enc = tiktoken_offline.get_encoding(name)

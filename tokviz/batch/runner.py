@@ -26,14 +26,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tokviz import batchstate, pipeline
-from tokviz.batchstate import State
-from tokviz.errors import TokvizError, UsageError
-from tokviz.files import OutputError, write_atomic, write_atomic_chunks
-from tokviz.generation import Generation
+from tokviz import pipeline
+from tokviz.batch import state as batchstate
+from tokviz.batch.state import State
+from tokviz.ground.errors import TokvizError, UsageError
+from tokviz.ground.files import OutputError, write_atomic, write_atomic_chunks
 from tokviz.providers import registry
 from tokviz.providers.registry import Provider, Request, default_model
 from tokviz.run import Params, Run
+from tokviz.run.generation import Generation
 from tokviz.views import export
 
 INDEX_SCHEMA = "tokviz.batch-index"
@@ -252,7 +253,7 @@ class Tally:
 class Batch:
     """One batch invocation: where outputs go, in which formats, with which providers.
 
-    The state is a SQLite table in the folder (`tokviz.batchstate`); jobs stream from the input
+    The state is a SQLite table in the folder (`tokviz.batch.state`); jobs stream from the input
     through a bounded queue, so memory stays flat however long the input is.
     """
 

@@ -62,7 +62,7 @@ class _Redacting:
         self.inner = inner
 
     def write(self, text: str) -> int:
-        from tokviz.errors import redact
+        from tokviz.ground.errors import redact
 
         self.inner.write(redact(text, shapes=False))
         return len(text)

@@ -59,7 +59,7 @@ class Generation:
     def mode(self, default: str) -> str:
         """'chat' or 'raw': as asked, else the provider's default."""
         if self.raw and (self.chat or self.system):
-            from tokviz.errors import UsageError
+            from tokviz.ground.errors import UsageError
 
             raise UsageError("--raw excludes --chat and --system")
         return "chat" if (self.chat or self.system) else "raw" if self.raw else default

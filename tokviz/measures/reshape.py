@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tokviz.errors import UsageError
+from tokviz.ground.errors import UsageError
 
 NOTE = "computed over the returned alternatives only (the unseen tail is excluded)"
 

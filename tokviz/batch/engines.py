@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokviz.errors import ProviderError, UsageError
-from tokviz.files import write_atomic_chunks
+from tokviz.ground.errors import ProviderError, UsageError
+from tokviz.ground.files import write_atomic_chunks
 from tokviz.run import Run
 
 MAX_REQUESTS = 50_000  # OpenAI Batch API: requests per input file
@@ -44,8 +44,7 @@ def export(jobs: Iterable[Any], path: Path, *, dialect_name: str = "openai",
            max_requests: int | None = None, max_bytes: int | None = None) -> Exported:
     """Write one request line per job (custom_id = the job's stable name, which `--import` maps back),
     split at the API's limits. Each file is written atomically."""
-    from tokviz.providers import dialects
-    from tokviz.providers.openai import request_body
+    from tokviz.providers.openai import dialects, request_body
 
     dialect = dialects.DIALECTS[dialect_name]
     max_requests = max_requests or MAX_REQUESTS
@@ -96,7 +95,7 @@ class Results:
     """
 
     def __init__(self, path: Path, *, dialect_name: str = "openai") -> None:
-        from tokviz.providers import dialects
+        from tokviz.providers.openai import dialects
 
         self.path = path
         self.dialect = dialects.DIALECTS[dialect_name]

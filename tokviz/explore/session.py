@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from tokviz import pipeline
-from tokviz.errors import ProviderError, TokvizError, UsageError, redact
-from tokviz.exploration import Exploration
-from tokviz.files import write_atomic
+from tokviz.explore.exploration import Exploration
+from tokviz.ground.errors import ProviderError, TokvizError, UsageError, redact
+from tokviz.ground.files import write_atomic
 from tokviz.pipeline import Plan
 from tokviz.providers.registry import Continuation, Progress, TreeSpec
 from tokviz.run import Branch, Run, Step
@@ -254,7 +254,7 @@ def app(session: Session, token: str, port: int) -> Any:
     from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
     from starlette.routing import Route
 
-    from tokviz.views import explore as page
+    from tokviz.explore import page
 
     hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
     origins = {f"http://{h}" for h in hosts}

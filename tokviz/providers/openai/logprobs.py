@@ -21,9 +21,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tokviz.providers.dialects import Dialect
+from tokviz.providers.openai.dialects import Dialect
 from tokviz.run import LOGPROB_FLOOR, Step, Token, same_token
-from tokviz.tokens import join
+from tokviz.run.tokens import join
 
 _TOKEN_ID = re.compile(r"token_id:(\d+)")
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokviz import __version__
-from tokviz import tokens as tok
-from tokviz.errors import RunFileError
+from tokviz.ground.errors import RunFileError
+from tokviz.run import tokens as tok
 
 SCHEMA = "tokviz.run"
 # 2 added Token.lossy, Run.content and Run.source, each written only when set. A run is written with

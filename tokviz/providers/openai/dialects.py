@@ -99,7 +99,7 @@ def root_url(base_url: str) -> str:
 
 def check_base_url(url: str) -> None:
     """A server URL the HTTP client can use, or one clear line (not an SDK traceback)."""
-    from tokviz.errors import UsageError
+    from tokviz.ground.errors import UsageError
 
     try:
         parts = urlsplit(url)
