@@ -16,8 +16,8 @@ from bench.common import llama_bench, llama_tools, machine, median, publish
 from tokviz import pipeline
 from tokviz.explore.exploration import Exploration
 from tokviz.explore.session import Server, Session
-from tokviz.providers import local
-from tokviz.providers.registry import Continuation, TreeSpec
+from tokviz.providers.base import Continuation, TreeSpec
+from tokviz.providers.local import models as local_models
 from tokviz.run.generation import Generation
 
 PROMPT = "The cat sat on the"
@@ -89,7 +89,7 @@ def main() -> None:
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--clicks", type=int, default=15)
     args = ap.parse_args()
-    model = local.embedded_model_path(lambda _: None)
+    model = local_models.embedded_model_path(lambda _: None)
     tools = llama_tools()
     step_ms = 1000 / llama_bench(tools, model, generate=64)
     latencies = sorted(page_latency(args.clicks))

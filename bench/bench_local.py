@@ -12,7 +12,8 @@ import time
 
 from bench.common import machine, median, publish
 from tokviz.providers import local
-from tokviz.providers.registry import Request
+from tokviz.providers.base import Request
+from tokviz.providers.local import engine as local_engine
 from tokviz.run import Params
 
 PROMPT = "The history of the city of Paris begins"
@@ -30,7 +31,7 @@ def main() -> None:
     request = Request(PROMPT, params=Params(max_tokens=args.tokens, top_k=args.top_k))
     run = provider.predict(request)  # warm-up; loads the model
     assert len(run.steps) == args.tokens, "the prompt must not hit end-of-text within the budget"
-    llm = local._MODELS[next(iter(local._MODELS))].llm
+    llm = local_engine._MODELS[next(iter(local_engine._MODELS))].llm
     ids = llm.tokenize(PROMPT.encode(), add_bos=True)
 
     def baseline() -> float:

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from bench.common import llama_bench, llama_tools, machine, median, publish
 from tokviz import pipeline
-from tokviz.providers import local
+from tokviz.providers.local import engine as local_engine
+from tokviz.providers.local import models as local_models
 from tokviz.run.generation import Generation
 
 PROMPT = "The history of the city of Paris begins"
@@ -94,7 +95,7 @@ def sample_seconds(prompt: str, rounds: int) -> tuple[float, float, int, int]:
     return median(serial_s), median(parallel_s), sum(len(r.steps) for r in together), alone[0].usage["prompt_tokens"]
 
 
-def bare_speed(m: local._Loaded, n: int = 64) -> float:
+def bare_speed(m: local_engine.Loaded, n: int = 64) -> float:
     """Greedy generation through the binding's own `Llama.eval`, argmax only: the binding's ceiling."""
     import numpy as np
 
@@ -103,7 +104,7 @@ def bare_speed(m: local._Loaded, n: int = 64) -> float:
     llm.eval(llm.tokenize(PROMPT.encode()))
     t = time.perf_counter()
     for _ in range(n - 1):
-        llm.eval([int(np.argmax(local._last_logits(m)))])
+        llm.eval([int(np.argmax(local_engine.last_logits(m)))])
     return (n - 1) / (time.perf_counter() - t)
 
 
@@ -122,7 +123,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
-    model = local.embedded_model_path(lambda _: None)
+    model = local_models.embedded_model_path(lambda _: None)
     tools = llama_tools()
     env = {**os.environ, "LD_LIBRARY_PATH": str(tools)}
     speeds = batched_bench(tools, model, env)
@@ -130,7 +131,7 @@ def main() -> None:
 
     one = pipeline.plan(Generation(max_tokens=64, top_k=5), PROMPT)
     pipeline.predict(one)  # load
-    m = local._load(model, local.DEFAULT_N_CTX)
+    m = local_engine.load(model, local_models.DEFAULT_N_CTX)
     rounds = []
     for _ in range(3):
         tg = llama_bench(tools, model, generate=64)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from bench.common import llama_bench, llama_tools, machine, publish
 from tokviz import pipeline
-from tokviz.providers import local
-from tokviz.providers.registry import ScoreSpec
+from tokviz.providers.base import ScoreSpec
+from tokviz.providers.local import models as local_models
 from tokviz.run.generation import Generation
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def corpus(tokens: int) -> str:
     """The project's own docs, cut to `tokens` tokens of the embedded model (offline, readable)."""
     text = "\n\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs").glob("*.md")))
-    ids = pipeline.tokenize(text, local.DEFAULT_MODEL).tokens[1 : tokens + 1]
+    ids = pipeline.tokenize(text, local_models.DEFAULT_MODEL).tokens[1 : tokens + 1]
     return "".join(t.text for t in ids)
 
 
@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
 
-    model = local.embedded_model_path(lambda _: None)
+    model = local_models.embedded_model_path(lambda _: None)
     text = corpus(args.tokens)
     tools = llama_tools()
     env = {**os.environ, "LD_LIBRARY_PATH": str(tools)}

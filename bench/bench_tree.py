@@ -13,8 +13,9 @@ import time
 
 from bench.common import machine, median, publish
 from tokviz import pipeline
-from tokviz.providers import local
-from tokviz.providers.registry import Request, TreeSpec
+from tokviz.providers.base import Request, TreeSpec
+from tokviz.providers.local import engine as local_engine
+from tokviz.providers.local import logits as local_logits
 from tokviz.views import tree as tree_view
 
 PROMPT = "The capital of France is"
@@ -30,8 +31,8 @@ def from_scratch(run: object, prompt_ids: list[int], m: object) -> tuple[float, 
         path = [n.token.id for n in tree_view.path(run, parent)] if parent >= 0 else []  # type: ignore[arg-type]
         llm.reset()
         llm.eval(prompt_ids + path)
-        logits = local._last_logits(m)  # type: ignore[arg-type]
-        local.top_k(logits, 3)
+        logits = local_engine.last_logits(m)  # type: ignore[arg-type]
+        local_logits.top_k(logits, 3)
         tokens += len(prompt_ids) + len(path)
     return time.perf_counter() - t, tokens
 
@@ -43,7 +44,7 @@ def main() -> None:
     args = ap.parse_args()
     spec = TreeSpec(depth=4, branch=3)
     pipeline.tree(Request(PROMPT), spec)  # load the model
-    m = local._MODELS[next(iter(local._MODELS))]
+    m = local_engine._MODELS[next(iter(local_engine._MODELS))]
     prompt_ids = m.llm.tokenize(PROMPT.encode())
     ours, scratch = [], []
     for _ in range(args.repeats):

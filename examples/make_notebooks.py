@@ -27,7 +27,7 @@ import tokviz
 from tokviz import pipeline
 from tokviz.run.generation import Generation
 from tokviz.measures.metrics import run_stats
-from tokviz.providers.registry import ScoreSpec, TreeSpec
+from tokviz.providers.base import ScoreSpec, TreeSpec
 from tokviz.measures.reshape import NOTE, Setting, reshape
 from tokviz.views import export
 

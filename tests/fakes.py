@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from tokviz.providers import registry
-from tokviz.providers.registry import Capability, Continuation, OptionSpec, ProviderSpec, Request, TreeSpec
+from tokviz.providers.base import Capability, Continuation, OptionSpec, ProviderSpec, Request, TreeSpec
 from tokviz.run import Message, Run, Step, Token, Tokenization
 
 WORDS = [" alpha", " beta", " gamma", " delta", " epsilon", " zeta", " eta", " theta"]
@@ -55,6 +55,9 @@ class FakeProvider:
 
     def tree_cursor(self, request: Request, spec: TreeSpec, forced: tuple[Token, ...] = ()) -> FakeCursor:
         return FakeCursor(request.prompt + "".join(t.text for t in forced))
+
+    def explore_cursor(self, request: Request, k: int, depth: int) -> FakeCursor:
+        return FakeCursor(request.prompt)
 
 
 class FakeCursor:
@@ -104,6 +107,9 @@ class FakeCursor:
 
     def report(self) -> dict[str, Any]:
         return {"requests": self.reads}
+
+    def close(self) -> None:
+        pass
 
 
 SPEC = ProviderSpec(

@@ -16,8 +16,8 @@ from tests import servers
 from tests.conftest import run_cli
 from tokviz import pipeline
 from tokviz.ground.errors import ProviderError
+from tokviz.providers.base import Request
 from tokviz.providers.openai import dialects
-from tokviz.providers.registry import Request
 from tokviz.run import Params, Run
 from tokviz.views import export
 

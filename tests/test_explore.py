@@ -24,7 +24,7 @@ from tokviz import pipeline
 from tokviz.explore.exploration import Exploration
 from tokviz.explore.session import Server, Session
 from tokviz.ground.errors import ProviderError, UsageError
-from tokviz.providers.registry import Continuation
+from tokviz.providers.base import Continuation
 from tokviz.run import Branch, Run, RunKind, Step, Token
 from tokviz.run.generation import Generation
 

@@ -7,8 +7,13 @@ import math
 import pytest
 
 from tokviz import pipeline
+from tokviz.measures import noise
 from tokviz.providers import local
-from tokviz.providers.registry import Request
+from tokviz.providers.base import Request
+from tokviz.providers.local import chat as local_chat
+from tokviz.providers.local import draw as local_draw
+from tokviz.providers.local import engine as local_engine
+from tokviz.providers.local import models as local_models
 from tokviz.run import Params, Run
 
 PROMPT = "The capital of France is"
@@ -54,7 +59,7 @@ def test_logprobs_agree_with_llama_cpps_own_logprobs(greedy: Run) -> None:
     """Cross-check our hand-driven decoding against llama-cpp-python's built-in (slow) path."""
     from llama_cpp import Llama
 
-    llm = Llama(model_path=str(local.embedded_model_path(lambda _: None)), n_ctx=64, logits_all=True, verbose=False)
+    llm = Llama(model_path=str(local_models.embedded_model_path(lambda _: None)), n_ctx=64, logits_all=True, verbose=False)
     out = llm.create_completion(PROMPT, max_tokens=8, temperature=0.0, logprobs=5)
     lp = out["choices"][0]["logprobs"]
     assert out["choices"][0]["text"] == greedy.text
@@ -93,14 +98,14 @@ def test_a_prompt_read_just_before_is_kept_and_gives_the_same_run_bit_for_bit() 
     and row are kept instead of read again, and every figure equals a run from a freshly loaded
     model, for generation and for a tree (which keeps it too); a score in between (which uses the
     cache its own way) makes the next generation read it again."""
-    from tokviz.providers.registry import TreeSpec
+    from tokviz.providers.base import TreeSpec
 
     prompt = "Give three reasons why the sky looks blue during the day, and explain each in detail."
-    local.close_models()
+    local_engine.close_models()
     fresh = [predict(prompt, max_tokens=12, temperature=1.0, seed=s) for s in (4, 5)]
-    m = next(iter(local._MODELS.values()))
+    m = next(iter(local_engine._MODELS.values()))
     assert m.prompt is not None and len(m.prompt[0]) > 15
-    local.close_models()
+    local_engine.close_models()
     second_fresh = predict(prompt, max_tokens=12, temperature=1.0, seed=5)
     assert second_fresh.steps == fresh[1].steps  # the kept prompt changed no figure
     assert fresh[1].timings["prefill_s"] < second_fresh.timings["prefill_s"] / 3  # and it was kept
@@ -110,7 +115,7 @@ def test_a_prompt_read_just_before_is_kept_and_gives_the_same_run_bit_for_bit() 
     grown = pipeline.tree(Request(prompt=prompt, params=Params(top_k=2)), TreeSpec(depth=2, branch=2))
     assert predict(prompt, max_tokens=12, temperature=1.0, seed=5).steps == fresh[1].steps
     again = pipeline.tree(Request(prompt=prompt, params=Params(top_k=2)), TreeSpec(depth=2, branch=2))  # kept
-    local.close_models()
+    local_engine.close_models()
     afresh = pipeline.tree(Request(prompt=prompt, params=Params(top_k=2)), TreeSpec(depth=2, branch=2))
     assert grown.nodes == again.nodes == afresh.nodes
 
@@ -130,9 +135,9 @@ def test_sampled_token_outside_top_k_keeps_its_own_logprob() -> None:
 
 
 def test_chat_mode_wraps_the_prompt_in_gemma_turns() -> None:
-    m = local._load(local.embedded_model_path(lambda _: None), local.DEFAULT_N_CTX)
+    m = local_engine.load(local_models.embedded_model_path(lambda _: None), local_models.DEFAULT_N_CTX)
     request = Request("What is 2 + 2?", params=Params(mode="chat"), system="Be brief.")
-    ids, messages = local.prompt_tokens(m.llm, request)
+    ids, messages = local_chat.prompt_tokens(m.llm, request)
     assert m.llm.detokenize(ids, special=True) == (
         b"<bos><start_of_turn>user\nBe brief.\n\nWhat is 2 + 2?<end_of_turn>\n<start_of_turn>model\n"
     )
@@ -140,12 +145,12 @@ def test_chat_mode_wraps_the_prompt_in_gemma_turns() -> None:
     # The embedded model is a base model: it continues rather than answers, but it runs.
     run = pipeline.predict(Request("What is 2 + 2?", params=Params(mode="chat", max_tokens=4, top_k=2)))
     assert [x.role for x in run.messages] == ["user"] and len(run.steps) == 4
-    assert run.usage["prompt_tokens"] == len(local.prompt_tokens(m.llm, Request("What is 2 + 2?", params=Params(mode="chat")))[0])
+    assert run.usage["prompt_tokens"] == len(local_chat.prompt_tokens(m.llm, Request("What is 2 + 2?", params=Params(mode="chat")))[0])
 
 
 def test_prompt_cannot_forge_a_chat_turn() -> None:
-    m = local._load(local.embedded_model_path(lambda _: None), local.DEFAULT_N_CTX)
-    ids, _ = local.prompt_tokens(m.llm, Request("hi<end_of_turn>", params=Params(mode="chat")))
+    m = local_engine.load(local_models.embedded_model_path(lambda _: None), local_models.DEFAULT_N_CTX)
+    ids, _ = local_chat.prompt_tokens(m.llm, Request("hi<end_of_turn>", params=Params(mode="chat")))
     turn_end = m.llm.tokenize(b"<end_of_turn>", add_bos=False, special=True)[0]
     assert ids.count(turn_end) == 1  # only the one tokviz added
 
@@ -156,7 +161,7 @@ def test_top_k_zero_records_no_alternatives() -> None:
 
 
 def test_model_given_as_a_gguf_path(greedy: Run) -> None:
-    path = str(local.embedded_model_path(lambda _: None))
+    path = str(local_models.embedded_model_path(lambda _: None))
     run = pipeline.predict(Request(prompt=PROMPT, model=path, params=Params(max_tokens=8, top_k=5)))
     assert run.model == path and run.steps == greedy.steps
 
@@ -169,11 +174,11 @@ def test_long_prompt_grows_the_context() -> None:
 def test_generation_stops_at_a_stop_token_without_recording_it(greedy: Run) -> None:
     import numpy as np
 
-    m = local._load(local.embedded_model_path(lambda _: None), local.DEFAULT_N_CTX)
+    m = local_engine.load(local_models.embedded_model_path(lambda _: None), local_models.DEFAULT_N_CTX)
     country = greedy.steps[4].chosen.id
     assert country is not None
-    stopping = local._Loaded(llm=m.llm, n_vocab=m.n_vocab, stop_ids=frozenset({country}))
-    ids, _ = local.prompt_tokens(m.llm, Request(PROMPT))
+    stopping = local_engine.Loaded(llm=m.llm, n_vocab=m.n_vocab, stop_ids=frozenset({country}))
+    ids, _ = local_chat.prompt_tokens(m.llm, Request(PROMPT))
     steps, finish, _, _ = local.LocalProvider(progress=lambda _: None)._generate(
         stopping, ids, Params(max_tokens=20), np.random.default_rng(0))
     assert finish == "stop"
@@ -203,7 +208,7 @@ def test_samples_decoded_together_keep_their_sequences_apart() -> None:
         theirs = {y.id: y.logprob for y in b.steps[0].alternatives}
         for x in a.steps[0].alternatives:  # the tail of the top-k may swap near-ties
             if x.id in theirs:
-                assert x.logprob == pytest.approx(theirs[x.id], abs=0.1)
+                assert x.logprob == pytest.approx(theirs[x.id], abs=noise.DECODE_MAX)
         for step in b.steps:
             assert step.chosen.logprob <= 0 and len(step.alternatives) == 5
 
@@ -212,7 +217,7 @@ def test_parallel_sampling_is_for_the_local_model(fault: object) -> None:
     from tests.conftest import run_cli
 
     refused = run_cli("sample", "x", "-t", "1", "--parallel", "-m", "gpt-4.1-mini", "--base-url", fault.base_url)  # type: ignore[attr-defined]
-    assert refused.returncode == 2 and b"--parallel is for the local model" in refused.stderr
+    assert refused.returncode == 2 and b"cannot decode samples together" in refused.stderr
 
 
 def test_compare_parallel_keeps_the_order_and_labels_the_local_runs(fake: object) -> None:
@@ -234,7 +239,7 @@ def test_compare_parallel_keeps_the_order_and_labels_the_local_runs(fake: object
     together = pipeline.predict_together(plans)
     for a, b in zip(serial, together):  # the same first distribution, up to batch-shape rounding
         assert a.prompt == b.prompt and a.steps[0].alternatives[0].id == b.steps[0].alternatives[0].id
-        assert a.steps[0].chosen.logprob == pytest.approx(b.steps[0].chosen.logprob, abs=0.15)
+        assert a.steps[0].chosen.logprob == pytest.approx(b.steps[0].chosen.logprob, abs=noise.DECODE_MAX)
 
 
 def _full_draw(logits: object, params: Params, rng: object) -> int:
@@ -261,12 +266,12 @@ def test_the_fast_sampler_draws_what_the_full_computation_draws() -> None:
     sampler drawn by Generator.choice picked."""
     import numpy as np
 
-    m = local._load(local.embedded_model_path(lambda _: None), local.DEFAULT_N_CTX)
+    m = local_engine.load(local_models.embedded_model_path(lambda _: None), local_models.DEFAULT_N_CTX)
     rows = []
     for prompt in ("The capital of France is", "Once upon a time", "def fibonacci(n):", "안녕하세요, 저는", "1, 2, 3,"):
         m.llm.reset()
         m.llm.eval(m.llm.tokenize(prompt.encode(), add_bos=True))
-        rows.append(local._last_logits(m).copy())
+        rows.append(local_engine.last_logits(m).copy())
     noise = np.random.default_rng(0)
     rows += [(noise.standard_normal(262_144) * s).astype(np.float32) for s in (1.0, 4.0)]
     picks = 0
@@ -276,7 +281,7 @@ def test_the_fast_sampler_draws_what_the_full_computation_draws() -> None:
                 params = Params(temperature=temperature, top_p=top_p)
                 for seed in range(12):
                     a, b = np.random.default_rng(seed), np.random.default_rng(seed)
-                    assert local.sample(row, params, a) == _full_draw(row, params, b), (temperature, top_p, seed)
+                    assert local_draw.sample(row, params, a) == _full_draw(row, params, b), (temperature, top_p, seed)
                     assert a.random() == b.random()  # one uniform read by each: later draws stay in step
                     picks += 1
     assert picks == len(rows) * 5 * 3 * 12
@@ -305,7 +310,7 @@ def test_the_blocked_draw_never_picks_a_token_without_weight_and_matches_choice(
             masked[noise.integers(0, n - 3000) :][:2500] = True  # a long run of masked tokens
             weights[masked] = 0.0
             for seed in range(8):
-                picked = local._draw(weights, np.random.default_rng(seed))
+                picked = local_draw._draw(weights, np.random.default_rng(seed))
                 assert weights[picked] > 0
                 expected = np.random.default_rng(seed).choice(n, p=weights / weights.sum())
                 assert picked == expected, (n, trial, seed)
@@ -326,9 +331,9 @@ def test_the_blocked_draw_steps_over_a_block_that_sums_short_of_its_total() -> N
     first_block = weights[:1024].reshape(1, -1).sum(axis=1)[0]
     assert weights[:1024].cumsum()[-1] < first_block  # the sliver exists
     sliver = (1.0 + first_block) / 2 / total
-    assert local._draw(weights, _Uniform(sliver)) == 3000
-    assert local._draw(weights, _Uniform(0.0)) == 0
-    assert local._draw(weights, _Uniform(np.nextafter(1.0, 0.0))) == 8191
+    assert local_draw._draw(weights, _Uniform(sliver)) == 3000
+    assert local_draw._draw(weights, _Uniform(0.0)) == 0
+    assert local_draw._draw(weights, _Uniform(np.nextafter(1.0, 0.0))) == 8191
 
 
 def test_a_stream_refills_finished_sequences_and_shares_repeated_prompts() -> None:
@@ -356,7 +361,7 @@ def test_a_stream_refills_finished_sequences_and_shares_repeated_prompts() -> No
         assert run.prompt == prompts[i] and 1 <= len(run.steps) <= 3 + i and "up to 2 sequences" in run.source["decoding"]
         serial = pipeline.predict(plans[i])
         assert run.steps[0].chosen.id == serial.steps[0].chosen.id
-        assert run.steps[0].chosen.logprob == pytest.approx(serial.steps[0].chosen.logprob, abs=0.1)
+        assert run.steps[0].chosen.logprob == pytest.approx(serial.steps[0].chosen.logprob, abs=noise.DECODE_MAX)
     paris = [got[i] for i in (0, 2, 4, 5)]
     shortest = min(len(r.steps) for r in paris)
     assert len({tuple(s.chosen.id for s in r.steps[:shortest]) for r in paris}) == 1
@@ -370,13 +375,13 @@ def test_a_long_prompt_shared_by_every_sample_is_read_once_and_counted_once(monk
     once against the context, all 8 run at once and the prompt is read once (it was read again
     for the samples that did not fit when every sample counted the prompt as its own)."""
     decoded: list[int] = []
-    kept = local._Batch.decode
+    kept = local_engine.Batch.decode
 
     def counting(self: object, entries: list[tuple[int, int, int, bool]]) -> object:
         decoded.append(len(entries))
         return kept(self, entries)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(local._Batch, "decode", counting)
+    monkeypatch.setattr(local_engine.Batch, "decode", counting)
     prompt = " ".join(["The river ran past the old mill and under the stone bridge."] * 50)
     runs = local.LocalProvider(progress=lambda _: None).sample_parallel(
         Request(prompt=prompt, params=Params(max_tokens=4, temperature=1.0, top_k=2)), range(8))
@@ -389,7 +394,7 @@ def test_a_long_prompt_shared_by_every_sample_is_read_once_and_counted_once(monk
 def test_more_samples_than_llama_cpp_decodes_at_once_all_come_back() -> None:
     """`sample -n 300 --parallel`: llama.cpp refuses a context of more than 256 sequences (it was an
     internal error); the stream decodes at most MAX_PARALLEL at once and the others take freed slots."""
-    from tokviz.providers.registry import MAX_PARALLEL
+    from tokviz.providers.base import MAX_PARALLEL
 
     runs = local.LocalProvider(progress=lambda _: None).sample_parallel(
         Request(prompt="Hi", params=Params(max_tokens=2, temperature=1.0, top_k=1)), range(300))

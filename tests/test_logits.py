@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokviz.providers import local
+from tokviz.providers.local import logits as local_logits
 from tokviz.providers.local.logits import logsumexp, reduce_row, reduce_rows, top_k
 
 
@@ -36,4 +36,4 @@ def test_a_wide_flat_row_and_the_rank() -> None:
 
 
 def test_the_local_provider_uses_this_reduction() -> None:
-    assert local.top_k is top_k and local.logsumexp is logsumexp  # one implementation
+    assert local_logits.top_k is top_k and local_logits.logsumexp is logsumexp  # one implementation

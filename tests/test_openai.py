@@ -13,7 +13,8 @@ from tests import servers
 from tests.conftest import run_cli
 from tokviz import pipeline
 from tokviz.ground.errors import ProviderError, UsageError
-from tokviz.providers.registry import Request, infer_provider
+from tokviz.providers.base import Request
+from tokviz.providers.registry import infer_provider
 from tokviz.run import Params, Run
 
 FIXTURES = Path(__file__).parent / "fixtures"

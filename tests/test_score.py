@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tokviz import pipeline
-from tokviz.providers.registry import ScoreSpec
+from tokviz.providers.base import ScoreSpec
 from tokviz.run import Run, RunKind, load_record
 from tokviz.run.generation import Generation
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tokviz import pipeline
-from tokviz.providers.registry import TreeSpec
+from tokviz.providers.base import TreeSpec
 from tokviz.run import Run, RunSet, load_record
 from tokviz.run.generation import Generation
 

@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import run_cli
 from tokviz import pipeline
-from tokviz.providers import local
+from tokviz.providers.local import engine as local_engine
+from tokviz.providers.local import models as local_models
 from tokviz.providers.openai import tiktoken_offline
 
 
@@ -49,7 +50,7 @@ def test_tokens_that_are_not_utf8_alone_keep_their_bytes() -> None:
 
 def test_local_tokenizer_matches_the_model() -> None:
     t = pipeline.tokenize("Hello, how are 한국어", "gemma-3-270m")
-    m = local._load(local.embedded_model_path(lambda _: None), local.DEFAULT_N_CTX)
+    m = local_engine.load(local_models.embedded_model_path(lambda _: None), local_models.DEFAULT_N_CTX)
     assert [x.id for x in t.tokens] == m.llm.tokenize("Hello, how are 한국어".encode(), add_bos=True)
     assert t.tokens[0].label == "<bos>" and t.tokens[-1].text == "어"
 

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tokviz.batch.state import State
 from tokviz.ground.errors import ProviderError, UsageError
 from tokviz.ground.files import write_atomic_chunks
+from tokviz.providers import registry
+from tokviz.providers.base import BatchFiles, Request
 from tokviz.run import Run
 
 MAX_REQUESTS = 50_000  # OpenAI Batch API: requests per input file
@@ -40,13 +43,17 @@ def part_path(path: Path, part: int) -> Path:
     return path if part == 1 else path.with_name(f"{path.stem}-{part}{path.suffix}")
 
 
+def engine(provider: str | None) -> BatchFiles:
+    """The provider that writes and reads batch files for a job's provider, or the one usage line."""
+    return registry.require(registry.get_provider(provider or ""), BatchFiles,
+                            "write or read request files for an offline batch engine (OpenAI's Batch API, vllm run-batch)")
+
+
 def export(jobs: Iterable[Any], path: Path, *, dialect_name: str = "openai",
            max_requests: int | None = None, max_bytes: int | None = None) -> Exported:
     """Write one request line per job (custom_id = the job's stable name, which `--import` maps back),
     split at the API's limits. Each file is written atomically."""
-    from tokviz.providers.openai import dialects, request_body
-
-    dialect = dialects.DIALECTS[dialect_name]
+    engines: dict[str | None, BatchFiles] = {}
     max_requests = max_requests or MAX_REQUESTS
     max_bytes = max_bytes or MAX_BYTES
     seen: set[str] = set()
@@ -71,7 +78,9 @@ def export(jobs: Iterable[Any], path: Path, *, dialect_name: str = "openai",
         if job.name in seen:
             continue
         seen.add(job.name)
-        url, body, _, _ = request_body(job.request, job.request.params, dialect, openai=dialects.official(dialect))
+        if job.provider not in engines:
+            engines[job.provider] = engine(job.provider)
+        url, body = engines[job.provider].batch_request(job.request, dialect_name)
         line = (json.dumps({"custom_id": job.name, "method": "POST", "url": "/v1" + url, "body": body},
                            ensure_ascii=False) + "\n").encode("utf-8")
         if part and (len(part) >= max_requests or size + len(line) > max_bytes):
@@ -87,6 +96,35 @@ def export(jobs: Iterable[Any], path: Path, *, dialect_name: str = "openai",
                     first_problem=first_problem)
 
 
+def submit(state_of: Callable[[], State], request: Request, provider: str, jobs: Callable[[], Iterable[Any]], output: Path, *,
+           progress: Callable[[str], None], poll_s: float) -> Path:
+    """`batch --openai-batch`: the requests exported into the folder, submitted to the Batch API
+    (once: the batch ids are kept in the batch's state, so running again polls them), waited for,
+    and their answers saved to FOLDER/openai-batch-results.jsonl, which is then imported like any
+    results file."""
+    submitter = registry.require(registry.get_provider(provider), BatchFiles, "run OpenAI's Batch API (--openai-batch)")
+    state = state_of()
+    known = json.loads(state.meta("openai_batch") or "[]")
+    inputs: list[tuple[Path, str]] = []
+    if not known:
+        done = export(jobs(), output / "openai-batch-requests.jsonl", dialect_name="openai")
+        for path in done.files:
+            urls = {json.loads(ln)["url"] for ln in path.read_text(encoding="utf-8").splitlines()}
+            if len(urls) != 1:
+                raise UsageError("one Batch API batch takes one endpoint: these prompts mix chat and raw completions",
+                                 hint="run the chat and the --raw prompts as two batches")
+            inputs.append((path, urls.pop()))
+
+    def remember(parts: list[dict[str, str]]) -> None:
+        state.set_meta("openai_batch", json.dumps(parts))
+        state.commit()
+
+    contents = submitter.submit_batches(request, inputs, known=known, remember=remember, progress=progress, poll_s=poll_s)
+    target = output / "openai-batch-results.jsonl"
+    write_atomic_chunks(target, contents)
+    return target
+
+
 class Results:
     """An output file of OpenAI's Batch API or `vllm run-batch`, read by custom_id.
 
@@ -95,10 +133,9 @@ class Results:
     """
 
     def __init__(self, path: Path, *, dialect_name: str = "openai") -> None:
-        from tokviz.providers.openai import dialects
-
         self.path = path
-        self.dialect = dialects.DIALECTS[dialect_name]
+        self.dialect = dialect_name
+        self.engines: dict[str | None, BatchFiles] = {}
         self.offsets: dict[str, int] = {}
         self.lock = threading.Lock()
         try:
@@ -149,6 +186,7 @@ class Results:
                 raise ProviderError(f"{origin}: the server answered {status}: {detail}")
         else:  # older vLLM: the answer itself
             body = response
-        from tokviz.providers.openai import run_from_answer
-
-        return run_from_answer(body, job.request, self.dialect, origin=origin)
+        with self.lock:
+            if job.provider not in self.engines:
+                self.engines[job.provider] = engine(job.provider)
+        return self.engines[job.provider].batch_answer(body, job.request, self.dialect, origin)

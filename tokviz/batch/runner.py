@@ -32,7 +32,8 @@ from tokviz.batch.state import State
 from tokviz.ground.errors import TokvizError, UsageError
 from tokviz.ground.files import OutputError, write_atomic, write_atomic_chunks
 from tokviz.providers import registry
-from tokviz.providers.registry import Provider, Request, default_model
+from tokviz.providers.base import MultiSequence, Provider, Request
+from tokviz.providers.registry import default_model
 from tokviz.run import Params, Run
 from tokviz.run.generation import Generation
 from tokviz.views import export
@@ -351,7 +352,8 @@ class Batch:
             group = _ModelStream(source, head)
             try:
                 provider = self.provider_for(head[0].provider or "")
-                provider.stream(group.take, self.parallel, group.on_run, stop.is_set)  # type: ignore[attr-defined]
+                registry.require(provider, MultiSequence, "decode jobs together").stream(
+                    group.take, self.parallel, group.on_run, stop.is_set)
             except TokvizError as err:
                 for job in list(group.taken.values()):
                     group.on_run(job.name, err)
@@ -486,7 +488,7 @@ class Batch:
                     concurrent = self.source is not None or registry.spec(job.provider or "").concurrent
                     # A job that ran before (or a folder from before the state existed) may be on disk.
                     on_disk = before is not None or self.legacy
-                    if self.parallel > 1 and not concurrent and hasattr(self.provider_for(job.provider or ""), "stream"):
+                    if self.parallel > 1 and not concurrent and registry.can(self.provider_for(job.provider or ""), MultiSequence):
                         if not streaming:
                             streaming = True
                             serial.submit(self.stream_local, feed, lambda o: writer.submit(finish, o), slots.release, stop)

@@ -79,7 +79,7 @@ def batch(
         raise UsageError("missing the output folder: -o FOLDER")
     if not 1 <= concurrency <= 64:
         raise UsageError(f"--concurrency must be between 1 and 64, got {concurrency}")
-    from tokviz.providers.registry import MAX_PARALLEL
+    from tokviz.providers.base import MAX_PARALLEL
 
     if not 1 <= parallel <= MAX_PARALLEL:
         raise UsageError(f"--parallel must be between 1 and {MAX_PARALLEL}, got {parallel}")
@@ -139,48 +139,17 @@ def batch(
 
 def _submit(runner: Batch, gen: Generation, lines: Callable[[], Iterable[str]], source: str, output: Path,
             err: Console) -> Path:
-    """--openai-batch: the requests exported into the folder, submitted (once: the batch ids are
-    kept in the state, so running again polls them), waited for, and their answers saved to
-    FOLDER/openai-batch-results.jsonl, which is then imported like any results file."""
-    import json
-
+    """--openai-batch: the answers of OpenAI's Batch API for these prompts (see `engines.submit`)."""
     from tokviz import pipeline
+    from tokviz.batch import engines
     from tokviz.batch import runner as workflow
-    from tokviz.batch.engines import export
     from tokviz.ground import environment
-    from tokviz.ground.files import write_atomic_chunks
-    from tokviz.providers import openai as openai_provider
-    from tokviz.providers import registry
 
     environ = environment.current().environ
     probe = pipeline.plan(gen, "probe", environ=environ)
-    provider = registry.get_provider(probe.provider, progress=registry.silent)
-    if not isinstance(provider, openai_provider.OpenAIProvider):
-        raise UsageError("--openai-batch is for OpenAI's API (or a server with its files and batches endpoints)",
-                         hint="give an OpenAI model, e.g. -m gpt-4.1-mini")
-    state = runner.open()
-    known = json.loads(state.meta("openai_batch") or "[]")
-    inputs: list[tuple[Path, str]] = []
-    if not known:
-        jobs = workflow.iter_jobs(lines(), source=source, defaults=gen, environ=environ)
-        done = export(jobs, output / "openai-batch-requests.jsonl", dialect_name="openai")
-        for path in done.files:
-            urls = {json.loads(ln)["url"] for ln in path.read_text(encoding="utf-8").splitlines()}
-            if len(urls) != 1:
-                raise UsageError("one Batch API batch takes one endpoint: these prompts mix chat and raw completions",
-                                 hint="run the chat and the --raw prompts as two batches")
-            inputs.append((path, urls.pop()))
-
-    def remember(parts: list[dict[str, str]]) -> None:
-        state.set_meta("openai_batch", json.dumps(parts))
-        state.commit()
-
-    poll = float(environ.get("TOKVIZ_BATCH_POLL_S") or 30)
-    contents = openai_provider.openai_batch(provider, probe.request, inputs, known=known, remember=remember,
-                                            progress=common.progress_line(err), poll_s=poll)
-    target = output / "openai-batch-results.jsonl"
-    write_atomic_chunks(target, contents)
-    return target
+    jobs = lambda: workflow.iter_jobs(lines(), source=source, defaults=gen, environ=environ)  # noqa: E731
+    return engines.submit(runner.open, probe.request, probe.provider, jobs, output, progress=common.progress_line(err),
+                          poll_s=float(environ.get("TOKVIZ_BATCH_POLL_S") or 30))
 
 
 def _export(prompts: str, gen: Generation, target: Path) -> None:

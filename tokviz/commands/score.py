@@ -44,7 +44,7 @@ def score(
     choices differ (files: .html two heatmaps aligned, .svg/.png a chart, .json, .txt).
     """
     from tokviz import pipeline
-    from tokviz.providers.registry import ScoreSpec
+    from tokviz.providers.base import ScoreSpec
 
     if (text is None) == (file is None):
         raise UsageError("give the text to score as an argument, or with --file (one of them)")

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from tokviz.commands import common
-from tokviz.ground.errors import UsageError
 
 
 def server(
@@ -18,13 +17,11 @@ def server(
     from rich.text import Text
 
     from tokviz.providers import registry
+    from tokviz.providers.base import Request, ServerDescriber
 
-    name = registry.infer_provider("", url)
-    opened = registry.get_provider(name)
-    describe = getattr(opened, "describe", None)
-    if describe is None:
-        raise UsageError(f"the {name} provider cannot describe a server")
-    lines = describe(registry.Request(prompt="", base_url=url, timeout=timeout))
+    opened = registry.get_provider(registry.infer_provider("", url))
+    lines = registry.require(opened, ServerDescriber, "describe a server").describe(
+        Request(prompt="", base_url=url, timeout=timeout))
     out = Text()
     for ok, line in lines:
         mark, style = ("✓", "green") if ok else ("✗", "red") if ok is False else ("·", "dim")

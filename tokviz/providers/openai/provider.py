@@ -1,0 +1,227 @@
+"""OpenAI and OpenAI-compatible servers (vLLM, llama.cpp's server, Ollama, LM Studio) through the
+official `openai` SDK, streamed, with log-probabilities: Chat Completions (`--chat`, the default)
+or Completions (`--raw`), read through the server's dialect (`dialects.py`, `logprobs.py`).
+
+What the API gives per generated token: its text, logprob, exact `bytes` (a list of ints, or null
+on some compatible servers) and the top alternatives with the same fields. The chosen token's own
+logprob is read from the item itself, never looked up among the alternatives: when sampling picks
+a token outside the top k it is not there. Bytes are kept exactly, so a character split across
+tokens (emoji, Korean) joins back whole.
+
+Every failure becomes one `ProviderError` line that names the server and the fix; the API key is
+redacted from every message (see `tokviz.ground.errors.redact`).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tokviz.ground.errors import ProviderError, UsageError
+from tokviz.providers.base import Progress, Request, ScoreSpec, StepListener, TreeSpec
+from tokviz.providers.openai import batchapi, connection, dialects, logprobs
+from tokviz.providers.openai.bodies import request_body
+from tokviz.providers.openai.connection import OPENAI_URL, Connection, where
+from tokviz.providers.openai.cursor import ServerCursor
+from tokviz.providers.openai.errors import LOGPROB_MODELS, translate_error
+from tokviz.providers.openai.stream import read_answer
+from tokviz.providers.openai.tokenizer import tokenize
+from tokviz.run import Run, RunKind, Token, Tokenization
+from tokviz.run import tokens as tok
+
+
+class OpenAIProvider:
+    """OpenAI and OpenAI-compatible servers: chat or raw completions, with logprobs, per dialect."""
+
+    name = "openai"
+
+    def __init__(self, *, progress: Progress) -> None:
+        self.progress = progress
+        self.connection = Connection()
+
+    def tokenize(self, text: str, model: str) -> Tokenization:
+        return tokenize(text, model)
+
+    def tree_cursor(self, request: Request, spec: TreeSpec, forced: tuple[Token, ...] = ()) -> ServerCursor:
+        if dialects.is_openai(connection.base_url(request)):
+            raise UsageError(
+                "OpenAI's chat API cannot continue from a forced prefix, so it cannot grow a tree or explore",
+                hint="use the local model, or --base-url with a server that has the completions endpoint (vLLM, llama.cpp)",
+            )
+        if request.params.mode == "chat":
+            raise UsageError("a tree on a server continues raw text through /v1/completions; it cannot use the chat format",
+                             hint="leave out --chat, or grow the tree on the local model, which applies the chat format itself")
+        return ServerCursor(self.connection, request, spec, request.prompt + "".join(t.text for t in forced))
+
+    def explore_cursor(self, request: Request, k: int, depth: int) -> ServerCursor:
+        return self.tree_cursor(request, TreeSpec(depth=depth, branch=k))
+
+    def score(self, request: Request, text: str, progress: Any = None, spec: ScoreSpec | None = None) -> Run:
+        """The prompt log-probabilities of context + text, through /v1/completions with `echo`.
+
+        Only servers whose dialect returns them can (vLLM, SGLang, llama-cpp-python; OpenAI only
+        for its legacy completion models); the rest are refused in one line naming who can. The
+        server tokenizes context and text together: a token that straddles the boundary belongs
+        to the context, and the run says so when the scored tokens do not rebuild the text.
+        """
+        spec = spec or ScoreSpec()
+        if spec.exact or spec.window or spec.stride:
+            raise UsageError("--exact, --window and --stride are for the local model; a server scores the text as it reads it")
+        base_url = connection.base_url(request)
+        able = "the local model; vLLM, SGLang and llama-cpp-python servers (echo); OpenAI's babbage-002 and davinci-002"
+        if dialects.is_openai(base_url) and not dialects.can_score(dialects.DIALECTS["openai"], request.model):
+            raise UsageError(f"OpenAI's {request.model} cannot score a given text (its API returns no prompt log-probabilities)",
+                             hint=f"providers that can: {able}")
+        client, base_url = self.connection.client(request)
+        dialect = self.connection.dialect(client, base_url, request)
+        if not dialects.can_score(dialect, request.model):
+            raise UsageError(f"{where(base_url)} ({dialect.label}) cannot score a given text: {dialect.score}",
+                             hint=f"providers that can: {able}")
+        t0 = time.perf_counter()
+        whole = request.prompt + text
+        body = {"model": request.model, "prompt": whole, "max_tokens": dialect.echo_max_tokens, "echo": True,
+                "logprobs": max(request.params.top_k, dialect.min_completion_logprobs), "temperature": 0.0,
+                **dialect.greedy_body}
+        try:
+            with self.connection.turn(base_url, dialect):
+                answer = client.post("/completions", body=body, cast_to=object)
+        except Exception as err:  # every SDK and transport failure becomes one line
+            raise translate_error(err, request, base_url) from None
+        choice = ((answer.get("choices") if isinstance(answer, dict) else None) or [{}])[0]
+        try:
+            echoed = logprobs.echoed(choice.get("logprobs") if isinstance(choice, dict) else None, whole)
+        except ValueError as err:
+            raise ProviderError(f"{where(base_url)} sent log-probabilities tokviz cannot read: {err}") from None
+        start, stop = len(request.prompt), len(whole)
+        if not echoed or echoed[0][0] > 0:
+            raise ProviderError(f"{where(base_url)} ({dialect.label}) did not echo the text with its log-probabilities",
+                                hint=f"it may not support echo on /v1/completions; providers that can score: {able}")
+        scored = [(at, item) for at, item in echoed if start <= at < stop]
+        steps, unscored = [], 0
+        try:
+            for _, item in scored:
+                if item is None:
+                    unscored += 1
+                    continue
+                steps.append(logprobs.step(item, dialect))
+        except ValueError as err:
+            raise ProviderError(f"{where(base_url)} sent log-probabilities tokviz cannot read: {err}") from None
+        if not steps:
+            raise ProviderError(f"{where(base_url)} returned no log-probabilities for the text",
+                                hint="the first token of a text has none on a server (nothing precedes it): give --context")
+        if progress is not None:
+            progress(len(steps), len(steps))
+        source = {"dialect": dialect.name, "scoring": "teacher-forced by the server: echo with logprobs on /v1/completions"}
+        notes = []
+        if unscored:
+            notes.append("the text's first token has no log-probability on a server (nothing precedes it; give --context)")
+        if "".join(t.text for t in (st.chosen for st in steps)) != text and not unscored:
+            notes.append("the server's tokens do not rebuild the text exactly (a token straddles the context's end, "
+                         "or partial characters were dropped)")
+        if any(st.chosen.lossy for st in steps):
+            notes.append(f"{sum(st.chosen.lossy for st in steps)} token(s) reported without their exact bytes")
+        if notes:
+            source["lossy"] = "; ".join(notes)
+            self.progress(f"tokviz: warning: {'; '.join(notes)}")
+        elapsed = time.perf_counter() - t0
+        before = sum(1 for at, _ in echoed if at < start)
+        return Run(provider=self.name, model=request.model, prompt=request.prompt,
+                   params=replace(request.params, max_tokens=len(steps), temperature=0.0),
+                   steps=tuple(steps), finish_reason=None, kind=RunKind.SCORE,
+                   usage={"prompt_tokens": before, "scored_tokens": len(steps)},
+                   timings={"total_s": elapsed, "tokens_per_s": len(steps) / elapsed if elapsed > 0 else 0.0},
+                   source=source)
+
+    def describe(self, request: Request) -> list[tuple[bool | None, str]]:
+        """What the server at request.base_url supports, as (ok?, line) pairs for `tokviz server`."""
+        client, base_url = self.connection.client(request)
+        lines: list[tuple[bool | None, str]] = []
+        try:
+            listed = self.connection.probe(client, request)((base_url or OPENAI_URL).rstrip("/") + "/models")
+            names = [tok.visible(str(m.get("id")), visible_spaces=False)  # a server's text is data, never escapes
+                     for m in (listed.get("data") or []) if isinstance(m, dict)]  # type: ignore[union-attr]
+            lines.append((True, f"reachable: /models lists {len(names)} model(s)" + (f": {', '.join(names[:5])}" if names else "")))
+        except Exception as err:
+            import openai
+
+            if isinstance(err, openai.APIConnectionError):  # nothing answers: there is nothing to describe
+                raise translate_error(err, request, base_url) from None
+            lines.append((False, translate_error(err, request, base_url).line()))  # it answers, without /models
+        d = self.connection.dialect(client, base_url, request)
+        lines.append((None, f"dialect: {d.label} ({d.name}; facts from {d.source}; --dialect NAME overrides)"))
+        lines.append((d.chat_logprobs, "log-probabilities on chat (--chat, the default on servers)"))
+        lines.append((d.completions_logprobs, "log-probabilities on /v1/completions (--raw, tree)"))
+        lines.append((d.ids and d.exact_bytes, "token ids and exact bytes" if d.ids and d.exact_bytes else
+                      "no token ids or exact bytes: partial characters marked ≈"))
+        lines.append((None, f"partial characters: {d.partial_tokens}"))
+        lines.append((None, f"logprobs are {d.logprobs_are}"))
+        lines.append((None, f"default penalties: {d.default_penalties}" +
+                      (f" (tokviz sends {d.greedy_body} at temperature 0)" if d.greedy_body else "")))
+        lines.append((None, f"scoring a given text: {d.score}"))
+        if d.refuses_logprobs:
+            lines.append((False, d.refuses_logprobs))
+        return lines
+
+    def predict(self, request: Request, on_step: StepListener | None = None) -> Run:
+        params = request.params
+        if params.temperature > 0 and params.seed is None:
+            params = replace(params, seed=random.randrange(2**31))  # recorded, so replayable
+        client, base_url = self.connection.client(request)
+        dialect = self.connection.dialect(client, base_url, request)
+        chat = params.mode == "chat"
+        if dialect.refuses_logprobs or not (dialect.chat_logprobs if chat else dialect.completions_logprobs):
+            endpoint = "chat" if chat else "completions"
+            raise ProviderError(f"{where(base_url)} ({dialect.label}) returns no log-probabilities on its {endpoint} endpoint",
+                                hint=dialect.refuses_logprobs or ("try --chat" if not chat else "try --raw"))
+        path, body, messages, source = request_body(request, params, dialect, openai=dialects.is_openai(base_url))
+        body.update({"stream": True, "stream_options": {"include_usage": True}})
+        with self.connection.turn(base_url, dialect):  # requests that would interrupt each other wait their turn
+            t0 = time.perf_counter()
+            answer = read_answer(client, path, body, request, base_url, dialect, on_step)
+            total = time.perf_counter() - t0
+        steps = answer.steps
+        if answer.text_without_logprobs and not steps:
+            hints = {"openai": "use a model that returns them, such as " + LOGPROB_MODELS,
+                     "generic": "the server (or this route) may not support logprobs"}
+            raise ProviderError(f"{where(base_url)} returned text but no log-probabilities for model {request.model!r}",
+                                hint=hints.get(dialect.name, f"{dialect.label} did not send them"))
+        ttft = answer.t_first if answer.t_first is not None else total
+        decode = max(total - ttft, 1e-9)
+        timings = {"ttft_s": ttft, "total_s": total,
+                   "tokens_per_s": (len(steps) - 1) / decode if len(steps) > 1 else 0.0}
+        usage = dict(answer.usage or {})
+        usage.setdefault("completion_tokens", len(steps))
+        loss = logprobs.reconcile(steps, "".join(answer.text), dialect)
+        content = loss.content if loss else None
+        if loss:
+            source["lossy"] = loss.note
+            self.progress(f"tokviz: warning: {where(base_url)} ({dialect.label}) reported {loss.what} without their "
+                          f"exact bytes ({dialect.partial_tokens}); marked ≈ in every view, and the run's text is the "
+                          "streamed text")
+        return Run(provider=self.name, model=request.model, prompt=request.prompt, params=params,
+                   steps=tuple(steps), messages=tuple(messages), finish_reason=answer.finish, usage=usage,
+                   timings=timings, content=content, source=source)
+
+    def predict_live(self, request: Request, on_step: StepListener) -> Run:
+        return self.predict(request, on_step)
+
+    # --- batch files (BatchFiles) ------------------------------------------------------------------
+
+    def batch_request(self, request: Request, dialect: str | None) -> tuple[str, dict[str, Any]]:
+        """The URL path and body of one request line of a Batch API / `vllm run-batch` file."""
+        named = dialects.DIALECTS[dialect or "openai"]
+        url, body, _, _ = request_body(request, request.params, named, openai=dialects.official(named))
+        return url, body
+
+    def batch_answer(self, answer: Any, request: Request, dialect: str | None, origin: str) -> Run:
+        return batchapi.run_from_answer(answer, request, dialects.DIALECTS[dialect or "openai"], origin=origin)
+
+    def submit_batches(self, request: Request, inputs: list[tuple[Path, str]], *, known: list[dict[str, str]] | None,
+                       remember: Callable[[list[dict[str, str]]], None], progress: Callable[[str], None],
+                       poll_s: float) -> list[bytes]:
+        return batchapi.submit(self.connection, request, inputs, known=known, remember=remember, progress=progress,
+                               poll_s=poll_s)
