@@ -15,7 +15,8 @@ import time
 from bench.common import llama_bench, llama_tools, machine, median, publish
 from tokviz import pipeline
 from tokviz.explore.exploration import Exploration
-from tokviz.explore.session import Server, Session
+from tokviz.explore.server import Server
+from tokviz.explore.session import Session
 from tokviz.providers.base import Continuation, TreeSpec
 from tokviz.providers.local import models as local_models
 from tokviz.run.generation import Generation

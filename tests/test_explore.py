@@ -22,7 +22,8 @@ from tests import fakes
 from tests.conftest import run_cli, tokviz_cmd
 from tokviz import pipeline
 from tokviz.explore.exploration import Exploration
-from tokviz.explore.session import Server, Session
+from tokviz.explore.server import Server
+from tokviz.explore.session import Session
 from tokviz.ground.errors import ProviderError, UsageError
 from tokviz.providers.base import Continuation
 from tokviz.run import Branch, Run, RunKind, Step, Token
@@ -519,3 +520,51 @@ def test_hostile_text_is_shown_as_text(browser: Any, tmp_path: Path) -> None:
             assert page.inner_text("#text").startswith(hostile)
             assert page.evaluate("window.pwned === undefined") and page.query_selector("#text img") is None
             assert errors == [] and all("/x" not in r for r in requests)
+
+
+def _asgi(app: Any, path: str, headers: dict[str, str], query: str = "") -> tuple[int, dict[str, str], bytes]:
+    """One GET through an ASGI app, with no server and no model: (status, headers, body)."""
+    import asyncio
+
+    sent: list[dict[str, Any]] = []
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": query.encode(),
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()], "scheme": "http",
+             "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 5000), "root_path": "", "http_version": "1.1"}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body
+
+
+def test_the_guard_refuses_before_routing_and_knows_no_model() -> None:
+    """The explorer's checks are one ASGI middleware: tested around a bare app, with no session.
+    A foreign Host is refused before Starlette's router could redirect /api/state/ to it."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from tokviz.explore.app import Guard
+
+    async def hello(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("inner")
+
+    app = Guard(Starlette(routes=[Route("/api/state", hello)]), token="s3cret", port=8000)
+    good = {"host": "127.0.0.1:8000"}
+    status, headers, body = _asgi(app, "/api/state", good, "token=s3cret")
+    assert (status, body) == (200, b"inner") and headers["x-frame-options"] == "DENY"
+    assert _asgi(app, "/api/state", {**good, "x-tokviz-token": "s3cret"})[0] == 200
+    for path, hdrs, query in [("/api/state/", {"host": "evil.example"}, "token=s3cret"),  # was a 307 to evil.example
+                              ("/api/state", {"host": "evil.example:8000"}, "token=s3cret"),
+                              ("/api/state", good, "token=wrong"), ("/api/state", good, ""),
+                              ("/api/state", {**good, "origin": "http://evil.example"}, "token=s3cret"),
+                              ("/api/state", {**good, "sec-fetch-site": "cross-site"}, "token=s3cret")]:
+        status, headers, body = _asgi(app, path, hdrs, query)
+        assert status == 403 and body.startswith(b"forbidden:") and headers["cache-control"] == "no-store", (path, hdrs)
+    assert _asgi(app, "/favicon.ico", {"host": "evil.example"})[0] == 403

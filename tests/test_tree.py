@@ -10,8 +10,8 @@ import pytest
 
 from tests.conftest import run_cli
 from tokviz import pipeline
-from tokviz.measures import noise
 from tokviz.ground.errors import UsageError
+from tokviz.measures import noise
 from tokviz.providers.base import Request, TreeSpec
 from tokviz.providers.local import engine as local_engine
 from tokviz.providers.local import logits as local_logits

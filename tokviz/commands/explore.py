@@ -16,7 +16,8 @@ from tokviz.run.generation import Generation
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from tokviz.explore.session import Server, Session
+    from tokviz.explore.server import Server
+    from tokviz.explore.session import Session
 
 
 @common.generation_options(exclude=("record", "replay", "raw"))
@@ -31,7 +32,8 @@ def explore(
 ) -> None:
     """Explore in the browser: click any alternative token and see where the model goes from there."""
     from tokviz.explore.exploration import Exploration
-    from tokviz.explore.session import Server, Session
+    from tokviz.explore.server import Server
+    from tokviz.explore.session import Session
 
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {port}")

@@ -13,13 +13,7 @@ allows nothing from outside this address.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hmac
-import json
-import math
 import random
-import secrets
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +22,7 @@ from typing import Any
 
 from tokviz import pipeline
 from tokviz.explore.exploration import Exploration
-from tokviz.ground.errors import ProviderError, TokvizError, UsageError, redact
+from tokviz.ground.errors import ProviderError, UsageError
 from tokviz.ground.files import write_atomic
 from tokviz.pipeline import Plan
 from tokviz.providers.base import Continuation, ExploreCursor, Progress, Provider
@@ -129,6 +123,11 @@ class Session:
             self.saved_version = self.version
         self.first_run(emit, cancel)
 
+    def meta(self) -> str:
+        """The page's one-line description of what is explored."""
+        p = self.plan.request.params
+        return f"{self.opened.name}:{self.plan.request.model} · {p.mode} · top-{self.k} alternatives"
+
     # --- the record ----------------------------------------------------------------------------
 
     def record(self) -> Run:
@@ -204,251 +203,3 @@ class Session:
             pass
         self.worker.shutdown(wait=False)
         self.cursor.close()
-
-
-# --- the web app ------------------------------------------------------------------------------
-
-class Forbidden(Exception):
-    pass
-
-
-def _number(body: dict[str, Any], key: str, default: float, low: float, high: float, *, whole: bool = False) -> Any:
-    value = body.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise UsageError(f"{key} must be a number")
-    if whole and value != int(value):
-        raise UsageError(f"{key} must be a whole number")
-    if not low <= value <= high:
-        raise UsageError(f"{key} must be between {low:g} and {high:g}")
-    return int(value) if whole else float(value)
-
-
-def continuation(body: dict[str, Any]) -> Continuation:
-    """The page's settings for a continuation, checked (a bad value is one line back, never run)."""
-    top_p = _number(body, "top_p", 1.0, 0.0, 1.0)
-    if top_p <= 0:
-        raise UsageError("top_p must be above 0")
-    seed = body.get("seed")
-    return Continuation(max_tokens=_number(body, "n", 20, 1, MAX_CONTINUATION, whole=True),
-                        temperature=_number(body, "temperature", 0.0, 0.0, 5.0),
-                        top_k=_number(body, "top_k", 0, 0, 1000, whole=True), top_p=top_p,
-                        seed=None if seed is None else _number(body, "seed", 0, 0, 2**63 - 1, whole=True))
-
-
-def app(session: Session, token: str, port: int) -> Any:
-    """The Starlette app for `session`, answering only requests that carry `token`."""
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-    from starlette.routing import Route
-
-    from tokviz.explore import page
-
-    hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
-    origins = {f"http://{h}" for h in hosts}
-
-    def check_host(request: Request) -> None:
-        if request.headers.get("host", "") not in hosts:
-            raise Forbidden("this explorer answers only at its own address")
-
-    def check(request: Request) -> None:
-        check_host(request)
-        origin = request.headers.get("origin")
-        if origin is not None and origin not in origins:
-            raise Forbidden("cross-site requests are refused")
-        if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-            raise Forbidden("cross-site requests are refused")
-        given = request.query_params.get("token") or request.headers.get("x-tokviz-token") or ""
-        if not hmac.compare_digest(given.encode("utf-8", "replace"), token.encode()):
-            raise Forbidden("a valid session token is required (open the address tokviz printed)")
-
-    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-               "X-Frame-Options": "DENY"}
-
-    def guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                check(request)
-                response = await handler(request)
-            except Forbidden as err:
-                response = PlainTextResponse(f"forbidden: {err}", status_code=403)
-            except TokvizError as err:
-                response = JSONResponse({"error": err.line()}, status_code=400)
-            response.headers.update(headers)
-            return response
-        return endpoint
-
-    async def body_of(request: Request) -> dict[str, Any]:
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            raise Forbidden("requests must be JSON")
-        try:
-            body = json.loads(await request.body())
-        except (ValueError, RecursionError):
-            raise UsageError("the request is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise UsageError("the request must be a JSON object")
-        return body
-
-    def stream(job: Callable[[Emit, threading.Event], None]) -> StreamingResponse:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-
-        def emit(event: dict[str, Any] | None) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, event)
-
-        def run(cancel: threading.Event) -> None:
-            try:
-                job(emit, cancel)
-            except TokvizError as err:
-                emit({"event": "error", "message": err.line()})
-            except Exception as err:  # the page gets one line; the session goes on
-                emit({"event": "error", "message": redact(f"the model failed: {type(err).__name__}: {err}")})
-            finally:
-                emit({"event": "state", "version": session.version})
-                emit(None)
-
-        cancel = session.submit(run)
-
-        async def lines() -> Any:
-            try:
-                while (event := await queue.get()) is not None:
-                    yield json.dumps(event, ensure_ascii=False) + "\n"
-            finally:
-                cancel.set()  # the page went away (or the stream ended): stop generating for it
-
-        return StreamingResponse(lines(), media_type="application/x-ndjson")
-
-    async def index(request: Request) -> Response:
-        nonce = secrets.token_urlsafe(16)
-        csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src 'self'; "
-               "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-        body = page.page(meta=_meta(session), nonce=nonce, save=str(session.save_path) if session.save_path else None)
-        return Response(body, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": csp})
-
-    async def state(request: Request) -> Response:
-        with session.lock:
-            data = {**session.exploration.state(), "version": session.version, "busy": session.busy()}
-        return JSONResponse(data)
-
-    async def branch(request: Request) -> Response:
-        body = await body_of(request)
-        how = continuation(body)
-        node = body.get("node", -1)
-        if isinstance(node, bool) or not isinstance(node, int):
-            raise UsageError("node must be a whole number")
-        with session.lock:
-            session.exploration.check_node(node)
-        return stream(lambda emit, cancel: session.branch(node, how, emit=emit, cancel=cancel))
-
-    async def restart(request: Request) -> Response:
-        body = await body_of(request)
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise UsageError("the prompt is empty")
-        return stream(lambda emit, cancel: session.restart(prompt, emit, cancel))
-
-    async def cancel(request: Request) -> Response:
-        await body_of(request)
-        return JSONResponse({"cancelled": session.cancel_all()})
-
-    async def prune(request: Request) -> Response:
-        body = await body_of(request)
-        branch = body.get("branch")
-        if isinstance(branch, bool) or not isinstance(branch, int):
-            raise UsageError("branch must be a whole number")
-        if session.busy():
-            raise UsageError("wait for the model to finish (or cancel) before pruning")
-        session.prune(branch)
-        return await state(request)
-
-    async def run_json(request: Request) -> Response:
-        data = session.record().to_json()
-        return Response(redact(data), media_type="application/json",
-                        headers={"Content-Disposition": 'attachment; filename="exploration.json"'})
-
-    async def graph_svg(request: Request) -> Response:
-        from tokviz.views.export import render
-
-        svg = await asyncio.to_thread(render, session.record(), "svg")
-        return Response(svg, media_type="image/svg+xml",
-                        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
-
-    async def favicon(request: Request) -> Response:  # browsers ask for it; no token is sent with that
-        try:
-            check_host(request)
-        except Forbidden as err:
-            return PlainTextResponse(f"forbidden: {err}", status_code=403)
-        return Response(status_code=204, headers=headers)
-
-    routes = [Route("/", guarded(index)), Route("/api/state", guarded(state)),
-              Route("/api/branch", guarded(branch), methods=["POST"]),
-              Route("/api/prompt", guarded(restart), methods=["POST"]),
-              Route("/api/cancel", guarded(cancel), methods=["POST"]),
-              Route("/api/prune", guarded(prune), methods=["POST"]),
-              Route("/exploration.json", guarded(run_json)), Route("/graph.svg", guarded(graph_svg)),
-              Route("/favicon.ico", favicon)]
-
-    async def refuse_unknown(request: Request, exc: Exception) -> Response:
-        return PlainTextResponse("not found", status_code=404, headers=headers)
-
-    return Starlette(routes=routes, exception_handlers={404: refuse_unknown})
-
-
-def _meta(session: Session) -> str:
-    p = session.plan.request.params
-    return f"{session.opened.name}:{session.plan.request.model} · {p.mode} · top-{session.k} alternatives"
-
-
-class Server:
-    """uvicorn on a socket bound to 127.0.0.1 (a free port unless one is asked for), in a thread."""
-
-    def __init__(self, session: Session, port: int = 0) -> None:
-        import logging
-        import socket
-
-        import uvicorn
-
-        for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
-            log = logging.getLogger(name)
-            log.handlers, log.propagate = [logging.NullHandler()], False  # only the face prints
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            self.sock.bind(("127.0.0.1", port))
-        except OSError as err:
-            self.sock.close()
-            raise UsageError(f"cannot listen on 127.0.0.1:{port}: {err.strerror}") from None
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.token = secrets.token_urlsafe(24)
-        self.url = f"http://127.0.0.1:{self.port}/?token={self.token}"
-        config = uvicorn.Config(app(session, self.token, self.port), log_config=None, access_log=False,
-                                log_level="critical", lifespan="off", timeout_graceful_shutdown=2)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self._serve, name="tokviz-explore-http", daemon=True)
-        self.failed: BaseException | None = None
-
-    def _serve(self) -> None:
-        try:
-            asyncio.run(self.server.serve(sockets=[self.sock]))
-        except BaseException as err:  # reported by the face through `failed`
-            self.failed = err
-
-    def start(self) -> None:
-        import time
-
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if not self.server.started:
-            raise UsageError(f"the explorer's web server did not start{': ' + str(self.failed) if self.failed else ''}")
-
-    def stop(self) -> None:
-        import time
-
-        self.server.should_exit = True
-        deadline = time.monotonic() + 5
-        while self.thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        with contextlib.suppress(OSError):
-            self.sock.close()

@@ -1,0 +1,67 @@
+"""The explorer's web server: uvicorn on a socket bound to 127.0.0.1, in a thread of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import threading
+
+from tokviz.explore.app import app
+from tokviz.explore.session import Session
+from tokviz.ground.errors import UsageError
+
+
+class Server:
+    """uvicorn on a socket bound to 127.0.0.1 (a free port unless one is asked for), in a thread."""
+
+    def __init__(self, session: Session, port: int = 0) -> None:
+        import logging
+        import socket
+
+        import uvicorn
+
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
+            log = logging.getLogger(name)
+            log.handlers, log.propagate = [logging.NullHandler()], False  # only the face prints
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            self.sock.bind(("127.0.0.1", port))
+        except OSError as err:
+            self.sock.close()
+            raise UsageError(f"cannot listen on 127.0.0.1:{port}: {err.strerror}") from None
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.token = secrets.token_urlsafe(24)
+        self.url = f"http://127.0.0.1:{self.port}/?token={self.token}"
+        config = uvicorn.Config(app(session, self.token, self.port), log_config=None, access_log=False,
+                                log_level="critical", lifespan="off", timeout_graceful_shutdown=2)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._serve, name="tokviz-explore-http", daemon=True)
+        self.failed: BaseException | None = None
+
+    def _serve(self) -> None:
+        try:
+            asyncio.run(self.server.serve(sockets=[self.sock]))
+        except BaseException as err:  # reported by the face through `failed`
+            self.failed = err
+
+    def start(self) -> None:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not self.server.started:
+            raise UsageError(f"the explorer's web server did not start{': ' + str(self.failed) if self.failed else ''}")
+
+    def stop(self) -> None:
+        import time
+
+        self.server.should_exit = True
+        deadline = time.monotonic() + 5
+        while self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with contextlib.suppress(OSError):
+            self.sock.close()
