@@ -1,35 +1,51 @@
-# tokviz: `make install` sets up everything and runs the main job; `make test` runs every test.
+# tokviz: `make install` installs what tokviz needs and runs the main job on the embedded model;
+# `make test` adds the test and benchmark tools and runs the whole suite.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Graphviz draws the graphs; the Noto fonts let Korean, CJK and emoji render in PNGs;
-# a C/C++ toolchain with cmake builds llama-cpp-python (the embedded model's runtime) once.
-# librsvg2-bin (rsvg-convert) draws the comparison chart as PNG.
-# chromium is for the HTML view's browser tests only.
-APT_PACKAGES := graphviz librsvg2-bin fonts-noto-cjk fonts-noto-color-emoji build-essential cmake chromium
+# What tokviz itself needs: Graphviz draws the graphs; the Noto fonts let Korean, CJK and emoji
+# render in PNGs; librsvg2-bin (rsvg-convert) draws the comparison chart as PNG; a C/C++ toolchain
+# with cmake builds llama-cpp-python (the embedded model's runtime) once.
+APT_PACKAGES := graphviz librsvg2-bin fonts-noto-cjk fonts-noto-color-emoji build-essential cmake
+# What only the tests need: Chromium for the HTML views and the explorer (driven by Playwright).
+APT_TEST_PACKAGES := chromium
 DEMO_PROMPT := The capital of France is
+JOBS := $$(nproc 2>/dev/null || echo 2)
 
-.PHONY: install system-deps venv demo test lint bench clean
+.PHONY: install system-deps venv demo test test-deps lint bench clean
 
 install: system-deps venv demo
 
-system-deps:
+define apt_install
 	@if command -v apt-get >/dev/null 2>&1; then \
 	  $(SUDO) apt-get update -qq && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1) >/dev/null; \
 	elif command -v brew >/dev/null 2>&1; then \
-	  brew install graphviz librsvg cmake; brew install --cask chromium || true; \
+	  brew install $(2); \
 	else \
-	  echo "install Graphviz, cmake and a C/C++ compiler with your package manager, then run make again" >&2; \
+	  echo "install $(3) with your package manager, then run make again" >&2; \
 	fi
+endef
+
+system-deps:
+	$(call apt_install,$(APT_PACKAGES),graphviz librsvg cmake,Graphviz cmake and a C/C++ compiler)
 
 venv: $(BIN)/tokviz
 
 $(BIN)/tokviz: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc 2>/dev/null || echo 2) $(BIN)/pip install -e '.[dev]'
+	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(BIN)/pip install -e .
+	touch $@
+
+# The test tools (pytest, ruff, hypothesis, Playwright, Jupyter, llama.cpp's own server and
+# benchmark tools, compiled once) on top of the same virtualenv.
+test-deps: $(VENV)/.test-deps
+
+$(VENV)/.test-deps: pyproject.toml $(BIN)/tokviz
+	$(call apt_install,$(APT_PACKAGES) $(APT_TEST_PACKAGES),graphviz librsvg cmake && brew install --cask chromium,Graphviz cmake a C/C++ compiler and Chromium)
+	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(BIN)/pip install -e '.[test]'
 	touch $@
 
 demo: venv
@@ -37,13 +53,13 @@ demo: venv
 	$(BIN)/tokviz predict "$(DEMO_PROMPT)" -o demo-output/capital.svg -o demo-output/capital.png -o demo-output/capital.html --save demo-output/capital.json
 	@echo "written: demo-output/capital.svg, capital.png, capital.html (open it in a browser) and capital.json"
 
-lint: venv
+lint: test-deps
 	$(BIN)/ruff check tokviz tests bench
 
-test: venv lint
+test: test-deps lint
 	$(BIN)/pytest
 
-bench: venv
+bench: test-deps
 	$(BIN)/python bench/run_all.py
 
 clean:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.common import machine, median, publish
-from tokviz.batch.runner import Batch, parse_jobs
+from tokviz.batch import Batch, parse_jobs
 from tokviz.run.generation import Generation
 
 

@@ -57,11 +57,25 @@ def module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
-def imports(path: Path, root: Path) -> Iterator[tuple[str, int]]:
-    """Every tokviz module `path` imports (top level, in functions, under TYPE_CHECKING), with its line."""
+def _type_only(tree: ast.AST) -> set[int]:
+    """Line numbers of imports under `if TYPE_CHECKING:` (names for annotations, never run)."""
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            lines.update(n.lineno for stmt in node.body for n in ast.walk(stmt) if isinstance(n, (ast.Import, ast.ImportFrom)))
+    return lines
+
+
+def imports(path: Path, root: Path, *, types: bool = True) -> Iterator[tuple[str, int]]:
+    """Every tokviz module `path` imports (top level, in functions, and, unless `types` is false,
+    under TYPE_CHECKING), with its line."""
     name = module_name(path, root)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip = set() if types else _type_only(tree)
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", None) in skip:
+            continue
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name, node.lineno
@@ -122,12 +136,13 @@ def violations(root: Path) -> list[str]:
 
 
 def cycles(root: Path) -> list[list[str]]:
-    """Import circles between modules (Tarjan's strongly connected components of more than one)."""
+    """Import circles between modules (Tarjan's strongly connected components of more than one).
+    Imports for annotations only (under TYPE_CHECKING) are no circle: they never run."""
     files = {module_name(p, root): p for p in root.rglob("*.py")}
     known = set(files)
     graph: dict[str, set[str]] = {}
     for module, path in files.items():
-        targets = {resolve(raw, known) for raw, _ in imports(path, root) if raw.startswith("tokviz")}
+        targets = {resolve(raw, known) for raw, _ in imports(path, root, types=False) if raw.startswith("tokviz")}
         # a package's face importing its own modules (and they their package) is not a circle
         graph[module] = {t for t in targets if t and t != module and not _within(t, module) and not _within(module, t)}
     index: dict[str, int] = {}

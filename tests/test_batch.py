@@ -264,9 +264,9 @@ def test_state_status_and_a_resume_that_reads_no_run_back(tmp_path: Path, monkey
 
 
 def test_a_large_batch_is_sharded_and_indexed_in_input_order(tmp_path: Path, monkeypatch: Any, fake: object) -> None:
-    from tokviz.batch import runner as batch
+    from tokviz.batch import index as batch_index
 
-    monkeypatch.setattr(batch, "SHARD_AFTER", 10)
+    monkeypatch.setattr(batch_index, "SHARD_AFTER", 10)
     prompts = tmp_path / "p.txt"
     prompts.write_text("".join(f"prompt {i}\n" for i in range(25)) + "prompt 3\n")  # a duplicate line: one job
     out = tmp_path / "out"
@@ -280,14 +280,14 @@ def test_a_large_batch_is_sharded_and_indexed_in_input_order(tmp_path: Path, mon
         assert Run.from_json(json_file.read_text()).prompt == item["prompt"]
     assert not list(out.glob("prompt-*.json"))  # nothing left at the top
     # Resumed with the limit back up: the folder keeps the layout it started with.
-    monkeypatch.setattr(batch, "SHARD_AFTER", 2000)
+    monkeypatch.setattr(batch_index, "SHARD_AFTER", 2000)
     again = run_cli("batch", str(prompts), "-o", str(out), "-m", "fake-1", "-f", "json,dot")
     assert b"0 generated, 25 already complete" in again.stderr
 
 
 def test_the_input_is_streamed_not_held(tmp_path: Path) -> None:
     """Jobs are read lazily: a generator of lines is consumed only as far as the batch has run."""
-    from tokviz.batch.runner import iter_jobs
+    from tokviz.batch import iter_jobs
     from tokviz.run.generation import Generation
 
     consumed = []

@@ -537,7 +537,9 @@ def _asgi(app: Any, path: str, headers: dict[str, str], query: str = "") -> tupl
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    asyncio.run(app(scope, receive, send))
+    worker = threading.Thread(target=asyncio.run, args=(app(scope, receive, send),))  # this thread may hold a loop
+    worker.start()
+    worker.join()
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body

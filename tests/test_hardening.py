@@ -268,7 +268,7 @@ def test_any_cassette_is_read_or_refused(entries: list[object]) -> None:
                                                   "model", "system", "provider", "max_tokens"]), json_values, max_size=5),
                 min_size=1, max_size=3))
 def test_any_jsonl_job_is_a_job_a_failed_job_or_one_clear_refusal(lines: list[dict[str, object]]) -> None:
-    from tokviz.batch.runner import parse_jobs
+    from tokviz.batch import parse_jobs
     from tokviz.run.generation import Generation
 
     try:

@@ -15,239 +15,25 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import queue
-import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-from tokviz import pipeline
+from tokviz.batch import index
 from tokviz.batch import state as batchstate
+from tokviz.batch.flight import Flight
+from tokviz.batch.jobs import Job, Outcome, Tally, chunks, guarded
 from tokviz.batch.state import State
 from tokviz.ground.errors import TokvizError, UsageError
-from tokviz.ground.files import OutputError, write_atomic, write_atomic_chunks
+from tokviz.ground.files import OutputError, write_atomic
 from tokviz.providers import registry
-from tokviz.providers.base import MultiSequence, Provider, Request
-from tokviz.providers.registry import default_model
-from tokviz.run import Params, Run
-from tokviz.run.generation import Generation
+from tokviz.providers.base import Provider
+from tokviz.run import Run
 from tokviz.views import export
 
-INDEX_SCHEMA = "tokviz.batch-index"
-_PARAM_KEYS = ("top_k", "max_tokens", "temperature", "top_p", "seed", "mode")
-
-
-@dataclass(frozen=True)
-class Job:
-    number: int  # 1-based position in the input
-    name: str  # file stem in the output folder
-    request: Request
-    id: str | None = None
-    provider: str | None = None  # the provider that serves it (None when the job cannot run)
-    problem: str | None = None  # a line that cannot run (bad parameters): recorded as failed
-
-
-@dataclass
-class Outcome:
-    job: Job
-    status: str  # "ok" | "failed"
-    run: Run | None = None
-    error: str | None = None
-    fresh: bool = False  # generated in this invocation (not resumed from disk)
-
-
-def _slug(text: str, limit: int = 40) -> str:
-    """A readable file-name stem in any script (Korean prompts stay Korean): letters and digits of
-    every alphabet, normalised (NFC) so one text has one name, everything else a hyphen."""
-    import unicodedata
-
-    s = re.sub(r"[\W_]+", "-", unicodedata.normalize("NFC", text)).strip("-").lower()
-    return s[:limit].strip("-") or "prompt"
-
-
-RESERVED = frozenset({"index"})  # the batch's own files (index.json, index.md): a job never takes their names
-
-
-def _safe_id(value: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9._-]+", "-", value).strip(".-")[:80] or "id"
-    return f"{s}-job" if s.lower() in RESERVED else s
-
-
-def job_name(request: Request, id_: str | None) -> str:
-    """A stable file stem: the id if given, else a slug of the prompt and a short hash of all that
-    makes the answer (so editing one line renames only that line's files)."""
-    if id_:
-        return _safe_id(id_)
-    key = json.dumps({"model": request.model, "prompt": request.prompt, "system": request.system,
-                      "params": request.params.to_dict()}, sort_keys=True, ensure_ascii=False)
-    return f"{_slug(request.prompt)}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:8]}"
-
-
-def iter_jobs(lines: Iterable[str], *, source: str, defaults: Generation,
-              environ: Mapping[str, str] | None = None, jsonl: bool | None = None) -> Iterator[Job]:
-    """Jobs from a prompts file, read as a stream: one prompt per line (blank lines and #comments
-    skipped), or JSON Lines with "prompt" and optional "id", "model", "system", "provider" and
-    parameters (flat or under "params"). A line that is not valid JSON is a usage error naming
-    it; bad parameter values make that job fail without stopping the others. Duplicates (the
-    same prompt with the same settings) are not dropped here: the batch's state does that."""
-    first = True
-    for number, line in enumerate(lines, start=1):
-        if first and line.startswith("\ufeff"):
-            line = line[1:]  # a byte-order mark (Windows editors) is not part of the first prompt
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if jsonl is None:
-            jsonl = source.endswith(".jsonl") or stripped.startswith("{")
-        if not jsonl and stripped.startswith("#"):
-            continue
-        first = False
-        yield _job(stripped, number, source=source, defaults=defaults, environ=environ, jsonl=jsonl)
-
-
-def _job(stripped: str, number: int, *, source: str, defaults: Generation, environ: Mapping[str, str] | None,
-         jsonl: bool) -> Job:
-    if not jsonl:
-        prompt, gen, id_, problem = stripped, defaults, None, None
-    else:
-        prompt, gen, id_, problem = _jsonl_job(stripped, number, source, defaults)
-    try:
-        if problem:
-            raise UsageError(problem)
-        planned = pipeline.plan(gen, prompt, environ=environ)
-        request, provider = planned.request, planned.provider
-    except TokvizError as err:
-        request = Request(prompt=prompt, model=gen.model or default_model(environ), system=gen.system)
-        provider, problem = None, err.line()
-    return Job(number=number, name=job_name(request, id_), request=request, id=id_, provider=provider, problem=problem)
-
-
-def parse_jobs(text: str, *, source: str, defaults: Generation,
-               environ: Mapping[str, str] | None = None) -> list[Job]:
-    """Every job of a small prompts text, duplicates dropped, numbered 1… (for notebooks and tests;
-    `tokviz batch` streams with `iter_jobs`)."""
-    jobs: list[Job] = []
-    seen: dict[str, int] = {}
-    for job in iter_jobs(text.splitlines(), source=source, defaults=defaults, environ=environ):
-        if job.name in seen:
-            if job.id:
-                raise UsageError(f"{source} line {job.number}: id {job.id!r} is also used on line {seen[job.name]}")
-            continue
-        seen[job.name] = job.number
-        jobs.append(replace(job, number=len(jobs) + 1))
-    if not jobs:
-        raise UsageError(f"{source} holds no prompts")
-    return jobs
-
-
-def check_lines(lines: Iterable[str], *, source: str) -> int:
-    """The number of prompt lines, after checking every JSON line parses and no id repeats — before
-    the first request, so that a malformed file starts nothing. Holds only the ids seen."""
-    count = 0
-    jsonl: bool | None = None
-    ids: dict[str, int] = {}
-    for number, line in enumerate(lines, start=1):
-        stripped = line.lstrip("\ufeff").strip() if number == 1 else line.strip()
-        if not stripped:
-            continue
-        if jsonl is None:
-            jsonl = source.endswith(".jsonl") or stripped.startswith("{")
-        if not jsonl:
-            if not stripped.startswith("#"):
-                count += 1
-            continue
-        obj = _json_line(stripped, number, source)
-        if obj.get("id") is not None:
-            key = _safe_id(str(obj["id"]))
-            if key in ids:
-                raise UsageError(f"{source} line {number}: id {obj['id']!r} is also used on line {ids[key]}")
-            ids[key] = number
-        count += 1
-    if not count:
-        raise UsageError(f"{source} holds no prompts")
-    return count
-
-
-def _json_line(line: str, number: int, source: str) -> dict[str, Any]:
-    """One JSON Lines job as an object with a "prompt" string, or a usage error naming the line."""
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise UsageError(f"{source} line {number} is not valid JSON ({err.msg})") from None
-    except RecursionError:
-        raise UsageError(f"{source} line {number} is nested too deeply") from None
-    if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
-        raise UsageError(f"{source} line {number} has no \"prompt\" string")
-    return obj
-
-
-def _jsonl_job(line: str, number: int, source: str, defaults: Generation) -> tuple[str, Generation, str | None, str | None]:
-    obj = _json_line(line, number, source)
-    id_ = None if obj.get("id") is None else str(obj["id"])
-    nested = obj.get("params", {})
-    if not isinstance(nested, dict):
-        return obj["prompt"], defaults, id_, f"\"params\" must be an object, not {type(nested).__name__}"
-    given = {**nested, **{k: obj[k] for k in _PARAM_KEYS if k in obj}}
-    base = Params(top_k=defaults.top_k, max_tokens=defaults.max_tokens, temperature=defaults.temperature,
-                  top_p=defaults.top_p, seed=defaults.seed,
-                  mode="chat" if (defaults.chat or defaults.system) else "raw" if defaults.raw else "default")
-    try:
-        params = Params.from_dict({**base.to_dict(), **given})
-    except (TypeError, ValueError, KeyError, OverflowError) as err:
-        return obj["prompt"], defaults, id_, f"bad parameters: {err}"
-    for key in ("model", "system", "provider"):
-        if obj.get(key) is not None and not isinstance(obj[key], str):
-            return obj["prompt"], defaults, id_, f"\"{key}\" must be a string"
-    if params.mode not in ("chat", "raw", "default"):
-        return obj["prompt"], defaults, id_, f"bad parameters: mode must be 'chat' or 'raw', not {params.mode!r}"
-    system = obj.get("system", defaults.system)
-    chat = params.mode == "chat" or bool(obj.get("system") and "mode" not in given)
-    gen = replace(defaults, model=obj.get("model") or defaults.model, system=system,
-                  provider=obj.get("provider", defaults.provider), top_k=params.top_k, max_tokens=params.max_tokens,
-                  temperature=params.temperature, top_p=params.top_p, seed=params.seed,
-                  chat=chat, raw=params.mode == "raw" and not chat)
-    return obj["prompt"], gen, id_, None
-
-
-SHARD_AFTER = 2000  # past this many jobs, outputs go into 256 subfolders (file systems slow down on huge folders)
-IN_FLIGHT_PER_WORKER = 2  # jobs queued per worker: enough to keep them busy, never the whole input
 ADMIT_CHUNK = 256  # input lines read, checked against the state and recorded at once
-
-
-def _chunks(stream: Iterator[Job], size: int) -> Iterator[list[Job]]:
-    chunk: list[Job] = []
-    for job in stream:
-        chunk.append(job)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-@dataclass
-class Tally:
-    """What a batch did, as counts: outcomes are never kept (a 100,000-prompt batch would hold them all)."""
-
-    total: int = 0
-    ok: int = 0
-    failed: int = 0
-    fresh: int = 0
-    first_failure: Outcome | None = None
-
-    def add(self, outcome: Outcome) -> None:
-        if outcome.status == "ok":
-            self.ok += 1
-            self.fresh += outcome.fresh
-        else:
-            self.failed += 1
-            if self.first_failure is None or outcome.job.number < self.first_failure.job.number:
-                self.first_failure = outcome
 
 
 @dataclass
@@ -277,6 +63,7 @@ class Batch:
     legacy: bool = False
     # Where runs come from instead of providers: an imported results file (`batch --import`).
     source: Callable[[Job], Run] | None = None
+    _numbered: int = 0  # the highest number given to a job: a chunk is numbered whole, before it is run
 
     def open(self) -> State:
         if self.state is None:
@@ -289,7 +76,7 @@ class Batch:
             # a folder a tokviz without the state wrote: its runs are found by their files
             self.legacy = decided is None and any(p.name != "index.json" for p in self.out_dir.glob("*.json"))
             if decided is None:
-                decided = "1" if self.expected > SHARD_AFTER else "0"
+                decided = "1" if self.expected > index.SHARD_AFTER else "0"
                 self.state.set_meta("sharded", decided)
             self.sharded = decided == "1"
         return self.state
@@ -330,7 +117,7 @@ class Batch:
         """Get a job's run from its provider, or from disk when `on_disk` says it may have been
         completed without being recorded. A fresh run is not yet written: `store` does that (on
         the writer thread)."""
-        return _guarded(job, lambda: self._fetch(job, name, on_disk))
+        return guarded(job, lambda: self._fetch(job, name, on_disk))
 
     def _fetch(self, job: Job, name: str, on_disk: bool) -> Outcome:
         previous = self.resume(job) if on_disk else None
@@ -339,31 +126,6 @@ class Batch:
         if self.source is not None:
             return Outcome(job, "ok", self.source(job), fresh=True)
         return Outcome(job, "ok", self.provider_for(name).predict(job.request), fresh=True)
-
-    def stream_local(self, feed: queue.Queue[tuple[Job, bool] | None], deliver: Callable[[Outcome], None],
-                     release: Callable[[], None], stop: threading.Event) -> None:
-        """Decode the local jobs put in `feed` continuously (`--parallel`): up to `parallel` at once,
-        a finished job's place taken by the next one as soon as it ends, each delivered (to be
-        written and recorded) on its own. Jobs found complete on disk are taken from there. `None`
-        in the feed ends it; on stop, what was started is abandoned (it stays pending) and the
-        slot of every job not delivered is released. One stream per run of jobs for one model."""
-        source = _LocalFeed(feed, stop, release, deliver, self.resume)
-        while (head := source.next_head()) is not None:
-            group = _ModelStream(source, head)
-            try:
-                provider = self.provider_for(head[0].provider or "")
-                registry.require(provider, MultiSequence, "decode jobs together").stream(
-                    group.take, self.parallel, group.on_run, stop.is_set)
-            except TokvizError as err:
-                for job in list(group.taken.values()):
-                    group.on_run(job.name, err)
-            except Exception as err:  # one bug must not stop the batch; it is recorded for the jobs it hit
-                for job in list(group.taken.values()):
-                    deliver(Outcome(job, "failed", error=f"internal error: {type(err).__name__}: {err}"))
-                group.taken.clear()
-            for _ in group.taken:  # abandoned when the batch stopped: pending, their slots freed
-                release()
-        source.drain()
 
     def store(self, outcome: Outcome) -> Outcome:
         """Write a fresh run's files: each format atomically, the run JSON last (it marks completion)."""
@@ -382,12 +144,13 @@ class Batch:
             write_atomic(self.path(outcome.job, "json"), run.to_json().encode("utf-8"))
             return outcome
 
-        result = _guarded(outcome.job, write)
+        result = guarded(outcome.job, write)
         if result.status == "failed":
             result.fresh = True
         return result
 
-    def _record(self, outcome: Outcome) -> None:
+    def keep(self, outcome: Outcome) -> None:
+        """Record an outcome in the state (a write that failed on a full disk stays pending)."""
         state = self.open()
         run = outcome.run
         if outcome.status == "ok" and run is not None:
@@ -401,287 +164,69 @@ class Batch:
         Returns the counts and whether Ctrl-C stopped the batch. On Ctrl-C, or when `stop` is set,
         running jobs finish and are written, queued ones stay pending (a resume runs them)."""
         state = self.open()
-        tally = Tally()
-        tally_lock = threading.Lock()
-        api = ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix="tokviz-api")
-        serial = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokviz-local")
-        # Network workers only fetch; one writer thread renders, writes and records, so a worker
-        # sends its next request as soon as an answer is in.
-        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokviz-writer")
-        capacity = max(1, self.concurrency, self.parallel) * IN_FLIGHT_PER_WORKER + 2
-        slots = threading.BoundedSemaphore(capacity)
-
-        def drain() -> None:
-            """Wait until every job in flight is written. Polled, not joined: a Ctrl-C that lands in
-            Thread.join can leave CPython believing a running worker has ended (the model would then
-            be freed under it at exit)."""
-            taken = 0
-            while taken < capacity:
-                taken += slots.acquire(timeout=0.2)
-            for _ in range(taken):
-                slots.release()
-        interrupted = False
+        flight = Flight(self, on_done, stop)
+        self._numbered = 0
         stream = iter(jobs)
-
-        def count(outcome: Outcome) -> None:
-            with tally_lock:
-                tally.add(outcome)
-            on_done(outcome)
-
-        def finish(outcome: Outcome) -> None:
-            try:
-                outcome = self.store(outcome)
-                if outcome.status == "failed" and outcome.fresh and outcome.error and "disk is full" in outcome.error:
-                    # Nothing more can be kept: stop asking (queued prompts stay pending), and leave the
-                    # answer that could not be written as not done, so the index matches the disk.
-                    stop.set()
-                    self.disk_full = outcome.error
-                    return
-                try:
-                    self._record(outcome)
-                except sqlite3.Error as err:
-                    self.disk_full = self.disk_full or f"cannot record the batch's state: {err}"
-                    stop.set()
-                count(outcome)
-            finally:
-                slots.release()
-
-        def task(job: Job, name: str, on_disk: bool) -> None:
-            if stop.is_set():  # queued when the batch stopped: stays pending
-                slots.release()
-                return
-            writer.submit(finish, self.fetch(job, name, on_disk))  # never cancelled: a finished run is kept
-
-        feed: queue.Queue[tuple[Job, bool] | None] = queue.Queue()  # local jobs decoded together (--parallel)
-        streaming = False
-
-        last = 0  # the highest number given to a job: a chunk is numbered whole, before it is run
-
-        def admit(chunk: list[Job]) -> list[tuple[int, batchstate.Row | None] | None]:
-            nonlocal last
-            admitted = state.admit([(j.name, j.number, j.id, j.request.prompt, j.request.model, j.problem)
-                                    for j in chunk], last + 1)
-            last = max([last, *(got[0] for got in admitted if got is not None)])
-            tally.total = last
-            return admitted
-
+        interrupted = False
         try:
-            for chunk in _chunks(stream, ADMIT_CHUNK):
-                for job, got in zip(chunk, admit(chunk)):
-                    if got is None:
-                        if job.id:
-                            raise UsageError(f"id {job.id!r} is used twice")  # check_lines refuses these first
-                        continue  # the same prompt with the same settings: one job, one set of files
-                    n, before = got
-                    job = replace(job, number=n)
-                    if job.problem:
-                        count(Outcome(job, "failed", error=job.problem))
-                        continue
-                    if (not self.force and before is not None and before.status == "ok"
-                            and set(self.formats) <= set((before.formats or "").split(","))):
-                        count(Outcome(job, "ok"))  # the state says it is complete: nothing is read or run
-                        continue
-                    if stop.is_set():
+            for chunk in chunks(stream, ADMIT_CHUNK):
+                for job, got in zip(chunk, self._admit(state, chunk, flight.tally)):
+                    if not self._dispatch(job, got, flight):
                         break
-                    if not self._take(slots, stop):
-                        break
-                    concurrent = self.source is not None or registry.spec(job.provider or "").concurrent
-                    # A job that ran before (or a folder from before the state existed) may be on disk.
-                    on_disk = before is not None or self.legacy
-                    if self.parallel > 1 and not concurrent and registry.can(self.provider_for(job.provider or ""), MultiSequence):
-                        if not streaming:
-                            streaming = True
-                            serial.submit(self.stream_local, feed, lambda o: writer.submit(finish, o), slots.release, stop)
-                        feed.put((job, on_disk))
-                        continue
-                    (api if concurrent else serial).submit(task, job, job.provider or "", on_disk)
                 if stop.is_set():
                     break
-            feed.put(None)
-            drain()  # the whole input is queued: let it finish
+            flight.end_input()
         except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (errors.Terminated)
             interrupted = True
             self.stopped_by = err
         finally:
-            stop.set()  # queued jobs return at once (their slots freed); running ones finish and are written
-            feed.put(None)  # the local decoder abandons what it started: pending, slots freed
-            if not streaming:
-                while not feed.empty():
-                    if feed.get_nowait() is not None:
-                        slots.release()
-            try:
-                drain()
-            except KeyboardInterrupt as err:  # (a second Ctrl-C ends the process in cli._signals)
+            second = flight.land()
+            if second is not None:
                 interrupted = True
-                self.stopped_by = self.stopped_by or err
-            for pool in (api, serial, writer):
-                pool.shutdown(wait=False)
+                self.stopped_by = self.stopped_by or second
             with contextlib.suppress(KeyboardInterrupt):
-                for chunk in _chunks(stream, ADMIT_CHUNK):  # the rest of the input, read (not run): the index lists every prompt
-                    admit(chunk)
+                for chunk in chunks(stream, ADMIT_CHUNK):  # the rest of the input, read (not run): the index lists every prompt
+                    self._admit(state, chunk, flight.tally)
             self.finish_index()
-        return tally, interrupted
+        return flight.tally, interrupted
 
-    @staticmethod
-    def _take(slots: threading.BoundedSemaphore, stop: threading.Event) -> bool:
-        """A slot for one more job in flight, or False (holding none) once the batch is stopping."""
-        while not stop.is_set():
-            if slots.acquire(timeout=0.2):
-                if stop.is_set():
-                    slots.release()
-                    return False
-                return True
-        return False
+    def _admit(self, state: State, chunk: list[Job], tally: Tally) -> list[tuple[int, batchstate.Row | None] | None]:
+        """Record a chunk of the input in the state, numbered after the part already numbered."""
+        admitted = state.admit([(j.name, j.number, j.id, j.request.prompt, j.request.model, j.problem)
+                                for j in chunk], self._numbered + 1)
+        self._numbered = max([self._numbered, *(got[0] for got in admitted if got is not None)])
+        tally.total = self._numbered
+        return admitted
+
+    def _dispatch(self, job: Job, got: tuple[int, batchstate.Row | None] | None, flight: Flight) -> bool:
+        """Count, skip or launch one admitted job; False once the batch is stopping."""
+        if got is None:
+            if job.id:
+                raise UsageError(f"id {job.id!r} is used twice")  # check_lines refuses these first
+            return True  # the same prompt with the same settings: one job, one set of files
+        n, before = got
+        job = replace(job, number=n)
+        if job.problem:
+            flight.count(Outcome(job, "failed", error=job.problem))
+            return True
+        if (not self.force and before is not None and before.status == "ok"
+                and set(self.formats) <= set((before.formats or "").split(","))):
+            flight.count(Outcome(job, "ok"))  # the state says it is complete: nothing is read or run
+            return True
+        if flight.stop.is_set() or not flight.take_slot():
+            return False
+        # A job that ran before (or a folder from before the state existed) may be on disk.
+        flight.launch(job, on_disk=before is not None or self.legacy)
+        return True
 
     def finish_index(self) -> None:
         """Write index.json and index.md from the state, in input order, then close the state.
         Results never depend on it: each prompt's own files and the state are what a resume trusts."""
         state = self.open()
         try:
-            state.commit()
-            counts = state.counts()
-            head = {"schema": INDEX_SCHEMA, "schema_version": 1, "formats": self.formats, "summary": counts}
-            opening = json.dumps(head, ensure_ascii=False, indent=2)[:-2] + ',\n  "items": ['
-
-            def items_json() -> Iterator[bytes]:
-                yield opening.encode("utf-8")
-                for n, row in enumerate(state.rows()):
-                    item = json.dumps(self._entry(row), ensure_ascii=False)
-                    yield (("\n    " if n == 0 else ",\n    ") + item).encode("utf-8")
-                yield b"\n  ]\n}\n"
-
-            write_atomic_chunks(self.out_dir / "index.json", items_json())
-            write_atomic_chunks(self.out_dir / "index.md", markdown_index((self._entry(r) for r in state.rows()), counts))
+            index.write(state, self.out_dir, self.formats, self.files)
         except TokvizError as err:
             self.disk_full = self.disk_full or err.line()
         finally:
             state.close()
             self.state = None
-
-    def _entry(self, row: batchstate.Row) -> dict[str, Any]:
-        entry: dict[str, Any] = {"n": row.n, "id": row.id, "name": row.name, "prompt": row.prompt,
-                                 "model": row.model, "status": row.status}
-        if row.status == "ok":
-            entry.update(provider=row.provider, text=row.text, tokens=row.tokens,
-                         files=self.files(row.name, [f for f in self.formats if f in (row.formats or "").split(",")]))
-        if row.error and row.status != "ok":
-            entry["error"] = row.error
-        return entry
-
-
-@dataclass
-class _LocalFeed:
-    """The queue of local jobs (`Batch.stream_local`), cut into streams of one model each: a
-    stream takes jobs until one for another model comes, which is carried to the next stream."""
-
-    feed: queue.Queue[tuple[Job, bool] | None]
-    stop: threading.Event
-    release: Callable[[], None]
-    deliver: Callable[[Outcome], None]
-    resume: Callable[[Job], Run | None]
-    carry: tuple[Job, bool] | None = None
-    ended: bool = False  # the feed said there are no more
-
-    def next_head(self) -> tuple[Job, bool] | None:
-        """The first job of the next stream, or None when there are no more."""
-        head, self.carry = self.carry, None
-        if head is None and not self.ended:
-            head = self.feed.get()
-        if head is None:
-            self.ended = True
-        return head
-
-    def drain(self) -> None:
-        """Free the slots of what is left when the batch stopped (a carried job, queued ones)."""
-        if self.carry is not None:
-            self.carry = None
-            self.release()
-        while True:
-            try:
-                item = self.feed.get_nowait()
-            except queue.Empty:
-                return
-            if item is not None:
-                self.release()
-
-
-class _ModelStream:
-    """One model's run of jobs, as `LocalProvider.stream` takes them (`take`) and hands them back
-    (`on_run`); `taken` holds those started and not yet delivered."""
-
-    def __init__(self, source: _LocalFeed, head: tuple[Job, bool]) -> None:
-        self.source = source
-        self.model = (head[0].provider, head[0].request.model)
-        self.first: tuple[Job, bool] | None = head
-        self.taken: dict[str, Job] = {}
-
-    def take(self, wait: bool) -> tuple[str, Request] | None:
-        src = self.source
-        while True:
-            if self.first is not None:
-                item, self.first = self.first, None
-            elif src.ended or src.carry is not None:
-                return None
-            else:
-                try:
-                    item = src.feed.get(block=wait)
-                except queue.Empty:
-                    return None
-            if item is None:
-                src.ended = True
-                return None
-            job, on_disk = item
-            if src.stop.is_set():
-                src.release()
-                continue
-            if (job.provider, job.request.model) != self.model:
-                src.carry = item  # another model: the next stream's first job
-                return None
-            if on_disk:
-                found = _guarded(job, lambda job=job: Outcome(job, "ok", src.resume(job)))  # type: ignore[misc]
-                if found.status == "ok" and found.run is not None:
-                    src.deliver(found)
-                    continue
-            self.taken[job.name] = job
-            return job.name, job.request
-
-    def on_run(self, name: str, result: Run | TokvizError) -> None:
-        job = self.taken.pop(name)
-        self.source.deliver(Outcome(job, "ok", result, fresh=True) if isinstance(result, Run)
-                            else Outcome(job, "failed", error=result.line()))
-
-
-def _guarded(job: Job, step: Callable[[], Outcome]) -> Outcome:
-    """Run one step of a job; any failure becomes that job's recorded error, never the batch's."""
-    try:
-        return step()
-    except TokvizError as err:
-        return Outcome(job, "failed", error=err.line())
-    except Exception as err:  # one prompt's bug must not stop the others; it is recorded
-        return Outcome(job, "failed", error=f"internal error: {type(err).__name__}: {err}")
-
-
-def _md(text: str) -> str:
-    """Text safe inside a Markdown table cell (no markup, no line breaks, no pipes)."""
-    text = " ".join(text.split())
-    return re.sub(r"([\\`*_{}\[\]<>()#+!|])", r"\\\1", text)
-
-
-def markdown_index(items: Iterable[dict[str, Any]], counts: dict[str, int]) -> Iterator[bytes]:
-    """index.md, piece by piece: the table, then a section per graph (the items are read twice)."""
-    head = ["# tokviz batch", "", f"{counts['ok']} of {counts['total']} prompts done.", "",
-            "| # | prompt | model | output | files |", "|---|---|---|---|---|"]
-    yield ("\n".join(head) + "\n").encode("utf-8")
-    graphs = []
-    for i in items:
-        if i["status"] == "ok":
-            files = " ".join(f"[{fmt}]({name})" for fmt, name in i["files"].items())
-            out = _md(i["text"])
-            if "svg" in i["files"] and counts["total"] <= SHARD_AFTER:
-                graphs.append((i["n"], _md(i["prompt"]), i["files"]["svg"]))
-        else:
-            files = ""
-            out = "**" + i["status"] + "**" + (": " + _md(i["error"]) if i.get("error") else "")
-        yield f"| {i['n']} | {_md(i['prompt'])} | {_md(i['model'])} | {out} | {files} |\n".encode()
-    for n, prompt, svg in graphs:  # pictures inline only for batches a person reads page by page
-        yield f"\n## {n}. {prompt}\n\n![graph of prompt {n}]({svg})\n".encode()

@@ -17,7 +17,7 @@ from tokviz.run.generation import Generation
 from tokviz.views import formats
 
 if TYPE_CHECKING:
-    from tokviz.batch.runner import Batch, Job, Outcome, Tally
+    from tokviz.batch import Batch, Job, Outcome, Tally
 
 
 class BatchFailed(TokvizError):
@@ -63,7 +63,7 @@ def batch(
     The input is read as a stream and the batch's state kept in FOLDER/batch.sqlite, so memory
     stays flat for any number of prompts; running the same command again resumes.
     """
-    from tokviz.batch import runner as workflow
+    from tokviz import batch as workflow
     from tokviz.ground import environment
     from tokviz.views import export
 
@@ -140,9 +140,9 @@ def batch(
 def _submit(runner: Batch, gen: Generation, lines: Callable[[], Iterable[str]], source: str, output: Path,
             err: Console) -> Path:
     """--openai-batch: the answers of OpenAI's Batch API for these prompts (see `engines.submit`)."""
+    from tokviz import batch as workflow
     from tokviz import pipeline
     from tokviz.batch import engines
-    from tokviz.batch import runner as workflow
     from tokviz.ground import environment
 
     environ = environment.current().environ
@@ -153,7 +153,7 @@ def _submit(runner: Batch, gen: Generation, lines: Callable[[], Iterable[str]], 
 
 
 def _export(prompts: str, gen: Generation, target: Path) -> None:
-    from tokviz.batch import runner as workflow
+    from tokviz import batch as workflow
     from tokviz.batch.engines import export
     from tokviz.ground import environment
 

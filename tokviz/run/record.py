@@ -16,12 +16,13 @@ from typing import Any
 
 from tokviz import __version__
 from tokviz.ground.errors import RunFileError
+from tokviz.run import codec
 from tokviz.run import tokens as tok
 
 SCHEMA = "tokviz.run"
-# 2 added Token.lossy, Run.content and Run.source, each written only when set. A run is written with
-# the lowest version that holds it, so a run using none of them stays version 1, byte for byte, and
-# older tokviz versions still read it.
+# The newest schema this tokviz writes and reads. A run is written with the lowest version that holds
+# it (fields added later say so: `codec.since`), so a run using none of them stays version 1, byte for
+# byte, and older tokviz versions still read it.
 SCHEMA_VERSION = 2
 # Log-probabilities below this are clamped: JSON has no -Infinity, and e^-9999 is 0 to any reader.
 LOGPROB_FLOOR = -9999.0
@@ -47,7 +48,7 @@ class Token:
     id: int | None = None
     # True when the provider's report of this token lost information (a server that sends U+FFFD,
     # '' or 'token_id:N' for a token ending inside a character): `raw` is then what it sent, not the truth.
-    lossy: bool = False
+    lossy: bool = field(default=False, metadata=codec.since(2))
 
     def __post_init__(self) -> None:
         # Normalised on the way in, so a run read back from its JSON is equal to the one written.
@@ -82,21 +83,13 @@ class Token:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Token:
-        if not isinstance(d["text"], str) or not isinstance(d["bytes"], str):
-            raise TypeError("token text and bytes must be strings")
-        if isinstance(d["logprob"], bool) or not isinstance(d["logprob"], (int, float)):
+    def from_dict(cls, d: Any) -> Token:
+        d = codec.obj(d, "a token")
+        value = d.get("logprob")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError("a logprob must be a number")
-        token_id = d.get("id")
-        if token_id is not None and (isinstance(token_id, bool) or not isinstance(token_id, int) or token_id < 0):
-            raise TypeError("a token id must be a whole number")
-        return cls(
-            text=d["text"],
-            raw=bytes.fromhex(d["bytes"]),
-            logprob=float(d["logprob"]),
-            id=token_id,
-            lossy=d.get("lossy") is True,
-        )
+        return cls(text=codec.text(d, "text"), raw=bytes.fromhex(codec.text(d, "bytes")), logprob=float(value),
+                   id=codec.whole(d, "id", default=None, low=0, where="a token's "), lossy=d.get("lossy") is True)
 
 
 @dataclass(frozen=True)
@@ -112,7 +105,7 @@ class Step:
     alternatives: tuple[Token, ...] = ()
     # Where the chosen token stood among the whole vocabulary (1 = the model's first choice), when
     # the provider can know it (a scored text on the local model); None otherwise.
-    rank: int | None = None
+    rank: int | None = field(default=None, metadata=codec.since(2))
 
     def others(self) -> tuple[Token, ...]:
         """The alternatives that were not chosen: the roads not taken at this step."""
@@ -128,15 +121,12 @@ class Step:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Step:
-        rank = d.get("rank")
-        if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
-            raise ValueError("a step's rank must be a whole number from 1")
-        return cls(
-            chosen=Token.from_dict(d["chosen"]),
-            alternatives=tuple(Token.from_dict(a) for a in d["alternatives"]),
-            rank=rank,
-        )
+    def from_dict(cls, d: Any) -> Step:
+        d = codec.obj(d, "each step")
+        if not isinstance(d.get("alternatives"), list):
+            raise TypeError("each step needs a chosen token and a list of alternatives")
+        return cls(chosen=Token.from_dict(d["chosen"]), alternatives=tuple(Token.from_dict(a) for a in d["alternatives"]),
+                   rank=codec.whole(d, "rank", default=None, low=1, where="a step's "))
 
 
 def same_token(a: Token, b: Token) -> bool:
@@ -184,25 +174,29 @@ class Params:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Params:
+    def from_dict(cls, d: Any) -> Params:
+        d = codec.obj(d, "'params'")
         options = d.get("options") or {}
         if not isinstance(options, dict) or not all(isinstance(v, (str, int, float, bool)) for v in options.values()):
             raise ValueError("params.options must map names to plain values")
-        return cls(
-            top_k=int(d["top_k"]),
-            max_tokens=int(d["max_tokens"]),
-            temperature=float(d["temperature"]),
-            top_p=float(d["top_p"]),
-            seed=None if d.get("seed") is None else int(d["seed"]),
-            mode=str(d["mode"]),
-            options={str(k): v for k, v in options.items()},
-        )
+        return cls(top_k=codec.whole(d, "top_k", low=0, where="params."),
+                   max_tokens=codec.whole(d, "max_tokens", low=0, where="params."),
+                   temperature=codec.number(d, "temperature", low=0, where="params."),
+                   top_p=codec.number(d, "top_p", low=0, where="params."),
+                   seed=codec.whole(d, "seed", default=None, where="params."),
+                   mode=codec.text(d, "mode"), options={str(k): v for k, v in options.items()})
 
 
 @dataclass(frozen=True)
 class Message:
     role: str
     content: str
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Message:
+        if not isinstance(d, dict) or not isinstance(d.get("role"), str) or not isinstance(d.get("content"), str):
+            raise TypeError("each message needs a role and a content string")
+        return cls(d["role"], d["content"])
 
 
 class RunKind(str, enum.Enum):
@@ -267,7 +261,8 @@ class TreeInfo:
     evaluated_tokens: int | None = None  # tokens a local model evaluated
     requests: int | None = None  # requests a server answered
     approximation: str | None = None  # what is not exact about this tree, said in the run
-    branches: tuple[Branch, ...] = ()  # an exploration's branches (tokviz explore); empty for a grown tree
+    # an exploration's branches (tokviz explore); empty for a grown tree
+    branches: tuple[Branch, ...] = field(default=(), metadata=codec.since(2))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"depth": self.depth, "branch": self.branch, "min_prob": self.min_prob,
@@ -283,9 +278,13 @@ class TreeInfo:
         return out
 
     @classmethod
-    def from_dict(cls, d: Any) -> TreeInfo:
-        if not isinstance(d, dict):
-            raise TypeError("tree must be an object")
+    def from_dict(cls, d: Any, nodes: int = 0) -> TreeInfo:
+        """How a tree of `nodes` nodes was grown; its branches must point inside it."""
+        d = codec.obj(d, "tree")
+        for branch in d.get("branches") or []:
+            tip, fork = (branch.get("tip"), branch.get("fork", -1)) if isinstance(branch, dict) else (None, None)
+            if not (isinstance(tip, int) and 0 <= tip < nodes and isinstance(fork, int) and -1 <= fork <= tip):
+                raise ValueError(f"branch {branch!r} points outside the tree's {nodes} nodes")
         cut = d.get("cut")
         if cut not in (None, "max-nodes", "interrupted"):
             raise ValueError(f"unknown tree cut {cut!r}")
@@ -328,9 +327,17 @@ class TreeNode:
                 "token": self.token.to_dict(), "completion": [t.to_dict() for t in self.completion]}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TreeNode:
-        return cls(parent=int(d["parent"]), token=Token.from_dict(d["token"]), depth=int(d["depth"]),
-                   cum_logprob=float(d["cum_logprob"]), completion=tuple(Token.from_dict(t) for t in d.get("completion", [])))
+    def from_dict(cls, d: Any, index: int) -> TreeNode:
+        """Node `index` of a tree: its parent must come before it."""
+        d = codec.obj(d, f"node {index}")
+        parent = d.get("parent")
+        if isinstance(parent, bool) or not isinstance(parent, int) or not -1 <= parent < index:
+            raise ValueError(f"node {index} has parent {parent!r}: a node's parent must come before it")
+        completion = d.get("completion", [])
+        if not isinstance(completion, list):
+            raise TypeError(f"node {index}: 'completion' must be a list")
+        return cls(parent=parent, token=Token.from_dict(d["token"]), depth=int(d["depth"]),
+                   cum_logprob=float(d["cum_logprob"]), completion=tuple(Token.from_dict(t) for t in completion))
 
 
 @dataclass(frozen=True)
@@ -357,10 +364,10 @@ class Run:
     tree: TreeInfo | None = None  # how the tree was grown (tree runs only)
     # The answer's text as the server streamed it, kept when some tokens are lossy (their bytes
     # cannot rebuild it); None when the tokens' bytes are the text.
-    content: str | None = None
+    content: str | None = field(default=None, metadata=codec.since(2))
     # What the provider is and how its figures were made: {"dialect": "vllm", "logprobs": "…",
     # "lossy": "…"}; empty for providers whose figures need no comment.
-    source: dict[str, str] = field(default_factory=dict)
+    source: dict[str, str] = field(default_factory=dict, metadata=codec.since(2))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", RunKind(self.kind))
@@ -377,10 +384,9 @@ class Run:
             return self.content
         return tok.join(s.chosen.raw for s in self.steps)
 
-    def _needs_v2(self) -> bool:
-        return bool(self.content is not None or self.source or self.lossy_tokens or self.kind is RunKind.SCORE
-                    or any(n.token.lossy for n in self.nodes) or any(s.rank is not None for s in self.steps)
-                    or (self.tree is not None and bool(self.tree.branches)))
+    def since_values(self) -> int:
+        """Scored runs came with schema 2 (fields say their own versions: `codec.since`)."""
+        return 2 if self.kind is RunKind.SCORE else 1
 
     @property
     def lossy_tokens(self) -> int:
@@ -389,7 +395,7 @@ class Run:
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
-            "schema_version": SCHEMA_VERSION if self._needs_v2() else 1,
+            "schema_version": codec.version(self),
             "tool_version": self.tool_version,
             "kind": self.kind.value,
             "provider": self.provider,
@@ -438,24 +444,18 @@ class Run:
                 hint="upgrade tokviz: pip install -U tokviz",
             )
         try:
-            _check_record(d)
-            return cls(
-                provider=str(d["provider"]),
-                model=str(d["model"]),
-                prompt=str(d["prompt"]),
-                params=Params.from_dict(d["params"]),
-                steps=tuple(Step.from_dict(s) for s in d["steps"]),
-                nodes=tuple(TreeNode.from_dict(n) for n in d.get("nodes", [])),
-                tree=TreeInfo.from_dict(d["tree"]) if d.get("kind") == RunKind.TREE.value else None,
-                messages=tuple(Message(str(m["role"]), str(m["content"])) for m in d["messages"]),
-                finish_reason=d.get("finish_reason"),
-                usage={str(k): int(v) for k, v in d.get("usage", {}).items()},
-                timings={str(k): float(v) for k, v in d.get("timings", {}).items()},
-                kind=_run_kind(d.get("kind", "predict")),
-                tool_version=str(d.get("tool_version", "")),
-                content=None if d.get("content") is None else str(d["content"]),
-                source={str(k): str(v) for k, v in (d.get("source") or {}).items()},
-            )
+            kind = _run_kind(d.get("kind", "predict"))
+            nodes = tuple(TreeNode.from_dict(n, i) for i, n in enumerate(codec.listed(d, "nodes", [])))
+            return cls(provider=codec.text(d, "provider"), model=codec.text(d, "model"), prompt=codec.text(d, "prompt"),
+                       params=Params.from_dict(d.get("params")),
+                       steps=tuple(Step.from_dict(s) for s in codec.listed(d, "steps")),
+                       nodes=nodes, tree=TreeInfo.from_dict(d.get("tree"), len(nodes)) if kind is RunKind.TREE else None,
+                       messages=tuple(Message.from_dict(m) for m in codec.listed(d, "messages")),
+                       finish_reason=codec.text(d, "finish_reason", optional=True),
+                       usage={k: int(v) for k, v in codec.figures(d, "usage").items()},
+                       timings=codec.figures(d, "timings"), kind=kind, tool_version=str(d.get("tool_version", "")),
+                       content=codec.text(d, "content", optional=True),
+                       source={str(k): str(v) for k, v in codec.obj(d.get("source") or {}, "'source'").items()})
         except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as err:
             raise RunFileError(f"{source} is a damaged tokviz run ({type(err).__name__}: {err})") from None
 
@@ -465,62 +465,6 @@ class Run:
         if not isinstance(record, Run):
             raise RunFileError(f"{source} holds {record.kind.value}, not one run")
         return record
-
-
-def _check_record(d: dict[str, Any]) -> None:
-    """What a saved run must hold before it is drawn: the types and ranges a view relies on.
-
-    A wrong value is refused when read (one line, exit 1), never drawn as if true.
-    """
-    for key in ("steps", "messages"):
-        if not isinstance(d.get(key), list):
-            raise TypeError(f"{key!r} must be a list")
-    if not isinstance(d.get("params"), dict):
-        raise TypeError("'params' must be an object")
-    p = d["params"]
-    for key in ("top_k", "max_tokens"):
-        if isinstance(p.get(key), bool) or not isinstance(p.get(key), int) or p[key] < 0:
-            raise ValueError(f"params.{key} must be a whole number ≥ 0")
-    for key in ("temperature", "top_p"):
-        value = p.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"params.{key} must be a finite number ≥ 0")
-    seed = p.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ValueError("params.seed must be a whole number")
-    for key in ("usage", "timings"):
-        table = d.get(key, {})
-        if not isinstance(table, dict):
-            raise TypeError(f"{key!r} must be an object")
-        for name, value in table.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{key}.{name} must be a finite number")
-    for step in d["steps"]:
-        if not isinstance(step, dict) or not isinstance(step.get("alternatives"), list):
-            raise TypeError("each step needs a chosen token and a list of alternatives")
-    nodes = d.get("nodes", [])
-    if not isinstance(nodes, list):
-        raise TypeError("'nodes' must be a list")
-    for index, node in enumerate(nodes):
-        parent = node.get("parent") if isinstance(node, dict) else None
-        if isinstance(parent, bool) or not isinstance(parent, int) or not -1 <= parent < index:
-            raise ValueError(f"node {index} has parent {parent!r}: a node's parent must come before it")
-        completion = node.get("completion", [])
-        if not isinstance(completion, list):
-            raise TypeError(f"node {index}: 'completion' must be a list")
-    tree = d.get("tree")
-    for branch in (tree.get("branches") or []) if isinstance(tree, dict) else []:
-        tip, fork = (branch.get("tip"), branch.get("fork", -1)) if isinstance(branch, dict) else (None, None)
-        if not (isinstance(tip, int) and 0 <= tip < len(nodes) and isinstance(fork, int) and -1 <= fork <= tip):
-            raise ValueError(f"branch {branch!r} points outside the tree's {len(nodes)} nodes")
-    for m in d["messages"]:
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-            raise TypeError("each message needs a role and a content string")
-    for key in ("provider", "model", "prompt"):
-        if not isinstance(d.get(key), str):
-            raise TypeError(f"{key!r} must be a string")
-    if d.get("finish_reason") is not None and not isinstance(d["finish_reason"], str):
-        raise TypeError("'finish_reason' must be a string or null")
 
 
 def _run_kind(value: Any) -> RunKind:

@@ -1,0 +1,162 @@
+"""The jobs in flight: at most a bounded number at once, each fetched, then written and recorded.
+
+A job holds a slot from the moment it is admitted until its outcome is written and recorded (or it
+is abandoned by a stop), so memory stays flat however long the input is. Server jobs are fetched
+on a pool of workers (concurrently), local ones on one thread (one model in memory) or, with
+`--parallel`, fed to the local provider's continuous scheduler; one writer thread renders, writes
+and records every outcome, so a worker sends its next request as soon as an answer is in. A
+finished run is never dropped: the writer's tasks are never cancelled.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from tokviz.batch.feed import LocalFeed, ModelStream
+from tokviz.batch.jobs import Job, Outcome, Tally
+from tokviz.ground.errors import TokvizError
+from tokviz.providers import registry
+from tokviz.providers.base import MultiSequence
+
+if TYPE_CHECKING:
+    from tokviz.batch.runner import Batch
+
+IN_FLIGHT_PER_WORKER = 2  # jobs queued per worker: enough to keep them busy, never the whole input
+
+
+class Flight:
+    """One batch invocation's jobs in flight (see the module docstring)."""
+
+    def __init__(self, batch: Batch, on_done: Callable[[Outcome], None], stop: threading.Event) -> None:
+        self.batch, self.on_done, self.stop = batch, on_done, stop
+        self.tally = Tally()
+        self._tally_lock = threading.Lock()
+        self.api = ThreadPoolExecutor(max_workers=max(1, batch.concurrency), thread_name_prefix="tokviz-api")
+        self.serial = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokviz-local")
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokviz-writer")
+        self.capacity = max(1, batch.concurrency, batch.parallel) * IN_FLIGHT_PER_WORKER + 2
+        self.slots = threading.BoundedSemaphore(self.capacity)
+        self.feed: queue.Queue[tuple[Job, bool] | None] = queue.Queue()  # local jobs decoded together
+        self.streaming = False
+
+    # --- admitting ----------------------------------------------------------------------------------
+
+    def count(self, outcome: Outcome) -> None:
+        with self._tally_lock:
+            self.tally.add(outcome)
+        self.on_done(outcome)
+
+    def take_slot(self) -> bool:
+        """A slot for one more job in flight, or False (holding none) once the batch is stopping."""
+        while not self.stop.is_set():
+            if self.slots.acquire(timeout=0.2):
+                if self.stop.is_set():
+                    self.slots.release()
+                    return False
+                return True
+        return False
+
+    def launch(self, job: Job, on_disk: bool) -> None:
+        """Start a job that holds a slot: on the API pool, the local thread, or the local feed."""
+        batch = self.batch
+        concurrent = batch.source is not None or registry.spec(job.provider or "").concurrent
+        if batch.parallel > 1 and not concurrent and registry.can(batch.provider_for(job.provider or ""), MultiSequence):
+            if not self.streaming:
+                self.streaming = True
+                self.serial.submit(self.stream_local)
+            self.feed.put((job, on_disk))
+            return
+        (self.api if concurrent else self.serial).submit(self._task, job, on_disk)
+
+    def _task(self, job: Job, on_disk: bool) -> None:
+        if self.stop.is_set():  # queued when the batch stopped: stays pending
+            self.slots.release()
+            return
+        self.writer.submit(self._finish, self.batch.fetch(job, job.provider or "", on_disk))
+
+    def stream_local(self) -> None:
+        """Decode the local jobs put in the feed continuously (`--parallel`): up to `parallel` at
+        once, a finished job's place taken by the next one as soon as it ends, each delivered (to be
+        written and recorded) on its own. Jobs found complete on disk are taken from there. `None` in
+        the feed ends it; on stop, what was started is abandoned (it stays pending) and the slot of
+        every job not delivered is released. One stream per run of jobs for one model."""
+        batch = self.batch
+        deliver = lambda outcome: self.writer.submit(self._finish, outcome)  # noqa: E731
+        source = LocalFeed(self.feed, self.stop, self.slots.release, deliver, batch.resume)
+        while (head := source.next_head()) is not None:
+            group = ModelStream(source, head)
+            try:
+                provider = batch.provider_for(head[0].provider or "")
+                registry.require(provider, MultiSequence, "decode jobs together").stream(
+                    group.take, batch.parallel, group.on_run, self.stop.is_set)
+            except TokvizError as err:
+                for job in list(group.taken.values()):
+                    group.on_run(job.name, err)
+            except Exception as err:  # one bug must not stop the batch; it is recorded for the jobs it hit
+                for job in list(group.taken.values()):
+                    deliver(Outcome(job, "failed", error=f"internal error: {type(err).__name__}: {err}"))
+                group.taken.clear()
+            for _ in group.taken:  # abandoned when the batch stopped: pending, their slots freed
+                self.slots.release()
+        source.drain()
+
+    # --- landing ------------------------------------------------------------------------------------
+
+    def _finish(self, outcome: Outcome) -> None:
+        """On the writer thread: write a fresh run's files, record the outcome, free its slot."""
+        batch = self.batch
+        try:
+            outcome = batch.store(outcome)
+            if outcome.status == "failed" and outcome.fresh and outcome.error and "disk is full" in outcome.error:
+                # Nothing more can be kept: stop asking (queued prompts stay pending), and leave the
+                # answer that could not be written as not done, so the index matches the disk.
+                self.stop.set()
+                batch.disk_full = outcome.error
+                return
+            try:
+                batch.keep(outcome)
+            except sqlite3.Error as err:
+                batch.disk_full = batch.disk_full or f"cannot record the batch's state: {err}"
+                self.stop.set()
+            self.count(outcome)
+        finally:
+            self.slots.release()
+
+    def drain(self) -> None:
+        """Wait until every job in flight is written. Polled, not joined: a Ctrl-C that lands in
+        Thread.join can leave CPython believing a running worker has ended (the model would then be
+        freed under it at exit)."""
+        taken = 0
+        while taken < self.capacity:
+            taken += self.slots.acquire(timeout=0.2)
+        for _ in range(taken):
+            self.slots.release()
+
+    def end_input(self) -> None:
+        """The whole input is admitted: let what is in flight finish."""
+        self.feed.put(None)
+        self.drain()
+
+    def land(self) -> BaseException | None:
+        """Stop: queued jobs return at once (their slots freed), running ones finish and are written,
+        and the local decoder abandons what it started (pending). Returns a second Ctrl-C that landed
+        while waiting, if one did."""
+        self.stop.set()
+        self.feed.put(None)
+        if not self.streaming:
+            while not self.feed.empty():
+                if self.feed.get_nowait() is not None:
+                    self.slots.release()
+        second: BaseException | None = None
+        try:
+            self.drain()
+        except KeyboardInterrupt as err:  # (a second Ctrl-C ends the process in cli._signals)
+            second = err
+        for pool in (self.api, self.serial, self.writer):
+            pool.shutdown(wait=False)
+        return second
