@@ -127,23 +127,20 @@ def run_cli(*args: str, input: bytes | None = None, env: dict[str, str] | None =
     from tokviz.cli import main
     from tokviz.ground.environment import Environment
 
-    saved_env = dict(os.environ)
     saved_cwd = os.getcwd()
     out, err = io.BytesIO(), io.BytesIO()
     stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
     stderr = io.TextIOWrapper(err, encoding="utf-8", write_through=True)
+    environ = {**os.environ, **(env or {})}  # the command's own variables: os.environ is never changed
+    environ.pop("TOKVIZ_DEBUG", None)
     try:
-        os.environ.update(env or {})
-        os.environ.pop("TOKVIZ_DEBUG", None)
         if cwd is not None:
             os.chdir(cwd)
         environment = Environment(stdin=io.BytesIO(input or b""), stdout=stdout, stderr=stderr,
-                                  environ=dict(os.environ), stdout_isatty=terminal, stderr_isatty=terminal, width=width)
+                                  environ=environ, stdout_isatty=terminal, stderr_isatty=terminal, width=width)
         code = main(list(args), env=environment)
     finally:
         os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
     stdout.flush()
     stderr.flush()
     return subprocess.CompletedProcess([*tokviz_cmd(), *args], code, out.getvalue(), err.getvalue())

@@ -25,11 +25,10 @@ def hue(rgb: tuple[int, int, int]) -> float:
 
 @pytest.fixture(params=["traffic", "colorblind"])
 def palette(request: pytest.FixtureRequest) -> Iterator[str]:
-    from tokviz.views import colors
+    from tokviz.ground.environment import Environment, using
 
-    colors.use_palette(request.param)
-    yield request.param
-    colors.use_palette("traffic")
+    with using(Environment(palette=request.param)):  # a palette is a command's choice, kept in its environment
+        yield request.param
 
 
 @pytest.mark.parametrize("system", [ColorSystem.TRUECOLOR, ColorSystem.EIGHT_BIT, ColorSystem.STANDARD, ColorSystem.WINDOWS])

@@ -69,11 +69,12 @@ def _root(
     """See the log-probabilities of every token a language model generates, and the roads not taken."""
     from tokviz.ground.environment import current
 
-    name = palette or current().environ.get("TOKVIZ_PALETTE")
-    if name:
+    env = current()
+    env.palette = palette or env.palette
+    if palette or env.environ.get("TOKVIZ_PALETTE"):  # a name given is checked: a typo is one line, not traffic
         from tokviz.views import colors
 
-        colors.use_palette(name)
+        colors.check_palette(env.palette_name)
 
 
 def _tidy_help(command: typer.core.TyperGroup) -> typer.core.TyperGroup:
@@ -111,12 +112,8 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     `env` carries the streams and environment variables (tests pass in-memory ones)."""
     env = env or Environment()
     args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        with using(env), _signals():
-            return _main(args, env)
-    finally:
-        if "tokviz.views.colors" in sys.modules:  # a palette is this call's choice, not the process's
-            sys.modules["tokviz.views.colors"].use_palette("traffic")
+    with using(env), _signals():
+        return _main(args, env)
 
 
 _STOPPED_BY: list[int] = []  # the signal that stopped this call, if one did

@@ -8,13 +8,13 @@ import inspect
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
+from typing import IO, TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
 
 from tokviz.ground import environment
-from tokviz.ground.errors import RunFileError, UsageError
+from tokviz.ground.errors import RunFileError, UsageError, redact
 from tokviz.ground.files import check_writable, write_atomic
 from tokviz.run.generation import Generation
 from tokviz.views import DEFAULT_WRAP as DEFAULT_WRAP  # re-exported for the commands' defaults
@@ -158,11 +158,33 @@ def print_run(run: Run, options: export.RenderOptions, *, as_json: bool, view: s
 
 
 def stdout() -> Console:
-    return environment.current().console()
+    """The console for results. Rich turns colour off by itself when stdout is not a terminal and
+    when NO_COLOR is set, so piped output is plain text. What it writes passes through the key
+    redaction (a server may echo a key into its answer)."""
+    env = environment.current()
+    return Console(file=_Redacting(env.stdout), highlight=False, emoji=False, markup=False,
+                   force_terminal=env.stdout_is_terminal(), width=env.width, _environ=dict(env.environ))
 
 
 def stderr() -> Console:
-    return environment.current().error_console()
+    """The console for progress, warnings and the error line."""
+    env = environment.current()
+    return Console(file=env.stderr, highlight=False, emoji=False, markup=False, soft_wrap=True,
+                   force_terminal=env.stderr_is_terminal(), width=env.width, _environ=dict(env.environ))
+
+
+class _Redacting:
+    """A text stream that removes the secrets in the environment from everything written to it."""
+
+    def __init__(self, inner: IO[str]) -> None:
+        self.inner = inner
+
+    def write(self, text: str) -> int:
+        self.inner.write(redact(text, shapes=False))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def progress_line(console: Console) -> Callable[[str], None]:

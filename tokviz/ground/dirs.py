@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from tokviz.ground.environment import current
 
 
 def cache_dir() -> Path:
     """$TOKVIZ_CACHE_DIR, else the user cache folder of this OS (platformdirs: ~/.cache/tokviz on
     Linux, honouring $XDG_CACHE_HOME; ~/Library/Caches/tokviz on macOS)."""
-    explicit = os.environ.get("TOKVIZ_CACHE_DIR")
+    explicit = current().environ.get("TOKVIZ_CACHE_DIR")
     if explicit:
         return Path(explicit)
     from platformdirs import user_cache_dir
@@ -20,7 +21,7 @@ def cache_dir() -> Path:
 def state_dir() -> Path:
     """$TOKVIZ_STATE_DIR, else the user state folder of this OS (platformdirs: ~/.local/state/tokviz
     on Linux): where work the user did not name a file for is kept rather than lost."""
-    explicit = os.environ.get("TOKVIZ_STATE_DIR")
+    explicit = current().environ.get("TOKVIZ_STATE_DIR")
     if explicit:
         return Path(explicit)
     from platformdirs import user_state_dir

@@ -1,8 +1,10 @@
-"""The environment a command runs in: its streams and its environment variables.
+"""The environment a command runs in: its streams, its environment variables, its terminal, its palette.
 
-As httpie's `Environment` does, `cli.main` builds one (or is handed one by a test) and every
-command reads its streams, consoles and variables from it, never from `sys` directly, so the
-whole CLI runs in-process against in-memory streams with a deterministic console.
+As httpie's `Environment` does, `cli.main` builds one (or is handed one by a test) and every layer
+reads its streams, variables and choices from it, never from `sys` or `os.environ` directly, and
+nothing writes `os.environ`: the whole CLI runs in-process against in-memory streams and a given set
+of variables. Worker threads (a batch's, the explorer's) see the environment of the command that
+started them.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from rich.console import Console
-
 
 @dataclass
 class Environment:
@@ -28,6 +28,7 @@ class Environment:
     stdout_isatty: bool | None = None
     stderr_isatty: bool | None = None
     width: int | None = None  # columns; None: the terminal's (or 80)
+    palette: str | None = None  # the colour scale of every view (--palette); None: $TOKVIZ_PALETTE or "traffic"
 
     def _isatty(self, stream: IO[Any], forced: bool | None) -> bool:
         if forced is not None:
@@ -41,49 +42,37 @@ class Environment:
     def debug(self) -> bool:
         return self.environ.get("TOKVIZ_DEBUG") == "1"
 
-    def console(self) -> Console:
-        """The console for results. Rich turns colour off by itself when stdout is not a terminal
-        and when NO_COLOR is set, so piped output is plain text. What it writes passes through
-        the key redaction (a server may echo a key into its answer)."""
-        return Console(file=_Redacting(self.stdout), highlight=False, emoji=False, markup=False,
-                       force_terminal=self._isatty(self.stdout, self.stdout_isatty), width=self.width,
-                       _environ=dict(self.environ))
+    @property
+    def palette_name(self) -> str:
+        return self.palette or self.environ.get("TOKVIZ_PALETTE") or "traffic"
 
-    def error_console(self) -> Console:
-        return Console(file=self.stderr, highlight=False, emoji=False, markup=False, soft_wrap=True,
-                       force_terminal=self._isatty(self.stderr, self.stderr_isatty), width=self.width,
-                       _environ=dict(self.environ))
+    def stdout_is_terminal(self) -> bool:
+        return self._isatty(self.stdout, self.stdout_isatty)
 
-
-class _Redacting:
-    """A text stream that removes the secrets in the environment from everything written to it."""
-
-    def __init__(self, inner: IO[str]) -> None:
-        self.inner = inner
-
-    def write(self, text: str) -> int:
-        from tokviz.ground.errors import redact
-
-        self.inner.write(redact(text, shapes=False))
-        return len(text)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+    def stderr_is_terminal(self) -> bool:
+        return self._isatty(self.stderr, self.stderr_isatty)
 
 
 _current: ContextVar[Environment | None] = ContextVar("tokviz_environment", default=None)
+# The environment of the command running in this process, for threads it started (a context
+# variable is not inherited by a thread): one command runs at a time.
+_active: list[Environment] = []
 
 
 def current() -> Environment:
     """The environment of the running command (the process's own outside `cli.main`)."""
     env = _current.get()
-    return env if env is not None else Environment()
+    if env is not None:
+        return env
+    return _active[-1] if _active else Environment()
 
 
 @contextlib.contextmanager
 def using(env: Environment) -> Iterator[Environment]:
     token = _current.set(env)
+    _active.append(env)
     try:
         yield env
     finally:
+        _active.remove(env)
         _current.reset(token)

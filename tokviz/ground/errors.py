@@ -86,8 +86,15 @@ def register_secret_env(name: str) -> None:
 
 
 def _secrets_in_environment() -> list[str]:
-    names = _SECRET_ENVS | {k for k in os.environ if k.endswith("_API_KEY")}
-    return [os.environ[n] for n in sorted(names) if os.environ.get(n)]
+    """The secrets of the command's environment, and of the process's (redaction is a safety net:
+    a key in either is kept out)."""
+    from tokviz.ground.environment import current
+
+    found: list[str] = []
+    for environ in (current().environ, os.environ):
+        names = _SECRET_ENVS | {k for k in environ if k.endswith("_API_KEY")}
+        found += [environ[n] for n in sorted(names) if environ.get(n)]
+    return found
 
 
 # API keys look like "sk-…" (OpenAI, and many compatible servers copy the shape); servers echo

@@ -10,8 +10,9 @@ provider costs something else, or nothing. Model names match by longest prefix, 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from tokviz.ground import environment
 
 PRICES_DATE = "2025-04"
 # USD per million tokens: (input, output), OpenAI's list prices for standard processing.
@@ -29,7 +30,7 @@ PRICES: Prices = {
 
 def table() -> tuple[Prices, str]:
     """The prices in force and where they come from (the built-in table, or an override file)."""
-    override = os.environ.get("TOKVIZ_PRICES")
+    override = environment.current().environ.get("TOKVIZ_PRICES")
     if not override:
         return PRICES, f"built-in table of {PRICES_DATE}"
     try:

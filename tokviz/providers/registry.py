@@ -14,11 +14,11 @@ library (llama_cpp, openai), so `tokviz providers` and model inference stay quic
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
+from tokviz.ground import environment
 from tokviz.ground.errors import UsageError, register_secret_env
 from tokviz.providers.base import (
     DEFAULT_MODEL,
@@ -139,7 +139,7 @@ def spec(name: str) -> ProviderSpec:
 
 
 def default_model(environ: Mapping[str, str] | None = None) -> str:
-    return (environ if environ is not None else os.environ).get("TOKVIZ_MODEL") or DEFAULT_MODEL
+    return (environ if environ is not None else environment.current().environ).get("TOKVIZ_MODEL") or DEFAULT_MODEL
 
 
 def infer_provider(model: str, base_url: str | None = None, environ: Mapping[str, str] | None = None) -> str:
@@ -149,7 +149,7 @@ def infer_provider(model: str, base_url: str | None = None, environ: Mapping[str
     spec that names the model; then a spec whose server an environment variable names
     ($OPENAI_BASE_URL does not take the embedded model away from the local provider).
     """
-    env = environ if environ is not None else os.environ
+    env = environ if environ is not None else environment.current().environ
     ordered = list(iter_specs())
     checks = ([lambda s: s.claims_base_url] if base_url else []) + [lambda s: s.claims_model(model),
                                                                     lambda s: s.claims_env_url(env)]

@@ -19,38 +19,45 @@ PALETTES: dict[str, Stops] = {
     "colorblind": ((0.00, (0xD5, 0x5E, 0x00)), (0.40, (0xE6, 0x9F, 0x00)), (0.70, (0x56, 0xB4, 0xE9)),
                    (1.00, (0x00, 0x72, 0xB2))),
 }
-_STOPS: Stops = PALETTES["traffic"]
-PALETTE_NAME = "traffic"
 
 
-def use_palette(name: str) -> None:
-    """Switch every view to the named palette (`--palette`, $TOKVIZ_PALETTE)."""
-    global _STOPS, PALETTE_NAME, _XTERM_FG, _XTERM_BG, _ANSI_FG, _ANSI_BG
+def check_palette(name: str) -> str:
+    """A palette name the views know, or the one usage line (`--palette`, $TOKVIZ_PALETTE)."""
     if name not in PALETTES:
         from tokviz.ground.errors import UsageError
 
         raise UsageError(f"unknown palette {name!r}", hint=f"use one of {', '.join(PALETTES)}")
-    _STOPS, PALETTE_NAME = PALETTES[name], name
-    _XTERM_FG, _XTERM_BG, _ANSI_FG, _ANSI_BG = _TERMINAL_STEPS[name]
-    prob_rgb.cache_clear()
-    scale_color.cache_clear()
+    return name
+
+
+def palette() -> str:
+    """The palette of the running command (its environment's choice), "traffic" by default."""
+    from tokviz.ground.environment import current
+
+    name = current().palette_name
+    return name if name in PALETTES else "traffic"
 
 
 def css_gradient() -> str:
     """The scale as a CSS gradient, for the HTML legend."""
-    return "linear-gradient(90deg," + ",".join("#{:02x}{:02x}{:02x}".format(*rgb) for _, rgb in _STOPS) + ")"
+    return "linear-gradient(90deg," + ",".join("#{:02x}{:02x}{:02x}".format(*rgb) for _, rgb in PALETTES[palette()]) + ")"
+
+
+def prob_rgb(p: float) -> tuple[int, int, int]:
+    """The colour of probability `p` (clamped to [0, 1]), linearly interpolated between stops."""
+    return _rgb(palette(), p)
 
 
 @lru_cache(maxsize=8192)  # a node asks for its colour three times (fill, border, edge)
-def prob_rgb(p: float) -> tuple[int, int, int]:
-    """The colour of probability `p` (clamped to [0, 1]), linearly interpolated between stops."""
+def _rgb(name: str, p: float) -> tuple[int, int, int]:
+    stops = PALETTES[name]
     p = min(1.0, max(0.0, p))
-    for (p0, c0), (p1, c1) in itertools.pairwise(_STOPS):
+    for (p0, c0), (p1, c1) in itertools.pairwise(stops):
         if p <= p1:
             t = (p - p0) / (p1 - p0)
             r, g, b = (round(a + (b_ - a) * t) for a, b_ in zip(c0, c1))
             return (r, g, b)
-    return _STOPS[-1][1]
+    return stops[-1][1]
 
 
 def prob_hex(p: float) -> str:
@@ -87,7 +94,6 @@ _TERMINAL_STEPS = {
                    (216, 216, 222, 222, 222, 186, 117, 117, 153, 153, 111),
                    ((0.55, 3), (1.01, 4)), ((0.55, 3), (1.01, 6))),
 }
-_XTERM_FG, _XTERM_BG, _ANSI_FG, _ANSI_BG = _TERMINAL_STEPS["traffic"]
 
 
 def _make_scale_color() -> type:
@@ -121,19 +127,23 @@ def _scale_color_type() -> type:
     return _make_scale_color()
 
 
-@lru_cache(maxsize=4096)
 def scale_color(p: float, *, background: bool = False) -> object:
     """The rich Color of probability `p`: the hex shade in truecolor terminals, the scale's own
     steps in 256 and 16 colours (see above). `background=True` gives the pale shade text sits on."""
+    return _scale_color(palette(), p, background)
+
+
+@lru_cache(maxsize=4096)
+def _scale_color(palette_name: str, p: float, background: bool) -> object:
     from rich.color import ColorType
     from rich.color_triplet import ColorTriplet
 
-    rgb = prob_rgb(p)
+    rgb = _rgb(palette_name, p)
     if background:
         rgb = tuple(round(c + (255 - c) * 0.25) for c in rgb)  # as tint_hex(p, 0.25): dark text reads on it
-    name = "#{:02x}{:02x}{:02x}".format(*rgb) + ("/bg" if background else "") + f"/{p:.4f}/{PALETTE_NAME}"
+    name = "#{:02x}{:02x}{:02x}".format(*rgb) + ("/bg" if background else "") + f"/{p:.4f}/{palette_name}"
     _SCALE_OF[name] = (p, background)
-    _PALETTE_OF[name] = PALETTE_NAME
+    _PALETTE_OF[name] = palette_name
     return _scale_color_type()(name, ColorType.TRUECOLOR, triplet=ColorTriplet(*rgb))
 
 

