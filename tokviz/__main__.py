@@ -1,5 +1,5 @@
-"""`python -m tokviz` runs the same entry point as the `tokviz` console script."""
+"""`python -m tokviz`: the same command line as the `tokviz` script."""
 
-from tokviz.cli import main
+from tokviz.cli import run
 
-raise SystemExit(main())
+run()

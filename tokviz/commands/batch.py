@@ -75,25 +75,10 @@ def batch(
         if import_results is not None or output is not None:
             raise UsageError("--export-requests writes a requests file only: leave out -o and --import")
         return _export(prompts, gen, export_requests)
-    if output is None:
-        raise UsageError("missing the output folder: -o FOLDER")
-    if not 1 <= concurrency <= 64:
-        raise UsageError(f"--concurrency must be between 1 and 64, got {concurrency}")
-    from tokviz.providers.base import MAX_PARALLEL
-
-    if not 1 <= parallel <= MAX_PARALLEL:
-        raise UsageError(f"--parallel must be between 1 and {MAX_PARALLEL}, got {parallel}")
-    fmts = _formats(formats_)
-    if output.exists() and not output.is_dir():
-        raise UsageError(f"output {output} is a file, not a folder")
+    output, fmts = _check_run(output, concurrency, parallel, formats_)
     lines, source = _input(prompts)
     expected = workflow.check_lines(lines(), source=source)  # every line checked before the first request
-    try:  # before the first request: a batch that cannot write must not spend a single one
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"cannot create the output folder {output}: {err.strerror}") from None
-    if not os.access(output, os.W_OK | os.X_OK):
-        raise UsageError(f"output folder {output} is not writable")
+    _prepare(output)
     err = common.stderr()
     runner = workflow.Batch(out_dir=output, formats=fmts, options=export.RenderOptions(wrap=wrap),
                             concurrency=concurrency, parallel=parallel, force=force, record=gen.record, replay=gen.replay,
@@ -116,6 +101,37 @@ def batch(
     finally:
         if results is not None:
             results.close()
+    _report(runner, tally, interrupted, output, quiet=quiet, err=err)
+
+
+def _check_run(output: Path | None, concurrency: int, parallel: int, formats_: str) -> tuple[Path, list[str]]:
+    """The options of a run checked, before any input is read: the folder and the formats to write."""
+    from tokviz.providers.base import MAX_PARALLEL
+
+    if output is None:
+        raise UsageError("missing the output folder: -o FOLDER")
+    if not 1 <= concurrency <= 64:
+        raise UsageError(f"--concurrency must be between 1 and 64, got {concurrency}")
+    if not 1 <= parallel <= MAX_PARALLEL:
+        raise UsageError(f"--parallel must be between 1 and {MAX_PARALLEL}, got {parallel}")
+    fmts = _formats(formats_)
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"output {output} is a file, not a folder")
+    return output, fmts
+
+
+def _prepare(output: Path) -> None:
+    """Before the first request: a batch that cannot write must not spend a single one."""
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create the output folder {output}: {err.strerror}") from None
+    if not os.access(output, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder {output} is not writable")
+
+
+def _report(runner: Batch, tally: Tally, interrupted: bool, output: Path, *, quiet: bool, err: Console) -> None:
+    """How the batch ended: one line, and the exit status that says it (a full disk, a stop, failures)."""
     if runner.disk_full:
         from tokviz.ground.files import OutputError
 
@@ -217,19 +233,11 @@ def _status(folder: Path, *, as_json: bool) -> None:
 def _run_with_progress(runner: Batch, jobs: Iterable[Job], stop: threading.Event, expected: int, *, show: bool,
                        console: Console) -> tuple[Tally, bool]:
     """Run the batch under a progress bar on stderr (done / failed / rate / ETA) when it is a terminal."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from tokviz.commands import live
 
     failed = 0
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"),
-               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=console, disable=not show) as bar:
+    with live.bar(console, "{task.description}", "{task.fields[failed]} failed", "{task.fields[rate]}",
+                  disable=not show) as bar:
         task = bar.add_task("prompts", total=expected, failed=0, rate="")
 
         def on_done(outcome: Outcome) -> None:

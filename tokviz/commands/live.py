@@ -9,7 +9,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
@@ -51,6 +51,14 @@ def progress(console: Console, enabled: bool, total: int, what: str) -> Iterator
     if not enabled:
         yield lambda _done, _total=None: None
         return
+    with bar(console, what, transient=True) as shown:
+        task = shown.add_task(what, total=total)
+        yield lambda done, new_total=None: shown.update(task, completed=done, total=new_total or total)
+
+
+def bar(console: Console, label: str, *fields: str, **options: Any) -> Any:
+    """A rich progress bar on `console`: the label, the bar, done of total, any `fields` (rich
+    column templates such as "{task.fields[failed]} failed"), elapsed time and ETA."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -60,8 +68,6 @@ def progress(console: Console, enabled: bool, total: int, what: str) -> Iterator
         TimeRemainingColumn,
     )
 
-    columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-               TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(what, total=total)
-        yield lambda done, new_total=None: bar.update(task, completed=done, total=new_total or total)
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), *(TextColumn(f) for f in fields),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    return Progress(*columns, console=console, **options)

@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tokviz.measures.reshape import Setting
 from tokviz.run import Run, RunKind, RunSet
 from tokviz.views import DEFAULT_WRAP, formats
+
+Renderer = Callable[..., str]
 
 Record = Run | RunSet
 
@@ -97,69 +100,38 @@ def _samples_html(s: RunSet, o: RenderOptions) -> str:
     return html.samples_page(list(s.runs), svg)
 
 
-def _comparison_json(s: RunSet, o: RenderOptions) -> str:
-    from tokviz.views import comparison
+def _chart_set(module: str) -> tuple[dict[str, Renderer], dict[str, Callable[..., bytes]]]:
+    """The renderers of a set of runs drawn as a table and a chart by `views/<module>.py` (its
+    `to_json`, `table`, `chart` and, if it has one, `page`): text formats, then the PNG of the chart."""
+    import importlib
 
-    return comparison.to_json(s)
+    def view() -> Any:
+        return importlib.import_module(f"tokviz.views.{module}")
 
+    def txt(s: RunSet, o: RenderOptions) -> str:
+        from tokviz.views import table
 
-def _comparison_txt(s: RunSet, o: RenderOptions) -> str:
-    from tokviz.views import comparison, table
+        return table.plain_text(view().table(s), width=120)
 
-    return table.plain_text(comparison.table(s), width=120)
+    def png(s: RunSet, o: RenderOptions) -> bytes:
+        from tokviz.ground.errors import redact
+        from tokviz.views import chart
 
+        return chart.svg_to_png(redact(view().chart(s), shapes=False), o.dpi)
 
-def _comparison_svg(s: RunSet, o: RenderOptions) -> str:
-    from tokviz.views import comparison
-
-    return comparison.chart(s)
-
-
-def _comparison_png(s: RunSet, o: RenderOptions) -> bytes:
-    from tokviz.ground.errors import redact
-    from tokviz.views import chart, comparison
-
-    return chart.svg_to_png(redact(comparison.chart(s), shapes=False), o.dpi)
-
-
-def _scorediff_json(s: RunSet, o: RenderOptions) -> str:
-    from tokviz.views import score_comparison as scorediff
-
-    return scorediff.to_json(s)
-
-
-def _scorediff_txt(s: RunSet, o: RenderOptions) -> str:
-    from tokviz.views import score_comparison as scorediff
-    from tokviz.views import table
-
-    return table.plain_text(scorediff.table(s), width=120)
-
-
-def _scorediff_html(s: RunSet, o: RenderOptions) -> str:
-    from tokviz.views import score_comparison as scorediff
-
-    return scorediff.page(s)
-
-
-def _scorediff_svg(s: RunSet, o: RenderOptions) -> str:
-    from tokviz.views import score_comparison as scorediff
-
-    return scorediff.chart(s)
-
-
-def _scorediff_png(s: RunSet, o: RenderOptions) -> bytes:
-    from tokviz.ground.errors import redact
-    from tokviz.views import chart
-
-    return chart.svg_to_png(redact(_scorediff_svg(s, o), shapes=False), o.dpi)
+    text: dict[str, Renderer] = {"json": lambda s, o: view().to_json(s), "txt": txt, "svg": lambda s, o: view().chart(s)}
+    if module == "score_comparison":
+        text["html"] = lambda s, o: view().page(s)
+    return text, {"png": png}
 
 
 def _json(record: Record, o: RenderOptions) -> str:
     return record.to_json()
 
 
-Renderer = Callable[..., str]
 # kind → format → renderer of text; "svg"/"png" without an entry are drawn by Graphviz from "dot".
+_COMPARISON, _COMPARISON_PNG = _chart_set("comparison")
+_SCORE_COMPARISON, _SCORE_COMPARISON_PNG = _chart_set("score_comparison")
 RENDERERS: dict[RunKind, dict[str, Renderer]] = {
     RunKind.PREDICT: {"json": _json, "dot": _predict_dot, "txt": _predict_txt, "html": _predict_html},
     RunKind.TREE: {"json": _json, "dot": _tree_dot, "txt": _tree_txt, "html": _tree_html},
@@ -167,13 +139,13 @@ RENDERERS: dict[RunKind, dict[str, Renderer]] = {
     # alternatives, and its rank), so it is drawn by the same views
     RunKind.SCORE: {"json": _json, "dot": _predict_dot, "txt": _predict_txt, "html": _predict_html},
     RunKind.SAMPLES: {"json": _json, "dot": _samples_dot, "txt": _samples_txt, "html": _samples_html},
-    RunKind.COMPARISON: {"json": _comparison_json, "txt": _comparison_txt, "svg": _comparison_svg},
-    RunKind.SCORE_COMPARISON: {"json": _scorediff_json, "txt": _scorediff_txt, "html": _scorediff_html, "svg": _scorediff_svg},
+    RunKind.COMPARISON: _COMPARISON,
+    RunKind.SCORE_COMPARISON: _SCORE_COMPARISON,
 }
 # kind → format → renderer of bytes that are not drawn from DOT (images made another way)
 BINARY: dict[RunKind, dict[str, Callable[..., bytes]]] = {
-    RunKind.COMPARISON: {"png": lambda s, o: _comparison_png(s, o)},
-    RunKind.SCORE_COMPARISON: {"png": lambda s, o: _scorediff_png(s, o)},
+    RunKind.COMPARISON: _COMPARISON_PNG,
+    RunKind.SCORE_COMPARISON: _SCORE_COMPARISON_PNG,
 }
 
 
