@@ -48,9 +48,9 @@ def main() -> None:
             jobs = parse_jobs(text, source="bench.txt", defaults=defaults)
             batch = Batch(out_dir=Path(tmp), formats=args.formats.split(","), concurrency=args.concurrency)
             t = time.perf_counter()
-            outcomes, _ = batch.run(jobs, lambda _: None, threading.Event())
+            tally, _ = batch.run(jobs, lambda _: None, threading.Event())
             walls.append(time.perf_counter() - t)
-            assert all(o is not None and o.status == "ok" for o in outcomes)
+            assert tally.ok == tally.total == args.prompts, tally
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         prompts = Path(tmp) / "p.txt"
         prompts.write_text(text)
