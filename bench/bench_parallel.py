@@ -53,7 +53,7 @@ AS_FOUND = "ad868c0"
 AS_FOUND_SAMPLE = """
 import sys, time
 from tokviz import pipeline
-from tokviz.run.generation import Generation
+from tokviz.generation import Generation
 many = pipeline.plan(Generation(max_tokens=32, top_k=5, temperature=1.0, seed=1), sys.argv[1])
 pipeline.sample(many, 1)
 times = []

@@ -5,8 +5,14 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
+import select
+import signal
 import subprocess
+import time
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import run_cli, tokviz_cmd
 from tests.test_graph import png_size, svg_texts
@@ -96,3 +102,38 @@ def test_first_run_assembles_the_model_once_into_the_cache(tmp_path: Path) -> No
     second = run_cli("predict", "Hi", "-n", "1", "--json", env={"TOKVIZ_CACHE_DIR": str(cache)})
     assert second.returncode == 0 and second.stderr == b""
     assert json.loads(first.stdout)["steps"] == json.loads(second.stdout)["steps"]
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_predict_keeps_the_generation(tmp_path: Path, sig: int, code: int) -> None:
+    """Ctrl-C (or SIGTERM) while `predict` generates on a terminal: the run as far as it got is
+    saved and drawn, marked interrupted, the table printed, and the exit status still says stopped."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*tokviz_cmd(), "predict", "Once upon a time", "-n", "300", "-o", "n300.svg",
+                             "--save", "n300.json"], stdin=slave, stdout=slave, stderr=slave, cwd=tmp_path,
+                            env={**os.environ, "COLUMNS": "100", "TERM": "xterm-256color"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not re.search(rb"generating\S* (1\d|[2-9]\d) tokens", seen):
+        ready, _, _ = select.select([master], [], [], 1.0)
+        if ready:
+            seen += os.read(master, 65536)
+    assert re.search(rb"generating\S* \d+ tokens", seen), seen[-500:]
+    proc.send_signal(sig)
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        seen += data
+    assert proc.wait(timeout=60) == code
+    os.close(master)
+    run = Run.from_json((tmp_path / "n300.json").read_text())
+    assert run.finish_reason == "interrupted" and 10 <= len(run.steps) < 300 and "interrupted" in run.source
+    assert (tmp_path / "n300.svg").read_bytes().startswith(b"<?xml")
+    text = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", seen)
+    assert b"finish: interrupted" in text and (b"interrupted" in text.splitlines()[-1] or b"terminated" in text.splitlines()[-1])

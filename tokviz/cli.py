@@ -18,7 +18,9 @@ import typer
 
 from tokviz import __version__
 from tokviz.commands.batch import batch
+from tokviz.commands.check import check
 from tokviz.commands.compare import compare
+from tokviz.commands.diff import diff
 from tokviz.commands.explore import explore
 from tokviz.commands.predict import predict
 from tokviz.commands.providers import providers
@@ -47,6 +49,8 @@ app.command()(sample)
 app.command()(compare)
 app.command()(tree)
 app.command()(score)
+app.command()(diff)
+app.command()(check)
 app.command()(explore)
 app.command()(providers)
 app.command()(server)

@@ -51,8 +51,6 @@ def generation_options(*, exclude: tuple[str, ...] = (), defaults: dict[str, Any
     flags = flags or {}
 
     def decorate(fn: F) -> F:
-        sig = inspect.signature(fn, eval_str=True)
-        own = [p for p in sig.parameters.values() if p.name != "gen"]
         added = []
         for f in fields(Generation):
             if f.name in exclude:
@@ -63,28 +61,39 @@ def generation_options(*, exclude: tuple[str, ...] = (), defaults: dict[str, Any
             metavar = meta["metavar"] or _PLACEHOLDERS.get(py_type)
             option = typer.Option(*flags.get(f.name, meta["flags"]), help=help.get(f.name, meta["help"]), metavar=metavar,
                                   show_default=default not in (None, ()))
-            added.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
-                                           default=None if default == () else default,
-                                           annotation=Annotated[py_type, option]))
-        names = [p.name for p in added]
+            added.append((f.name, Annotated[py_type, option], None if default == () else default))
 
-        @functools.wraps(fn)
-        def command(**kwargs: Any) -> Any:
-            given = {name: kwargs.pop(name) for name in names}
+        def gather(given: dict[str, Any]) -> Generation:
             if given.get("options") is not None:
                 given["options"] = tuple(given["options"])
             else:
                 given.pop("options", None)
-            return fn(gen=Generation(**{**{k: v for k, v in defaults.items() if k in exclude}, **given}), **kwargs)
+            return Generation(**{**{k: v for k, v in defaults.items() if k in exclude}, **given})
 
-        params = sorted([*own, *added], key=lambda p: p.kind == inspect.Parameter.KEYWORD_ONLY)
-        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-                  else p for p in params]
-        command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-        command.__annotations__ = {p.name: p.annotation for p in params}
-        return command  # type: ignore[return-value]
+        return with_options(fn, "gen", added, gather)
 
     return decorate
+
+
+def with_options(fn: F, into: str, added: list[tuple[str, Any, Any]], gather: Callable[[dict[str, Any]], Any]) -> F:
+    """`fn` as a command that also takes the options `added` ((name, annotation, default) each)
+    and receives them gathered into one argument `into` (`gather(values by name)`)."""
+    sig = inspect.signature(fn, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.name != into]
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+             for name, annotation, default in added]
+    names = [p.name for p in extra]
+
+    @functools.wraps(fn)
+    def command(**kwargs: Any) -> Any:
+        return fn(**{into: gather({name: kwargs.pop(name) for name in names})}, **kwargs)
+
+    params = sorted([*own, *extra], key=lambda p: p.kind == inspect.Parameter.KEYWORD_ONLY)
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+              else p for p in params]
+    command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command  # type: ignore[return-value]
 
 
 def plan(gen: Generation, prompt: str, *, allow_empty: bool = False) -> Plan:

@@ -42,8 +42,12 @@ def predict(
     planned = common.plan_outputs(output or [])
     common.check_paths(save, gen.record)
     err = common.stderr()
-    with live.generating(err, err.is_terminal and not (as_json or quiet)) as on_step:
-        run = pipeline.predict(plan, progress=common.progress_line(err), on_step=on_step)
+    stopped: BaseException | None = None
+    try:
+        with live.generating(err, err.is_terminal and not (as_json or quiet)) as on_step:
+            run = pipeline.predict(plan, progress=common.progress_line(err), on_step=on_step)
+    except pipeline.Stopped as stop:  # Ctrl-C or SIGTERM: what was generated is kept, drawn and shown
+        run, stopped, judge = stop.record, stop.cause, None  # type: ignore[assignment]
     if save is not None:
         write_atomic(save, run.to_json().encode("utf-8"))
     common.write_outputs(run, planned, options)
@@ -51,6 +55,8 @@ def predict(
         common.print_run(run, options, as_json=as_json, view=view)
     if judge is not None:
         _score_with(run, judge, as_json=as_json, quiet=quiet)
+    if stopped is not None:
+        raise stopped
 
 
 def _score_with(run: Run, judge: Plan, *, as_json: bool, quiet: bool) -> None:

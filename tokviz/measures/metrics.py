@@ -37,6 +37,25 @@ def candidates(step: Step) -> tuple[Token, ...]:
     return (*step.alternatives, step.chosen)
 
 
+def near_tie(step: Step, within: float | None = None) -> bool:
+    """The chosen token was the model's first choice, and the runner-up lies within `within` nats of
+    it (the engines' measured noise by default): decided within the noise of the arithmetic, so
+    another engine, build or batch shape may choose the runner-up."""
+    from tokviz.measures import noise
+
+    ranked = sorted(step.alternatives, key=lambda t: -t.logprob)
+    return (len(ranked) >= 2 and same_token(ranked[0], step.chosen)
+            and ranked[0].logprob - ranked[1].logprob <= (noise.NEAR_TIE if within is None else within))
+
+
+def near_ties(run: Run, within: float | None = None) -> tuple[int, ...]:
+    """The 1-based steps decided at a near-tie (see `near_tie`)."""
+    return tuple(n for n, step in enumerate(run.steps, 1) if near_tie(step, within))
+
+
+NEAR_TIE_NOTE = "decided within the engines' noise: another engine may choose the runner-up"
+
+
 def step_entropy(step: Step) -> float:
     """Entropy of one step in bits, over the known candidates and the unseen rest."""
     return entropy_bits([t.prob for t in candidates(step)])
@@ -82,6 +101,7 @@ class RunStats:
     top100_share: float | None = None
     top1000_share: float | None = None
     mean_surprisal_bits: float | None = None
+    near_ties: tuple[int, ...] = ()  # 1-based steps whose choice lay within the engines' noise
 
     def to_dict(self) -> dict[str, Any]:
         def clean(v: Any) -> Any:
@@ -103,7 +123,8 @@ def steps_stats(run: Run) -> list[dict[str, Any]]:
         st = step_stats(step)
         out.append({"step": n, "chosen_prob": clean(st.chosen_prob), "vocab_rank": step.rank,
                     "entropy_bits": clean(st.entropy_bits) if step.alternatives else None,
-                    "surprisal_bits": clean(st.surprisal_bits), "rank": st.rank, "margin": clean(st.margin)})
+                    "surprisal_bits": clean(st.surprisal_bits), "rank": st.rank, "margin": clean(st.margin),
+                    "near_tie": near_tie(step)})
     return out
 
 
@@ -131,5 +152,5 @@ def run_stats(run: Run, *, least: int = 3) -> RunStats:
         least_certain=tuple(i + 1 for i in order), distinct_alternatives=distinct,
         ttft_s=run.timings.get("ttft_s"), tokens_per_s=run.timings.get("tokens_per_s"),
         prompt_tokens=run.usage.get("prompt_tokens"), completion_tokens=run.usage.get("completion_tokens"),
-        cost_usd=cost, price_source=source,
+        cost_usd=cost, price_source=source, near_ties=near_ties(run),
     )

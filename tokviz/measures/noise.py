@@ -15,3 +15,12 @@ from __future__ import annotations
 DECODE_MEDIAN = 0.04
 DECODE_P99 = 0.39
 DECODE_MAX = 0.63
+
+# The default tolerances of `tokviz diff` and `tokviz check`: the largest figure measured between
+# two ways of decoding one model (bench/bench_noise.py: decode shapes, --parallel, the fast scorer,
+# llama-server against the embedded model), with a margin; docs/ci.md has the table they come from.
+ATOL = 1.0  # nats: the largest |Δ logprob| of one chosen token
+ATOL_MEAN = 0.15  # nats: the mean |Δ logprob| over a record (a real change moves many tokens)
+MIN_OVERLAP = 0.6  # the smallest share of one top-k list found in the other's, at one step
+MAX_KL = 0.1  # nats: the largest KL over the top-k lists and the rest (a lower bound), at one step
+NEAR_TIE = 0.6  # nats: a chosen token and its runner-up closer than this may swap on another engine

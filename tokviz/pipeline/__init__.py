@@ -7,8 +7,24 @@ algorithm lives in `trees`, once, over the small `TreeCursor` protocol that a pr
 """
 
 from tokviz.pipeline.plans import Plan, check, open_provider, plan, plan_request, with_prompt
-from tokviz.pipeline.runs import predict, predict_together, sample, score, tokenize
+from tokviz.pipeline.runs import Stopped, predict, predict_together, sample, score, tokenize
 from tokviz.pipeline.trees import check_tree, open_cursor, open_explorer, tree
 
-__all__ = ["Plan", "check", "check_tree", "open_cursor", "open_explorer", "open_provider", "plan", "plan_request",
-           "predict", "predict_together", "sample", "score", "tokenize", "tree", "with_prompt"]
+__all__ = [
+           "Plan",
+           "Stopped",
+           "check",
+           "check_tree",
+           "open_cursor",
+           "open_explorer",
+           "open_provider",
+           "plan",
+           "plan_request",
+           "predict",
+           "predict_together",
+           "sample",
+           "score",
+           "tokenize",
+           "tree",
+           "with_prompt",
+]

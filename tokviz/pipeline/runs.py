@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -20,15 +21,53 @@ from tokviz.providers.base import (
     Tokenizer,
     silent,
 )
-from tokviz.run import Run, Tokenization
+from tokviz.run import Message, Run, Step, Tokenization
+
+
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a generation, carrying what was generated before it (`record`: a
+    run marked "interrupted", or the runs of a set so far). A command saves, draws and prints it,
+    then re-raises `cause` so the exit status still says it was stopped (130 or 143)."""
+
+    def __init__(self, record: Run | list[Run], cause: BaseException) -> None:
+        super().__init__()
+        self.record = record
+        self.cause = cause
 
 
 def predict(p: Plan | Request, *, progress: Progress | None = None, on_step: StepListener | None = None) -> Run:
+    """The run of a plan. A stop during the generation raises `Stopped` with the run as far as it
+    got (for providers that hand over their steps as they come)."""
     p = as_plan(p)
     opened = open_provider(p, progress)
-    if on_step is not None and registry.can(opened, Live):
-        return opened.predict_live(p.request, on_step)
-    return opened.predict(p.request)
+    if not registry.can(opened, Live):
+        return opened.predict(p.request)
+    steps: list[Step] = []
+    t0 = time.perf_counter()
+
+    def listen(step: Step) -> None:
+        steps.append(step)
+        if on_step is not None:
+            on_step(step)
+
+    try:
+        return opened.predict_live(p.request, listen)
+    except KeyboardInterrupt as cause:
+        if not steps or isinstance(cause, Stopped):
+            raise
+        raise Stopped(interrupted(p, opened.name, steps, time.perf_counter() - t0), cause) from None
+
+
+def interrupted(p: Plan, provider: str, steps: list[Step], elapsed: float) -> Run:
+    """The run of a generation stopped after `steps`: marked as such in its finish and its source."""
+    request = p.request
+    messages: tuple[Message, ...] = ()
+    if request.params.mode == "chat":
+        messages = ((Message("system", request.system),) if request.system else ()) + (Message("user", request.prompt),)
+    return Run(provider=provider, model=request.model, prompt=request.prompt, params=request.params, steps=tuple(steps),
+               messages=messages, finish_reason="interrupted", usage={"completion_tokens": len(steps)},
+               timings={"total_s": elapsed},
+               source={"interrupted": f"stopped after {len(steps)} tokens (Ctrl-C or SIGTERM): what was generated before"})
 
 
 def predict_together(plans: list[Plan], *, progress: Progress | None = None) -> list[Run]:

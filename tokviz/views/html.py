@@ -12,7 +12,7 @@ import html
 import json
 from typing import Any
 
-from tokviz.measures.metrics import run_stats, step_entropy
+from tokviz.measures.metrics import NEAR_TIE_NOTE, near_tie, run_stats, step_entropy
 from tokviz.run import Run
 from tokviz.run import tokens as tok
 from tokviz.views.colors import css_gradient, percent, prob_hex, tint_hex
@@ -29,6 +29,7 @@ h1{font-size:1.3rem;margin:0}.meta{color:var(--muted);font-size:.9rem}
 .prompt{color:var(--muted)}
 .tok{color:#111;border-radius:.2rem;padding:.05rem 0;cursor:help;outline-offset:2px}
 .tok:focus,.tok:hover{outline:2px solid var(--fg)}
+.tok.tie{text-decoration:underline dotted;text-underline-offset:.2em}
 .frag{font-size:.7em;vertical-align:middle}.lossy{text-decoration:underline dotted}
 #tip{position:absolute;z-index:10;min-width:14rem;max-width:22rem;background:var(--tipbg);color:var(--fg);border:1px solid var(--line);border-radius:.5rem;padding:.5rem .7rem;box-shadow:0 4px 16px rgba(0,0,0,.25);font-size:.85rem}
 #tip .row{display:grid;grid-template-columns:7rem 1fr 3.5rem;gap:.4rem;align-items:center}
@@ -99,6 +100,8 @@ def _stats_rows(run: Run) -> list[tuple[str, str]]:
         rows.append(("mean entropy", f"{st.mean_entropy_bits:.3f} bits"))
     if st.least_certain:
         rows.append(("least certain steps", ", ".join(f"#{i}" for i in st.least_certain)))
+    if st.near_ties:
+        rows.append(("near-ties (⚖)", ", ".join(f"#{i}" for i in st.near_ties) + f": {NEAR_TIE_NOTE}"))
     if st.cost_usd is not None:
         rows.append(("estimated cost", f"${st.cost_usd:.6f}"))
     return rows
@@ -153,9 +156,12 @@ def _text_section(run: Run, offset: int = 0, *, section_id: str = "text") -> tup
         else:
             shown = e(piece.replace("\n", "↵\n").replace("\t", "⇥\t"))
             cls = "tok"
+        tie = near_tie(step)
+        if tie:
+            cls += " tie"
         rank = (f' data-prob="{tint_hex(p, 0.25)}" data-gltr="{gltr_hex(step.rank)}"' if step.rank is not None else "")
         spans.append(f'<span class="{cls}" tabindex="0" data-i="{offset + i}"{rank} style="background:{tint_hex(p, 0.25)}" '
-                     f'aria-label="{e(label)}, {percent(p)}">{shown}</span>')
+                     f'aria-label="{e(label)}, {percent(p)}{", a near-tie" if tie else ""}">{shown}</span>')
         alts = [{"label": a.label, "p": a.prob, "color": prob_hex(a.prob), "chosen": a == step.chosen}
                 for a in step.alternatives]
         in_top = any(a["chosen"] for a in alts)

@@ -15,11 +15,21 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from tokviz.measures.metrics import candidates, entropy_bits, run_stats, step_entropy
+from tokviz.measures.metrics import (
+    NEAR_TIE_NOTE,
+    candidates,
+    entropy_bits,
+    near_tie,
+    near_ties,
+    run_stats,
+    step_entropy,
+)
 from tokviz.measures.reshape import NOTE, Setting, reshape
 from tokviz.run import Run, RunKind, Token
 from tokviz.run import tokens as tok
 from tokviz.views.colors import percent, prob_style
+
+TIE = "⚖"  # a step decided at a near-tie (measures.metrics.near_tie)
 
 
 def token_text(token: Token, *, bold: bool = False) -> Text:
@@ -65,6 +75,8 @@ def footer(run: Run, *, timings: bool = True) -> Text:
         parts.append(f"{rate:.1f} tokens/s")
     if run.lossy_tokens or run.source.get("lossy"):
         parts.append("≈: the server did not send this token's exact bytes")
+    if near_ties(run):
+        parts.append(f"{TIE} near-tie: {NEAR_TIE_NOTE}")
     return Text(" · ".join(parts), style="dim")
 
 
@@ -132,8 +144,10 @@ def table(run: Run, sampling: Sequence[Setting] = ()) -> Table:
     t.add_column("entropy", justify="right", no_wrap=True)
     for i, step in enumerate(run.steps, start=1):
         chosen = step.chosen
-        cells: list[RenderableType] = [str(i), token_text(chosen, bold=True),
-                                       Text(percent(chosen.prob), style=prob_style(chosen.prob))]
+        prob = Text(percent(chosen.prob), style=prob_style(chosen.prob))
+        if near_tie(step):
+            prob.append(" " + TIE, style="dim")
+        cells: list[RenderableType] = [str(i), token_text(chosen, bold=True), prob]
         if ranked:
             cells.append(Text("—" if step.rank is None else f"{step.rank:,}", style=_rank_style(step.rank)))
         cells += [_alternatives([(a, a.prob) for a in step.others()]),
@@ -173,6 +187,7 @@ def stats_table(run: Run) -> Table:
     row("perplexity", fmt(st.perplexity, ".3f"))
     row("mean entropy", None if st.mean_entropy_bits is None else f"{st.mean_entropy_bits:.3f} bits")
     row("least certain steps", ", ".join(f"#{i}" for i in st.least_certain) or None)
+    row("near-ties", (", ".join(f"#{i}" for i in st.near_ties) + f" ({NEAR_TIE_NOTE})") if st.near_ties else None)
     row("distinct alternatives", str(st.distinct_alternatives))
     row("time to first token", None if st.ttft_s is None else f"{st.ttft_s * 1000:.0f} ms")
     row("tokens/s", fmt(st.tokens_per_s, ".1f"))

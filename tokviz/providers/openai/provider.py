@@ -115,7 +115,8 @@ class OpenAIProvider:
                                 hint="the first token of a text has none on a server (nothing precedes it): give --context")
         if progress is not None:
             progress(len(steps), len(steps))
-        source = {"dialect": dialect.name, "scoring": "teacher-forced by the server: echo with logprobs on /v1/completions"}
+        source = {"dialect": dialect.name, "scoring": "teacher-forced by the server: echo with logprobs on /v1/completions",
+                  **_server(base_url)}
         notes = []
         if unscored:
             notes.append("the text's first token has no log-probability on a server (nothing precedes it; give --context)")
@@ -178,6 +179,7 @@ class OpenAIProvider:
             raise ProviderError(f"{where(base_url)} ({dialect.label}) returns no log-probabilities on its {endpoint} endpoint",
                                 hint=dialect.refuses_logprobs or ("try --chat" if not chat else "try --raw"))
         path, body, messages, source = request_body(request, params, dialect, openai=dialects.is_openai(base_url))
+        source.update(_server(base_url))
         body.update({"stream": True, "stream_options": {"include_usage": True}})
         with self.connection.turn(base_url, dialect):  # requests that would interrupt each other wait their turn
             t0 = time.perf_counter()
@@ -225,3 +227,9 @@ class OpenAIProvider:
                        poll_s: float) -> list[bytes]:
         return batchapi.submit(self.connection, request, inputs, known=known, remember=remember, progress=progress,
                                poll_s=poll_s)
+
+
+def _server(base_url: str | None) -> dict[str, str]:
+    """The server a run came from, without credentials (`tokviz check` asks it again): recorded for
+    servers named by URL; OpenAI's own API is implied."""
+    return {"server": where(base_url)} if base_url else {}

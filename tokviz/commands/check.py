@@ -1,0 +1,180 @@
+"""`tokviz check GOLDEN…`: each golden record's own request asked again, and the answer compared with
+it under the noise tolerances (behaviour goldens; `render --check` is for rendering goldens)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from tokviz.commands import common
+from tokviz.commands.diff import FormatOpt, JunitOpt, ReportOpt, check_reports, report
+from tokviz.commands.tolerances import tolerance, tolerance_options
+from tokviz.ground.errors import TokvizError, UsageError
+
+if TYPE_CHECKING:
+    from tokviz.measures.compare import Comparison, Tolerance
+    from tokviz.run import Run, RunSet
+
+
+@tolerance_options()
+def check(
+    goldens: Annotated[list[Path], typer.Argument(metavar="GOLDEN...", help="Golden records (.json), or folders of them.")],
+    tol: dict[str, Any],
+    update: Annotated[bool, typer.Option("--update", help="Rewrite the goldens that changed (and name them); the others are left as they are.")] = False,
+    replay: Annotated[Optional[Path], typer.Option("--replay", metavar="FILE", help="Answer from this cassette (recorded with --record): no server, no key; the answers must then be identical.", show_default=False)] = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", metavar="URL", help="Ask this server, instead of the one each golden records.", show_default=False)] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-j", metavar="N", help="Goldens of servers asked at once (1-64), as `tokviz batch` does.")] = 4,
+    out: Annotated[Optional[Path], typer.Option("--out", metavar="FOLDER", help="Keep the new answers in this folder; a check run again with it resumes (answers already there are not asked again).", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparisons as JSON on stdout.")] = False,
+    fmt: FormatOpt = "table",
+    junit: JunitOpt = None,
+    output: ReportOpt = None,
+    quiet: common.QuietOpt = False,
+) -> None:
+    """Re-run each golden's request (prompt, model, provider or server, settings) and compare the
+    answer with it: identical, within noise, or changed. Exit 1 when any changed."""
+    import tempfile
+
+    tolerance_ = tolerance(tol, identical=replay is not None)
+    files = golden_files(goldens)
+    outputs = check_reports(output or [], junit, fmt)
+    if not 1 <= concurrency <= 64:
+        raise UsageError(f"--concurrency must be between 1 and 64, got {concurrency}")
+    records = {path: common.load_record(str(path)) for path in files}
+    with tempfile.TemporaryDirectory(prefix="tokviz-check-") as scratch:
+        answers = ask_again(records, base_url=base_url, replay=replay, concurrency=concurrency, out=out or Path(scratch))
+    comparisons = []
+    for path, record in records.items():
+        comparisons.append(compare(path, record, answers[path], tolerance_))
+    if update:
+        rewrite(comparisons, records, answers)
+    try:
+        report(comparisons, outputs, as_json=as_json, fmt=fmt, quiet=quiet)
+    except TokvizError:
+        if not update:
+            raise
+
+
+def golden_files(given: list[Path]) -> list[Path]:
+    """The golden records named, and every .json record in the folders named (sorted)."""
+    found: list[Path] = []
+    for path in given:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*.json") if p.name != "index.json")
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise UsageError(f"golden {path} does not exist")
+    if not found:
+        raise UsageError("no golden records found", hint="record one with `tokviz predict ... --save golden.json`")
+    return list(dict.fromkeys(found))
+
+
+def ask_again(records: dict[Path, Run | RunSet], *, base_url: str | None, replay: Path | None, concurrency: int,
+              out: Path) -> dict[Path, Run | RunSet | TokvizError]:
+    """Each golden's answer now. Generations go through `tokviz batch` (its concurrency, and its
+    resume when --out is kept); trees, scored texts and sets are asked one by one."""
+    from tokviz.pipeline.goldens import rerun
+
+    answers: dict[Path, Run | RunSet | TokvizError] = {}
+    generations = {p: r for p, r in records.items() if _is_generation(r)}
+    if generations:
+        answers.update(_batch(generations, base_url=base_url, replay=replay, concurrency=concurrency, out=out))
+    err = common.stderr()
+    for path, record in records.items():
+        if path in generations:
+            continue
+        try:
+            answers[path] = rerun(record, base_url=base_url, replay=replay, progress=common.progress_line(err))
+        except TokvizError as failure:
+            answers[path] = failure
+    return answers
+
+
+def _is_generation(record: Run | RunSet) -> bool:
+    from tokviz.run import Run, RunKind
+
+    return isinstance(record, Run) and record.kind is RunKind.PREDICT
+
+
+def _batch(goldens: dict[Path, Any], *, base_url: str | None, replay: Path | None, concurrency: int,
+           out: Path) -> dict[Path, Run | TokvizError]:
+    import threading
+
+    from tokviz.batch import Batch, Job
+    from tokviz.ground.errors import ProviderError
+    from tokviz.pipeline.goldens import plan_of
+    from tokviz.run import Run
+
+    jobs, names = [], {}
+    for n, (path, run) in enumerate(goldens.items(), 1):
+        name = f"{n:04d}-{path.stem}"
+        names[name] = path
+        try:
+            p = plan_of(run, base_url=base_url, replay=replay)
+            jobs.append(Job(number=n, name=name, request=p.request, id=name, provider=p.provider))
+        except TokvizError as err:
+            jobs.append(Job(number=n, name=name, request=run_request(run), id=name, problem=err.line()))
+    runner = Batch(out_dir=out, formats=["json"], concurrency=concurrency, replay=replay, expected=len(jobs),
+                   progress=common.progress_line(common.stderr()))
+    results: dict[Path, Run | TokvizError] = {}
+
+    def done(outcome: Any) -> None:
+        path = names[outcome.job.name]
+        if outcome.status != "ok":
+            results[path] = ProviderError(outcome.error or "no answer")
+        elif outcome.run is not None:
+            results[path] = outcome.run
+        else:  # answered by an earlier check with the same --out: read back
+            results[path] = Run.from_json(runner.path(outcome.job, "json").read_text(encoding="utf-8"))
+
+    _, interrupted = runner.run(jobs, done, threading.Event())
+    if interrupted:
+        raise KeyboardInterrupt
+    return results
+
+
+def run_request(run: Run) -> Any:
+    from tokviz.providers.base import Request
+
+    return Request(prompt=run.prompt, model=run.model, params=run.params)
+
+
+def compare(path: Path, golden: Run | RunSet, answer: Run | RunSet | TokvizError, tolerance_: Tolerance) -> Comparison:
+    """A golden against its new answer: one comparison (a set's runs folded into one)."""
+    from tokviz.measures.compare import compare_records, unmatched
+    from tokviz.run import Run
+
+    if isinstance(answer, TokvizError):
+        return unmatched(str(path), f"asking again failed: {answer.line()}", tolerance_)
+    try:
+        parts = compare_records(golden, answer, tolerance_, name=str(path))
+    except ValueError as err:
+        raise UsageError(f"{path}: {err}") from None
+    return parts[0] if isinstance(golden, Run) else _one(parts, str(path))
+
+
+def _one(parts: list[Comparison], name: str) -> Comparison:
+    """A set's comparisons as one: the worst verdict, its reasons named by run."""
+    from dataclasses import replace
+
+    from tokviz.measures.compare import worst
+
+    first = next((c for c in parts if c.verdict is worst(parts)), parts[0])
+    reasons = tuple(f"{c.name}: {r}" for c in parts for r in c.reasons)
+    return replace(first, name=name, verdict=worst(parts), reasons=reasons)
+
+
+def rewrite(comparisons: list[Comparison], records: dict[Path, Any], answers: dict[Path, Any]) -> None:
+    """--update: each golden that changed is replaced by its new answer (atomically), and named."""
+    from tokviz.ground.files import write_atomic
+    from tokviz.measures.compare import Verdict
+
+    err = common.stderr()
+    for c, (path, _) in zip(comparisons, records.items()):
+        answer = answers[path]
+        if c.verdict is Verdict.CHANGED and not isinstance(answer, TokvizError):
+            write_atomic(path, answer.to_json().encode("utf-8"))
+            err.print(f"tokviz: updated {path} ({c.reasons[0] if c.reasons else 'changed'})", markup=False)

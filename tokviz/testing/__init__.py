@@ -1,0 +1,1 @@
+"""tokviz for test suites: the pytest plugin (`plugin`), loaded through the `pytest11` entry point."""

@@ -1,0 +1,229 @@
+"""Views of compared records (`tokviz diff`, `tokviz check`, the pytest plugin): the terminal table,
+JSON, Markdown for a CI step summary, JUnit XML for a CI test report, and a side-by-side HTML page.
+
+Each says the same things in the same order: the verdict and its reasons, where the chosen tokens
+part, how many steps agree, the largest |Δ logprob|, rank changes, top-k overlap, KL over the
+top-k (a lower bound, said so), entropy change. Text from the records is untrusted: made safe in
+the terminal, escaped in Markdown, XML and HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Sequence
+from xml.sax.saxutils import escape, quoteattr
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from tokviz.measures.compare import Comparison, Position, Verdict, worst
+from tokviz.run import tokens as tok
+from tokviz.views.colors import percent, prob_style
+
+_VERDICT_STYLE = {Verdict.IDENTICAL: "green", Verdict.WITHIN_NOISE: "green", Verdict.CHANGED: "bold red"}
+ROWS = 12  # positions shown per comparison: the largest differences, in text order
+
+
+def figures(c: Comparison) -> list[tuple[str, str]]:
+    """The comparison's figures as (name, value) lines, in the order the module docstring gives."""
+    rows: list[tuple[str, str]] = [("A", c.label_a), ("B", c.label_b)]
+    if c.requests:
+        rows.append(("requests differ in", ", ".join(c.requests)))
+    if c.fork is not None:
+        f = c.fork
+        tie = "" if f.gap_a is None or f.gap_b is None else (
+            f" (the two tokens {max(abs(f.gap_a), abs(f.gap_b)):.3f} nats apart"
+            + (": a near-tie)" if f.near_tie(c.tolerance.near_tie) else ")"))
+        rows.append(("fork", f"step {f.step_a + 1}{tie} after {_quote(f.before, tail=True)}"))
+        rows.append(("  A goes on", _quote(f.rest_a)))
+        rows.append(("  B goes on", _quote(f.rest_b)))
+    unit = "nodes" if c.kind == "tree" else "steps"
+    rows.append(("agree", f"{c.agree} of {c.steps_a} {unit} (B has {c.steps_b})"))
+    big = c.max_delta
+    if big is not None:
+        rows.append(("max |Δ logprob|", f"{abs(big.delta):.3f} nats at step {big.index + 1} ({tok.visible(big.text)})"))
+        rows.append(("mean |Δ logprob|", f"{c.mean_abs_delta:.3f} nats over {len(c.positions)} positions"))
+    aligned = c.aligned
+    if aligned:
+        rows.append(("rank changes", f"{c.rank_changes} of {len(aligned)}"))
+    low, high = c.min_overlap, c.max_kl
+    if low is not None and low.overlap is not None:
+        rows.append(("min top-k overlap", f"{low.overlap:.0%} at step {low.index + 1}"))
+    if high is not None and high.kl is not None:
+        rows.append(("max KL(A‖B), top-k + rest", f"{high.kl:.3f} nats at step {high.index + 1} (a lower bound)"))
+    entropies = [(p.entropy_b or 0.0) - (p.entropy_a or 0.0) for p in aligned if p.entropy_a is not None and p.entropy_b is not None]
+    if entropies:
+        rows.append(("max entropy change", f"{max(entropies, key=abs):+.2f} bits"))
+    if not c.same_vocabulary:
+        rows.append(("aligned", "on the byte boundaries both tokenizations share (two vocabularies)"))
+    for key in ("nodes_only_in_a", "nodes_only_in_b"):
+        if c.extra.get(key):
+            rows.append((key.replace("_", " "), str(c.extra[key])))
+    return rows
+
+
+def tolerance_line(c: Comparison) -> str:
+    t = c.tolerance
+    tokens = f"prefix:{t.prefix}" if t.tokens == "prefix" else t.tokens
+    return (f"tolerances: --atol {t.atol:g} --atol-mean {t.atol_mean:g} --tokens {tokens} --near-tie {t.near_tie:g} "
+            f"--min-overlap {t.min_overlap:g} --max-kl {t.max_kl:g}" + (" (identity required)" if t.identical else ""))
+
+
+def _quote(text: str, *, tail: bool = False, limit: int = 60) -> str:
+    shown = tok.visible(text)
+    if len(shown) > limit:
+        shown = "…" + shown[-limit:] if tail else shown[:limit] + "…"
+    return f"“{shown}”"
+
+
+def shown_positions(c: Comparison, n: int = ROWS) -> list[Position]:
+    biggest = sorted(c.positions, key=lambda p: -abs(p.delta))[:n]
+    return sorted(biggest, key=lambda p: p.index)
+
+
+# --- terminal -----------------------------------------------------------------------------------
+
+def view(comparisons: Sequence[Comparison]) -> RenderableType:
+    parts: list[RenderableType] = []
+    for c in comparisons:
+        head = Text()
+        head.append(tok.safe(c.name) + ": ", style="bold")
+        head.append(c.verdict.value, style=_VERDICT_STYLE[c.verdict])
+        for reason in c.reasons:
+            head.append("\n  " + tok.safe(reason), style="red")
+        parts.append(head)
+        if c.verdict is not Verdict.IDENTICAL:  # identical needs no figures: every one is equal
+            parts.append(Text("\n".join(f"{k}: {tok.safe(v)}" for k, v in figures(c)), style="dim"))
+            if c.positions:
+                parts.append(_table(c))
+            parts.append(Text(tolerance_line(c) + "\n", style="dim"))
+    if len(comparisons) > 1:
+        counts = {v: sum(1 for c in comparisons if c.verdict is v) for v in Verdict}
+        parts.append(Text(f"{len(comparisons)} compared: " + ", ".join(f"{n} {v.value}" for v, n in counts.items() if n)
+                          + f"; overall {worst(comparisons).value}", style=_VERDICT_STYLE[worst(comparisons)]))
+    return Group(*parts)
+
+
+def _table(c: Comparison) -> Table:
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for name, justify in (("step", "right"), ("text", "left"), ("p A", "right"), ("p B", "right"), ("Δ nats", "right"),
+                          ("rank A/B", "right"), ("overlap", "right"), ("KL≥", "right"), ("Δ entropy", "right")):
+        t.add_column(name, justify=justify, no_wrap=True, min_width=12 if name == "text" else None,  # type: ignore[arg-type]
+                     overflow="ellipsis")
+    for p in shown_positions(c):
+        pa, pb = math.exp(p.logprob_a), math.exp(p.logprob_b)
+        rank = "—" if p.rank_a is None and p.rank_b is None else f"{p.rank_a or '—'}/{p.rank_b or '—'}"
+        changed = p.rank_a is not None and p.rank_b is not None and p.rank_a != p.rank_b
+        entropy = "—" if p.entropy_a is None or p.entropy_b is None else f"{p.entropy_b - p.entropy_a:+.2f}"
+        t.add_row(str(p.index + 1), Text(tok.visible(p.text)), Text(percent(pa), style=prob_style(pa)),
+                  Text(percent(pb), style=prob_style(pb)),
+                  Text(f"{p.delta:+.3f}", style="bold red" if abs(p.delta) > c.tolerance.atol else ""),
+                  Text(rank, style="bold" if changed else "dim"),
+                  "—" if p.overlap is None else f"{p.overlap:.0%}", "—" if p.kl is None else f"{p.kl:.3f}", entropy)
+    t.caption = f"the {min(ROWS, len(c.positions))} largest |Δ| of {len(c.positions)} positions, in text order"
+    return t
+
+
+# --- files --------------------------------------------------------------------------------------
+
+def to_json(comparisons: Sequence[Comparison]) -> str:
+    doc = {"schema": "tokviz.diff", "schema_version": 1, "verdict": worst(comparisons).value,
+           "comparisons": [c.to_dict() for c in comparisons]}
+    return json.dumps(doc, ensure_ascii=False, indent=1, allow_nan=False) + "\n"
+
+
+def _md(text: str) -> str:
+    """Text safe in a Markdown table cell or line: no markup, no line breaks, no pipes, no HTML."""
+    import re
+
+    return re.sub(r"([\\`*_{}\[\]<>()#+!|~])", r"\\\1", " ".join(tok.safe(text).split()))
+
+
+def markdown(comparisons: Sequence[Comparison]) -> str:
+    """For a CI step summary ($GITHUB_STEP_SUMMARY): one line per record, then each changed one's figures."""
+    overall = worst(comparisons)
+    out = [f"## tokviz: {overall.value}", "", "| record | verdict | agree | max \\|Δ\\| (nats) | reason |", "|---|---|---|---|---|"]
+    for c in comparisons:
+        big = c.max_delta
+        mark = "❌ " if c.verdict is Verdict.CHANGED else "✅ "
+        delta = f"{abs(big.delta):.3f}" if big is not None else "—"
+        reason = _md(c.reasons[0]) if c.reasons else ""
+        out.append(f"| {_md(c.name)} | {mark}{c.verdict.value} | {c.agree}/{c.steps_a} | {delta} | {reason} |")
+    for c in comparisons:
+        if c.verdict is Verdict.CHANGED:
+            out += ["", f"### {_md(c.name)}", ""] + [f"- **{_md(k)}**: {_md(v)}" for k, v in figures(c)]
+            out += [f"- {_md(r)}" for r in c.reasons]
+    out += ["", f"_{_md(tolerance_line(comparisons[0]))}_" if comparisons else ""]
+    return "\n".join(out) + "\n"
+
+
+def junit(comparisons: Sequence[Comparison], *, suite: str = "tokviz") -> str:
+    """JUnit XML: one test case per record, one failure per changed one (its reasons and figures)."""
+    failures = sum(1 for c in comparisons if c.verdict is Verdict.CHANGED)
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+             f"<testsuites><testsuite name={quoteattr(suite)} tests=\"{len(comparisons)}\" failures=\"{failures}\" errors=\"0\">"]
+    for c in comparisons:
+        lines.append(f"<testcase classname={quoteattr(suite)} name={quoteattr(_xml(c.name))}>")
+        if c.verdict is Verdict.CHANGED:
+            detail = "\n".join([*c.reasons, *(f"{k}: {v}" for k, v in figures(c)), tolerance_line(c)])
+            lines.append(f"<failure message={quoteattr(_xml(c.summary()))}>{escape(_xml(detail))}</failure>")
+        else:
+            lines.append(f"<system-out>{escape(_xml(c.summary()))}</system-out>")
+        lines.append("</testcase>")
+    lines.append("</testsuite></testsuites>")
+    return "\n".join(lines) + "\n"
+
+
+def _xml(text: str) -> str:
+    """Characters XML 1.0 cannot hold at all (control characters) shown as escapes."""
+    return "".join(ch if ch in "\t\n\r" or 0x20 <= ord(ch) < 0xD800 or 0xE000 <= ord(ch) <= 0xFFFD or ord(ch) > 0xFFFF
+                   else f"\\x{ord(ch):02x}" for ch in text)
+
+
+def page(comparisons: Sequence[Comparison]) -> str:
+    """A side-by-side HTML page: per record, the verdict, the figures, and A's and B's text with
+    each aligned position coloured by its probability in that record and the fork marked."""
+    from tokviz.views.html import CSS
+
+    body = []
+    for c in comparisons:
+        rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in figures(c))
+        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in c.reasons)
+        body.append(f'<section class="cmp {c.verdict.name.lower()}"><h2>{html.escape(c.name)}: '
+                    f'<span class="verdict">{html.escape(c.verdict.value)}</span></h2>'
+                    + (f"<ul class=reasons>{reasons}</ul>" if reasons else "")
+                    + f'<table class="figures">{rows}</table><div class="sides">{_side(c, "a")}{_side(c, "b")}</div>'
+                    f'<p class="tol">{html.escape(tolerance_line(c))}</p></section>')
+    title = f"tokviz diff: {worst(comparisons).value}"
+    style = CSS + (".sides{display:grid;grid-template-columns:1fr 1fr;gap:1em}.side{white-space:pre-wrap;"
+                   "border:1px solid #ccc;padding:.5em;font-family:monospace}.fork{outline:2px solid #d73027}"
+                   ".changed .verdict{color:#b2182b}.reasons{color:#b2182b}.figures th{text-align:left;padding-right:1em}"
+                   ".tol{color:#666;font-size:.9em}")
+    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}</body></html>\n")
+
+
+def _side(c: Comparison, which: str) -> str:
+    spans = []
+    for p in c.positions:
+        lp = p.logprob_a if which == "a" else p.logprob_b
+        prob = math.exp(lp)
+        style = "" if not _colour(prob) else f' style="background:{_colour(prob)}"'
+        spans.append(f'<span title="{html.escape(percent(prob))}"{style}>{html.escape(p.text)}</span>')
+    if c.fork is not None:
+        rest = c.fork.rest_a if which == "a" else c.fork.rest_b
+        spans.append(f'<span class="fork" title="the fork">{html.escape(rest)}</span>')
+    label = c.label_a if which == "a" else c.label_b
+    return f'<div class="side"><b>{which.upper()}: {html.escape(label)}</b>\n{"".join(spans)}</div>'
+
+
+def _colour(p: float) -> str:
+    from tokviz.views.colors import tint_hex
+
+    return tint_hex(p)
+
+
