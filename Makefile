@@ -54,7 +54,7 @@ demo: venv
 	@echo "written: demo-output/capital.svg, capital.png, capital.html (open it in a browser) and capital.json"
 
 lint: test-deps
-	$(BIN)/ruff check tokviz tests bench
+	$(BIN)/ruff check tokviz tests bench examples
 
 test: test-deps lint
 	$(BIN)/pytest

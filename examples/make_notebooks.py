@@ -25,10 +25,10 @@ from IPython.display import HTML, SVG, display
 
 import tokviz
 from tokviz import pipeline
-from tokviz.run.generation import Generation
 from tokviz.measures.metrics import run_stats
-from tokviz.providers.base import ScoreSpec, TreeSpec
 from tokviz.measures.reshape import NOTE, Setting, reshape
+from tokviz.providers.base import ScoreSpec, TreeSpec
+from tokviz.run.generation import Generation
 from tokviz.views import export
 
 MODEL = "gemma-3-270m"  # the embedded model: no API key, no network

@@ -104,6 +104,28 @@ def tokviz_cmd() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "tokviz"]
 
 
+def read_to_end(fd: int) -> bytes:
+    """Everything a pseudo-terminal's master side gives until the child closes it (Linux reports
+    the end as EIO, not as an empty read)."""
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def without_escapes(seen: bytes) -> bytes:
+    """Terminal output less its CSI sequences (colours, cursor moves): the text a user reads."""
+    import re
+
+    return re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", seen)
+
+
 def run_process(*args: str, input: bytes | None = None, env: dict[str, str] | None = None,
                 cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
     """The CLI as a real process: for what only a process shows (signals, start-up, PATH, exit hooks)."""
@@ -241,3 +263,29 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path | None]:
+    """A folder on a real 64 KiB tmpfs, filled to the last byte (root may mount one here); None
+    where this machine lets no test mount, for tests that then inject ENOSPC at the OS call."""
+    import errno
+
+    mount = tmp_path / "full"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True, check=False)
+    if done.returncode != 0:
+        yield None
+        return
+    try:
+        fd = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT)  # unbuffered: nothing left to flush
+        try:
+            while True:
+                os.write(fd, b"\0" * 512)
+        except OSError as err:
+            assert err.errno == errno.ENOSPC
+        finally:
+            os.close(fd)
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)

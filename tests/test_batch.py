@@ -174,7 +174,7 @@ def test_check_passes_on_identical_and_fails_on_changed(tmp_path: Path, small_ru
     assert changed.returncode == 1
     diff = changed.stdout.decode()
     assert "--- " in diff and "+++ " in diff and '-  s0 [label="␣Paris\\n81.3%"' in diff
-    assert changed.stderr.decode().count("\n") == 1 and "1 of 3 outputs differ" in changed.stderr.decode()
+    assert changed.stderr.decode().count("\n") == 1 and "1 differs from the rendering (of 3 outputs)" in changed.stderr.decode()
 
     txt.unlink()
     missing = run_cli(*args, "--check")
@@ -443,3 +443,71 @@ def test_parallel_refills_across_lengths_and_models(tmp_path: Path, second_model
         run = Run.from_json((out / item["files"]["json"]).read_text())
         assert run.prompt == line["prompt"] and 1 <= len(run.steps) <= line["max_tokens"]
         assert (run.model.endswith("q4_0.gguf") or "q4_0" in run.model) == ("model" in line)
+
+
+def test_one_folder_one_batch_and_a_crashed_holder_keeps_nothing_locked(tmp_path: Path, fake: object) -> None:
+    """A second process holding the folder (as a running batch does): the batch is refused in one
+    line before asking anything; once the holder is killed (SIGKILL, no cleanup) the folder is free."""
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from tokviz.batch.state import State; State(Path(sys.argv[1])); print('held', flush=True); "
+                               "time.sleep(600)", str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        prompts = tmp_path / "p.txt"
+        prompts.write_text("alpha\nbeta\n")
+        refused = run_cli("batch", str(prompts), "-o", str(out), "-m", "fake-1", "-f", "json")
+        err = refused.stderr.decode()
+        assert refused.returncode == 1 and err.count("\n") == 1 and "another tokviz batch" in err
+        assert not list(out.glob("*.json"))  # nothing asked, nothing written
+        holder.kill()
+        holder.wait(timeout=10)
+        time.sleep(0.1)
+        done = run_cli("batch", str(prompts), "-o", str(out), "-m", "fake-1", "-f", "json")
+        assert done.returncode == 0 and index(out)["summary"]["ok"] == 2
+    finally:
+        holder.kill()
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_does_not_wait_for_requests_that_hang(tmp_path: Path, fault: servers.FaultServer, sig: int, code: int) -> None:
+    """Four requests to a server that never answers, --timeout 10 with retries: a stop ends the
+    batch in seconds (answers in flight get a short grace), not after the timeout times the retries;
+    the hung prompts stay pending and the index is written."""
+    fault.script = [servers.slow(60.0, servers.reply_error(500, "late"))]
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("".join(f"prompt {i}\n" for i in range(6)))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*tokviz_cmd(), "batch", str(prompts), "-o", str(out), "-m", "gpt-4.1-mini", "--base-url",
+                             fault.base_url, "-j", "4", "--timeout", "10", "-f", "json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(fault.received) < 4:
+        time.sleep(0.05)
+    assert len(fault.received) >= 4
+    t = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code and time.monotonic() - t < 6, (time.monotonic() - t, err)
+    idx = index(out)
+    assert idx["summary"]["ok"] == 0 and idx["summary"]["pending"] == 6
+
+
+def test_a_line_too_long_to_be_a_prompt_fails_alone_and_is_never_held_whole(tmp_path: Path, fake: object) -> None:
+    from tokviz.batch import jobs
+
+    prompts = tmp_path / "p.txt"
+    with prompts.open("w") as fh:
+        fh.write("first\n" + "x" * (3 * jobs.MAX_LINE + 17) + "\nlast\n")
+    read = list(jobs.read_lines(prompts))
+    assert [type(line).__name__ for line in read] == ["str", "LongLine", "str"] and max(map(len, read)) < 10
+    out = tmp_path / "out"
+    proc = run_cli("batch", str(prompts), "-o", str(out), "-m", "fake-1", "-f", "json")
+    items = index(out)["items"]
+    assert proc.returncode == 1 and [i["status"] for i in items] == ["ok", "failed", "ok"]
+    assert "longer than 1,000,000 characters" in items[1]["error"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +188,31 @@ def test_debug_is_accepted_after_the_command(tmp_path: Path) -> None:
     bad.write_text("{}")
     proc = run_cli("render", str(bad), "--debug")
     assert proc.returncode == 1 and b"Traceback" in proc.stderr
+
+
+def test_render_check_says_a_missing_golden_is_missing(tmp_path: Path, small_run_file: Path) -> None:
+    proc = run_cli("render", str(small_run_file), "-o", str(tmp_path / "gone.dot"), "--check")
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "1 missing (of 1 output)" in err and "differ" not in err and "--update writes" in err
+
+
+def test_one_token_is_one_token(fake: object) -> None:
+    out = run_cli("predict", "x", "-m", "fake-1", "-n", "1").stdout.decode()
+    assert "1 token ·" in out and "1 tokens" not in out
+
+
+def test_n_is_tokens_and_parallel_a_number_everywhere_with_last_releases_spellings_noted(fake: object) -> None:
+    """`-n` is the length in every command and `--parallel` takes N in every command; `sample -n 3`
+    (samples) and a bare `--parallel` are still read as meant, with one note each."""
+    new = run_cli("sample", "x", "-m", "fake-1", "-s", "3", "-n", "2", "--json")
+    runs = json.loads(new.stdout)["runs"]
+    assert new.returncode == 0 and new.stderr == b"" and len(runs) == 3 and all(len(r["steps"]) == 2 for r in runs)
+    old = run_cli("sample", "x", "-m", "fake-1", "-n", "3", "--max-tokens", "2", "--json")
+    assert old.returncode == 0 and len(json.loads(old.stdout)["runs"]) == 3
+    assert old.stderr.decode().count("\n") == 1 and "-s/--samples" in old.stderr.decode()
+    bare = run_cli("compare", "x", "y", "-m", "fake-1", "-n", "2", "--parallel", "--json")
+    assert bare.returncode == 0 and b"--parallel 64" in bare.stderr
+    assert run_cli("tree", "x", "-m", "fake-1", "--parallel", "0").returncode == 2
+    helps = {cmd: run_cli(cmd, "--help").stdout.decode() for cmd in ("predict", "sample", "compare", "tree", "batch")}
+    assert all(re.search(r"--parallel\s+N\b", h) or "--parallel" not in h for h in helps.values())
+    assert re.search(r"--max-tokens\s+-n\s+N\b", helps["sample"]) and re.search(r"--samples\s+-s\s+N\b", helps["sample"])

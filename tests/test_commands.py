@@ -36,7 +36,7 @@ def test_predict_generates_the_fake_words(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("command", "kind"), [
     (["predict", "hello", "-n", "3"], formats.PREDICT),
-    (["sample", "hello", "-n", "3", "--max-tokens", "3", "--seed", "1"], formats.SAMPLES),
+    (["sample", "hello", "-s", "3", "--max-tokens", "3", "--seed", "1"], formats.SAMPLES),
     (["compare", "hello", "bye", "-t", "0", "-t", "0.5"], formats.COMPARISON),
     (["tree", "hello", "--depth", "2", "--branch", "2"], formats.TREE),
     (["score", "--file", "{file}", "--context", "hi"], formats.SCORE),
@@ -77,7 +77,7 @@ def test_formats_a_kind_cannot_take_are_refused_before_any_work(command: list[st
 
 def test_sample_saves_a_set_that_replays_its_seeds(tmp_path: Path) -> None:
     saved = tmp_path / "s.json"
-    assert run_cli("sample", "hello", "-m", "fake-1", "-n", "3", "--seed", "7", "--save", str(saved), "-q").returncode == 0
+    assert run_cli("sample", "hello", "-m", "fake-1", "-s", "3", "--seed", "7", "--save", str(saved), "-q").returncode == 0
     record = load_record(saved.read_text())
     assert isinstance(record, RunSet) and record.kind is RunKind.SAMPLES
     assert [r.params.seed for r in record.runs] == [7, 8, 9]
@@ -137,7 +137,7 @@ def test_no_alternatives_means_no_entropy_figure() -> None:
 
 def test_sample_graph_counts_only_shared_tokens(tmp_path: Path) -> None:
     dot = tmp_path / "s.dot"
-    assert run_cli("sample", "hello", "-m", "fake-1", "-n", "2", "--max-tokens", "2", "-o", str(dot)).returncode == 0
+    assert run_cli("sample", "hello", "-m", "fake-1", "-s", "2", "--max-tokens", "2", "-o", str(dot)).returncode == 0
     assert "×1" not in dot.read_text() and "×2" in dot.read_text()  # the fake model is deterministic: both agree
 
 
@@ -194,10 +194,10 @@ def test_compare_chart_as_png(tmp_path: Path) -> None:
 
 def test_long_samples_wrap_into_labelled_rows(tmp_path: Path) -> None:
     dot = tmp_path / "s.dot"
-    assert run_cli("sample", "hello", "-m", "fake-1", "-n", "2", "--max-tokens", "30", "-o", str(dot)).returncode == 0
+    assert run_cli("sample", "hello", "-m", "fake-1", "-s", "2", "--max-tokens", "30", "-o", str(dot)).returncode == 0
     text = dot.read_text()
     assert text.count('label="↪ #1,2"') == 2  # rows 2 and 3 (12 tokens a row), carrying both samples
     unwrapped = tmp_path / "u.dot"
-    assert run_cli("sample", "hello", "-m", "fake-1", "-n", "2", "--max-tokens", "30", "-o", str(unwrapped),
+    assert run_cli("sample", "hello", "-m", "fake-1", "-s", "2", "--max-tokens", "30", "-o", str(unwrapped),
                    "--wrap", "0").returncode == 0
     assert "↪" not in unwrapped.read_text()

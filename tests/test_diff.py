@@ -189,6 +189,7 @@ def test_hostile_text_stays_data_in_every_report(tmp_path: Path, hostile_run: Ru
 def test_score_records_are_compared_token_by_token(tmp_path: Path) -> None:
     a = run_cli("score", "The capital of France is Paris.", "--json")
     b = run_cli("score", "The capital of France is Paris.", "--exact", "--json")
+    assert json.loads(a.stdout)["provider"] == "local" and json.loads(a.stdout)["model"] == "gemma-3-270m"
     (tmp_path / "a.json").write_bytes(a.stdout)
     (tmp_path / "b.json").write_bytes(b.stdout)
     proc = run_cli("diff", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--json")

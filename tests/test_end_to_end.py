@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli, tokviz_cmd
+from tests.conftest import read_to_end, run_cli, tokviz_cmd, without_escapes
 from tests.test_graph import png_size, svg_texts
 from tokviz.run import Run
 
@@ -69,18 +69,10 @@ def _on_a_terminal(*args: str, env: dict[str, str]) -> bytes:
     proc = subprocess.Popen([*tokviz_cmd(), *args], stdout=slave, stderr=subprocess.DEVNULL,
                             env={**os.environ, "COLUMNS": "120", **env})
     os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
+    seen = read_to_end(master)
     proc.wait(timeout=120)
     os.close(master)
-    return b"".join(chunks)
+    return seen
 
 
 def test_colour_on_a_terminal_and_none_with_no_color(tmp_path: Path, small_run_file: Path) -> None:
@@ -104,36 +96,62 @@ def test_first_run_assembles_the_model_once_into_the_cache(tmp_path: Path) -> No
     assert json.loads(first.stdout)["steps"] == json.loads(second.stdout)["steps"]
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_stopped_predict_keeps_the_generation(tmp_path: Path, sig: int, code: int) -> None:
-    """Ctrl-C (or SIGTERM) while `predict` generates on a terminal: the run as far as it got is
-    saved and drawn, marked interrupted, the table printed, and the exit status still says stopped."""
+def _stopped_on_a_terminal(args: list[str], ready: bytes, cwd: Path, sig: int = signal.SIGINT) -> tuple[int, bytes]:
+    """Run tokviz on a pseudo-terminal (its live display on), send `sig` once the output matches the
+    regular expression `ready`, and return the exit status and everything it printed (no escapes)."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen([*tokviz_cmd(), "predict", "Once upon a time", "-n", "300", "-o", "n300.svg",
-                             "--save", "n300.json"], stdin=slave, stdout=slave, stderr=slave, cwd=tmp_path,
+    proc = subprocess.Popen([*tokviz_cmd(), *args], stdin=slave, stdout=slave, stderr=slave, cwd=cwd,
                             env={**os.environ, "COLUMNS": "100", "TERM": "xterm-256color"},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(slave)
     seen = b""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not re.search(rb"generating\S* (1\d|[2-9]\d) tokens", seen):
-        ready, _, _ = select.select([master], [], [], 1.0)
-        if ready:
-            seen += os.read(master, 65536)
-    assert re.search(rb"generating\S* \d+ tokens", seen), seen[-500:]
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not re.search(ready, seen):
+        if select.select([master], [], [], 1.0)[0]:
+            try:
+                seen += os.read(master, 65536)
+            except OSError:
+                break
+    assert re.search(ready, seen), seen[-800:]
     proc.send_signal(sig)
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        seen += data
-    assert proc.wait(timeout=60) == code
+    seen += read_to_end(master)
+    code = proc.wait(timeout=60)
     os.close(master)
+    return code, without_escapes(seen)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_predict_keeps_the_generation(tmp_path: Path, sig: int, code: int) -> None:
+    """Ctrl-C (or SIGTERM) while `predict` generates on a terminal: the run as far as it got is
+    saved and drawn, marked interrupted, the table printed, and the exit status still says stopped."""
+    status, text = _stopped_on_a_terminal(["predict", "Once upon a time", "-n", "300", "-o", "n300.svg", "--save",
+                                           "n300.json"], rb"generating\S* (1\d|[2-9]\d) tokens", tmp_path, sig)
+    assert status == code
     run = Run.from_json((tmp_path / "n300.json").read_text())
     assert run.finish_reason == "interrupted" and 10 <= len(run.steps) < 300 and "interrupted" in run.source
     assert (tmp_path / "n300.svg").read_bytes().startswith(b"<?xml")
-    text = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", seen)
-    assert b"finish: interrupted" in text and (b"interrupted" in text.splitlines()[-1] or b"terminated" in text.splitlines()[-1])
+    assert b"finish: interrupted" in text
+    assert (b"interrupted" if sig == signal.SIGINT else b"terminated") in text.strip().splitlines()[-1]
+
+
+def test_a_stopped_sample_keeps_the_samples_drawn(tmp_path: Path) -> None:
+    status, text = _stopped_on_a_terminal(["sample", "Once upon a time", "-s", "8", "--max-tokens", "120",
+                                           "--save", "s.json", "-o", "s.svg"], rb"samples\S*.*[2-7]/8", tmp_path)
+    assert status == 130
+    from tokviz.run import RunSet, load_record
+
+    record = load_record((tmp_path / "s.json").read_text())
+    assert isinstance(record, RunSet) and 2 <= len(record.runs) <= 8
+    assert record.runs[-1].finish_reason == "interrupted" or len(record.runs) < 8
+    assert (tmp_path / "s.svg").exists() and b"interrupted" in text.strip().splitlines()[-1]
+
+
+def test_a_stopped_score_keeps_the_tokens_scored(tmp_path: Path) -> None:
+    text_file = tmp_path / "long.txt"
+    text_file.write_text(" ".join(["The quick brown fox jumps over the lazy dog near the river bank."] * 200))
+    status, text = _stopped_on_a_terminal(["score", "--file", str(text_file), "--exact", "--save", "sc.json"],
+                                          rb"tokens\S*.*\b([1-9]\d\d)/", tmp_path)
+    assert status == 130
+    run = Run.from_json((tmp_path / "sc.json").read_text())
+    assert run.finish_reason == "interrupted" and 100 <= len(run.steps) < 2600 and run.provider == "local"
+    assert b"interrupted" in text.strip().splitlines()[-1]

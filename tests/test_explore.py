@@ -237,7 +237,8 @@ def test_a_long_continuation_can_be_cancelled(fake_app: Server) -> None:
 
 def test_concurrent_clicks_are_serialised(fake_app: Server) -> None:
     state = json.loads(call(fake_app, "GET", "/api/state")[2])
-    forks = [i for i, n in enumerate(state["nodes"]) if n["d"] <= 2][:5]
+    greedy = set(state["branches"][0]["path"])  # continuing on the greedy path would extend it instead
+    forks = [i for i, n in enumerate(state["nodes"]) if n["d"] <= 2 and i not in greedy][:5]
     threads = [threading.Thread(target=call, args=(fake_app, "POST", "/api/branch", {"node": f, "n": 4})) for f in forks]
     for t in threads:
         t.start()
@@ -413,9 +414,11 @@ def test_a_real_server_continuation_streams_and_is_cancelled_between_tokens(llam
         b = session.branch(-1, Continuation(max_tokens=300), emit=emit, cancel=cancel)
         ex = session.exploration
         assert ex.branches[b].finish == "cancelled" and len(seen) in (3, 4), len(seen)
-        assert len(ex.path(ex.branches[b].tip)) == len(seen)
-        after = session.branch(-1, Continuation(max_tokens=2))
-        assert ex.branches[after].finish == "length" and len(ex.path(ex.branches[after].tip)) == 2
+        branch = ex.branches[b]  # the first run's 3 greedy tokens were known: it went on from their tip
+        assert branch.fork == ex.branches[0].tip
+        assert len(ex.path(branch.tip)) - len(ex.path(branch.fork)) == len(seen)
+        after = session.branch(ex.path(ex.branches[0].tip)[0], Continuation(max_tokens=2, temperature=1.0, seed=3))
+        assert ex.branches[after].finish == "length" and len(ex.path(ex.branches[after].tip)) == 3
     finally:
         session.close()
 
@@ -446,11 +449,12 @@ def test_the_command_saves_at_every_change_stops_on_a_signal_and_reopens(tmp_pat
     state = json.loads(call(server, "GET", "/api/state")[2])  # type: ignore[arg-type]
     assert len(state["branches"]) == 2 and state["prompt"] == PROMPT
     call(server, "POST", "/api/branch", {"node": 2, "n": 2})  # type: ignore[arg-type]
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(30) == 130
+    proc.send_signal(signal.SIGINT)  # Ctrl-C, as the terminal says to stop it: a normal end
+    assert proc.wait(30) == 0
     err = proc.stderr.read().decode()  # type: ignore[union-attr]
     kept = list((tmp_path / "state" / "explorations").glob("*.json"))
     assert len(kept) == 1 and str(kept[0]) in err and "Traceback" not in err
+    assert "the explorer stopped" in err and "interrupted" not in err
     assert len(Run.from_json(kept[0].read_text()).tree.branches) == 3  # type: ignore[union-attr]
 
 
@@ -496,6 +500,17 @@ def test_the_page_branches_reshapes_saves_and_reopens(browser: Any, tmp_path: Pa
         shown = page.inner_text("#text")
         expected = PROMPT + "".join(ex.state()["branches"][1]["pieces"]).replace("\n", "↵\n")
         assert shown.replace("·", "") == expected.replace("·", "")
+        # clicks on explored alternatives go to their branches when those hold the tokens asked
+        # for: no model run, no duplicate branch
+        page.fill("#count", "3")
+        page.click("#text .tok:nth-of-type(2)")
+        page.click("#alts .alt:nth-of-type(1)")  # the model's own first choice: branch 1's path
+        page.wait_for_selector("#status:has-text('already explored')")
+        page.wait_for_selector("#branches .branch:nth-child(1).current")
+        assert len(ex.branches) == 2
+        page.click("#alts .alt:nth-of-type(3)")  # explored a moment ago: branch 2
+        page.wait_for_selector("#branches .branch:nth-child(2).current")
+        assert len(ex.branches) == 2
         with page.expect_download() as download:
             page.click("#download")
         saved = tmp_path / "download.json"
@@ -570,3 +585,154 @@ def test_the_guard_refuses_before_routing_and_knows_no_model() -> None:
         status, headers, body = _asgi(app, path, hdrs, query)
         assert status == 403 and body.startswith(b"forbidden:") and headers["cache-control"] == "no-store", (path, hdrs)
     assert _asgi(app, "/favicon.ico", {"host": "evil.example"})[0] == 403
+
+
+def test_an_explored_greedy_path_is_not_run_again(fake: object) -> None:
+    """Continuing greedily from a node a greedy branch already made (or forked at) gives that branch
+    back with no model call when it holds enough tokens, and otherwise generates only what it lacks,
+    from its tip: the saved file never holds the same greedy tokens twice."""
+    session = Session(pipeline.plan(Generation(model="fake", max_tokens=4, top_k=3, raw=True), "Once"))
+    try:
+        session.first_run()
+        ex = session.exploration
+        on_path = ex.path(ex.branches[0].tip)
+        events: list[dict[str, Any]] = []
+        assert session.branch(on_path[1], Continuation(max_tokens=2), emit=events.append) == 0
+        assert len(ex.branches) == 1 and events[0].get("existing") is True
+        assert session.branch(on_path[0], Continuation(max_tokens=3)) == 0  # a node the first branch generated
+        n_nodes = len(ex.nodes)
+        more = session.branch(on_path[1], Continuation(max_tokens=4))  # 2 known past it, 2 more wanted
+        assert more == 1 and ex.branches[1].fork == on_path[-1]
+        assert len(ex.path(ex.branches[1].tip)) == len(on_path) + 2 and len(ex.nodes) > n_nodes
+        alt = next(i for i, n in enumerate(ex.nodes) if n.parent == on_path[0] and i != on_path[1])
+        fork = session.branch(alt, Continuation(max_tokens=3))
+        assert fork == 2 and session.branch(alt, Continuation(max_tokens=3)) == 2 and len(ex.branches) == 3
+        assert session.branch(alt, Continuation(max_tokens=3, temperature=1.0)) == 3  # a sample is a new branch
+    finally:
+        session.close()
+
+
+def test_a_saved_exploration_renders_its_branches_as_coloured_text(browser: Any, tmp_path: Path, fake: object) -> None:
+    """`render walk.json -o walk.html`: each explored branch as coloured text, where it forked, and
+    each token's alternatives on hover (not a list of stubs with a legend that colours nothing)."""
+    session = Session(pipeline.plan(Generation(model="fake", max_tokens=4, top_k=3, raw=True), "Once"))
+    try:
+        session.first_run()
+        ex = session.exploration
+        first = ex.path(ex.branches[0].tip)
+        alt = next(i for i, n in enumerate(ex.nodes) if n.parent == first[0] and i != first[1])
+        session.branch(alt, Continuation(max_tokens=3))
+        session.branch(first[2], Continuation(max_tokens=2, temperature=1.0, seed=5))
+        walk = tmp_path / "walk.json"
+        walk.write_text(session.record().to_json())
+        texts = ["".join(b["pieces"]) for b in ex.state()["branches"]]
+    finally:
+        session.close()
+    assert run_cli("render", str(walk), "-o", str(tmp_path / "walk.html")).returncode == 0
+    page = browser.new_page()
+    page.goto((tmp_path / "walk.html").as_uri())
+    sections = page.query_selector_all("section[id^=path-]")
+    assert len(sections) == 3
+    for section, text in zip(sections, texts):
+        assert section.inner_text().replace("·", "").endswith(text.replace("\n", "↵\n").replace("·", ""))
+    titles = page.inner_text("body")
+    assert "3 explored branches" in titles and "from the prompt" in titles and "T=1 seed 5" in titles
+    styled = page.query_selector_all("section#path-2 .tok")
+    assert styled and all("background" in (t.get_attribute("style") or "") for t in styled)
+    styled[0].hover()
+    assert page.is_visible("#tip") and "%" in page.inner_text("#tip")
+    page.close()
+
+
+def until(page: Any, expression: str, timeout: float = 20.0) -> None:
+    """Wait for an expression to hold. Not `wait_for_function`: it evaluates its string with eval,
+    which the page's Content-Security-Policy forbids (as it should)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"never true: {expression}"
+        time.sleep(0.05)
+
+
+def test_the_token_graph_fits_the_page_and_shows_the_current_branch_first(browser: Any, tmp_path: Path) -> None:
+    """The graph opens on the current branch (its chain and each step's alternatives), fitted to the
+    box's width, not a huge image whose visible corner is blank; a click shows it at full size."""
+    session = Session(pipeline.plan(Generation(max_tokens=30, top_k=4), PROMPT))
+    session.first_run()
+    with serving(session) as server:
+        page, errors, _ = open_app(browser, server, tmp_path)
+        page.click("#graph summary")
+        until(page, "document.getElementById('graph-img').complete && document.getElementById('graph-img').naturalWidth > 0")
+        img = page.query_selector("#graph-img")
+        assert img is not None and "branch=0" in (img.get_attribute("src") or "")
+        box = page.eval_on_selector("#graph .graph", "e => e.clientWidth")
+        shown = page.eval_on_selector("#graph-img", "e => e.getBoundingClientRect().width")
+        assert 0 < shown <= box + 1
+        img.click()
+        full = page.eval_on_selector("#graph-img", "e => e.getBoundingClientRect().width")
+        natural = page.eval_on_selector("#graph-img", "e => e.naturalWidth")
+        assert abs(full - natural) <= 2 and "zoom" in (img.get_attribute("class") or "")
+        page.click("#graph-whole")
+        until(page, "!document.getElementById('graph-img').src.includes('branch=')")
+        assert errors == [], errors
+
+
+def test_an_exploration_on_a_full_disk_is_kept_in_the_state_folder(full_disk: Path | None, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch, fake: object) -> None:
+    """--save on a disk that is full: each autosave fails in one line (the page is told), the
+    branches stay in memory, and at the end the whole exploration goes to $TOKVIZ_STATE_DIR."""
+    import errno
+    import io
+
+    from rich.console import Console
+
+    from tokviz.commands.explore import _keep
+    from tokviz.ground import files
+
+    if full_disk is None:  # no mount allowed: the same error, from the same OS call
+        real = os.replace
+
+        def no_space(src: Any, dst: Any) -> None:
+            if "walk.json" in str(dst):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            real(src, dst)
+
+        monkeypatch.setattr(files.os, "replace", no_space)
+        target = tmp_path / "walk.json"
+    else:
+        target = full_disk / "walk.json"
+    monkeypatch.setenv("TOKVIZ_STATE_DIR", str(tmp_path / "state"))
+    session = Session(pipeline.plan(Generation(model="fake", max_tokens=4, top_k=3, raw=True), "Once"), save=target)
+    with pytest.raises(files.OutputError, match="disk is full"):
+        session.first_run()
+    ex = session.exploration
+    with pytest.raises(files.OutputError):
+        session.branch(ex.path(ex.branches[0].tip)[0] + 1, Continuation(max_tokens=2, temperature=1.0, seed=3))
+    assert len(ex.branches) == 2  # in memory, whatever the disk said
+    session.close()
+    out = io.StringIO()
+    _keep(session, Console(file=out, width=200))
+    kept = list((tmp_path / "state" / "explorations").glob("*.json"))
+    assert len(kept) == 1 and len(Run.from_json(kept[0].read_text()).tree.branches) == 2  # type: ignore[union-attr]
+    assert "disk is full" in out.getvalue() and str(kept[0]) in out.getvalue()
+
+
+def test_connections_that_send_nothing_are_closed_and_real_requests_still_answered(fake_app: Server) -> None:
+    import socket
+
+    from tokviz.explore.server import IDLE_S
+
+    idle = [socket.create_connection(("127.0.0.1", fake_app.port), timeout=30) for _ in range(120)]
+    try:
+        assert call(fake_app, "GET", "/api/state")[0] == 200  # answered while they hang
+        time.sleep(IDLE_S + 1.5)
+        closed = 0
+        for sock in idle:
+            try:
+                closed += sock.recv(1) == b""
+            except OSError:
+                closed += 1
+        assert closed == len(idle)
+        assert call(fake_app, "GET", "/api/state")[0] == 200
+    finally:
+        for sock in idle:
+            sock.close()

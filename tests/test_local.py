@@ -216,7 +216,7 @@ def test_samples_decoded_together_keep_their_sequences_apart() -> None:
 def test_parallel_sampling_is_for_the_local_model(fault: object) -> None:
     from tests.conftest import run_cli
 
-    refused = run_cli("sample", "x", "-t", "1", "--parallel", "-m", "gpt-4.1-mini", "--base-url", fault.base_url)  # type: ignore[attr-defined]
+    refused = run_cli("sample", "x", "-t", "1", "--parallel", "8", "-m", "gpt-4.1-mini", "--base-url", fault.base_url)  # type: ignore[attr-defined]
     assert refused.returncode == 2 and b"cannot decode samples together" in refused.stderr
 
 
@@ -228,7 +228,7 @@ def test_compare_parallel_keeps_the_order_and_labels_the_local_runs(fake: object
     from tokviz.run.generation import Generation
 
     prompts = ["The capital of France is", "Once upon a time", "2 + 2 ="]
-    proc = run_cli("compare", *prompts, "-m", "gemma-3-270m", "-m", "fake-1", "-n", "6", "--parallel", "--json")
+    proc = run_cli("compare", *prompts, "-m", "gemma-3-270m", "-m", "fake-1", "-n", "6", "--parallel", "8", "--json")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)["runs"]
     assert [(r["prompt"], r["model"]) for r in rows] == [(p, m) for p in prompts for m in ("gemma-3-270m", "fake-1")]

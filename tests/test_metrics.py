@@ -162,11 +162,11 @@ def test_printed_figures_agree_with_the_runs_own_logprobs() -> None:
 
 def test_sample_command_on_the_embedded_model(tmp_path: object) -> None:
     out = tmp_path / "tree.dot"  # type: ignore[operator]
-    proc = run_cli("sample", "Once upon a time", "-n", "4", "--max-tokens", "6", "--seed", "1", "--json", "-o", str(out))
+    proc = run_cli("sample", "Once upon a time", "-s", "4", "--max-tokens", "6", "--seed", "1", "--json", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     runs = [Run.from_dict(r) for r in json.loads(proc.stdout)["runs"]]
     assert [r.params.seed for r in runs] == [1, 2, 3, 4] and all(r.params.temperature == 1.0 for r in runs)
-    again = run_cli("sample", "Once upon a time", "-n", "4", "--max-tokens", "6", "--seed", "1", "--json")
+    again = run_cli("sample", "Once upon a time", "-s", "4", "--max-tokens", "6", "--seed", "1", "--json")
     replayed = [Run.from_dict(r) for r in json.loads(again.stdout)["runs"]]
     assert [r.steps for r in replayed] == [r.steps for r in runs]  # seeded: the whole set replays
     dot = out.read_text()

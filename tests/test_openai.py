@@ -143,9 +143,17 @@ def test_malformed_json_in_the_stream(fault: servers.FaultServer) -> None:
 
 
 def test_connection_dropped_mid_stream(fault: servers.FaultServer) -> None:
-    fault.script = [servers.reply_stream(fixture("openai_gpt-4.1-mini_stream.json"), drop_after=4)]  # type: ignore[arg-type]
-    with pytest.raises(ProviderError, match="cut off"):
-        predict_via(fault.base_url, model="gpt-4.1-mini")
+    """A stream cut after it started is asked again (--retries), as docs/servers.md says; cut every
+    time, it is one line saying so."""
+    whole = fixture("openai_gpt-4.1-mini_stream.json")
+    fault.script = [servers.reply_stream(whole, drop_after=4), servers.reply_stream(whole)]  # type: ignore[arg-type]
+    run = predict_via(fault.base_url, model="gpt-4.1-mini", retries=2)
+    assert len(fault.received) == 2 and run.finish_reason == "stop" and run.text
+    fault.received.clear()
+    fault.script = [servers.reply_stream(whole, drop_after=4)]  # type: ignore[arg-type]
+    with pytest.raises(ProviderError, match=r"connection was cut.*3 time"):
+        predict_via(fault.base_url, model="gpt-4.1-mini", retries=2)
+    assert len(fault.received) == 3
 
 
 def test_slow_server_times_out(fault: servers.FaultServer) -> None:

@@ -237,3 +237,20 @@ def test_predict_score_with_judges_the_generated_text_under_another_model(second
     assert "".join(g["text"] for g in doc["segments"]) == generated
     local = pipeline.predict(pipeline.plan(Generation(max_tokens=6, top_k=3), PROMPT))
     assert [s["chosen"]["logprob"] for s in a["steps"]] == [s.chosen.logprob for s in local.steps]  # A: as generated
+
+
+def test_a_context_and_a_text_without_a_space_between_are_joined_with_one_and_it_is_said() -> None:
+    """`--context "Fact:" "Paris is…"` meant two words, not "Fact:Paris": joined with one space, the
+    run records it, stderr says it once, and the table shows where the context ends."""
+    proc = run_cli("score", "Paris is the capital of France.", "--context", "Fact:", "--json")
+    run = Run.from_json(proc.stdout.decode())
+    assert proc.returncode == 0 and run.steps[0].chosen.text == " Paris" and run.text.startswith(" Paris")
+    assert "joined with one space" in run.source["joined"] and b"joined with one space" in proc.stderr
+    explicit = run_cli("score", " Paris is the capital of France.", "--context", "Fact:", "--json")
+    said = Run.from_json(explicit.stdout.decode())  # the same space typed by the user: the same figures, no note
+    assert explicit.stderr == b"" and "joined" not in said.source
+    assert [s.chosen.logprob for s in said.steps] == [s.chosen.logprob for s in run.steps]
+    shown = run_cli("score", "Paris is the capital of France.", "--context", "Fact:").stdout.decode()
+    assert "Fact:│ Paris is the capital" in shown and "the context ends here" in shown
+    spaced = run_cli("score", "Paris is the capital of France.", "--context", "Fact: ", "--json")
+    assert spaced.stderr == b"" and "joined" not in Run.from_json(spaced.stdout.decode()).source

@@ -86,7 +86,7 @@ def test_tree_with_chat_on_a_server_is_refused(server: tuple[str, str]) -> None:
 def test_sample_and_batch_against_the_server(server: tuple[str, str], tmp_path: Path) -> None:
     _, base = server
     saved = tmp_path / "samples.json"
-    proc = run_cli("sample", PROMPT, "-m", "gemma-3-270m", "--base-url", base, "--raw", "-n", "2", "--max-tokens", "3",
+    proc = run_cli("sample", PROMPT, "-m", "gemma-3-270m", "--base-url", base, "--raw", "-s", "2", "--max-tokens", "3",
                    "--seed", "5", "--save", str(saved), "-q")
     assert proc.returncode == 0, proc.stderr
     record = load_record(saved.read_text())
@@ -120,3 +120,25 @@ def test_the_server_command_names_the_dialect(server: tuple[str, str]) -> None:
     out = proc.stdout.decode()
     assert proc.returncode == 0, proc.stderr
     assert f"({dialect};" in out and "✓ reachable" in out
+
+
+def test_chat_on_a_base_model_behind_llama_server_is_said_to_be_no_chat(llama_cpp_server: str) -> None:
+    """llama-server falls back to ChatML for a model with no chat template; the embedded base model
+    then answers "<|im_end|>". tokviz says so (stderr, the run's source, `tokviz server`)."""
+    proc = run_cli("predict", "Why is the sky blue?", "--base-url", llama_cpp_server, "-m", "gemma-3-270m", "-n", "4",
+                   "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert b"no chat template of its own" in proc.stderr and b"--raw" in proc.stderr
+    assert "ChatML" in Run.from_json(proc.stdout.decode()).source["chat"]
+    raw = run_cli("predict", "The capital of France is", "--base-url", llama_cpp_server, "-m", "gemma-3-270m", "-n", "4",
+                  "--raw", "--json")
+    assert raw.returncode == 0 and raw.stderr == b"" and "chat" not in Run.from_json(raw.stdout.decode()).source
+    described = run_cli("server", llama_cpp_server).stdout.decode()
+    assert any(line.startswith("✗ log-probabilities on chat") and "use --raw" in line for line in described.splitlines())
+
+
+def test_chat_on_the_embedded_base_model_is_said_to_be_weak() -> None:
+    proc = run_cli("predict", "Why is the sky blue?", "--chat", "-n", "3", "--json")
+    assert proc.returncode == 0 and b"no chat template" in proc.stderr
+    assert "base model" in Run.from_json(proc.stdout.decode()).source["chat"]
+    assert run_cli("predict", "The capital of France is", "-n", "3", "--json").stderr == b""

@@ -172,7 +172,7 @@ def test_parallel_tree_decodes_children_together_and_says_so(tmp_path: Path) -> 
     assert all(there[p] == pytest.approx(here[p], abs=noise.DECODE_MAX) for p in shared)
     assert all(len(n.completion) == 3 for n in together.nodes if n.depth == 3)
     out = tmp_path / "t.json"
-    proc = run_cli("tree", "The capital of France is", "--depth", "2", "--branch", "2", "--parallel", "--save", str(out), "-q")
+    proc = run_cli("tree", "The capital of France is", "--depth", "2", "--branch", "2", "--parallel", "2", "--save", str(out), "-q")
     assert proc.returncode == 0 and "decoded together" in json.loads(out.read_text())["tree"]["approximation"]
 
 

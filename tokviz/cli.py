@@ -172,6 +172,9 @@ def _main(args: list[str], env: Environment) -> int:
     debug = "--debug" in args or env.debug
     if "--debug" in args:  # accepted anywhere on the line, not only before the command
         args = [a for a in args if a != "--debug"]
+    args, notes = old_spellings(args)
+    for note in notes:
+        env.stderr.write(f"tokviz: note: {note}\n")
     command = _tidy_help(typer.main.get_command(app))
     try:
         for n, arg in enumerate(args, start=1):
@@ -179,9 +182,13 @@ def _main(args: list[str], env: Environment) -> int:
                 arg.encode("utf-8")
             except UnicodeEncodeError:  # bytes that were not UTF-8 reach Python as lone surrogates
                 raise UsageError(f"argument {n} is not valid UTF-8 text") from None
+        _refuse_folder_names(args)
         if env.stdout is None:
-            raise UsageError("standard output is closed", hint="redirect it, e.g. > /dev/null")
-        result = command.main(args=args, prog_name="tokviz", standalone_mode=False)
+            raise TokvizError("standard output is closed", hint="redirect it, e.g. > /dev/null")  # the world, not the command line: 1
+        # Click and Typer write help and their messages to sys.stdout: the environment's stream
+        # instead, so `main(env=...)` (tests, notebooks) gets all of its output
+        with contextlib.redirect_stdout(env.stdout):
+            result = command.main(args=args, prog_name="tokviz", standalone_mode=False)
         if _STOPPED_BY and result == ExitStatus.INTERRUPTED:  # Typer returns Ctrl-C and SIGTERM as a bare 130
             raise Terminated() if _STOPPED_BY[-1] == signal.SIGTERM else KeyboardInterrupt()
         env.stdout.flush()  # a full or closed stdout fails here, as one line, not at interpreter exit
@@ -227,6 +234,56 @@ def _main(args: list[str], env: Environment) -> int:
             _traceback()
         _say(f"internal error: {type(err).__name__}: {err} (run again with --debug for details, and please report it)")
         return ExitStatus.ERROR
+
+
+# Spellings of the last release that now mean one thing everywhere, still read for one release with
+# a note: `-n` is tokens in every command (sample counted samples with it), and `--parallel` takes
+# how many sequences are decoded together (sample, compare and tree took it as a switch).
+SWITCH_PARALLEL = {"sample": "64", "compare": "64", "tree": "2"}
+
+
+def old_spellings(args: list[str]) -> tuple[list[str], list[str]]:
+    """The command line with last release's spellings read as they were meant, and a note for each."""
+    commands = {"sample", "compare", "tree"}
+    at = next((i for i, a in enumerate(args) if a in _command_names()), None)
+    if at is None or args[at] not in commands:
+        return args, []
+    name, rest, notes = args[at], list(args[at + 1:]), []
+    if "--parallel" in rest:
+        i = rest.index("--parallel")
+        if i + 1 >= len(rest) or not rest[i + 1].isdigit():
+            rest.insert(i + 1, SWITCH_PARALLEL[name])
+            notes.append(f"`{name} --parallel` now takes how many sequences to decode together, as `tokviz batch` "
+                         f"does; read as --parallel {SWITCH_PARALLEL[name]}")
+    if name == "sample" and not any(a in ("-s", "--samples") or a.startswith("--samples=") for a in rest):
+        for i, a in enumerate(rest):
+            if a == "-n" or (a.startswith("-n") and a[2:].isdigit()):
+                rest[i] = "--samples" if a == "-n" else f"--samples={a[2:]}"
+                notes.append("`sample -n` counts samples for this release only; give the count with -s/--samples "
+                             "(-n will be tokens per sample, as in every other command; --max-tokens is that now)")
+                break
+    return [*args[: at + 1], *rest], notes
+
+
+def _command_names() -> set[str]:
+    return {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
+
+
+FILE_OPTIONS = ("--save", "--record", "--junit", "-o", "--output")
+FOLDER_OUTPUTS = {"batch"}  # where -o names a folder
+
+
+def _refuse_folder_names(args: list[str]) -> None:
+    """A file option given a name ending with a slash (`--save t.json/`) is refused in one line: the
+    path type would quietly drop the slash and write `t.json`."""
+    command = next((a for a in args if a in _command_names()), None)
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if not eq:
+            name, value = arg, args[i + 1] if i + 1 < len(args) else ""
+        folder = command in FOLDER_OUTPUTS and name in ("-o", "--output")
+        if name in FILE_OPTIONS and not folder and value.endswith(("/", os.sep)) and len(value) > 1:
+            raise UsageError(f"output {value} ends with a slash: give a file name, not a folder")
 
 
 def run() -> None:

@@ -27,6 +27,31 @@ if TYPE_CHECKING:
     from tokviz.batch.runner import Batch
 
 IN_FLIGHT_PER_WORKER = 2  # jobs queued per worker: enough to keep them busy, never the whole input
+STOP_GRACE_S = 2.0  # after a stop, how long answers already in flight may still arrive and be written
+
+
+class DaemonPool:
+    """Workers for server requests, as daemon threads: a request that hangs on a server that never
+    answers cannot keep the process alive after a stop (a ThreadPoolExecutor's threads are joined at
+    exit, so a stop would wait for the request's timeout, and its retries)."""
+
+    def __init__(self, workers: int, name: str) -> None:
+        self.jobs: queue.Queue[tuple[Callable[..., None], tuple[object, ...]] | None] = queue.Queue()
+        self.threads = [threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True) for n in range(workers)]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, fn: Callable[..., None], *args: object) -> None:
+        self.jobs.put((fn, args))
+
+    def _work(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            fn, args = job
+            fn(*args)
+
+    def shutdown(self, wait: bool = False) -> None:
+        for _ in self.threads:
+            self.jobs.put(None)
 
 
 class Flight:
@@ -36,13 +61,14 @@ class Flight:
         self.batch, self.on_done, self.stop = batch, on_done, stop
         self.tally = Tally()
         self._tally_lock = threading.Lock()
-        self.api = ThreadPoolExecutor(max_workers=max(1, batch.concurrency), thread_name_prefix="tokviz-api")
+        self.api = DaemonPool(max(1, batch.concurrency), "tokviz-api")  # a stop never waits on a hung server
         self.serial = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokviz-local")
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokviz-writer")
         self.capacity = max(1, batch.concurrency, batch.parallel) * IN_FLIGHT_PER_WORKER + 2
         self.slots = threading.BoundedSemaphore(self.capacity)
         self.feed: queue.Queue[tuple[Job, bool] | None] = queue.Queue()  # local jobs decoded together
         self.streaming = False
+        self._local_running = 0  # local jobs (or the local stream) running now
 
     # --- admitting ----------------------------------------------------------------------------------
 
@@ -68,16 +94,23 @@ class Flight:
         if batch.parallel > 1 and not concurrent and registry.can(batch.provider_for(job.provider or ""), MultiSequence):
             if not self.streaming:
                 self.streaming = True
-                self.serial.submit(self.stream_local)
+                self._local(self.stream_local)
             self.feed.put((job, on_disk))
             return
-        (self.api if concurrent else self.serial).submit(self._task, job, on_disk)
+        if concurrent:
+            self.api.submit(self._task, job, on_disk)
+        else:
+            self._local(self._task, job, on_disk)
 
     def _task(self, job: Job, on_disk: bool) -> None:
         if self.stop.is_set():  # queued when the batch stopped: stays pending
             self.slots.release()
             return
-        self.writer.submit(self._finish, self.batch.fetch(job, job.provider or "", on_disk))
+        outcome = self.batch.fetch(job, job.provider or "", on_disk)
+        try:
+            self.writer.submit(self._finish, outcome)
+        except RuntimeError:  # answered after the batch stopped waiting for it: it stays pending
+            self.slots.release()
 
     def stream_local(self) -> None:
         """Decode the local jobs put in the feed continuously (`--parallel`): up to `parallel` at
@@ -127,15 +160,35 @@ class Flight:
         finally:
             self.slots.release()
 
-    def drain(self) -> None:
-        """Wait until every job in flight is written. Polled, not joined: a Ctrl-C that lands in
-        Thread.join can leave CPython believing a running worker has ended (the model would then be
-        freed under it at exit)."""
+    def drain(self, within: float | None = None) -> bool:
+        """Wait until every job in flight is written (at most `within` seconds; False if some are
+        still out then). Polled, not joined: a Ctrl-C that lands in Thread.join can leave CPython
+        believing a running worker has ended (the model would then be freed under it at exit)."""
+        import time
+
+        deadline = None if within is None else time.monotonic() + within
         taken = 0
-        while taken < self.capacity:
+        while taken < self.capacity and (deadline is None or time.monotonic() < deadline):
             taken += self.slots.acquire(timeout=0.2)
         for _ in range(taken):
             self.slots.release()
+        return taken >= self.capacity
+
+    def _local(self, fn: Callable[..., None], *args: object) -> None:
+        """Run `fn` on the local thread, counted while it runs (a stop waits for it: see `land`)."""
+        def counted() -> None:
+            with self._tally_lock:
+                self._local_running += 1
+            try:
+                fn(*args)
+            finally:
+                with self._tally_lock:
+                    self._local_running -= 1
+        self.serial.submit(counted)
+
+    def _local_busy(self) -> bool:
+        with self._tally_lock:
+            return self._local_running > 0
 
     def end_input(self) -> None:
         """The whole input is admitted: let what is in flight finish."""
@@ -154,7 +207,12 @@ class Flight:
                     self.slots.release()
         second: BaseException | None = None
         try:
-            self.drain()
+            # Answers that arrive within the grace are written; requests still out after it are
+            # abandoned (pending: a resume asks them again), so a stop takes seconds, not a
+            # server's timeout times its retries. A local job always ends: the model is freed at
+            # exit, and must not be while a worker still uses it.
+            while not self.drain(within=STOP_GRACE_S) and self._local_busy():
+                pass
         except KeyboardInterrupt as err:  # (a second Ctrl-C ends the process in cli._signals)
             second = err
         for pool in (self.api, self.serial, self.writer):

@@ -12,6 +12,7 @@ from typing import Any
 
 from tokviz.batch.state import Row, State
 from tokviz.ground.files import write_atomic_chunks
+from tokviz.run.tokens import safe
 
 INDEX_SCHEMA = "tokviz.batch-index"
 
@@ -49,8 +50,9 @@ def entry(row: Row, formats: list[str], files: Callable[[str, list[str]], dict[s
 
 
 def _md(text: str) -> str:
-    """Text safe inside a Markdown table cell (no markup, no line breaks, no pipes)."""
-    text = " ".join(text.split())
+    """Text safe inside a Markdown table cell (no markup, no line breaks, no pipes) and in a
+    terminal (`cat index.md`: no escape sequence, bidi override or C1 code acts)."""
+    text = safe(" ".join(text.split()))
     return re.sub(r"([\\`*_{}\[\]<>()#+!|])", r"\\\1", text)
 
 

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from tokviz import pipeline
@@ -103,6 +104,26 @@ def job_name(request: Request, id_: str | None) -> str:
     return f"{_slug(request.prompt)}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:8]}"
 
 
+MAX_LINE = 1_000_000  # characters of one input line: more is no prompt a model reads, and would be held whole
+
+
+class LongLine(str):
+    """A line of the input longer than MAX_LINE, not read: it stands for that line (its job fails)."""
+
+
+def read_lines(path: Path) -> Iterator[str]:
+    """The lines of a prompts file, streamed; a line longer than MAX_LINE becomes a `LongLine`
+    without ever being held whole (a 1 GB line once took 4 GB)."""
+    with path.open(encoding="utf-8", newline=None) as fh:
+        while line := fh.readline(MAX_LINE):
+            if len(line) == MAX_LINE and not line.endswith("\n"):
+                while (rest := fh.readline(MAX_LINE)) and not rest.endswith("\n"):
+                    pass
+                yield LongLine("x")
+                continue
+            yield line
+
+
 def iter_jobs(lines: Iterable[str], *, source: str, defaults: Generation,
               environ: Mapping[str, str] | None = None, jsonl: bool | None = None) -> Iterator[Job]:
     """Jobs from a prompts file, read as a stream: one prompt per line (blank lines and #comments
@@ -112,6 +133,11 @@ def iter_jobs(lines: Iterable[str], *, source: str, defaults: Generation,
     same prompt with the same settings) are not dropped here: the batch's state does that."""
     first = True
     for number, line in enumerate(lines, start=1):
+        if isinstance(line, LongLine):
+            yield Job(number=number, name=f"line-{number}-too-long", request=Request(prompt="", model=defaults.model or ""),
+                      problem=f"{source} line {number} is longer than {MAX_LINE:,} characters: not read")
+            first = False
+            continue
         if first and line.startswith("\ufeff"):
             line = line[1:]  # a byte-order mark (Windows editors) is not part of the first prompt
         stripped = line.strip()
@@ -167,6 +193,9 @@ def check_lines(lines: Iterable[str], *, source: str) -> int:
     jsonl: bool | None = None
     ids: dict[str, int] = {}
     for number, line in enumerate(lines, start=1):
+        if isinstance(line, LongLine):
+            count += 1
+            continue
         stripped = line.lstrip("\ufeff").strip() if number == 1 else line.strip()
         if not stripped:
             continue
@@ -208,24 +237,25 @@ def _jsonl_job(line: str, number: int, source: str, defaults: Generation) -> tup
     if not isinstance(nested, dict):
         return obj["prompt"], defaults, id_, f"\"params\" must be an object, not {type(nested).__name__}"
     given = {**nested, **{k: obj[k] for k in _PARAM_KEYS if k in obj}}
+    mode_given = "mode" in given
+    mode = given.pop("mode", "chat" if (defaults.chat or defaults.system) else "raw" if defaults.raw else "default")
+    if mode not in ("chat", "raw", "default"):
+        return obj["prompt"], defaults, id_, f"bad parameters: mode must be 'chat' or 'raw', not {mode!r}"
     base = Params(top_k=defaults.top_k, max_tokens=defaults.max_tokens, temperature=defaults.temperature,
-                  top_p=defaults.top_p, seed=defaults.seed,
-                  mode="chat" if (defaults.chat or defaults.system) else "raw" if defaults.raw else "default")
-    try:
+                  top_p=defaults.top_p, seed=defaults.seed)
+    try:  # read as a saved run's params are: whole numbers whole (not true, not 1e30), numbers finite
         params = Params.from_dict({**base.to_dict(), **given})
     except (TypeError, ValueError, KeyError, OverflowError) as err:
         return obj["prompt"], defaults, id_, f"bad parameters: {err}"
     for key in ("model", "system", "provider"):
         if obj.get(key) is not None and not isinstance(obj[key], str):
             return obj["prompt"], defaults, id_, f"\"{key}\" must be a string"
-    if params.mode not in ("chat", "raw", "default"):
-        return obj["prompt"], defaults, id_, f"bad parameters: mode must be 'chat' or 'raw', not {params.mode!r}"
     system = obj.get("system", defaults.system)
-    chat = params.mode == "chat" or bool(obj.get("system") and "mode" not in given)
+    chat = mode == "chat" or bool(obj.get("system") and not mode_given)
     gen = replace(defaults, model=obj.get("model") or defaults.model, system=system,
                   provider=obj.get("provider", defaults.provider), top_k=params.top_k, max_tokens=params.max_tokens,
                   temperature=params.temperature, top_p=params.top_p, seed=params.seed,
-                  chat=chat, raw=params.mode == "raw" and not chat)
+                  chat=chat, raw=mode == "raw" and not chat)
     return obj["prompt"], gen, id_, None
 
 

@@ -192,8 +192,12 @@ class Batch:
 
     def _admit(self, state: State, chunk: list[Job], tally: Tally) -> list[tuple[int, batchstate.Row | None] | None]:
         """Record a chunk of the input in the state, numbered after the part already numbered."""
-        admitted = state.admit([(j.name, j.number, j.id, j.request.prompt, j.request.model, j.problem)
-                                for j in chunk], self._numbered + 1)
+        try:
+            admitted = state.admit([(j.name, j.number, j.id, j.request.prompt, j.request.model, j.problem)
+                                    for j in chunk], self._numbered + 1)
+        except sqlite3.Error as err:  # a full disk, or a prompt too long for SQLite to hold
+            raise OutputError(f"cannot record the batch's state in {self.out_dir}: {err}",
+                              hint="free some space and run the same command again to resume") from None
         self._numbered = max([self._numbered, *(got[0] for got in admitted if got is not None)])
         tally.total = self._numbered
         return admitted
@@ -227,6 +231,11 @@ class Batch:
             index.write(state, self.out_dir, self.formats, self.files)
         except TokvizError as err:
             self.disk_full = self.disk_full or err.line()
+        except sqlite3.Error as err:  # the state's own disk is full: said in one line, never an internal error
+            self.disk_full = self.disk_full or f"cannot record the batch's state: {err}"
         finally:
-            state.close()
+            try:
+                state.close()
+            except sqlite3.Error as err:
+                self.disk_full = self.disk_full or f"cannot record the batch's state: {err}"
             self.state = None

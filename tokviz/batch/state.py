@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tokviz.ground.errors import TokvizError
+
 FILE = "batch.sqlite"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,7 +62,12 @@ class State:
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / FILE
-        self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock_fd = _hold(folder)
+        try:
+            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error:
+            self._release()
+            raise
         self.lock = threading.Lock()
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -179,12 +186,53 @@ class State:
             self._commit()
 
     def close(self) -> None:
-        with self.lock:
-            self._flush()
-            if self.db.in_transaction:
-                self.db.execute("COMMIT")
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self.db.close()
+        """Commit and close, and let another batch have the folder. A checkpoint that fails (a
+        full disk) leaves the write-ahead log beside the table, which SQLite reads next time: the
+        state is committed either way, so it is not an error."""
+        import contextlib
+
+        try:
+            with self.lock:
+                self._flush()
+                if self.db.in_transaction:
+                    self.db.execute("COMMIT")
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self.db.close()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        import os
+
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
+
+
+class Busy(TokvizError):
+    """Another batch holds the folder: two batches on one folder would ask for the same prompts twice
+    and write one index over the other."""
+
+
+def _hold(folder: Path) -> int | None:
+    """Take the folder's lock, or raise `Busy`. The lock is an flock on batch.sqlite itself (on
+    Linux independent of the POSIX locks SQLite takes inside it): no extra file in the user's
+    folder, and the system releases it when its holder ends, however it ends."""
+    import os
+
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock on this system: one batch at a time is up to the user
+        return None
+    fd = os.open(folder / FILE, os.O_RDWR | os.O_CREAT, 0o644)  # an empty file is an empty database to SQLite
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise Busy(f"another tokviz batch is running in {folder}: one folder, one batch",
+                   hint="wait for it to finish, or stop it; running the same command afterwards resumes") from None
+    return fd
 
 
 _COLUMNS = "name, n, line, id, prompt, model, status, provider, text, tokens, error, formats"

@@ -106,14 +106,11 @@ def batch(
 
 def _check_run(output: Path | None, concurrency: int, parallel: int, formats_: str) -> tuple[Path, list[str]]:
     """The options of a run checked, before any input is read: the folder and the formats to write."""
-    from tokviz.providers.base import MAX_PARALLEL
-
     if output is None:
         raise UsageError("missing the output folder: -o FOLDER")
     if not 1 <= concurrency <= 64:
         raise UsageError(f"--concurrency must be between 1 and 64, got {concurrency}")
-    if not 1 <= parallel <= MAX_PARALLEL:
-        raise UsageError(f"--parallel must be between 1 and {MAX_PARALLEL}, got {parallel}")
+    common.check_parallel(parallel)
     fmts = _formats(formats_)
     if output.exists() and not output.is_dir():
         raise UsageError(f"output {output} is a file, not a folder")
@@ -199,9 +196,10 @@ def _input(prompts: str) -> tuple[Callable[[], Iterable[str]], str]:
         raise UsageError(f"prompts file {prompts} does not exist")
 
     def lines() -> Iterator[str]:
+        from tokviz.batch.jobs import read_lines
+
         try:
-            with path.open(encoding="utf-8", newline=None) as fh:
-                yield from fh
+            yield from read_lines(path)
         except UnicodeDecodeError:
             raise UsageError(f"prompts file {prompts} is not UTF-8 text") from None
         except OSError as err:
@@ -215,6 +213,7 @@ def _status(folder: Path, *, as_json: bool) -> None:
     import sqlite3
 
     from tokviz.batch.state import FILE, read_status
+    from tokviz.run.tokens import safe
 
     if not (folder / FILE).is_file():
         raise UsageError(f"{folder} holds no batch state ({FILE})", hint="give the folder a batch wrote with -o")
@@ -227,7 +226,8 @@ def _status(folder: Path, *, as_json: bool) -> None:
         return
     first = found["first_failure"]
     common.stdout().print(f"{found['ok']} ok, {found['failed']} failed, {found['pending']} pending of {found['total']} prompts"
-                          + (f"; first failure: prompt {first['n']}: {first['error']}" if first else ""), markup=False)
+                          + (f"; first failure: prompt {first['n']}: {safe(str(first['error']))}" if first else ""),
+                          markup=False)
 
 
 def _run_with_progress(runner: Batch, jobs: Iterable[Job], stop: threading.Event, expected: int, *, show: bool,

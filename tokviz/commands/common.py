@@ -96,6 +96,15 @@ def with_options(fn: F, into: str, added: list[tuple[str, Any, Any]], gather: Ca
     return command  # type: ignore[return-value]
 
 
+def check_parallel(n: int) -> int:
+    """--parallel N, the same range in every command (llama.cpp's throughput stops growing well before)."""
+    from tokviz.providers.base import MAX_PARALLEL
+
+    if not 1 <= n <= MAX_PARALLEL:
+        raise UsageError(f"--parallel must be between 1 and {MAX_PARALLEL}, got {n}")
+    return n
+
+
 def plan(gen: Generation, prompt: str, *, allow_empty: bool = False) -> Plan:
     """The checked request for `prompt` (the same function the notebook API uses)."""
     from tokviz import pipeline
@@ -232,11 +241,22 @@ def check_paths(*paths: Path | None) -> None:
             check_writable(path)
 
 
-def write_outputs(record: Run | RunSet, planned: list[tuple[Path, str]], options: export.RenderOptions) -> None:
+def write_outputs(record: Run | RunSet, planned: list[tuple[Path, str]], options: export.RenderOptions, *,
+                  saved: Path | None = None) -> None:
+    """Write each view asked for (and the record itself to `saved`), then say what was written, on
+    a terminal (a script knows what it asked for; a person at a terminal sees it confirmed)."""
     from tokviz.views import export
 
+    if saved is not None:
+        write_atomic(saved, record.to_json().encode("utf-8"))
     for path, fmt in planned:
         write_atomic(path, export.render(record, fmt, options))
+    written = [*([saved] if saved is not None else []), *(path for path, _ in planned)]
+    err = stderr()
+    if written and err.is_terminal:
+        from tokviz.run.tokens import safe
+
+        err.print("tokviz: wrote " + ", ".join(safe(str(p)) for p in written), style="dim", markup=False)
 
 
 def check_outputs(record: Run | RunSet, planned: list[tuple[Path, str]], options: export.RenderOptions, *,

@@ -25,13 +25,14 @@ def compare(
     temperatures: Annotated[Optional[list[float]], typer.Option("--temperature", "-t", metavar="X", help="Temperature to compare; repeatable (default 0).", show_default=False)] = None,
     output: common.output_opt(formats.COMPARISON) = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON on stdout.")] = False,
-    parallel: Annotated[bool, typer.Option("--parallel", help="Decode the local model's runs together in one batch per step (faster; figures differ slightly from serial decoding, and the runs say so).")] = False,
+    parallel: Annotated[int, typer.Option("--parallel", metavar="N", help="Decode up to N of the local model's runs together, one llama.cpp batch per step (faster; figures differ slightly from serial decoding, and the runs say so). 1: one at a time.")] = 1,
 ) -> None:
     """One row per prompt × model × temperature: mean chosen probability, entropy, perplexity, answer."""
     from tokviz import pipeline
-    from tokviz.run import RunKind, RunSet
+    from tokviz.run import Run, RunKind, RunSet
     from tokviz.views import comparison, export
 
+    common.check_parallel(parallel)
     texts = list(prompts or [])
     if file is not None:
         try:
@@ -45,14 +46,22 @@ def compare(
     plans = [common.plan(replace(gen, model=model, temperature=temp), text)
              for text, model, temp in itertools.product(texts, models or [None], temperatures or [0.0])]
     err = common.stderr()
-    runs = []
-    with live.progress(err, err.is_terminal and not as_json, len(plans), "runs") as advance:
-        if parallel:
-            runs = pipeline.predict_together(plans, progress=common.progress_line(err))
-            advance(len(runs))
-        for p in plans if not parallel else ():
-            runs.append(pipeline.predict(p, progress=common.progress_line(err)))
-            advance(len(runs))
+    runs: list[Run] = []
+    stopped: BaseException | None = None
+    try:
+        with live.progress(err, err.is_terminal and not as_json, len(plans), "runs") as advance:
+            if parallel > 1:
+                runs = pipeline.predict_together(plans, progress=common.progress_line(err), slots=parallel)
+                advance(len(runs))
+            for p in plans if parallel <= 1 else ():
+                runs.append(pipeline.predict(p, progress=common.progress_line(err)))
+                advance(len(runs))
+    except pipeline.Stopped as stop:  # the runs made before Ctrl-C or SIGTERM are kept, shown, written
+        runs, stopped = [*runs, *(stop.record if isinstance(stop.record, list) else [stop.record])], stop.cause
+    except KeyboardInterrupt as cause:
+        if not runs:
+            raise
+        stopped = cause
     record = RunSet(kind=RunKind.COMPARISON, runs=tuple(runs))
     options = export.RenderOptions()
     for path, fmt in planned:
@@ -61,3 +70,5 @@ def compare(
         common.stdout().file.write(comparison.to_json(record))
     else:
         common.stdout().print(comparison.table(record))
+    if stopped is not None:
+        raise stopped

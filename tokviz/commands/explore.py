@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from tokviz.commands import common
-from tokviz.ground.errors import UsageError
+from tokviz.ground.errors import Terminated, UsageError
 from tokviz.run.generation import Generation
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ def explore(
     err = common.stderr()
     session = Session(plan, exploration=exploration, save=save, progress=common.progress_line(err))
     server = None
+    stopped = False
     try:
         if exploration is None:
             session.first_run()
@@ -77,12 +78,19 @@ def explore(
                 err.print("tokviz: no browser could be opened; open the address above", style="yellow")
         if err.is_terminal:
             err.print("Ctrl-C stops the explorer.", style="dim")
-        _wait(server)
+        try:
+            _wait(server)
+        except KeyboardInterrupt as stop:  # Ctrl-C is how the explorer is stopped: a normal end, exit 0
+            if isinstance(stop, Terminated):
+                raise
+            stopped = True
     finally:
         if server is not None:
             server.stop()
         session.close()
         _keep(session, err)
+    if stopped:
+        err.print("tokviz: the explorer stopped", style="dim")
 
 
 def _wait(server: Server) -> None:
@@ -98,13 +106,17 @@ def _keep(s: Session, err: Console) -> None:
     import time
 
     from tokviz.ground.dirs import state_dir
+    from tokviz.ground.errors import TokvizError
     from tokviz.ground.files import write_atomic
     from tokviz.run.tokens import safe
 
     try:
         if s.save_path is not None:
-            s.autosave()
-            return
+            try:
+                s.autosave()
+                return
+            except TokvizError as failed:  # --save's disk is full or gone: the state folder keeps it instead
+                err.print(f"tokviz: {safe(failed.line())}", style="yellow")
         if not s.unsaved:
             return
         target = state_dir() / "explorations" / time.strftime("explore-%Y%m%d-%H%M%S.json")

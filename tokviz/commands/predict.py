@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from tokviz.commands import common, live
-from tokviz.ground.files import write_atomic
 from tokviz.run.generation import Generation
 
 if TYPE_CHECKING:
@@ -48,9 +47,7 @@ def predict(
             run = pipeline.predict(plan, progress=common.progress_line(err), on_step=on_step)
     except pipeline.Stopped as stop:  # Ctrl-C or SIGTERM: what was generated is kept, drawn and shown
         run, stopped, judge = stop.record, stop.cause, None  # type: ignore[assignment]
-    if save is not None:
-        write_atomic(save, run.to_json().encode("utf-8"))
-    common.write_outputs(run, planned, options)
+    common.write_outputs(run, planned, options, saved=save)
     if not quiet and (judge is None or not as_json):  # one JSON document: the comparison holds the run
         common.print_run(run, options, as_json=as_json, view=view)
     if judge is not None:

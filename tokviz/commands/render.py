@@ -8,6 +8,7 @@ import typer
 
 from tokviz.commands import common
 from tokviz.ground.errors import CheckFailed, UsageError
+from tokviz.run.tokens import count
 from tokviz.views import formats
 
 
@@ -46,8 +47,13 @@ def render(
             return
         if found:
             common.stdout().file.write("".join(found))
-            raise CheckFailed(f"{len(found)} of {len(planned)} outputs differ from the rendering",
-                              hint="review the diff; --update rewrites them")
+            missing = sum(1 for path, _ in planned if not path.is_file())
+            what = ", ".join(part for part in (f"{missing} missing" if missing else "",
+                                               f"{len(found) - missing} {'differs' if len(found) - missing == 1 else 'differ'} from the rendering"
+                                               if len(found) > missing else "")
+                             if part)
+            raise CheckFailed(f"{what} (of {count(len(planned), 'output')})",
+                              hint="review the diff; --update writes them" if not missing else "--update writes them")
         return
     common.write_outputs(record, planned, options)
     if quiet or (planned and not as_json):

@@ -10,7 +10,6 @@ import typer
 
 from tokviz.commands import common, live
 from tokviz.ground.errors import UsageError
-from tokviz.ground.files import write_atomic
 from tokviz.run.generation import Generation
 from tokviz.views import formats
 
@@ -67,21 +66,23 @@ def score(
     spec = ScoreSpec(exact=exact, window=window, stride=stride)
     err = common.stderr()
     runs = []
-    for plan in plans:
-        with live.progress(err, err.is_terminal and not (as_json or quiet), 1, "tokens") as advance:
-            runs.append(pipeline.score(plan, body, spec=spec, progress=common.progress_line(err), on_token=advance))
-    if len(runs) == 1:
+    stopped: BaseException | None = None
+    try:
+        for plan in plans:
+            with live.progress(err, err.is_terminal and not (as_json or quiet), 1, "tokens") as advance:
+                runs.append(pipeline.score(plan, body, spec=spec, progress=common.progress_line(err), on_token=advance))
+    except pipeline.Stopped as stop:  # the tokens scored before Ctrl-C or SIGTERM are kept, shown, saved
+        runs, stopped = [stop.record], stop.cause
+    if stopped is not None or len(runs) == 1:
         run = runs[0]
-        if save is not None:
-            write_atomic(save, run.to_json().encode("utf-8"))
-        common.write_outputs(run, planned, options)
+        common.write_outputs(run, planned, options, saved=save)
         if not quiet:
             common.print_run(run, replace(options, stats=True), as_json=as_json, view=view)  # the figures, on screen
+        if stopped is not None:
+            raise stopped
         return
     record = compared(runs[0], runs[1])
-    if save is not None:
-        write_atomic(save, record.to_json().encode("utf-8"))
-    common.write_outputs(record, planned, options)
+    common.write_outputs(record, planned, options, saved=save)
     if not quiet:
         print_comparison(record, as_json=as_json)
 

@@ -27,4 +27,4 @@ def server(
         mark, style = ("✓", "green") if ok else ("✗", "red") if ok is False else ("·", "dim")
         out.append(f"{mark} ", style=style)
         out.append(line + "\n")
-    common.stdout().print(out, end="")
+    common.stdout().print(out, end="", soft_wrap=True)  # one fact per line, whole, for grep

@@ -9,17 +9,14 @@ from typing import Annotated, Optional
 import typer
 
 from tokviz.commands import common, live
-from tokviz.ground.errors import ExitStatus, TokvizError, UsageError
-from tokviz.ground.files import write_atomic
+from tokviz.ground.errors import UsageError
 from tokviz.run.generation import Generation
 from tokviz.views import formats
 
 
-class TreeInterrupted(TokvizError):
-    exit_status = ExitStatus.INTERRUPTED
-
-
-@common.generation_options(exclude=("top_k", "max_tokens", "temperature", "top_p", "seed", "record", "replay", "raw"))
+@common.generation_options(exclude=("top_k", "max_tokens", "temperature", "top_p", "seed", "record", "replay", "raw"),
+                           help={"chat": "Wrap the prompt in the model's chat turn format (the local model; a tree on a "
+                                         "server continues raw text through /v1/completions and refuses --chat)."})
 def tree(
     gen: Generation,
     prompt: Annotated[Optional[str], typer.Argument(metavar="[PROMPT]", help='The prompt; "-" reads it from standard input. Not needed with --from.', show_default=False)] = None,
@@ -31,7 +28,7 @@ def tree(
     from_run: Annotated[Optional[Path], typer.Option("--from", metavar="RUN.json", help="Branch from a saved run instead of a prompt (with --step and --token).", show_default=False)] = None,
     step: Annotated[int, typer.Option("--step", metavar="N", help="With --from: the step (1-based) whose alternative to take.")] = 1,
     token: Annotated[int, typer.Option("--token", metavar="N", help="With --from: which alternative at that step (1 = most likely).")] = 1,
-    parallel: Annotated[bool, typer.Option("--parallel", help="Local model: decode each node's children together in one batch (faster; figures differ slightly, and the tree says so).")] = False,
+    parallel: Annotated[int, typer.Option("--parallel", metavar="N", help="Local model, N > 1: decode each node's children (and its waiting siblings') together in one llama.cpp batch (faster; figures differ slightly, and the tree says so). 1: one token at a time.")] = 1,
     output: common.output_opt(formats.TREE) = None,
     save: common.SaveOpt = None,
     as_json: common.JsonOpt = False,
@@ -62,24 +59,27 @@ def tree(
     # default is chat, which cannot be continued from a forced prefix).
     gen = replace(gen, top_k=branch, max_tokens=depth, temperature=0.0, top_p=1.0, seed=None,
                   raw=not (gen.chat or gen.system))
-    spec = TreeSpec(depth=depth, branch=branch, min_prob=min_prob, max_nodes=max_nodes, complete=complete, parallel=parallel)
+    common.check_parallel(parallel)
+    spec = TreeSpec(depth=depth, branch=branch, min_prob=min_prob, max_nodes=max_nodes, complete=complete, parallel=parallel > 1)
     pipeline.check_tree(spec)
     plan = common.plan(gen, text)
     planned = common.plan_outputs(output or [], formats.TREE)
     common.check_paths(save)
     err = common.stderr()
     most = min(max_nodes, sum(branch**d for d in range(1, depth + 1)))  # an upper bound: --min-prob may cut more
-    with live.progress(err, err.is_terminal and not (as_json or quiet), most, "nodes") as advance:
-        run = pipeline.tree(plan, spec, forced=forced, progress=common.progress_line(err), on_node=advance)
-    if save is not None:
-        write_atomic(save, run.to_json().encode("utf-8"))
+    stopped: BaseException | None = None
+    try:
+        with live.progress(err, err.is_terminal and not (as_json or quiet), most, "nodes") as advance:
+            run = pipeline.tree(plan, spec, forced=forced, progress=common.progress_line(err), on_node=advance)
+    except pipeline.Stopped as stop:  # Ctrl-C or SIGTERM: the tree as far as it grew is written and shown
+        run, stopped = stop.record, stop.cause
     options = common.render_options(wrap=common.DEFAULT_WRAP, sampling=None, stats=False)
-    common.write_outputs(run, planned, options)
+    common.write_outputs(run, planned, options, saved=save)
     if not quiet:
         common.print_run(run, options, as_json=as_json)
+    if stopped is not None:  # the table says what was kept; the last line (and exit status) what stopped it
+        raise stopped
     if run.tree is not None and run.tree.cut:
         from tokviz.views.tree import cut_note
 
-        if run.tree.cut == "interrupted":  # outputs are written; the exit code still says it is partial
-            raise TreeInterrupted(cut_note(run) or "interrupted")
         err.print(f"tokviz: {cut_note(run)}", style="yellow")

@@ -257,7 +257,19 @@ async def graph_svg(request: Request) -> Response:
 
     from tokviz.views.export import render
 
-    svg = await asyncio.to_thread(render, _session(request).record(), "svg")
+    session = _session(request)
+    record = session.record()
+    which = request.query_params.get("branch")
+    if which is not None and which.isdigit() and record.tree is not None and int(which) < len(record.tree.branches):
+        # one branch: its path as a generated run's graph (the chosen chain, each step's alternatives), rows wrapped
+        from dataclasses import replace
+
+        from tokviz.run import RunKind
+        from tokviz.views.tree import path_steps
+
+        tip = record.tree.branches[int(which)].tip
+        record = replace(record, kind=RunKind.PREDICT, steps=path_steps(record, tip), nodes=(), tree=None)
+    svg = await asyncio.to_thread(render, record, "svg")
     return Response(svg, media_type="image/svg+xml",
                     headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
 

@@ -83,6 +83,21 @@ class Exploration:
             node = self.nodes[node].parent
         return out[::-1]
 
+    def greedy_branch_through(self, node: int) -> int | None:
+        """A greedy branch that forked at `node` or generated past it: continuing greedily from
+        `node` would remake that branch's tokens (the model is deterministic at temperature 0)."""
+        for n, b in enumerate(self.branches):
+            if b.temperature != 0 or b.tip < 0 or b.tip == node:
+                continue
+            path = self.path(b.tip)
+            start = path.index(b.fork) if b.fork >= 0 else -1  # the nodes it generated come after its fork
+            if node == b.fork or (node in path and path.index(node) > start):
+                return n
+        return None
+
+    def depth(self, node: int) -> int:
+        return self.nodes[node].depth if node >= 0 else 0
+
     def tokens(self, node: int) -> list[Token]:
         return [self.nodes[i].token for i in self.path(node)]
 

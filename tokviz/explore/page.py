@@ -33,7 +33,8 @@ body{max-width:80rem}
 .branch.current>.pick{font-weight:700;border-color:var(--fg)}.branch .desc{flex:1;color:var(--muted);overflow-wrap:anywhere}
 #status{min-height:1.4em;color:var(--muted);font-size:.9rem}#status.error{color:#c0392b}
 .columns{display:grid;grid-template-columns:1fr 1fr;gap:1rem}.shared{color:var(--muted)}
-#graph .graph{max-height:75vh}#graph img{max-width:none}
+#graph .graph{max-height:75vh;overflow:auto}#graph img{max-width:100%;height:auto;cursor:zoom-in}
+#graph img.zoom{max-width:none;cursor:zoom-out}#graph .views button[aria-pressed=true]{font-weight:bold}
 .note{color:var(--muted);font-size:.8rem;margin:.4rem 0 0}
 input[type=number]{width:5rem;font:inherit;background:var(--bg);color:var(--fg);border:1px solid var(--line);border-radius:.3rem}
 """
@@ -69,6 +70,7 @@ function describe(b,i){var n=b.path.length-(b.fork<0?0:S.nodes[b.fork].d), how=b
 function renderText(){var box=$('text');box.textContent='';box.appendChild(el('span','prompt',S.prompt));
  var b=S.branches[cur];if(!b)return;
  b.path.forEach(function(n,i){var node=S.nodes[n],p=Math.exp(node.lp),piece=b.pieces[i];
+  var bare=piece.replace(/^ +/,''),lead=bare?piece.slice(0,piece.length-bare.length):'';if(lead){box.appendChild(document.createTextNode(lead));piece=bare;}  // a leading space outside the box: wraps before the word
   var span=el('span','tok'+(n===b.fork?' fork':'')+(n===sel?' sel':'')+(piece===''?' frag':''),piece===''?'·':piece.replace(/\n/g,'↵\n').replace(/\t/g,'⇥\t'));
   span.tabIndex=0;span.dataset.n=n;span.style.background=cfg.tint[step(p)];span.setAttribute('aria-label',node.label+', '+pct(p));
   span.addEventListener('mouseenter',function(){if(!pinned)select(n,false);});
@@ -82,12 +84,13 @@ function renderAlts(){var box=$('alts');box.textContent='';
  if(sel===null||!S.nodes[sel]){box.appendChild(el('p','note','Point at or click a token to see the alternatives the model weighed there; click one to continue from it.'));return;}
  var parent=S.nodes[sel].p,sibs=(kids[parent]||[]).slice().sort(function(a,b){return S.nodes[b].lp-S.nodes[a].lp||a-b;});
  var w=reweight(sibs.map(function(i){return S.nodes[i].lp;}));
+ var topP=Math.max.apply(null,sibs.map(function(i){return Math.exp(S.nodes[i].lp);}).concat([1e-9]));  // bars relative to the likeliest
  box.appendChild(el('h2',null,'Alternatives at step '+S.nodes[sel].d));
  var head=el('div','alt-head');['token','','model','reshaped'].forEach(function(t){head.appendChild(el('span',null,t));});box.appendChild(head);
  sibs.forEach(function(i,j){var node=S.nodes[i],p=Math.exp(node.lp);
   var r=el('button','alt'+(onPath(i)?' on-path':'')+(kids[i]?' explored':''));r.type='button';r.dataset.n=i;
   r.title='continue from this token';
-  var bar=el('span','bar');bar.style.width=Math.max(2,Math.round(p*100))+'%';bar.style.background=cfg.bar[step(p)];
+  var bar=el('span','bar');bar.style.width=Math.max(2,Math.round(p/topP*100))+'%';bar.style.background=cfg.bar[step(p)];
   r.appendChild(el('span','name',node.label));r.appendChild(bar);r.appendChild(el('span','pct',pct(p)));r.appendChild(el('span','rw',pct(w[j])));
   r.addEventListener('click',function(){branchFrom(i,$('mode-sample').checked);});box.appendChild(r);});
  var mass=sibs.reduce(function(a,i){return a+Math.exp(S.nodes[i].lp);},0);
@@ -108,7 +111,9 @@ function renderCompare(){var box=$('compare');box.textContent='';if(compare.leng
  var cols=el('div','columns');[a,b].forEach(function(br){var col=el('div','text');col.appendChild(el('span','shared',S.prompt+br.pieces.slice(0,same).join('')));
   br.path.slice(same).forEach(function(n,i){var p=Math.exp(S.nodes[n].lp),s=el('span','tok',br.pieces[same+i]);s.style.background=cfg.tint[step(p)];col.appendChild(s);});
   cols.appendChild(col);});box.appendChild(cols);}
-function renderGraph(){var d=$('graph');if(d.open){$('graph-img').src='graph.svg?token='+encodeURIComponent(token)+'&v='+S.version+'-'+S.nodes.length;}}
+function renderGraph(){var d=$('graph');if(!d.open)return;var whole=$('graph-whole').getAttribute('aria-pressed')==='true';
+ $('graph-img').src='graph.svg?token='+encodeURIComponent(token)+(whole||!S.branches[cur]?'':'&branch='+cur)+'&v='+S.version+'-'+S.nodes.length;
+ $('graph-img').alt=whole?'the whole exploration as a tree of tokens':'the current branch: its tokens and the alternatives at each step';}
 function renderAll(){index();renderText();renderAlts();renderBranches();renderCompare();renderGraph();
  $('prompt').value=S.prompt;ui();}
 function ui(){$('cancel').hidden=!running;['run','sample'].forEach(function(id){$(id).disabled=running;});
@@ -117,12 +122,12 @@ function ui(){$('cancel').hidden=!running;['run','sample'].forEach(function(id){
 async function load(){var r=await api('api/state');if(!r.ok){status('the explorer did not answer ('+r.status+')',true);return;}
  var s=await r.json();S=s;if(cur>=S.branches.length)cur=Math.max(0,S.branches.length-1);if(sel!==null&&!S.nodes[sel])sel=null;renderAll();}
 function onEvent(e){
- if(e.event==='branch'){status('generating…');}
+ if(e.event==='branch'){if(e.existing){cur=e.branch;renderAll();status('already explored: showing branch '+(e.branch+1));}else status('generating…');}
  else if(e.event==='token'){
   S.nodes.length=e.nodes_from;e.nodes.forEach(function(n){S.nodes.push(n);});S.branches[e.index]=e.branch;cur=e.index;
   index();renderText();renderBranches();status('generating… '+e.branch.path.length+' tokens');
   if(!window.tokvizTimes.first)window.tokvizTimes.first=performance.now();}
- else if(e.event==='done'){status(e.finish==='cancelled'?'cancelled after '+e.tokens+' tokens':e.finish==='stop'?'the model ended the text after '+e.tokens+' tokens':e.tokens+' tokens');}
+ else if(e.event==='done'){if(e.finish==='existing')return;status(e.finish==='cancelled'?'cancelled after '+e.tokens+' tokens':e.finish==='stop'?'the model ended the text after '+e.tokens+' tokens':e.tokens+' tokens');}
  else if(e.event==='error'){status(e.message,true);}}
 async function post(path,body,reset){if(running)return;running=true;ui();window.tokvizTimes={click:performance.now()};
  try{var r=await api(path,body);
@@ -144,6 +149,9 @@ $('run').addEventListener('click',function(){var p=$('prompt').value;if(!p.trim(
  if(S.branches.length>1&&!window.confirm('Start again from this prompt? The current exploration is replaced'+(cfg.save?' (it is kept next to '+cfg.save+')':' (download it first to keep it)')+'.'))return;
  post('api/prompt',{prompt:p},true);});
 $('graph').addEventListener('toggle',renderGraph);
+['graph-branch','graph-whole'].forEach(function(id){$(id).addEventListener('click',function(){
+ $('graph-branch').setAttribute('aria-pressed',String(id==='graph-branch'));$('graph-whole').setAttribute('aria-pressed',String(id==='graph-whole'));renderGraph();});});
+$('graph-img').addEventListener('click',function(){this.classList.toggle('zoom');});
 $('download').href='exploration.json?token='+encodeURIComponent(token);
 $('graph-link').href='graph.svg?token='+encodeURIComponent(token);
 document.addEventListener('keydown',function(e){if(e.key==='Escape'){sel=null;pinned=false;renderAll();}});
@@ -175,8 +183,12 @@ def page(*, meta: str, nonce: str, save: str | None = None) -> str:
         '<div class="legend" aria-hidden="true"><span>probability of the chosen token</span><span>0%</span>'
         '<span class="scale"></span><span>100%</span></div>'
         '<section id="compare" class="panel" hidden aria-label="two branches side by side"></section>'
-        '<details id="graph"><summary>Show the token graph</summary><p class="note"><a id="graph-link" target="_blank" rel="noopener">Open the graph on its own</a></p><div class="graph">'
-        '<img id="graph-img" alt="the exploration as a tree of tokens"></div></details>'
+        '<details id="graph"><summary>Show the token graph</summary><p class="note views">'
+        '<button id="graph-branch" type="button" aria-pressed="true">the current branch</button> '
+        '<button id="graph-whole" type="button" aria-pressed="false">the whole exploration</button> '
+        '· fitted to the width: click it to see it at full size · '
+        '<a id="graph-link" target="_blank" rel="noopener">open it on its own</a></p><div class="graph">'
+        '<img id="graph-img" alt="the current branch: its tokens and the alternatives at each step"></div></details>'
         '</main><aside>'
         '<section class="panel" id="alts" aria-label="alternatives"></section>'
         '<section class="panel" aria-label="sampling"><h2>Sampling</h2>'

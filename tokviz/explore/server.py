@@ -6,10 +6,29 @@ import asyncio
 import contextlib
 import secrets
 import threading
+from typing import Any
 
 from tokviz.explore.app import app
 from tokviz.explore.session import Session
 from tokviz.ground.errors import UsageError
+
+IDLE_S = 5  # a connection that sends nothing for this long is closed (and so is an idle keep-alive one)
+
+
+def _protocol() -> type:
+    """uvicorn's HTTP/1.1 protocol, with its keep-alive timer started when a connection opens, not
+    only after a first response: a client that connects and sends nothing (300 half-open
+    connections, tried) is closed after IDLE_S instead of being held for ever."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Guarded(H11Protocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            if self.timeout_keep_alive_task is None:
+                self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive,
+                                                                    self.timeout_keep_alive_handler)
+
+    return Guarded
 
 
 class Server:
@@ -34,7 +53,8 @@ class Server:
         self.port = self.sock.getsockname()[1]
         self.token = secrets.token_urlsafe(24)
         self.url = f"http://127.0.0.1:{self.port}/?token={self.token}"
-        config = uvicorn.Config(app(session, self.token, self.port), log_config=None, access_log=False,
+        config = uvicorn.Config(app(session, self.token, self.port), log_config=None, access_log=False, http=_protocol(),
+                                timeout_keep_alive=IDLE_S,
                                 log_level="critical", lifespan="off", timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._serve, name="tokviz-explore-http", daemon=True)

@@ -17,6 +17,7 @@ import random
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,18 @@ class Session:
             ex = self.exploration
             ex.check_node(node)
             path = ex.tokens(node) if node >= 0 else []
+            known = ex.greedy_branch_through(node) if how.temperature == 0 else None
+            if known is not None:
+                # Already explored greedily: its tokens are what this continuation would make, so
+                # show that branch, and only generate what it does not hold yet, from its tip.
+                kb = ex.branches[known]
+                have = ex.depth(kb.tip) - ex.depth(node)
+                if kb.finish == "stop" or have >= how.max_tokens:
+                    emit({"event": "branch", "branch": known, "node": node, "existing": True})
+                    emit({"event": "done", "branch": known, "finish": "existing", "tokens": 0})
+                    return known
+                node, how = kb.tip, replace(how, max_tokens=how.max_tokens - have)
+                path = ex.tokens(node)
         self.cursor.goto(path)
         with self.lock:
             b = ex.open_branch(node, Branch(tip=node, temperature=how.temperature, top_k=how.top_k,

@@ -85,6 +85,11 @@ def register_secret_env(name: str) -> None:
     _SECRET_ENVS.add(name)
 
 
+def secrets() -> list[str]:
+    """The secrets in force now (each provider's key variable, any *_API_KEY), longest first."""
+    return sorted(set(_secrets_in_environment()), key=len, reverse=True)
+
+
 def _secrets_in_environment() -> list[str]:
     """The secrets of the command's environment, and of the process's (redaction is a safety net:
     a key in either is kept out)."""
@@ -96,6 +101,14 @@ def _secrets_in_environment() -> list[str]:
         found += [environ[n] for n in sorted(names) if environ.get(n)]
     return found
 
+
+def without_credentials(text: str) -> str:
+    """`text` with the user and password of any URL in it replaced (`scheme://***@host`): a URL
+    can carry a password, and no line tokviz prints may show it, even for a URL it cannot parse."""
+    return _URL_CREDENTIALS.sub(r"\1***@", text)
+
+
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@'\"]*@")
 
 # API keys look like "sk-…" (OpenAI, and many compatible servers copy the shape); servers echo
 # them, partly masked, in 401 messages ("Incorrect API key provided: sk-proj-****abcd").
@@ -115,4 +128,4 @@ def redact(text: str, *secrets: str | None, shapes: bool = True) -> str:
             stripped = secret.strip()  # a key pasted with a trailing newline is still that key
             if stripped != secret and len(stripped) >= 4:
                 text = text.replace(stripped, "[redacted]")
-    return _KEY_SHAPE.sub("[redacted]", text) if shapes else text
+    return _KEY_SHAPE.sub("[redacted]", without_credentials(text)) if shapes else text

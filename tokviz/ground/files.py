@@ -50,10 +50,22 @@ def _special(path: Path) -> bool:
 
 
 def check_writable(path: Path) -> None:
-    """Fail early, with the fix, if `path` could not be written."""
+    """Fail early, with the fix, if `path` could not be written: before any model runs or request
+    is sent, so a typo costs nothing."""
     text = str(path)
     if text.endswith(("/", os.sep)):
         raise UsageError(f"output {text} ends with a slash: give a file name, not a folder")
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as err:  # ELOOP: a symbolic link that points at itself, never replaced by a file
+        raise UsageError(f"output {path} cannot be used: {err.strerror}") from None
+    if mode is not None and stat.S_ISSOCK(mode):
+        raise UsageError(f"output {path} is a socket, not a file")
+    real = os.path.realpath(path)
+    if real.startswith(("/proc/", "/sys/")) and (mode is None or stat.S_ISREG(mode)):
+        raise UsageError(f"output {path} is inside {real.split('/')[1]}, which holds no files tokviz can write")
     if _special(path):
         if not os.access(path, os.W_OK):
             raise UsageError(f"output {path} cannot be written")
@@ -105,7 +117,13 @@ def write_atomic_chunks(path: Path, chunks: Iterable[bytes]) -> None:
         with os.fdopen(fd, "wb") as fh:
             for data in _by_lines(chunks):
                 fh.write(_redacted(data))
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
+        # mkstemp makes 0600: a file replaced keeps its own permissions (a private 0600 file stays
+        # private), a new one gets the usual ones
+        try:
+            keep = stat.S_IMODE(os.stat(target).st_mode)
+        except FileNotFoundError:
+            keep = 0o666 & ~_UMASK
+        os.chmod(tmp, keep)
         os.replace(tmp, target)
     except OSError as err:
         with contextlib.suppress(FileNotFoundError):

@@ -14,32 +14,27 @@ from tokviz.providers.base import (
     Live,
     MultiSequence,
     Progress,
+    Provider,
     Request,
     Scorer,
     ScoreSpec,
     StepListener,
+    Stopped,
     Tokenizer,
     silent,
 )
 from tokviz.run import Message, Run, Step, Tokenization
-
-
-class Stopped(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM during a generation, carrying what was generated before it (`record`: a
-    run marked "interrupted", or the runs of a set so far). A command saves, draws and prints it,
-    then re-raises `cause` so the exit status still says it was stopped (130 or 143)."""
-
-    def __init__(self, record: Run | list[Run], cause: BaseException) -> None:
-        super().__init__()
-        self.record = record
-        self.cause = cause
+from tokviz.run.tokens import count
 
 
 def predict(p: Plan | Request, *, progress: Progress | None = None, on_step: StepListener | None = None) -> Run:
     """The run of a plan. A stop during the generation raises `Stopped` with the run as far as it
     got (for providers that hand over their steps as they come)."""
     p = as_plan(p)
-    opened = open_provider(p, progress)
+    return _predict(open_provider(p, progress), p, on_step)
+
+
+def _predict(opened: Provider, p: Plan, on_step: StepListener | None = None) -> Run:
     if not registry.can(opened, Live):
         return opened.predict(p.request)
     steps: list[Step] = []
@@ -67,10 +62,11 @@ def interrupted(p: Plan, provider: str, steps: list[Step], elapsed: float) -> Ru
     return Run(provider=provider, model=request.model, prompt=request.prompt, params=request.params, steps=tuple(steps),
                messages=messages, finish_reason="interrupted", usage={"completion_tokens": len(steps)},
                timings={"total_s": elapsed},
-               source={"interrupted": f"stopped after {len(steps)} tokens (Ctrl-C or SIGTERM): what was generated before"})
+               source={"interrupted": f"stopped after {count(len(steps), 'token')} (Ctrl-C or SIGTERM): what was "
+                                      "generated before"})
 
 
-def predict_together(plans: list[Plan], *, progress: Progress | None = None) -> list[Run]:
+def predict_together(plans: list[Plan], *, progress: Progress | None = None, slots: int | None = None) -> list[Run]:
     """The runs of several plans, those for one model of a provider that can decode sequences
     together (the local model) in one batch per step; the rest one by one. In the plans' order."""
     runs: list[Run | None] = [None] * len(plans)
@@ -80,7 +76,7 @@ def predict_together(plans: list[Plan], *, progress: Progress | None = None) -> 
     for (_provider, _model), members in groups.items():
         opened = open_provider(plans[members[0]], progress)
         if isinstance(opened, MultiSequence) and len(members) > 1:
-            for i, run in zip(members, opened.predict_parallel([plans[i].request for i in members])):
+            for i, run in zip(members, opened.predict_parallel([plans[i].request for i in members], slots)):
                 runs[i] = run
         else:
             for i in members:
@@ -98,12 +94,12 @@ def tokenize(text: str, model: str, *, provider: str | None = None, progress: Pr
 
 
 def sample(p: Plan | Request, n: int, *, progress: Progress | None = None,
-           on_done: Callable[[int], None] | None = None, parallel: bool = False) -> list[Run]:
+           on_done: Callable[[int], None] | None = None, parallel: int = 1) -> list[Run]:
     """`n` sampled runs of one request, seeded base, base + 1, … so the whole set replays.
 
-    `parallel` decodes them together where the provider can (the local model: one llama.cpp batch
-    per step), about twice as fast on two cores, with figures that differ slightly from serial
-    decoding (each run says so)."""
+    `parallel` > 1 decodes up to that many together where the provider can (the local model: one
+    llama.cpp batch per step), about twice as fast on two cores, with figures that differ slightly
+    from serial decoding (each run says so)."""
     import random
 
     p = as_plan(p)
@@ -115,18 +111,25 @@ def sample(p: Plan | Request, n: int, *, progress: Progress | None = None,
     opened = open_provider(p, progress)
     params = p.request.params
     base = params.seed if params.seed is not None else random.randrange(2**31)
-    if parallel:
+    if parallel > 1:
         together = registry.require(opened, MultiSequence, "decode samples together (--parallel; servers already "
                                                            "run requests concurrently)")
-        runs = together.sample_parallel(p.request, [base + i for i in range(n)])
+        runs = together.sample_parallel(p.request, [base + i for i in range(n)], parallel)
         if on_done is not None:
             on_done(n)
         return runs
-    runs = []
-    for i in range(n):
-        runs.append(opened.predict(replace(p.request, params=replace(params, seed=base + i))))
-        if on_done is not None:
-            on_done(len(runs))
+    runs: list[Run] = []
+    try:
+        for i in range(n):
+            runs.append(_predict(opened, replace(p, request=replace(p.request, params=replace(params, seed=base + i)))))
+            if on_done is not None:
+                on_done(len(runs))
+    except Stopped as stop:  # the samples drawn, and the one being drawn as far as it got
+        raise Stopped([*runs, stop.record], stop.cause) from None
+    except KeyboardInterrupt as cause:
+        if runs:
+            raise Stopped(runs, cause) from None
+        raise
     return runs
 
 
@@ -139,4 +142,24 @@ def score(p: Plan | Request, text: str, *, spec: ScoreSpec | None = None, progre
     what = "score a given text (it returns no prompt log-probabilities)"
     registry.check_can(p.spec, Capability.SCORE, what)
     scorer = registry.require(open_provider(p, progress), Scorer, what)
-    return scorer.score(p.request, text, on_token, spec or ScoreSpec())
+    text, joined = join_context(p.request.prompt, text)
+    if joined:
+        (progress or silent)(f"tokviz: note: {joined}")
+    try:
+        run = scorer.score(p.request, text, on_token, spec or ScoreSpec())
+    except Stopped as stop:
+        if joined and isinstance(stop.record, Run):
+            stop.record = replace(stop.record, source={**stop.record.source, "joined": joined})
+        raise
+    return replace(run, source={**run.source, "joined": joined}) if joined else run
+
+
+def join_context(context: str, text: str) -> tuple[str, str | None]:
+    """The text as it follows the context, and how the two were joined (None: as given). A context
+    that ends, and a text that starts, without a space ("Fact:" + "Paris is…") would be read as
+    one word ("Fact:Paris"): what a user means is two, so they are joined with one space, and the
+    run says so."""
+    if context and text and not context[-1].isspace() and not text[0].isspace():
+        return " " + text, (f"the context and the text are joined with one space ({context[-12:]!r} + ' ' + "
+                            f"{text[:12]!r}); end the context with a space or a newline to join them yourself")
+    return text, None

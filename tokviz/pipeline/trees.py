@@ -16,6 +16,7 @@ from tokviz.providers.base import (
     Progress,
     Provider,
     Request,
+    Stopped,
     TreeCursor,
     TreeGrower,
     TreeSpec,
@@ -59,7 +60,7 @@ def tree(p: Plan | Request, spec: TreeSpec, *, forced: tuple[Token, ...] = (), p
 
     Depth first, most likely child first, so `max_nodes` cuts the least likely branches and a
     local model's KV cache only ever extends or cuts back the current path: every evaluated token
-    is a new node. Ctrl-C keeps what was grown.
+    is a new node. Ctrl-C (or SIGTERM) raises `Stopped` with the tree as far as it grew.
     """
     import time
 
@@ -99,12 +100,15 @@ def tree(p: Plan | Request, spec: TreeSpec, *, forced: tuple[Token, ...] = (), p
                 nodes[index] = replace(nodes[index], completion=cursor.complete(spec.complete))
                 cursor.leave()
 
+    stopped: BaseException | None = None
     try:
         expand(-1, 1, 0.0)
-    except KeyboardInterrupt:
-        cut = "interrupted"
+    except KeyboardInterrupt as cause:  # Ctrl-C or SIGTERM: the tree as far as it grew (Stopped, below)
+        cut, stopped = "interrupted", cause
     finally:
         cursor.close()
+    if stopped is not None and not nodes:
+        raise stopped
     if not offered and cut != "interrupted":
         raise ProviderError(f"the {p.provider} provider returned no alternatives to grow a tree from",
                             hint="the server may not return log-probabilities on its completions endpoint")
@@ -118,7 +122,10 @@ def tree(p: Plan | Request, spec: TreeSpec, *, forced: tuple[Token, ...] = (), p
                     approximation=report.get("approximation"))
     prompt = p.request.prompt + "".join(t.text for t in forced)
     usage = {"prompt_tokens": report["prompt_tokens"]} if report.get("prompt_tokens") is not None else {}
-    return Run(provider=opened.name, model=report.get("model", p.request.model), prompt=prompt,
-               params=replace(p.request.params, top_k=spec.branch), steps=greedy_path(nodes),
-               messages=report.get("messages", ()), finish_reason=None, kind=RunKind.TREE, usage=usage,
-               timings={"total_s": time.perf_counter() - t0}, nodes=tuple(nodes), tree=info)
+    run = Run(provider=opened.name, model=report.get("model", p.request.model), prompt=prompt,
+              params=replace(p.request.params, top_k=spec.branch), steps=greedy_path(nodes),
+              messages=report.get("messages", ()), finish_reason=None, kind=RunKind.TREE, usage=usage,
+              timings={"total_s": time.perf_counter() - t0}, nodes=tuple(nodes), tree=info)
+    if stopped is not None:
+        raise Stopped(run, stopped)
+    return run

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from tokviz.ground.errors import UsageError
+from tokviz.ground.errors import UsageError, without_credentials
 from tokviz.run import Params, Run, Step, Token, Tokenization
 
 DEFAULT_MODEL = "gemma-3-270m"
@@ -35,6 +35,17 @@ StepListener = Callable[[Step], None]  # told of each step as it arrives (live o
 
 def silent(_: str) -> None:
     """The progress callback that says nothing."""
+
+
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during work that had already made something: `record` is what was made
+    (a run marked "interrupted", or the runs so far). A command saves, draws and prints it, then
+    re-raises `cause` so the exit status still says it was stopped (130 or 143)."""
+
+    def __init__(self, record: Any, cause: BaseException) -> None:
+        super().__init__()
+        self.record = record
+        self.cause = cause
 
 
 class Capability(str, enum.Enum):
@@ -207,9 +218,9 @@ class MultiSequence(Protocol):
     def stream(self, take: Take, slots: int, on_run: Callable[[Any, Run | Exception], None],
                stop: Callable[[], bool] | None = None) -> None: ...
 
-    def predict_parallel(self, requests: Sequence[Request]) -> list[Run]: ...
+    def predict_parallel(self, requests: Sequence[Request], slots: int | None = None) -> list[Run]: ...
 
-    def sample_parallel(self, request: Request, seeds: Sequence[int]) -> list[Run]: ...
+    def sample_parallel(self, request: Request, seeds: Sequence[int], slots: int | None = None) -> list[Run]: ...
 
 
 @runtime_checkable
@@ -326,12 +337,14 @@ def _convert(spec: OptionSpec, text: str) -> Any:
 
 
 
-def check_base_url(url: str) -> None:
-    """A server URL an HTTP client can use, or one clear line (not an SDK traceback)."""
+def check_base_url(url: str, what: str = "--base-url") -> None:
+    """A server URL an HTTP client can use, or one clear line (not an SDK traceback) naming where
+    the URL came from (`what`) and never its password."""
+    shown = without_credentials(url)
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError as err:
-        raise UsageError(f"--base-url {url!r} is not a valid URL ({err})") from None
+        raise UsageError(f"{what} {shown!r} is not a valid URL ({without_credentials(str(err))})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--base-url must be an http:// or https:// URL, got {url!r}", hint="e.g. http://127.0.0.1:8000/v1")
+        raise UsageError(f"{what} must be an http:// or https:// URL, got {shown!r}", hint="e.g. http://127.0.0.1:8000/v1")

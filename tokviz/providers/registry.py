@@ -165,7 +165,10 @@ def infer_provider(model: str, base_url: str | None = None, environ: Mapping[str
 
 
 def get_provider(name: str, *, progress: Progress = silent, **options: object) -> Provider:
-    return spec(name).factory(progress=progress, **options)
+    """The provider, behind the one gate that takes secrets out of what it answers (`redacting`)."""
+    from tokviz.providers import redacting
+
+    return redacting.wrap(spec(name).factory(progress=progress, **options))
 
 
 def iter_specs() -> Iterator[ProviderSpec]:

@@ -104,4 +104,4 @@ def figures(d: Mapping[str, Any], key: str) -> dict[str, float]:
     table = d.get(key, {})
     if not isinstance(table, dict):
         raise TypeError(f"{key!r} must be an object")
-    return {str(name): number(table, name, where=f"{key}.") for name in table}
+    return {str(name): number(table, name, low=0, where=f"{key}.") for name in table}  # counts and seconds: ≥ 0

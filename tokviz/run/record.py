@@ -179,6 +179,10 @@ class Params:
         options = d.get("options") or {}
         if not isinstance(options, dict) or not all(isinstance(v, (str, int, float, bool)) for v in options.values()):
             raise ValueError("params.options must map names to plain values")
+        if any(isinstance(v, float) and not math.isfinite(v) for v in options.values()):
+            raise ValueError("params.options must hold finite numbers")
+        if d.get("mode") not in ("raw", "chat"):
+            raise ValueError(f"params.mode must be 'raw' or 'chat', not {d.get('mode')!r}")
         return cls(top_k=codec.whole(d, "top_k", low=0, where="params."),
                    max_tokens=codec.whole(d, "max_tokens", low=0, where="params."),
                    temperature=codec.number(d, "temperature", low=0, where="params."),
@@ -402,6 +406,7 @@ class Run:
             "model": self.model,
             "params": self.params.to_dict(),
             "prompt": self.prompt,
+            "text": self.text,  # derived from the steps (or the streamed content), for scripts; not read back
             "messages": [{"role": m.role, "content": m.content} for m in self.messages],
             "finish_reason": self.finish_reason,
             "usage": dict(self.usage),

@@ -124,3 +124,8 @@ def safe(text: str) -> str:
         else:
             out.append(ch.encode("unicode_escape").decode("ascii"))
     return "".join(out)
+
+
+def count(n: int, word: str) -> str:
+    """A count with its noun: "1 token", "2 tokens" (every figure a reader sees, said right)."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"

@@ -17,7 +17,9 @@ from xml.sax.saxutils import escape
 from tokviz.measures.metrics import run_stats, step_entropy
 from tokviz.run import Run
 
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+# One colour per prompt, none of them the probability scale's red or green (red means "unlikely" in
+# every other view): blues, purples, browns, greys.
+PALETTE = ("#1f77b4", "#9467bd", "#8c564b", "#17becf", "#e377c2", "#7f7f7f", "#393b79", "#bcbd22")
 W = 760
 ROW = 22
 LABEL_W = 300
@@ -71,6 +73,7 @@ def entropy_chart(runs: list[Run], labels: list[str], *, title: str = "How sure 
         for k in range(int(top) + 1):
             yy = top_y + plot_h * (1 - k / top)
             out.append(f'<line x1="{px}" y1="{yy:.1f}" x2="{px + PANEL_W}" y2="{yy:.1f}" stroke="#eeeeee"/>')
+            out.append(f'<text x="{px + 2}" y="{yy - 2:.1f}" font-size="9" fill="#999">{k}</text>')  # bits
         if values:
             def xy(i: int, v: float, px: int = px, top_y: float = top_y, plot_h: int = plot_h) -> str:
                 x = px + 6 + (PANEL_W - 12) * (i / (steps - 1) if steps > 1 else 0.5)

@@ -38,7 +38,7 @@ def legend() -> Text:
     out = Text()
     out.append("probability: ", style="dim")
     for p in LEGEND_STOPS:
-        out.append(f" {percent(p)} ", style=prob_style(p, fg="#111111", on=p))
+        out.append(f" {p:.0%} ", style=prob_style(p, fg="#111111", on=p))  # one format for the scale: 0% 20% … 100%
     return out
 
 

@@ -52,9 +52,11 @@ var tip=document.getElementById('tip');
 function pct(p){if(p>=0.9995)return p>=1?'100%':'>99.9%';if(p<0.0005)return p<=0?'0%':'<0.1%';return (p*100).toFixed(1)+'%';}
 function show(el){var s=data.steps[+el.dataset.i];tip.textContent='';
  var h=document.createElement('div');h.className='meta';h.textContent='step '+(+el.dataset.i+1)+' \\u00b7 entropy '+s.entropy.toFixed(2)+' bits';tip.appendChild(h);
+ var top=Math.max.apply(null,s.alts.map(function(a){return a.p;}).concat([1e-9]));
  s.alts.forEach(function(a){var r=document.createElement('div');r.className='row'+(a.chosen?' chosen':'');
   var n=document.createElement('span');n.className='name';n.textContent=a.label;
-  var b=document.createElement('span');b.className='bar';b.style.width=Math.max(2,Math.round(a.p*100))+'%';b.style.background=a.color;
+  var b=document.createElement('span');b.className='bar';b.style.width=Math.max(2,Math.round(a.p/top*100))+'%';b.style.background=a.color;
+  b.title='bars are relative to the likeliest alternative here';
   var v=document.createElement('span');v.className='pct';v.textContent=pct(a.p);
   r.appendChild(n);r.appendChild(b);r.appendChild(v);tip.appendChild(r);});
  if(!s.inTopK){var o=document.createElement('div');o.className='meta';o.textContent='chosen token was outside the returned alternatives';tip.appendChild(o);}
@@ -147,6 +149,7 @@ def _text_section(run: Run, offset: int = 0, *, section_id: str = "text") -> tup
     for i, (step, piece) in enumerate(zip(run.steps, pieces)):
         p = step.chosen.prob
         label = step.chosen.label
+        lead = ""
         if step.chosen.lossy:  # the server did not send this token's bytes: show what it sent, marked
             shown, cls = e(label), "tok lossy"
         elif not step.chosen.raw and step.chosen.text:
@@ -154,12 +157,17 @@ def _text_section(run: Run, offset: int = 0, *, section_id: str = "text") -> tup
         elif piece == "":
             shown, cls = "·", "tok frag"  # a byte of a character completed by a later token
         else:
+            # A leading space stays outside the token's box: a line that wraps there then breaks
+            # before the word, instead of drawing the token as a lone space box and a word box.
+            bare = piece.lstrip(" ")
+            lead, piece = (piece[: len(piece) - len(bare)], bare) if bare else ("", piece)
             shown = e(piece.replace("\n", "↵\n").replace("\t", "⇥\t"))
             cls = "tok"
         tie = near_tie(step)
         if tie:
             cls += " tie"
         rank = (f' data-prob="{tint_hex(p, 0.25)}" data-gltr="{gltr_hex(step.rank)}"' if step.rank is not None else "")
+        spans.append(lead if cls == "tok" and lead else "")
         spans.append(f'<span class="{cls}" tabindex="0" data-i="{offset + i}"{rank} style="background:{tint_hex(p, 0.25)}" '
                      f'aria-label="{e(label)}, {percent(p)}{", a near-tie" if tie else ""}">{shown}</span>')
         alts = [{"label": a.label, "p": a.prob, "color": prob_hex(a.prob), "chosen": a == step.chosen}
@@ -203,13 +211,38 @@ def samples_page(runs: list[Run], graph_svg: bytes | None) -> str:
 
 
 def tree_page(run: Run, graph_svg: bytes | None) -> str:
-    """A tree run's page: its most likely continuations, and the tree graph."""
+    """A tree run's page. An exploration (`tokviz explore`) shows each branch it explored as
+    coloured text, where it forked and how it went on; a grown tree its most likely paths the
+    same way. Every token carries its alternatives (its siblings in the tree) on hover or focus."""
+    from dataclasses import replace
+
+    from tokviz.run import RunKind
     from tokviz.views import tree
 
     e = html.escape
-    rows = "".join(
-        f"<tr><td>{n}</td><td>{percent(run.nodes[i].cum_prob)}</td><td><code>{e(tree.path_text(run, i))}</code></td></tr>"
-        for n, i in enumerate(tree.leaves(run)[:20], start=1))
-    body = (f'<section id="text"><span class="prompt">{e(run.prompt)}</span></section>'
-            f"<h2>Most likely continuations</h2><table><tr><th>#</th><th>path</th><th>continuation</th></tr>{rows}</table>")
-    return page(run, graph_svg=graph_svg, body_html=body)
+    sections, steps = [], []
+    info = run.tree
+    if info is not None and info.branches:
+        items = [(b.tip, _branch_title(run, n, b)) for n, b in enumerate(info.branches, start=1)]
+        heading = f"{len(items)} explored branches"
+    else:
+        leaves = tree.leaves(run)[:20]
+        items = [(leaf, f"Path {n} <span class=\"meta\">{percent(run.nodes[leaf].cum_prob)}</span>")
+                 for n, leaf in enumerate(leaves, start=1)]
+        heading = f"The {len(items)} most likely paths" if len(items) > 1 else "The path"
+    for n, (tip, title) in enumerate(items, start=1):
+        path_run = replace(run, kind=RunKind.PREDICT, steps=tree.path_steps(run, tip), nodes=(), tree=None)
+        body, data = _text_section(path_run, offset=len(steps), section_id=f"path-{n}")
+        sections.append(f"<h3>{title}</h3>{body}")
+        steps += data["steps"]
+    body_html = f"<h2>{e(heading)}</h2>" + "".join(sections)
+    return page(run, graph_svg=graph_svg, body_html=body_html, data={"steps": steps})
+
+
+def _branch_title(run: Run, n: int, b: Any) -> str:
+    e = html.escape
+    fork = "from the prompt" if b.fork < 0 else f"from “{e(run.nodes[b.fork].token.label)}”"
+    how = "greedy" if b.temperature == 0 else f"T={b.temperature:g}" + (f" top-k {b.top_k}" if b.top_k else "") + (
+        f" top-p {b.top_p:g}" if b.top_p < 1 else "") + f" seed {b.seed}"
+    end = {"stop": ", the model ended the text", "cancelled": ", cancelled"}.get(b.finish or "", "")
+    return f"Branch {n} <span class=\"meta\">{fork} · {e(how)}{end}</span>"

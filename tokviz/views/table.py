@@ -30,6 +30,7 @@ from tokviz.run import tokens as tok
 from tokviz.views.colors import percent, prob_style
 
 TIE = "⚖"  # a step decided at a near-tie (measures.metrics.near_tie)
+BOUNDARY = "│"  # between a scored text's context and the text
 
 
 def token_text(token: Token, *, bold: bool = False) -> Text:
@@ -58,6 +59,8 @@ def header(run: Run) -> Text:
         out.append(tok.safe(run.text), style="bold")
         return out
     out.append(tok.safe(run.prompt), style="dim")
+    if run.kind is RunKind.SCORE and run.prompt:
+        out.append(BOUNDARY, style="dim")  # where the context ends and the scored text begins
     out.append(tok.safe(run.text), style="bold")
     return out
 
@@ -65,9 +68,9 @@ def header(run: Run) -> Text:
 def footer(run: Run, *, timings: bool = True) -> Text:
     """One summary line. `timings=False` leaves out speed, which changes from run to run, so that
     files meant for golden-file checks depend only on the tokens."""
-    parts = [f"{len(run.steps)} tokens", tok.safe(f"{run.provider}:{run.model}"), "entropy in bits"]
+    parts = [tok.count(len(run.steps), "token"), tok.safe(f"{run.provider}:{run.model}"), "entropy in bits"]
     if run.usage.get("prompt_tokens"):
-        parts.insert(1, f"{run.usage['prompt_tokens']} prompt tokens")
+        parts.insert(1, tok.count(run.usage["prompt_tokens"], "prompt token"))
     if run.finish_reason:
         parts.append(tok.safe(f"finish: {run.finish_reason}"))
     rate = run.timings.get("tokens_per_s")
@@ -77,6 +80,9 @@ def footer(run: Run, *, timings: bool = True) -> Text:
         parts.append("≈: the server did not send this token's exact bytes")
     if near_ties(run):
         parts.append(f"{TIE} near-tie: {NEAR_TIE_NOTE}")
+    if run.kind is RunKind.SCORE and run.prompt:
+        parts.append(f"{BOUNDARY} the context ends here; the text after it is scored"
+                     + (" (joined with one space)" if run.source.get("joined") else ""))
     return Text(" · ".join(parts), style="dim")
 
 

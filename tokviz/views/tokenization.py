@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tokviz.run import Tokenization
+from tokviz.run.tokens import count
 
 # Pale backgrounds that black text reads on, cycled so neighbouring tokens differ.
 _BACKGROUNDS = ("#fde2e4", "#e2ece9", "#fff1c1", "#dfe7fd", "#e8dff5")
@@ -33,5 +34,5 @@ def table(t: Tokenization) -> Table:
 
 
 def view(t: Tokenization) -> RenderableType:
-    summary = Text(f"{len(t.tokens)} tokens · {t.model} · {t.tokenizer}", style="dim")
+    summary = Text(f"{count(len(t.tokens), 'token')} · {t.model} · {t.tokenizer}", style="dim")
     return Group(inline(t), Text(""), table(t), summary)

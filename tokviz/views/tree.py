@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from tokviz.run import Run, TreeNode, greedy_indices
+from tokviz.run import Run, Step, TreeNode, greedy_indices
 from tokviz.run import tokens as tok
 from tokviz.views.colors import percent, prob_hex, prob_style, tint_hex
 from tokviz.views.dot import Digraph, Label
@@ -24,11 +24,7 @@ def children(run: Run) -> dict[int, list[int]]:
 
 
 def path(run: Run, index: int) -> list[TreeNode]:
-    out = []
-    while index >= 0:
-        out.append(run.nodes[index])
-        index = run.nodes[index].parent
-    return out[::-1]
+    return [run.nodes[i] for i in path_indices(run, index)]
 
 
 def path_text(run: Run, index: int, *, with_completion: bool = True) -> str:
@@ -37,6 +33,27 @@ def path_text(run: Run, index: int, *, with_completion: bool = True) -> str:
     if with_completion and nodes:
         raws += [t.raw for t in nodes[-1].completion]
     return tok.join(raws)
+
+
+def path_steps(run: Run, index: int) -> tuple[Step, ...]:
+    """The path to node `index` as steps (each node with its siblings as the alternatives, best
+    first), then the leaf's greedy completion, so a path reads and draws as a generated run."""
+    kids = children(run)
+    steps = []
+    for node_index in path_indices(run, index):
+        node = run.nodes[node_index]
+        siblings = sorted((run.nodes[i].token for i in kids.get(node.parent, [])), key=lambda t: -t.logprob)
+        steps.append(Step(chosen=node.token, alternatives=tuple(siblings)))
+    steps += [Step(chosen=t, alternatives=()) for t in run.nodes[index].completion]
+    return tuple(steps)
+
+
+def path_indices(run: Run, index: int) -> list[int]:
+    out = []
+    while index >= 0:
+        out.append(index)
+        index = run.nodes[index].parent
+    return out[::-1]
 
 
 def leaves(run: Run) -> list[int]:
@@ -51,7 +68,7 @@ def cut_note(run: Run) -> str | None:
     if cut == "max-nodes":
         return f"cut at --max-nodes {run.tree.max_nodes if run.tree else '?'}: the least likely branches were not expanded"
     if cut == "interrupted":
-        return "interrupted: the tree holds what was expanded before Ctrl-C"
+        return "stopped (Ctrl-C or SIGTERM): the tree holds what was expanded before"
     return None
 
 

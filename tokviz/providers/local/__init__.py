@@ -14,9 +14,11 @@ from typing import Any
 from tokviz.providers.base import Capability, OptionSpec, ProviderSpec
 from tokviz.providers.local.provider import LocalProvider
 
+MAX_THREADS = 512  # ggml's GGML_MAX_N_THREADS: more aborts the process from C (a native backtrace, exit 134)
+
 
 def _positive(value: Any) -> str | None:
-    return None if value >= 1 else "must be at least 1"
+    return None if 1 <= value <= MAX_THREADS else f"must be between 1 and {MAX_THREADS}"
 
 
 SPEC = ProviderSpec(

@@ -10,6 +10,12 @@ from tokviz.run import Message
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
+    from tokviz.providers.local.engine import Loaded
+
+# Said (and recorded in the run) when --chat is asked of a model whose file has no chat template.
+BASE_MODEL_CHAT = ("this model's file has no chat template (a base model, such as the embedded Gemma 3 270M): the chat "
+                   "turns are Gemma's, which it was not trained to follow, so its answers may not be answers; raw text "
+                   "(the default) is what it continues well")
 TURN_USER = "<start_of_turn>user\n"
 TURN_END = "<end_of_turn>\n"
 TURN_MODEL = "<start_of_turn>model\n"
@@ -36,3 +42,8 @@ def prompt_tokens(llm: Llama, request: Request) -> tuple[list[int], tuple[Messag
     ids += llm.tokenize(user_text.encode("utf-8"), add_bos=False, special=False)
     ids += special(TURN_END) + special(TURN_MODEL)
     return ids, messages
+
+
+def has_chat_template(m: Loaded) -> bool:
+    """Whether the model's GGUF carries a chat template of its own (an instruction-tuned model)."""
+    return bool(getattr(m.llm, "metadata", {}).get("tokenizer.chat_template"))

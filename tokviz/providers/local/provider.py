@@ -10,9 +10,9 @@ from dataclasses import replace
 from typing import Any
 
 from tokviz.ground.errors import TokvizError, UsageError
-from tokviz.providers.base import MAX_PARALLEL, Progress, Request, ScoreSpec, StepListener, Take, TreeSpec
+from tokviz.providers.base import MAX_PARALLEL, Progress, Request, ScoreSpec, StepListener, Stopped, Take, TreeSpec
 from tokviz.providers.local import scoring
-from tokviz.providers.local.chat import prompt_tokens
+from tokviz.providers.local.chat import BASE_MODEL_CHAT, has_chat_template, prompt_tokens
 from tokviz.providers.local.cursors import BatchedCursor, LocalCursor
 from tokviz.providers.local.draw import sample
 from tokviz.providers.local.engine import Batch, Loaded, last_logits, read_prompt, step_of, token_of
@@ -50,6 +50,10 @@ class LocalProvider:
         ids, messages = prompt_tokens(probed.llm, request)
         check_context(probed, len(ids), params.max_tokens, "--max-tokens")
         m = sized(probed, path, threads, len(ids) + params.max_tokens + 1)
+        source = {}
+        if params.mode == "chat" and not has_chat_template(m):
+            source["chat"] = BASE_MODEL_CHAT
+            self.progress(f"tokviz: note: {BASE_MODEL_CHAT}")
         load_s = time.perf_counter() - t0
         rng = np.random.default_rng(params.seed)
         steps, finish, t_prefill, t_first = self._generate(m, ids, params, rng, on_step)
@@ -62,6 +66,7 @@ class LocalProvider:
             usage={"prompt_tokens": len(ids), "completion_tokens": len(steps)},
             timings={"load_s": load_s, "prefill_s": t_prefill, "ttft_s": t_prefill + t_first,
                      "decode_s": decode_s, "tokens_per_s": len(steps) / decode_s if steps else 0.0},
+            source=source,
         )
 
     def predict_live(self, request: Request, on_step: StepListener) -> Run:
@@ -104,13 +109,15 @@ class LocalProvider:
         """See `scoring.score`."""
         return scoring.score(request, text, name=self.name, progress=self.progress, on_token=progress, spec=spec)
 
-    def sample_parallel(self, request: Request, seeds: Sequence[int]) -> list[Run]:
-        """Several samples of one prompt decoded together (`sample --parallel`): the prompt is read
-        once and its KV cache shared by every sequence (see `predict_parallel`)."""
-        return self.predict_parallel([replace(request, params=replace(request.params, seed=seed)) for seed in seeds])
+    def sample_parallel(self, request: Request, seeds: Sequence[int], slots: int | None = None) -> list[Run]:
+        """Several samples of one prompt decoded together (`sample --parallel N`): the prompt is
+        read once and its KV cache shared by every sequence (see `predict_parallel`)."""
+        return self.predict_parallel([replace(request, params=replace(request.params, seed=seed)) for seed in seeds],
+                                     slots)
 
-    def predict_parallel(self, requests: Sequence[Request]) -> list[Run]:
-        """Several requests for the same model decoded together (see `stream`), in their order."""
+    def predict_parallel(self, requests: Sequence[Request], slots: int | None = None) -> list[Run]:
+        """Several requests for the same model decoded together, up to `slots` at a time (all of
+        them by default; see `stream`), in their order."""
         if not requests:
             return []
         if len({r.model for r in requests}) != 1:
@@ -123,7 +130,13 @@ class LocalProvider:
             out[i] = result
 
         queued = iter(enumerate(requests))
-        self.stream(lambda _wait: next(queued, None), len(requests), keep)
+        try:
+            self.stream(lambda _wait: next(queued, None), slots or len(requests), keep)
+        except KeyboardInterrupt as cause:  # the runs finished before the stop are kept
+            done = [r for r in out if r is not None]
+            if done and not isinstance(cause, Stopped):
+                raise Stopped(done, cause) from None
+            raise
         return [r for r in out if r is not None]
 
     def stream(self, take: Take, slots: int, on_run: Callable[[Any, Run | TokvizError], None],

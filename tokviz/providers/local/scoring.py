@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from tokviz.ground.errors import ProviderError, UsageError
-from tokviz.providers.base import Progress, Request, ScoreSpec
+from tokviz.providers.base import Progress, Request, ScoreSpec, Stopped
 from tokviz.providers.local.engine import Loaded, forget_cache, last_logits, step_of, train_context
 from tokviz.providers.local.logits import reduce_row, reduce_rows
 from tokviz.providers.local.models import probe, resolve_model_path, shown_name, sized
@@ -124,6 +124,7 @@ def score(request: Request, text: str, *, name: str, progress: Progress,
     m = sized(probed, path, threads, longest + 1)
     bos = m.llm.token_bos()
     steps: list[Step] = []
+    stopped: BaseException | None = None
     try:
         for begin, end, first in spans:
             tokens = [bos, *seq[begin:end]]
@@ -134,17 +135,26 @@ def score(request: Request, text: str, *, name: str, progress: Progress,
                 steps.append(step_of(m, reduced, target))
                 if on_token is not None:
                     on_token(len(steps), len(ids))
+    except KeyboardInterrupt as cause:  # the positions scored before a stop are kept (Stopped, below)
+        if not steps or isinstance(cause, Stopped):
+            raise
+        stopped = cause
     finally:
         m.llm.n_tokens = 0  # the KV cache no longer matches what the Llama object believes it holds
     elapsed = time.perf_counter() - t0
-    name = shown_name(request.model)
+    model = shown_name(request.model)
     source = {"scoring": "teacher-forced, one token at a time as predict decodes (exact)" if spec.exact else
               f"teacher-forced, {SCORE_CHUNK} positions per decode (fast; --exact decodes as predict does)"}
     if len(spans) > 1:
         source["window"] = (f"sliding window of {window} tokens moved by {stride}: {len(spans)} windows, "
                             f"each token conditioned on at least {window - stride - 1} before it")
-    return Run(provider=name, model=name, prompt=request.prompt, params=replace(params, max_tokens=len(ids)),
-               steps=tuple(steps), finish_reason=None, kind=RunKind.SCORE,
-               usage={"prompt_tokens": len(context) + 1, "scored_tokens": len(ids)},
-               timings={"total_s": elapsed, "tokens_per_s": len(ids) / elapsed if elapsed > 0 else 0.0},
-               source=source)
+    if stopped is not None:
+        source["interrupted"] = f"stopped after {len(steps)} of {len(ids)} tokens (Ctrl-C or SIGTERM)"
+    run = Run(provider=name, model=model, prompt=request.prompt, params=replace(params, max_tokens=len(ids)),
+              steps=tuple(steps), finish_reason="interrupted" if stopped else None, kind=RunKind.SCORE,
+              usage={"prompt_tokens": len(context) + 1, "scored_tokens": len(steps)},
+              timings={"total_s": elapsed, "tokens_per_s": len(steps) / elapsed if elapsed > 0 else 0.0},
+              source=source)
+    if stopped is not None:
+        raise Stopped(run, stopped)
+    return run

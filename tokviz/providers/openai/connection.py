@@ -84,7 +84,7 @@ class Connection:
 
         url = base_url(request)
         if url is not None:
-            check_base_url(url)
+            check_base_url(url, "--base-url" if request.base_url else "$OPENAI_BASE_URL")
         key = api_key()
         if not key:
             if dialects.is_openai(url):

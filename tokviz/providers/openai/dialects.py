@@ -152,10 +152,42 @@ def _probe(base_url: str, get: Callable[[str], Any]) -> Dialect:
     return DIALECTS["generic"]
 
 
+# End-of-turn markers of models whose own chat format is ChatML: a ChatML template on any other
+# model is llama-server's fallback for a model that brought no template (a base model).
+_CHATML_EOS = frozenset({"<|im_end|>", "<|endoftext|>", "<|im_start|>", "<|eot_id|>"})
+_chat_problems: dict[str, str | None] = {}
+
+
+def chat_problem(base_url: str | None, dialect: Dialect, get: Callable[[str], Any]) -> str | None:
+    """Why chat on this server will not work, when it can tell (None otherwise): llama-server
+    serving a model with no chat template of its own falls back to ChatML (tools/server: the
+    "chatml" default), whose markers the model never saw, and a base model answers "<|im_end|>" or
+    nothing. Asked once per URL from /props (the template, and the model's end-of-text token)."""
+    if base_url is None or dialect.name != "llama.cpp":
+        return None
+    with _lock:
+        if base_url in _chat_problems:
+            return _chat_problems[base_url]
+    problem = None
+    try:
+        props = get(root_url(base_url) + "/props")
+        template, eos = (props.get("chat_template") or "", props.get("eos_token") or "") if isinstance(props, dict) else ("", "")
+        if "<|im_start|>" in str(template) and str(eos) not in _CHATML_EOS:
+            problem = (f"the model has no chat template of its own (llama-server falls back to ChatML, whose markers a "
+                       f"model ending its text with {eos!s} does not know): its chat answers are not the model's")
+    except Exception:  # a server that does not say cannot be judged
+        problem = None
+    with _lock:
+        _chat_problems[base_url] = problem
+    return problem
+
+
 def forget(base_url: str | None = None) -> None:
     """Forget what was detected for one URL (or every URL): another server may listen there now."""
     with _lock:
         if base_url is None:
             _cache.clear()
+            _chat_problems.clear()
         else:
             _cache.pop(base_url, None)
+            _chat_problems.pop(base_url, None)

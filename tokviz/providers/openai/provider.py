@@ -154,7 +154,9 @@ class OpenAIProvider:
             lines.append((False, translate_error(err, request, base_url).line()))  # it answers, without /models
         d = self.connection.dialect(client, base_url, request)
         lines.append((None, f"dialect: {d.label} ({d.name}; facts from {d.source}; --dialect NAME overrides)"))
-        lines.append((d.chat_logprobs, "log-probabilities on chat (--chat, the default on servers)"))
+        problem = dialects.chat_problem(base_url, d, self.connection.probe(client, request))
+        lines.append((d.chat_logprobs and not problem, "log-probabilities on chat (--chat, the default on servers)"
+                      + (f": but {problem}; use --raw" if problem else "")))
         lines.append((d.completions_logprobs, "log-probabilities on /v1/completions (--raw, tree)"))
         lines.append((d.ids and d.exact_bytes, "token ids and exact bytes" if d.ids and d.exact_bytes else
                       "no token ids or exact bytes: partial characters marked ≈"))
@@ -180,6 +182,11 @@ class OpenAIProvider:
                                 hint=dialect.refuses_logprobs or ("try --chat" if not chat else "try --raw"))
         path, body, messages, source = request_body(request, params, dialect, openai=dialects.is_openai(base_url))
         source.update(_server(base_url))
+        problem = dialects.chat_problem(base_url, dialect, self.connection.probe(client, request)) if chat else None
+        if problem:
+            source["chat"] = problem
+            self.progress(f"tokviz: warning: {where(base_url)}: {problem}; use --raw (/v1/completions) to continue "
+                          "the prompt as the model reads text")
         body.update({"stream": True, "stream_options": {"include_usage": True}})
         with self.connection.turn(base_url, dialect):  # requests that would interrupt each other wait their turn
             t0 = time.perf_counter()

@@ -18,6 +18,7 @@ from tokviz.providers.openai import dialects, logprobs
 from tokviz.providers.openai.connection import where
 from tokviz.providers.openai.errors import translate_error
 from tokviz.run import Step
+from tokviz.run import tokens as tok
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -92,9 +93,15 @@ def stream_once(client: OpenAI, path: str, body: dict[str, Any], request: Reques
                 stream.close()
                 break
     except Exception as err:  # every SDK and transport failure becomes one line
+        import openai
+
+        if (chunks > 0 and isinstance(err, openai.APIConnectionError | OSError | ConnectionError)) or (
+                chunks > 0 and type(err).__name__ in ("RemoteProtocolError", "ReadError", "ReadTimeout")):
+            raise Incomplete(f"after {tok.count(len(answer.steps), 'token')} (the connection was cut: "
+                             f"{type(err).__name__})") from None  # asked again, as a dropped answer is
         raise translate_error(err, request, base_url, mid_stream=chunks > 0) from None
     if answer.finish is None:
-        raise Incomplete("after " + (f"{len(answer.steps)} tokens" if answer.steps else "no tokens"))
+        raise Incomplete("after " + (tok.count(len(answer.steps), "token") if answer.steps else "no tokens"))
     return answer
 
 
@@ -102,9 +109,22 @@ def read_answer(client: OpenAI, path: str, body: dict[str, Any], request: Reques
             dialect: dialects.Dialect, on_step: StepListener | None = None) -> Answer:
     """The streamed answer; one that ends with no finish reason (nothing, or cut short) is
     asked again like a dropped connection, up to --retries times, and then is a failure."""
+    shown = [0]  # steps already handed to `on_step`: an answer asked again repeats them (greedy, or seeded)
+
+    def forwarding(count: list[int]) -> StepListener | None:
+        if on_step is None:
+            return None
+
+        def forward(step: Step) -> None:
+            count[0] += 1
+            if count[0] > shown[0]:  # only what earlier attempts did not show
+                on_step(step)
+                shown[0] = count[0]
+        return forward
+
     for attempt in range(request.retries + 1):
         try:
-            return stream_once(client, path, body, request, base_url, dialect, on_step)
+            return stream_once(client, path, body, request, base_url, dialect, forwarding([0]))
         except Incomplete as cut:
             if attempt == request.retries:
                 raise cut.error(base_url, f", {request.retries + 1} time(s)",
