@@ -6,11 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from tokviz import pipeline
-from tokviz.explore.session import Server, Session
+from tokviz.explore.server import Server
+from tokviz.explore.session import Session
 from tokviz.run.generation import Generation
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "images"
 PROMPT = "Once upon a time, in a small village,"
+
+
+def launch(playwright: object) -> object:
+    """Debian's chromium (what the tests drive, `make test-deps` installs it), headless."""
+    return playwright.chromium.launch(executable_path="/usr/bin/chromium",  # type: ignore[attr-defined]
+                                      args=["--no-sandbox", "--disable-gpu"])
 
 
 def main() -> None:
@@ -22,7 +29,7 @@ def main() -> None:
     server.start()
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+            browser = launch(p)
             page = browser.new_page(viewport={"width": 1280, "height": 820}, device_scale_factor=1)
             page.goto(server.url)
             page.wait_for_selector("#text .tok")

@@ -90,6 +90,17 @@ def test_compare_json_carries_figures_and_runs(tmp_path: Path) -> None:
     assert doc["rows"][1]["model"] == "fake-2" and "perplexity" in doc["rows"][0]["stats"]
 
 
+def test_compare_saves_its_record_and_can_be_quiet_like_every_command(tmp_path: Path) -> None:
+    """`compare --save` writes the record `render` redraws (the same chart, byte for byte), and -q
+    prints nothing, as in predict, sample, score and tree."""
+    saved, chart = tmp_path / "cmp.json", tmp_path / "cmp.svg"
+    proc = run_cli("compare", "hello", "bye", "-m", "fake-1", "--save", str(saved), "-o", str(chart), "-q")
+    assert proc.returncode == 0 and proc.stdout == b"" and proc.stderr == b"", proc.stderr
+    again = tmp_path / "again.svg"
+    assert run_cli("render", str(saved), "-o", str(again)).returncode == 0
+    assert again.read_bytes() == chart.read_bytes() and b"<svg" in chart.read_bytes()
+
+
 def test_tree_counts_the_provider_work_and_respects_limits() -> None:
     proc = run_cli("tree", "hello", "-m", "fake-1", "--depth", "3", "--branch", "2", "--json")
     run = Run.from_json(proc.stdout.decode())

@@ -72,3 +72,16 @@ def test_the_lesson_runs_offline_top_to_bottom(lang: str, tmp_path: Path, monkey
     if lang == "ko":  # Korean text reaches the pictures as text (fonts: fonts-noto-cjk, installed by make install)
         svgs = [o["data"]["image/svg+xml"] for o in outs if "image/svg+xml" in (o.get("data") or {})]
         assert any(re.search(r"[\uac00-\ud7a3]", svg) for svg in svgs)
+
+
+def test_the_picture_makers_import_and_name_pictures_the_docs_show() -> None:
+    """examples/doc_pictures.py and explore_screenshots.py run by hand, not in CI: at least they
+    import (a moved module broke one unseen) and every picture they make is one a page shows."""
+    import importlib
+
+    pictures = importlib.import_module("examples.doc_pictures")
+    importlib.import_module("examples.explore_screenshots")
+    pages = "".join(p.read_text(encoding="utf-8") for p in [EXAMPLES.parent / "README.md", *EXAMPLES.parent.glob("docs/*.md")])
+    for _, args in pictures.COMMANDS:
+        made = [a for a in args if a.endswith((".svg", ".png"))]
+        assert made and any(f"images/{name}" in pages for name in made), made

@@ -44,6 +44,16 @@ def test_page_loads_offline_and_hover_shows_alternatives(browser: Any, tmp_path:
     assert page.locator("details svg").is_visible()
 
 
+def test_the_page_reads_as_the_model_wrote_it_near_ties_included(browser: Any, tmp_path: Path) -> None:
+    """The text shown is the prompt and every token's text, spaces included: a near-tie token (marked
+    with its own class) lost its leading space once, and "the country" read "thecountry"."""
+    run = make_run([[(" the", 0.30), (" a", 0.28)], [(" country", 0.5), (" city", 0.2)], [(" of", 0.26), (",", 0.25)],
+                    [(" France", 0.9)]], prompt="The capital of France is")
+    page, errors, _ = open_page(browser, write_html(run, tmp_path))
+    assert page.locator(".tok.tie").count() == 2 and errors == []
+    assert page.inner_text("#text") == "The capital of France is the country of France"
+
+
 def test_keyboard_focus_shows_the_tooltip(browser: Any, tmp_path: Path, small_run: Run) -> None:
     page, errors, _ = open_page(browser, write_html(small_run, tmp_path))
     page.keyboard.press("Tab")  # the theme button

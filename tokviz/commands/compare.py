@@ -11,7 +11,6 @@ import typer
 
 from tokviz.commands import common, live
 from tokviz.ground.errors import UsageError
-from tokviz.ground.files import write_atomic
 from tokviz.run.generation import Generation
 from tokviz.views import formats
 
@@ -24,7 +23,9 @@ def compare(
     models: Annotated[Optional[list[str]], typer.Option("--model", "-m", metavar="MODEL", help="Model to compare; repeatable. Default: $TOKVIZ_MODEL or the embedded model.", show_default=False)] = None,
     temperatures: Annotated[Optional[list[float]], typer.Option("--temperature", "-t", metavar="X", help="Temperature to compare; repeatable (default 0).", show_default=False)] = None,
     output: common.output_opt(formats.COMPARISON) = None,
+    save: common.SaveOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON on stdout.")] = False,
+    quiet: common.QuietOpt = False,
     parallel: Annotated[int, typer.Option("--parallel", metavar="N", help="Decode up to N of the local model's runs together, one llama.cpp batch per step (faster; figures differ slightly from serial decoding, and the runs say so). 1: one at a time.")] = 1,
 ) -> None:
     """One row per prompt × model × temperature: mean chosen probability, entropy, perplexity, answer."""
@@ -43,13 +44,14 @@ def compare(
     if not texts:
         raise UsageError("no prompts to compare", hint="give them as arguments or with --file")
     planned = common.plan_outputs(output or [], formats.COMPARISON)
+    common.check_paths(save, gen.record)
     plans = [common.plan(replace(gen, model=model, temperature=temp), text)
              for text, model, temp in itertools.product(texts, models or [None], temperatures or [0.0])]
     err = common.stderr()
     runs: list[Run] = []
     stopped: BaseException | None = None
     try:
-        with live.progress(err, err.is_terminal and not as_json, len(plans), "runs") as advance:
+        with live.progress(err, err.is_terminal and not (as_json or quiet), len(plans), "runs") as advance:
             if parallel > 1:
                 runs = pipeline.predict_together(plans, progress=common.progress_line(err), slots=parallel)
                 advance(len(runs))
@@ -63,12 +65,11 @@ def compare(
             raise
         stopped = cause
     record = RunSet(kind=RunKind.COMPARISON, runs=tuple(runs))
-    options = export.RenderOptions()
-    for path, fmt in planned:
-        write_atomic(path, export.render(record, fmt, options))
-    if as_json:
-        common.stdout().file.write(comparison.to_json(record))
-    else:
-        common.stdout().print(comparison.table(record))
+    common.write_outputs(record, planned, export.RenderOptions(), saved=save)
+    if not quiet:
+        if as_json:
+            common.stdout().file.write(comparison.to_json(record))
+        else:
+            common.stdout().print(comparison.table(record))
     if stopped is not None:
         raise stopped

@@ -73,7 +73,8 @@ def entropy_chart(runs: list[Run], labels: list[str], *, title: str = "How sure 
         for k in range(int(top) + 1):
             yy = top_y + plot_h * (1 - k / top)
             out.append(f'<line x1="{px}" y1="{yy:.1f}" x2="{px + PANEL_W}" y2="{yy:.1f}" stroke="#eeeeee"/>')
-            out.append(f'<text x="{px + 2}" y="{yy - 2:.1f}" font-size="9" fill="#999">{k}</text>')  # bits
+            label_y = yy + 9 if k == top else yy - 2  # inside the panel: the top one clear of the title
+            out.append(f'<text x="{px + 2}" y="{label_y:.1f}" font-size="9" fill="#999">{k}</text>')  # bits
         if values:
             def xy(i: int, v: float, px: int = px, top_y: float = top_y, plot_h: int = plot_h) -> str:
                 x = px + 6 + (PANEL_W - 12) * (i / (steps - 1) if steps > 1 else 0.5)

@@ -31,7 +31,7 @@ h1{font-size:1.3rem;margin:0}.meta{color:var(--muted);font-size:.9rem}
 .tok:focus,.tok:hover{outline:2px solid var(--fg)}
 .tok.tie{text-decoration:underline dotted;text-underline-offset:.2em}
 .frag{font-size:.7em;vertical-align:middle}.lossy{text-decoration:underline dotted}
-#tip{position:absolute;z-index:10;min-width:14rem;max-width:22rem;background:var(--tipbg);color:var(--fg);border:1px solid var(--line);border-radius:.5rem;padding:.5rem .7rem;box-shadow:0 4px 16px rgba(0,0,0,.25);font-size:.85rem}
+#tip{position:absolute;z-index:10;min-width:20rem;max-width:26rem;background:var(--tipbg);color:var(--fg);border:1px solid var(--line);border-radius:.5rem;padding:.5rem .7rem;box-shadow:0 4px 16px rgba(0,0,0,.25);font-size:.85rem}
 #tip .row{display:grid;grid-template-columns:7rem 1fr 3.5rem;gap:.4rem;align-items:center}
 #tip .name{font-family:ui-monospace,Menlo,monospace;overflow:hidden;text-overflow:ellipsis;white-space:pre}
 #tip .bar{display:block;height:.6rem;border-radius:.2rem}#tip .chosen .name{font-weight:700}
@@ -167,7 +167,7 @@ def _text_section(run: Run, offset: int = 0, *, section_id: str = "text") -> tup
         if tie:
             cls += " tie"
         rank = (f' data-prob="{tint_hex(p, 0.25)}" data-gltr="{gltr_hex(step.rank)}"' if step.rank is not None else "")
-        spans.append(lead if cls == "tok" and lead else "")
+        spans.append(lead)  # outside the box, near-tie or not: the text reads as the model wrote it
         spans.append(f'<span class="{cls}" tabindex="0" data-i="{offset + i}"{rank} style="background:{tint_hex(p, 0.25)}" '
                      f'aria-label="{e(label)}, {percent(p)}{", a near-tie" if tie else ""}">{shown}</span>')
         alts = [{"label": a.label, "p": a.prob, "color": prob_hex(a.prob), "chosen": a == step.chosen}
