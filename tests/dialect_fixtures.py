@@ -106,6 +106,46 @@ def together() -> list[dict[str, Any]]:
     return _chat_stream("meta-llama/Llama-3-8b-chat-hf", item, logprobs_of=completions_shape)
 
 
+def llama_server_split() -> list[dict[str, Any]]:
+    """llama.cpp tools/server (server-context.cpp, `send_partial_response` with `text_to_send`, and
+    server-task.cpp `completion_token_output::to_json`): no entry at all for the token that leaves
+    the emoji unfinished; the entry of the token that completes it carries the whole pending text
+    (" 🙂") in `token` and `bytes`, with its own id and logprob, and `top_logprobs` holding each
+    candidate's own bytes. Seen on the real llama-server (b7000 era) with 𝔘, four byte tokens."""
+    def own(raw: bytes, lp: float, tid: int) -> dict[str, Any]:
+        return {"id": tid, "token": raw.decode("utf-8", errors="replace"), "bytes": list(raw), "logprob": lp}
+
+    chunks = [{**_base("gemma-3-270m"), "choices": [{"index": 0, "delta": {"role": "assistant", "content": None},
+                                                     "logprobs": None, "finish_reason": None}]}]
+    whole = STEPS[1][0][0] + STEPS[2][0][0]
+    for pending, step, delta in ((b"", STEPS[0], "Hi"), (STEPS[1][0][0], STEPS[2], " 🙂")):
+        raw, lp, tid = step[0]
+        entry = {**own(pending + raw, lp, tid), "token": (pending + raw).decode("utf-8"),
+                 "top_logprobs": [own(r, v, i) for r, v, i in step]}
+        chunks.append({**_base("gemma-3-270m"), "choices": [{"index": 0, "delta": {"content": delta},
+                                                             "logprobs": {"content": [entry]}, "finish_reason": None}]})
+    assert whole.decode("utf-8") == " 🙂"
+    chunks.append({**_base("gemma-3-270m"), "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "length"}]})
+    chunks.append({**_base("gemma-3-270m"), "choices": [], "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": 3,
+                                                                      "total_tokens": PROMPT_TOKENS + 3}})
+    return chunks
+
+
+def vllm_bpe_pieces() -> list[dict[str, Any]]:
+    """vLLM serving a byte-level BPE model whose detokenizer returns raw BPE pieces as token text
+    (vllm-project/vllm#19177): the tokens say 'æĺ¯' and 'ä½ł', `bytes` their UTF-8, while the
+    streamed content says '是你'."""
+    chunks = [{**_base("some/bpe-model"), "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                                       "logprobs": None, "finish_reason": None}]}]
+    for piece, text in (("æĺ¯", "是"), ("ä½ł", "你")):
+        entry = {"token": piece, "logprob": -0.2, "bytes": list(piece.encode("utf-8")),
+                 "top_logprobs": [{"token": piece, "logprob": -0.2, "bytes": list(piece.encode("utf-8"))}]}
+        chunks.append({**_base("some/bpe-model"), "choices": [{"index": 0, "delta": {"content": text},
+                                                               "logprobs": {"content": [entry]}, "finish_reason": None}]})
+    chunks.append({**_base("some/bpe-model"), "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]})
+    return chunks
+
+
 # name → (chunks, the owned_by its /v1/models sends, what tokviz must detect, what is lossy)
 DIALECTS: dict[str, tuple[Callable[[], list[dict[str, Any]]], str | None, str]] = {
     "vllm": (vllm, "vllm", "vllm"),

@@ -94,7 +94,48 @@ def test_a_null_logprob_is_the_floor_not_a_failure(fault: servers.FaultServer) -
     assert run.steps[0].chosen.logprob == -9999.0
 
 
-@pytest.mark.parametrize("bad", [float("nan"), 5.0, "x"])
+def test_llama_servers_whole_character_on_its_last_token_reads_right_and_is_marked(fault: servers.FaultServer) -> None:
+    """A character split across tokens arrives as one entry holding it whole: the answer reads
+    "Hi 🙂" (it read "Hi��" when the alternative's own bytes were taken), and that entry's figure,
+    which is the last token's alone, is marked and explained."""
+    dialects.forget(fault.base_url)
+    fault.pages["/v1/models"] = fx.models_page("llamacpp")
+    fault.script = [servers.reply_stream(fx.llama_server_split())]
+    run = predict(fault)
+    assert run.source["dialect"] == "llama.cpp" and run.text == fx.ANSWER and len(run.steps) == 2
+    merged = run.steps[1].chosen
+    assert merged.raw == " 🙂".encode() and merged.lossy and merged.id == 30 and merged.logprob == -0.05
+    assert not run.steps[0].chosen.lossy and "split across tokens" in run.source["lossy"]
+    assert run.content is None  # the tokens hold the whole text: nothing to keep beside them
+
+
+def test_tokens_that_do_not_add_up_to_the_streamed_text_are_marked_and_the_text_kept(fault: servers.FaultServer,
+                                                                                    tmp_path: Path) -> None:
+    """vLLM's raw BPE pieces ('æĺ¯' for '是'): every token marked, the streamed text is the run's
+    text, and one warning says so."""
+    dialects.forget(fault.base_url)
+    fault.pages["/v1/models"] = fx.models_page("vllm")
+    fault.script = [servers.reply_stream(fx.vllm_bpe_pieces())]
+    saved = tmp_path / "run.json"
+    proc = run_cli("predict", "x", "-m", "m", "--base-url", fault.base_url, "--save", str(saved), "-q")
+    run = Run.from_json(saved.read_text())
+    assert proc.returncode == 0 and proc.stderr.decode().count("warning") == 1 and b"does not add up" in proc.stderr
+    assert run.text == "是你" and all(st.chosen.lossy for st in run.steps) and "add up" in run.source["lossy"]
+    assert "≈" in export.render(run, "txt").decode()
+
+
+def test_a_positive_logprob_costs_its_figure_not_the_answer(fault: servers.FaultServer) -> None:
+    """Together has sent a positive "logprob" on a first token: that figure is kept as 100% and
+    marked, the rest of the answer is shown, and the run says why."""
+    chunks = servers.answer("ab")
+    chunks[1]["choices"][0]["logprobs"]["content"][0]["logprob"] = 0.3
+    fault.script = [servers.reply_stream(chunks)]
+    run = predict(fault)
+    assert run.text == "ab" and run.steps[0].chosen.lossy and run.steps[0].chosen.prob == 1.0
+    assert not run.steps[1].chosen.lossy and "positive log-probability" in run.source["lossy"]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "x"])
 def test_impossible_logprobs_are_refused_in_one_line(fault: servers.FaultServer, bad: object) -> None:
     chunks = servers.answer("ab")
     chunks[1]["choices"][0]["logprobs"]["content"][0]["logprob"] = bad

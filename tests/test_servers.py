@@ -142,3 +142,19 @@ def test_chat_on_the_embedded_base_model_is_said_to_be_weak() -> None:
     assert proc.returncode == 0 and b"no chat template" in proc.stderr
     assert "base model" in Run.from_json(proc.stdout.decode()).source["chat"]
     assert run_cli("predict", "The capital of France is", "-n", "3", "--json").stderr == b""
+
+
+def test_a_character_split_across_tokens_on_llama_server_reads_whole_and_is_marked(llama_cpp_server: str) -> None:
+    """The embedded vocabulary writes 𝔘-like letters as four byte tokens. The real llama-server
+    sends one entry per letter, on its last byte token, holding the whole letter: tokviz shows the
+    letters (it showed U+FFFD when it took the last token's own byte), marks each such figure and
+    says why, and the local model's own run of the same prompt reads the same text."""
+    prompt = "𝔘𝔘𝔘𝔘𝔘𝔘𝔘𝔘𝔘𝔘𝔘𝔘𝔘𝔘"
+    proc = run_cli("predict", prompt, "--base-url", llama_cpp_server, "-m", "gemma-3-270m", "-n", "8", "--raw", "--json")
+    assert proc.returncode == 0, proc.stderr
+    run = Run.from_json(proc.stdout.decode())
+    assert run.text and "\ufffd" not in run.text and len(run.steps) < 8  # 8 tokens, fewer entries
+    assert all(st.chosen.lossy and len(st.chosen.raw) == 4 for st in run.steps)
+    assert "split across tokens" in run.source["lossy"] and proc.stderr.count(b"warning") == 1
+    local = pipeline.predict(pipeline.plan(Generation(max_tokens=8), prompt))
+    assert local.text == run.text

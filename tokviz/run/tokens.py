@@ -126,6 +126,6 @@ def safe(text: str) -> str:
     return "".join(out)
 
 
-def count(n: int, word: str) -> str:
+def count(n: int, word: str, plural: str | None = None) -> str:
     """A count with its noun: "1 token", "2 tokens" (every figure a reader sees, said right)."""
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {plural or word + 's'}"

@@ -24,7 +24,8 @@ def run_from_answer(answer: Any, request: Request, dialect: dialects.Dialect, *,
         raise ProviderError(f"{origin}: the answer holds no choices")
     choice = answer["choices"][0] if isinstance(answer["choices"][0], dict) else {}
     try:
-        steps = [logprobs.step(item, dialect) for item in logprobs.items(choice.get("logprobs"))]
+        found = logprobs.items(choice.get("logprobs"))
+        steps = [logprobs.step(item, dialect) for item in found]
     except ValueError as err:
         raise ProviderError(f"{origin}: log-probabilities tokviz cannot read: {err}") from None
     text = (choice.get("message") or {}).get("content") if "message" in choice else choice.get("text")
@@ -38,7 +39,8 @@ def run_from_answer(answer: Any, request: Request, dialect: dialects.Dialect, *,
     usage_in = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
     usage = {k: int(v) for k, v in usage_in.items() if k in ("prompt_tokens", "completion_tokens") and isinstance(v, int)}
     usage.setdefault("completion_tokens", len(steps))
-    loss = logprobs.reconcile(steps, text if isinstance(text, str) else "", dialect)
+    steps, loss = logprobs.reconcile(steps, text if isinstance(text, str) else "", dialect,
+                                     invalid=sum(logprobs.invalid_figures(i) for i in found))
     if loss:
         source["lossy"] = loss.note
     source["imported"] = origin

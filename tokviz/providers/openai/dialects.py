@@ -68,7 +68,9 @@ DIALECTS: dict[str, Dialect] = {d.name: d for d in (
             exact_bytes=False, partial_tokens="decoded text with U+FFFD, `bytes` = that text encoded (lossy)",
             score="echo with logprobs on /v1/completions (return_logprob, logprob_start_len natively)", score_echo=True),
     Dialect("llama.cpp", "llama.cpp llama-server", "tools/server/server-task.cpp (completion_token_output::to_json)",
-            ids=True, partial_tokens="text cut to its valid UTF-8 prefix; `bytes` and `id` exact",
+            ids=True, partial_tokens="a character split across tokens comes as one entry, on the token that completes it "
+                                "(the whole character in `token` and `bytes`; that token's id and figure alone); "
+                                "otherwise `bytes` and `id` exact",
             logprobs_are="model log-probabilities before sampling (post_sampling_probs=true gives probabilities after it)",
             score="no (refused: no prompt log-probabilities)"),
     Dialect("llama-cpp-python", "llama-cpp-python server", "llama_cpp/llama.py (_create_completion), llama_chat_format.py",

@@ -18,29 +18,35 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tokviz.providers.openai.dialects import Dialect
 from tokviz.run import LOGPROB_FLOOR, Step, Token, same_token
+from tokviz.run import tokens as tok
 from tokviz.run.tokens import join
 
 _TOKEN_ID = re.compile(r"token_id:(\d+)")
 
 
-def _logprob(item: dict[str, Any]) -> float:
+def _logprob(item: dict[str, Any]) -> tuple[float, bool]:
+    """The item's log-probability, and whether it is invalid: a positive one (Together has sent
+    one on a first token) is kept as 0 and marked, so one bad figure costs that figure, not the
+    answer. NaN, infinities and non-numbers are a malformed answer."""
     if "logprob" not in item and isinstance(item.get("prob"), (int, float)):  # llama.cpp post_sampling_probs
         p = float(item["prob"])
-        return math.log(p) if p > 0 else LOGPROB_FLOOR
+        if p != p or p < 0 or p > 1 + 1e-4:
+            raise ValueError(f"a probability is not a probability: {p!r}")
+        return (math.log(min(p, 1.0)) if p > 0 else LOGPROB_FLOOR), False
     value = item.get("logprob")
     if value is None:
-        return LOGPROB_FLOOR
+        return LOGPROB_FLOOR, False
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"a logprob is not a number: {value!r}")
     lp = float(value)
-    if lp != lp or lp == math.inf or lp > 1e-4:
+    if lp != lp or lp == math.inf:
         raise ValueError(f"a logprob is not a log-probability: {lp!r}")
-    return max(min(lp, 0.0), LOGPROB_FLOOR)
+    return max(min(lp, 0.0), LOGPROB_FLOOR), lp > 1e-4
 
 
 def token(item: dict[str, Any], dialect: Dialect) -> Token:
@@ -50,18 +56,25 @@ def token(item: dict[str, Any], dialect: Dialect) -> Token:
     text = item.get("token")
     text = text if isinstance(text, str) else ""
     token_id = item.get("id") if isinstance(item.get("id"), int) and not isinstance(item.get("id"), bool) else None
-    logprob = _logprob(item)
+    logprob, invalid = _logprob(item)
     named = _TOKEN_ID.fullmatch(text)
     if named:  # vLLM --return-tokens-as-token-ids: the id is exact, the text is unknown
         return Token(text=text, raw=b"", logprob=logprob, id=int(named.group(1)), lossy=True)
     sent = item.get("bytes")
     raw = bytes(sent) if isinstance(sent, list) and all(isinstance(b, int) and 0 <= b < 256 for b in sent) else None
     if raw is not None and (dialect.exact_bytes or not ("\ufffd" in text and raw == text.encode("utf-8"))):
-        return Token(text=text, raw=raw, logprob=logprob, id=token_id)
+        return Token(text=text, raw=raw, logprob=logprob, id=token_id, lossy=invalid)
     if raw is not None:  # the bytes of a decoded text that held U+FFFD: the token's own bytes are lost
         return Token(text=text, raw=raw, logprob=logprob, id=token_id, lossy=True)
-    lossy = text == "" or "\ufffd" in text
+    lossy = invalid or text == "" or "\ufffd" in text
     return Token(text=text, raw=text.encode("utf-8"), logprob=logprob, id=token_id, lossy=lossy)
+
+
+def invalid_figures(item: dict[str, Any]) -> int:
+    """How many of an item's figures (the chosen token's and its alternatives') were positive."""
+    entries = [item, *(a for a in item.get("top_logprobs") or [] if isinstance(a, dict))]
+    return sum(1 for e in entries if isinstance(e.get("logprob"), (int, float)) and not isinstance(e.get("logprob"), bool)
+               and float(e["logprob"]) > 1e-4)
 
 
 def step(item: dict[str, Any], dialect: Dialect) -> Step:
@@ -73,12 +86,25 @@ def step(item: dict[str, Any], dialect: Dialect) -> Step:
             continue
         alternatives.append(alt)
     if chosen.id is not None:
-        # llama.cpp reports the chosen token's text as the text it sent at that step, which for a
-        # token ending inside a character is not the token's own; its alternative of the same id is.
         twin = next((a for a in alternatives if a.id == chosen.id), None)
-        if twin is not None and not twin.lossy and twin.raw != chosen.raw:
-            chosen = Token(text=twin.text, raw=twin.raw, logprob=chosen.logprob, id=chosen.id)
+        if twin is not None and twin.raw != chosen.raw and chosen.raw.endswith(twin.raw) and twin.raw:
+            # llama-server (tools/server: text_to_send) sends no entry for a token that leaves a
+            # character unfinished; the entry of the token that completes it carries the whole
+            # character in `token` and `bytes`, with the id and figures of that last token alone.
+            # The text is kept whole (the answer reads right) and the figure marked: it is not the
+            # probability of the whole character, and the earlier tokens' figures were never sent.
+            chosen = replace(chosen, lossy=True)
+        elif twin is not None and not twin.lossy and twin.raw != chosen.raw:
+            # older llama.cpp reported the text it sent at that step, which for a token ending
+            # inside a character is not the token's own; its alternative of the same id is.
+            chosen = Token(text=twin.text, raw=twin.raw, logprob=chosen.logprob, id=chosen.id, lossy=chosen.lossy)
     return Step(chosen=chosen, alternatives=tuple(alternatives))
+
+
+def merged(step_: Step) -> bool:
+    """A llama-server entry that stands for several tokens (see `step`)."""
+    twin = next((a for a in step_.alternatives if a.id is not None and a.id == step_.chosen.id), None)
+    return twin is not None and bool(twin.raw) and step_.chosen.raw != twin.raw and step_.chosen.raw.endswith(twin.raw)
 
 
 def _duplicate(a: Token, b: Token) -> bool:
@@ -113,30 +139,67 @@ def items(logprobs: Any) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Loss:
-    """What a server's answer lost, for the run and its one warning line."""
+    """What a server's answer lost or got wrong, for the run and its one warning line."""
 
     note: str  # the run's source["lossy"]
-    what: str  # "2 tokens", "alternatives", …
+    warning: str  # the one line on stderr (after "warning: SERVER (DIALECT) ")
     content: str | None  # the streamed text, when the tokens cannot rebuild it
 
 
-def reconcile(steps: list[Step], streamed: str, dialect: Dialect) -> Loss | None:
-    """How far the tokens can be trusted against the text the server streamed; None: fully.
+def reconcile(steps: list[Step], streamed: str, dialect: Dialect, invalid: int = 0) -> tuple[list[Step], Loss | None]:
+    """Check the tokens against the text the server streamed; the steps (marked where needed) and
+    what was lost, None when nothing was.
 
-    The safety net under the per-token rules: if the tokens do not add up to what the server
-    streamed, the run says so and keeps the streamed text, even where no single token shows it.
-    Not for servers whose bytes are exact: their tokens are the truth, whatever the stream held back.
+    Every answer that carries both is cross-checked: when the tokens do not add up to the streamed
+    text (beyond characters the server held back from its stream) (vLLM serving some byte-level BPE models sends raw BPE pieces such as 'æĺ¯' for '是',
+    vllm-project/vllm#19177; a server that drops partial characters), every token is marked, the
+    streamed text is kept as the run's text, and the user is told once. `invalid`: how many
+    positive log-probabilities the answer held (each marked where it stood).
     """
+    joined = join(st.chosen.raw for st in steps)
+    mismatch = bool(streamed) and joined != streamed and not _within(streamed, joined)
+    if mismatch:  # the tokens agree with the stream up to a point; from there on none can be trusted
+        at, agree = 0, 0
+        for piece in tok.pieces([st.chosen.raw for st in steps]):
+            if not piece or not streamed.startswith(piece, at):
+                break
+            at, agree = at + len(piece), agree + 1
+        steps = [st if n < agree or st.chosen.lossy else replace(st, chosen=replace(st.chosen, lossy=True))
+                 for n, st in enumerate(steps)]
+    n_merged = sum(1 for st in steps if merged(st))
     lossy = sum(1 for st in steps if st.chosen.lossy)
-    suspect = dialect.silent_truncation or (not dialect.exact_bytes and lossy > 0)
-    mismatch = suspect and bool(streamed) and join(st.chosen.raw for st in steps) != streamed
-    if not mismatch and not any(t.lossy for st in steps for t in (st.chosen, *st.alternatives)):
-        return None
-    note = f"{dialect.label}: {dialect.partial_tokens}" + (
-        "; the tokens' text does not add up to the streamed text" if mismatch else "")
-    what = (f"{lossy} token{'s' if lossy != 1 else ''}" if lossy
-            else "tokens that do not add up to its streamed text" if mismatch else "alternatives")
-    return Loss(note=note, what=what, content=streamed if (lossy or mismatch) else None)
+    notes, told = [], []
+    if n_merged:
+        notes.append(f"{tok.count(n_merged, 'token')} stand for a character split across tokens: {dialect.label} sends "
+                     "it whole on the token that completes it, with that last token's figure alone")
+        told.append(f"{tok.count(n_merged, 'character')} split across tokens as one entry (its figure is the last token's)")
+    if invalid:
+        notes.append(f"{tok.count(invalid, 'positive log-probability', 'positive log-probabilities')} (not a "
+                     "probability) shown as 100%")
+        told.append(f"{tok.count(invalid, 'positive log-probability', 'positive log-probabilities')}")
+    if mismatch:
+        notes.append(f"the tokens' text does not add up to the streamed text ({dialect.partial_tokens})")
+        told.append("tokens whose text does not add up to its streamed text")
+    elif lossy > n_merged + invalid or any(t.lossy for st in steps for t in st.alternatives):
+        notes.append(f"{dialect.label}: {dialect.partial_tokens}")
+        others = lossy - n_merged
+        told.append(f"{tok.count(others, 'token')} without their exact bytes" if others > 0 else
+                    "alternatives without their exact bytes")
+    if not notes:
+        return steps, None
+    kept = mismatch or lossy > n_merged
+    warning = ("reported " + "; ".join(told) + " (" + "; ".join(notes) + "): marked ≈ in every view"
+               + (", and the run's text is the streamed text" if kept and streamed else ""))
+    return steps, Loss(note="; ".join(notes), warning=warning, content=streamed if kept and streamed else None)
+
+
+def _within(streamed: str, joined: str) -> bool:
+    """The streamed text is the tokens' text less some characters: a server may stream '' for the
+    tokens of a character split across them (OpenAI's documented stream does), and then the
+    tokens, which hold the character, are the fuller record; tokens that lost characters the stream
+    has, or hold other ones, are not."""
+    rest = iter(joined)
+    return all(ch in rest for ch in streamed)
 
 
 def echoed(logprobs: Any, prompt: str) -> list[tuple[int, dict[str, Any] | None]]:

@@ -204,13 +204,11 @@ class OpenAIProvider:
                    "tokens_per_s": (len(steps) - 1) / decode if len(steps) > 1 else 0.0}
         usage = dict(answer.usage or {})
         usage.setdefault("completion_tokens", len(steps))
-        loss = logprobs.reconcile(steps, "".join(answer.text), dialect)
+        steps, loss = logprobs.reconcile(steps, "".join(answer.text), dialect, answer.invalid)
         content = loss.content if loss else None
         if loss:
             source["lossy"] = loss.note
-            self.progress(f"tokviz: warning: {where(base_url)} ({dialect.label}) reported {loss.what} without their "
-                          f"exact bytes ({dialect.partial_tokens}); marked ≈ in every view, and the run's text is the "
-                          "streamed text")
+            self.progress(f"tokviz: warning: {where(base_url)} ({dialect.label}) {loss.warning}")
         return Run(provider=self.name, model=request.model, prompt=request.prompt, params=params,
                    steps=tuple(steps), messages=tuple(messages), finish_reason=answer.finish, usage=usage,
                    timings=timings, content=content, source=source)

@@ -54,6 +54,7 @@ class Answer:
     usage: dict[str, int] | None = None
     text_without_logprobs: bool = False
     t_first: float | None = None
+    invalid: int = 0  # positive log-probabilities, kept as marked figures (logprobs.reconcile)
 
 
 def stream_once(client: OpenAI, path: str, body: dict[str, Any], request: Request, base_url: str | None,
@@ -79,6 +80,7 @@ def stream_once(client: OpenAI, path: str, body: dict[str, Any], request: Reques
                     if answer.t_first is None:
                         answer.t_first = time.perf_counter() - t0
                     answer.steps.append(logprobs.step(item, dialect))
+                    answer.invalid += logprobs.invalid_figures(item)
                     if on_step is not None:
                         on_step(answer.steps[-1])
                 piece = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
