@@ -114,7 +114,7 @@ def test_render_json_on_stdout_and_from_stdin(saved: Path) -> None:
         (["render", "{saved}", "-o", "{tmp}"], 2, "is a folder"),
         (["predict", ""], 2, "prompt is empty"),
         (["predict", "hi", "--top-k", "101"], 2, "--top-k must be between 0 and 100 for the local provider"),
-        (["predict", "hi", "-m", "gpt-4.1-mini", "--top-k", "21"], 2, "--top-k must be between 0 and 20 for the openai provider"),
+        (["predict", "hi", "-m", "gpt-4.1-mini", "--top-k", "21"], 2, "--top-k must be at most 20 on OpenAI, got 21"),
         (["predict", "hi", "--top-k", "-1"], 2, "--top-k"),
         (["predict", "hi", "--model", "no-such-model"], 2, "unknown model"),
         (["predict", "hi", "--provider", "nope"], 2, "unknown provider"),

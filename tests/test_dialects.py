@@ -6,6 +6,7 @@ llama-cpp-python's run for real in test_servers.py.
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from tests import servers
 from tests.conftest import run_cli
 from tokviz import pipeline
 from tokviz.ground.errors import ProviderError
-from tokviz.providers.base import Request
+from tokviz.providers.base import Request, TreeSpec
 from tokviz.providers.openai import dialects
 from tokviz.run import Params, Run
 from tokviz.views import export
@@ -173,6 +174,15 @@ def test_a_base_url_without_v1_names_the_fix(fault: servers.FaultServer) -> None
     assert proc.returncode == 1 and b"ends in /v1" in proc.stderr
 
 
+def test_a_404_from_a_route_that_does_not_exist_is_not_a_missing_model(fault: servers.FaultServer) -> None:
+    """FastAPI's {"detail": "Not Found"} (llama-cpp-python's server, vLLM) for a route it lacks was
+    reported as "model 'm' was not found"."""
+    fault.script = [servers.reply_json(404, {"detail": "Not Found"})]
+    proc = run_cli("predict", "x", "-m", "m", "--base-url", fault.base_url + "/v1", "--retries", "0")
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "has no /v1/v1/chat/completions route" in err and "model" not in err.split("(")[0]
+
+
 @pytest.mark.parametrize(("key", "says"), [("sk-abc\n", "whitespace"), ("sk-ab\u2013c", "non-ASCII")])
 def test_a_damaged_key_is_named(fault: servers.FaultServer, key: str, says: str) -> None:
     proc = run_cli("predict", "x", "-m", "gpt-4.1-mini", "--base-url", fault.base_url, env={"OPENAI_API_KEY": key})
@@ -202,3 +212,95 @@ def test_dialect_flag_overrides_detection(fault: servers.FaultServer) -> None:
     assert proc.returncode == 0, proc.stderr
     assert Run.from_json(proc.stdout.decode()).source["dialect"] == "sglang"  # not the vllm it would detect
     assert run_cli("predict", "x", "--dialect", "vllm").returncode == 2  # the local model has none
+
+
+def test_a_tree_never_sends_a_lossy_token_back_as_text(fault: servers.FaultServer) -> None:
+    """A node whose token came back as U+FFFD (vLLM's legacy completions shape) is not expanded:
+    its text would ask about another prompt. The run says how many were left, and no request ever
+    held U+FFFD."""
+    dialects.forget(fault.base_url)
+    fault.pages["/v1/models"] = fx.models_page("vllm")
+
+    def answer(body: dict[str, object]) -> servers.Handler:
+        first = body["prompt"] == "Say"
+        tops = {" hi": -0.4, " \ufffd": -1.2} if first else {"!": -0.1, ".": -2.5}
+        best = next(iter(tops))
+        return servers.reply_json(200, {"id": "cmpl-x", "object": "text_completion", "created": 0, "model": "m", "choices": [
+            {"index": 0, "text": best, "finish_reason": "length",
+             "logprobs": {"tokens": [best], "token_logprobs": [tops[best]], "top_logprobs": [tops], "text_offset": [0]}}]})
+
+    fault.route = answer
+    run = pipeline.tree(Request("Say", model="m", base_url=fault.base_url, retries=0, params=Params(top_k=2, mode="raw")),
+                        TreeSpec(depth=2, branch=2))
+    prompts = [r.body.get("prompt") for r in fault.received]
+    assert prompts and all("\ufffd" not in str(p) for p in prompts)
+    lossy = [i for i, n in enumerate(run.nodes) if n.token.lossy]
+    assert lossy and not any(n.parent in lossy for n in run.nodes)  # nothing grown under it
+    assert any(n.parent >= 0 and run.nodes[n.parent].token.text == " hi" for n in run.nodes)  # the exact one was
+    assert run.tree is not None and "1 node(s) not expanded" in (run.tree.approximation or "")
+
+
+@pytest.mark.parametrize(("owned_by", "figures"), [("sglang", "after temperature"), ("vllm", "before sampling"),
+                                                   (None, "unknown")])
+def test_what_the_figures_are_is_recorded_per_dialect_and_shown(fault: servers.FaultServer, owned_by: str | None,
+                                                                 figures: str) -> None:
+    """SGLang reports after temperature, vLLM before sampling (its default mode), a server tokviz
+    cannot name "unknown": recorded in the run and said in the table, the HTML page and the graph."""
+    dialects.forget(fault.base_url)
+    if owned_by:
+        fault.pages["/v1/models"] = fx.models_page(owned_by)
+    fault.script = [servers.reply_stream(servers.answer("ab"))]
+    run = predict(fault)
+    assert run.figures.startswith(figures)
+    for fmt in ("txt", "html", "dot"):
+        shown = " ".join(html.unescape(export.render(run, fmt).decode()).replace("\\l", " ").split())
+        assert run.figures_note in shown, fmt
+    assert ("not known" in run.figures_note) == (figures == "unknown")
+
+
+def test_top_k_is_capped_by_the_dialect_not_the_provider(fault: servers.FaultServer) -> None:
+    """20 alternatives is OpenAI's (and Ollama's) limit, not llama-server's or vLLM's."""
+    proc = run_cli("predict", "x", "-m", "gpt-4.1-mini", "-k", "21", env={"OPENAI_API_KEY": "sk-test"},
+                   )
+    assert proc.returncode == 2 and b"at most 20 on OpenAI" in proc.stderr
+    dialects.forget(fault.base_url)
+    fault.pages["/v1/models"] = fx.models_page("vllm")
+    fault.script = [servers.reply_stream(servers.answer("ab"))]
+    run = pipeline.predict(Request("x", model="m", base_url=fault.base_url, retries=0,
+                                   params=Params(top_k=40, max_tokens=2, mode="chat")))
+    assert fault.received[-1].body["top_logprobs"] == 40 and run.text == "ab"
+
+
+def test_with_no_model_named_a_run_is_labelled_with_what_the_server_serves(fault: servers.FaultServer) -> None:
+    """No --model with --base-url: the one model /v1/models lists, not tokviz's embedded default;
+    a server listing several (or none) is asked to be told which."""
+    dialects.forget(fault.base_url)
+    fault.pages["/v1/models"] = {"object": "list", "data": [{"id": "qwen2.5-7b", "object": "model", "owned_by": "vllm"}]}
+    fault.script = [servers.reply_stream(servers.answer("ab"))]
+    proc = run_cli("predict", "x", "--base-url", fault.base_url, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert Run.from_json(proc.stdout.decode()).model == "qwen2.5-7b" and fault.received[-1].body["model"] == "qwen2.5-7b"
+    fault.pages["/v1/models"] = {"object": "list", "data": [{"id": "a", "owned_by": "vllm"}, {"id": "b", "owned_by": "vllm"}]}
+    other = servers.FaultServer(pages=fault.pages)
+    try:
+        two = run_cli("predict", "x", "--base-url", other.base_url)
+        assert two.returncode == 2 and b"serves 2 models (a, b): name one with --model" in two.stderr
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize(("version", "ok"), [("0.12.10", False), ("0.12.11", True), ("0.13.2", True)])
+def test_ollama_gives_log_probabilities_from_v0_12_11_on(fault: servers.FaultServer, version: str, ok: bool) -> None:
+    """ollama/ollama PR #12899 (v0.12.11): logprobs on /v1/chat/completions and /v1/completions (the
+    chat shape on both). An older Ollama is refused in one line naming the version needed."""
+    dialects.forget(fault.base_url)
+    fault.pages["/v1/models"] = fx.models_page("library")
+    fault.pages["/api/version"] = {"version": version}
+    fault.script = [servers.reply_stream(servers.answer("ab"))]
+    proc = run_cli("predict", "x", "-m", "llama3.2", "--base-url", fault.base_url, "--raw", "--json")
+    if ok:
+        assert proc.returncode == 0 and Run.from_json(proc.stdout.decode()).text == "ab"
+        assert fault.received[-1].path == "/v1/completions"
+    else:
+        assert proc.returncode == 1 and b"Ollama 0.12.10 returns no log-probabilities (they came in v0.12.11)" in proc.stderr
+        assert fault.received == []

@@ -130,7 +130,7 @@ def test_a_stopped_predict_keeps_the_generation(tmp_path: Path, sig: int, code: 
     run = Run.from_json((tmp_path / "n300.json").read_text())
     assert run.finish_reason == "interrupted" and 10 <= len(run.steps) < 300 and "interrupted" in run.source
     assert (tmp_path / "n300.svg").read_bytes().startswith(b"<?xml")
-    assert b"finish: interrupted" in text
+    assert b"finish: interrupted" in b" ".join(text.split())  # the footer may wrap at the terminal width
     assert (b"interrupted" if sig == signal.SIGINT else b"terminated") in text.strip().splitlines()[-1]
 
 

@@ -299,7 +299,7 @@ def test_an_edited_prompt_starts_again_and_the_old_exploration_is_kept(tmp_path:
 @pytest.mark.parametrize(("args", "said"), [
     (("--provider", "replay"), b"cannot explore"),
     (("-m", "gpt-4.1-mini"), b"cannot grow a tree or explore"),
-    (("-m", "llama3", "--base-url", "http://127.0.0.1:9/v1", "--dialect", "ollama"), b"no log-probabilities on /v1/completions"),
+    (("-m", "some-model", "--base-url", "http://127.0.0.1:9/v1", "--dialect", "lmstudio"), b"no log-probabilities on /v1/completions"),
 ])
 def test_providers_that_cannot_continue_a_prefix_are_refused(args: tuple[str, ...], said: bytes) -> None:
     result = run_cli("explore", PROMPT, "--no-browser", *args)

@@ -15,6 +15,7 @@ from tokviz import pipeline
 from tokviz.providers.base import TreeSpec
 from tokviz.run import Run, RunSet, load_record
 from tokviz.run.generation import Generation
+from tokviz.views.tree import path_indices
 
 PROMPT = "The capital of France is"
 # nats. Measured on five prompts × 12 tokens: chosen-token logprobs differ by up to 0.20 (llama-server)
@@ -158,3 +159,52 @@ def test_a_character_split_across_tokens_on_llama_server_reads_whole_and_is_mark
     assert "split across tokens" in run.source["lossy"] and proc.stderr.count(b"warning") == 1
     local = pipeline.predict(pipeline.plan(Generation(max_tokens=8), prompt))
     assert local.text == run.text
+
+
+def test_llama_servers_root_url_is_named_not_taken_for_an_empty_answer(llama_cpp_server: str) -> None:
+    """At llama-server's root, chat answers in the OpenAI shape but /completions in its own: --raw
+    there said "ended after no tokens with no finish reason"; now it says which URL to use, and
+    `tokviz server` says it before anything is sent. Scoring is refused with the reason."""
+    root = llama_cpp_server.removesuffix("/v1")
+    raw = run_cli("predict", "x", "--base-url", root, "-m", "gemma-3-270m", "-n", "2", "--raw")
+    err = raw.stderr.decode()
+    assert raw.returncode == 1 and err.count("\n") == 1 and "/completion shape" in err and f"{root}/v1" in err
+    described = run_cli("server", root).stdout.decode().splitlines()
+    assert any(line.startswith("✗ this URL is llama-server's root") for line in described)
+    score = run_cli("score", "Paris is nice.", "--base-url", llama_cpp_server, "-m", "gemma-3-270m")
+    assert score.returncode == 2 and b"returns no log-probabilities for the prompt" in score.stderr
+
+
+def test_a_tree_through_a_split_character_on_llama_server_is_sent_as_token_ids(llama_cpp_server: str) -> None:
+    """Children that are single bytes of a character (the embedded vocabulary's byte tokens) cannot
+    go back as text; llama-server takes the path as text then token ids, so they are expanded (as
+    on the local model: the same bytes below 0xf0 0x9d), and a node whose next token the server
+    withholds (it ends inside a character) is said to have children it did not show."""
+    prompt = "𝔘𝔘𝔘𝔘𝔘𝔘 𝔘𝔘"
+    run = pipeline.tree(pipeline.plan(Generation(model="gemma-3-270m", base_url=llama_cpp_server, raw=True, top_k=3),
+                                      prompt), TreeSpec(depth=3, branch=2))
+    local = pipeline.tree(pipeline.plan(Generation(top_k=3), prompt), TreeSpec(depth=3, branch=2))
+
+    def below(tree: Run, path: bytes) -> set[bytes]:
+        at = [i for i, n in enumerate(tree.nodes) if b"".join(tree.nodes[j].token.raw for j in path_indices(tree, i)) == path]
+        return {n.token.raw for n in tree.nodes if at and n.parent == at[0]}
+
+    assert below(run, b"\xf0\x9d") == below(local, b"\xf0\x9d") and below(run, b"\xf0\x9d")  # grown through ids
+    assert all(not n.token.lossy for n in run.nodes)
+    assert run.tree is not None and "shown without children" in (run.tree.approximation or "")
+
+
+
+def test_llama_servers_post_sampling_figures_are_read_and_said(llama_cpp_server: str) -> None:
+    """-O post_sampling_probs=true: llama-server answers `prob` and `top_probs` after its samplers.
+    The alternatives are read (they were dropped), the run says "after sampling", and with no
+    --model the run is named after the model the server lists."""
+    proc = run_cli("predict", PROMPT, "--base-url", llama_cpp_server, "--raw", "-n", "3", "-k", "4", "-t", "1.5",
+                   "--seed", "3", "-O", "post_sampling_probs=true", "--json")
+    assert proc.returncode == 0, proc.stderr
+    run = Run.from_json(proc.stdout.decode())
+    assert run.figures == "after sampling" and run.model == "gemma-3-270m"
+    assert any(len(st.alternatives) > 1 for st in run.steps)
+    assert all(abs(sum(a.prob for a in st.alternatives) - 1.0) < 0.02 or len(st.alternatives) == 4 for st in run.steps)
+    shown = run_cli("render", "-", "--view", "text", input=proc.stdout).stdout.decode()
+    assert "probabilities after sampling" in " ".join(shown.split())

@@ -80,7 +80,12 @@ def export(jobs: Iterable[Any], path: Path, *, dialect_name: str = "openai",
         seen.add(job.name)
         if job.provider not in engines:
             engines[job.provider] = engine(job.provider)
-        url, body = engines[job.provider].batch_request(job.request, dialect_name)
+        try:  # what only the target's dialect can check (its most alternatives) leaves this prompt out
+            url, body = engines[job.provider].batch_request(job.request, dialect_name)
+        except UsageError as err:
+            skipped += 1
+            first_problem = first_problem or f"line {job.number}: {err.message}"
+            continue
         line = (json.dumps({"custom_id": job.name, "method": "POST", "url": "/v1" + url, "body": body},
                            ensure_ascii=False) + "\n").encode("utf-8")
         if part and (len(part) >= max_requests or size + len(line) > max_bytes):

@@ -139,7 +139,10 @@ class Session:
     def meta(self) -> str:
         """The page's one-line description of what is explored."""
         p = self.plan.request.params
-        return f"{self.opened.name}:{self.plan.request.model} · {p.mode} · top-{self.k} alternatives"
+        from tokviz.run.record import say_figures
+
+        figures = say_figures(str(self.cursor.report().get("figures") or self.plan.spec.figures))
+        return f"{self.opened.name}:{self.plan.request.model} · {p.mode} · top-{self.k} alternatives · {figures}"
 
     # --- the record ----------------------------------------------------------------------------
 

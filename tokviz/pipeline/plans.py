@@ -8,9 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tokviz.ground import environment
 from tokviz.ground.errors import UsageError
 from tokviz.providers import registry
 from tokviz.providers.base import (
+    SERVER_MODEL,
     Progress,
     Provider,
     Request,
@@ -39,9 +41,13 @@ def plan(gen: Generation, prompt: str, *, environ: Mapping[str, str] | None = No
     """Check the options and the prompt, and name the provider (nothing is loaded or sent)."""
     if gen.base_url is not None:
         check_base_url(gen.base_url)
-    model = gen.model or registry.default_model(environ)
+    env = environ if environ is not None else environment.current().environ
+    chosen = gen.model or env.get("TOKVIZ_MODEL")
+    model = chosen or registry.default_model(environ)
     name = registry.resolve(model, gen.base_url, gen.provider, replay=gen.replay, environ=environ)
     spec = registry.spec(name)
+    if not chosen and spec.claims_base_url and not spec.claims_model(model):
+        model = SERVER_MODEL  # a server, and no model named: the one it serves (asked when sent)
     if gen.dialect and not any(o.name == "dialect" for o in spec.options):
         raise UsageError(f"--dialect is for servers; the {name} provider has no dialects")
     params = Params(top_k=gen.top_k, max_tokens=gen.max_tokens, temperature=gen.temperature, top_p=gen.top_p,

@@ -25,6 +25,9 @@ from tokviz.ground.errors import UsageError, without_credentials
 from tokviz.run import Params, Run, Step, Token, Tokenization
 
 DEFAULT_MODEL = "gemma-3-270m"
+# The model of a request to a server when none was named (no --model, no $TOKVIZ_MODEL): the server
+# is asked which it serves (GET /models), so the run names what answered, not tokviz's own default.
+SERVER_MODEL = ""
 # Most sequences a provider decodes together (`--parallel`): llama.cpp refuses a context of more
 # than 256, and on CPUs the throughput stops growing well before 64.
 MAX_PARALLEL = 64
@@ -281,6 +284,9 @@ class ProviderSpec:
     options: tuple[OptionSpec, ...] = ()
     priority: int = 100  # lower claims first when two specs claim one model
     source: str = "built-in"  # filled in from the entry point's distribution
+    # What its log-probabilities are, in the few words every view shows (Run.figures), for runs
+    # whose provider records nothing more precise (a server's dialect does): "unknown" unless known.
+    figures: str = "unknown"
 
     def claims_model(self, model: str) -> bool:
         return any(re.search(pattern, model, re.IGNORECASE) for pattern in self.models)

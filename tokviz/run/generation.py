@@ -26,7 +26,7 @@ class Generation:
     provider: str | None = field(default=None, metadata=_cli(
         "--provider", "-p", metavar="NAME", help="Provider to use (`tokviz providers` lists them); inferred from the model when omitted."))
     top_k: int = field(default=5, metadata=_cli(
-        "--top-k", "-k", help="Alternatives to record at each step (up to the provider's maximum: 20 for OpenAI, 100 for the embedded model)."))
+        "--top-k", "-k", help="Alternatives to record at each step (up to the provider's maximum: 100 for the embedded model, 20 for OpenAI and Ollama, the server's own setting for the others)."))
     max_tokens: int = field(default=20, metadata=_cli("--max-tokens", "-n", help="Most tokens to generate."))
     temperature: float = field(default=0.0, metadata=_cli("--temperature", "-t", help="0 is greedy (deterministic); above 0 samples."))
     top_p: float = field(default=1.0, metadata=_cli(

@@ -344,6 +344,16 @@ class TreeNode:
                    cum_logprob=float(d["cum_logprob"]), completion=tuple(Token.from_dict(t) for t in completion))
 
 
+def say_figures(figures: str) -> str:
+    """What the percentages are, in the words every view uses (Run.figures_note, the explorer)."""
+    return "probabilities: before or after sampling not known" if figures == "unknown" else f"probabilities {figures}"
+
+
+# How older runs' source["logprobs"] notes said what their figures were (before source["figures"]).
+_FIGURE_WORDS = (("after temperature", "after temperature"), ("after sampling", "after sampling"),
+                 ("before sampling", "before sampling"), ("raw model", "before sampling"))
+
+
 @dataclass(frozen=True)
 class Run:
     """A complete record of one generation (see the module docstring).
@@ -391,6 +401,22 @@ class Run:
     def since_values(self) -> int:
         """Scored runs came with schema 2 (fields say their own versions: `codec.since`)."""
         return 2 if self.kind is RunKind.SCORE else 1
+
+    @property
+    def figures(self) -> str:
+        """What the log-probabilities are, in a few words every view shows: recorded with the run
+        (source["figures"], see pipeline.stamped), else read from an older run's longer note, else
+        "unknown" — never assumed."""
+        recorded = self.source.get("figures")
+        if recorded:
+            return recorded
+        note = self.source.get("logprobs", "").lower()
+        return next((short for words, short in _FIGURE_WORDS if words in note), "unknown")
+
+    @property
+    def figures_note(self) -> str:
+        """`figures` as the views say it."""
+        return say_figures(self.figures)
 
     @property
     def lossy_tokens(self) -> int:

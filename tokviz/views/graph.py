@@ -75,7 +75,7 @@ def build(run: Run) -> nx.DiGraph:
     ``prob``; edges carry ``prob`` and ``logprob``."""
     import networkx as nx
 
-    g = nx.DiGraph(prompt=run.prompt, model=run.model, provider=run.provider, text=run.text)
+    g = nx.DiGraph(prompt=run.prompt, model=run.model, provider=run.provider, text=run.text, figures=run.figures_note)
     g.add_node("start", kind="start", step=-1, label=prompt_label(run.prompt), text=run.prompt,
                bytes=run.prompt.encode("utf-8"), prob=1.0)
     prev = "start"
@@ -120,6 +120,8 @@ def to_dot(g: nx.DiGraph, options: GraphOptions = GraphOptions()) -> str:
                 node={"margin": "0.08,0.04", "height": 0.3})
     sentence = caption(g.graph.get("prompt", ""), g.graph.get("text", ""))
     lines = [sentence] if sentence else []
+    if g.graph.get("figures"):  # what the percentages are (before or after sampling), under every graph
+        lines.append(tok.visible(str(g.graph["figures"]), visible_spaces=False))
     if options.cut_by is not None:
         lines.append(f"greyed: tokens {options.cut_by.label} would cut, {NOTE}")
     if lines:  # the generated sentence under the graph (and what greyed tokens mean)

@@ -46,4 +46,5 @@ def view(run: Run, *, color: bool = True) -> RenderableType:
     parts: list[RenderableType] = [heatmap(run, color=color)]
     if color:
         parts += [Text(""), legend()]
+    parts.append(Text(tok.safe(run.figures_note), style="dim"))  # what the percentages are, in every view
     return Group(*parts)

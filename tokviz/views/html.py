@@ -115,7 +115,8 @@ def page(run: Run, *, graph_svg: bytes | None = None, body_html: str | None = No
     e = html.escape
     params = run.params
     meta = (f"{run.provider}:{run.model} · {params.mode} · T={params.temperature:g} · top-p={params.top_p:g} · "
-            f"top-k {params.top_k}" + (f" · seed {params.seed}" if params.seed is not None else ""))
+            f"top-k {params.top_k}" + (f" · seed {params.seed}" if params.seed is not None else "")
+            + f" · {run.figures_note}")
     if body_html is None:
         body_html, data = _text_section(run)
     elif data is None:

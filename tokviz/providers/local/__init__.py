@@ -31,4 +31,5 @@ SPEC = ProviderSpec(
     capabilities=frozenset({Capability.CHAT, Capability.RAW}),  # the modes; what it can do beyond them, its class says
     options=(OptionSpec("n_threads", int, "CPU threads for llama.cpp (default: every core)", check=_positive),),
     priority=10,
+    figures="before sampling",  # log-softmax of the model's logits; the draw comes after (draw.py)
 )

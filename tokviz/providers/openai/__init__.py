@@ -31,7 +31,7 @@ SPEC = ProviderSpec(
     base_url_env="OPENAI_BASE_URL",
     secret_env="OPENAI_API_KEY",
     concurrent=True,
-    max_top_k=20,
+    max_top_k=1000,  # the dialect sets the real limit (20 on OpenAI and Ollama; the server's own elsewhere)
     capabilities=frozenset({Capability.CHAT, Capability.RAW}),  # the modes; what it can do beyond them, its class says
     default_mode="chat",
     options=(
@@ -41,6 +41,8 @@ SPEC = ProviderSpec(
         OptionSpec("presence_penalty", float, "penalise tokens that appeared at all (-2 to 2)", check=_penalty),
         OptionSpec("repeat_penalty", float, "llama.cpp-style repeat penalty, for compatible servers (1 is off)",
                    check=_positive_float),
+        OptionSpec("post_sampling_probs", bool, "llama-server: probabilities after its samplers instead of the "
+                   "model's (the run says which)"),
     ),
     priority=50,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tokviz.ground.errors import UsageError
 from tokviz.providers.base import Request
 from tokviz.providers.openai import dialects
 from tokviz.run import Message
@@ -16,6 +17,9 @@ def request_body(request: Request, params: Any, dialect: dialects.Dialect, *,
     `source` notes). `predict` streams it; `batch --export-requests` writes it for OpenAI's Batch
     API and `vllm run-batch`."""
     chat = params.mode == "chat"
+    if dialect.max_top_logprobs is not None and params.top_k > dialect.max_top_logprobs:
+        raise UsageError(f"--top-k must be at most {dialect.max_top_logprobs} on {dialect.label}, got {params.top_k}",
+                         hint="servers such as llama-server and vLLM (--max-logprobs) return more")
     messages = (([Message("system", request.system)] if request.system else []) + [Message("user", request.prompt)]) if chat else []
     body: dict[str, Any] = {"model": request.model, "temperature": params.temperature, "top_p": params.top_p}
     if chat:
@@ -28,7 +32,7 @@ def request_body(request: Request, params: Any, dialect: dialects.Dialect, *,
         body["logprobs"] = max(params.top_k, dialect.min_completion_logprobs)
     if params.seed is not None:
         body["seed"] = params.seed
-    source = {"dialect": dialect.name, "logprobs": dialect.logprobs_are}
+    source = {"dialect": dialect.name, "logprobs": dialect.logprobs_are, "figures": dialect.figures}
     if params.temperature == 0 and dialect.greedy_body:
         body.update({k: v for k, v in dialect.greedy_body.items() if k not in params.options})
         source["greedy"] = (f"sent {', '.join(f'{k}={v}' for k, v in dialect.greedy_body.items())} "

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from tokviz.ground import environment
 from tokviz.ground.errors import UsageError
-from tokviz.providers.base import Request, check_base_url
+from tokviz.providers.base import SERVER_MODEL, Request, check_base_url
 from tokviz.providers.openai import dialects
 from tokviz.providers.openai.ratelimit import RateGate
 
@@ -71,6 +71,7 @@ class Connection:
         self._lock = threading.Lock()
         self.gate = RateGate()
         self._one_at_a_time: dict[str, threading.Lock] = {}
+        self._models: dict[str, str] = {}  # the one model each server lists (see `model`)
 
     def turn(self, base_url: str | None, dialect: dialects.Dialect) -> Any:
         """A lock per server that must see one request at a time (a null context otherwise)."""
@@ -114,3 +115,33 @@ class Connection:
         if named:
             return dialects.DIALECTS[str(named)]
         return dialects.detect(base_url, self.probe(client, request))
+
+    def model(self, request: Request) -> Request:
+        """The request with its model named: as given, or (no --model, no $TOKVIZ_MODEL: the request
+        holds SERVER_MODEL) the one model the server lists, so a run is labelled with what really
+        answered, not with tokviz's own default. A server that lists none or several is asked to
+        be told which."""
+        if request.model != SERVER_MODEL:
+            return request
+        client, url = self.client(request)
+        with self._lock:
+            known = self._models.get(url or "")
+        if known is None:
+            try:
+                listed = self.probe(client, request)((url or OPENAI_URL).rstrip("/") + "/models")
+                data = listed.get("data") if isinstance(listed, dict) else None
+                ids = [str(m["id"]) for m in data or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
+            except Exception:
+                ids = []
+            if len(ids) != 1:
+                from tokviz.run import tokens as tok
+
+                named = ", ".join(tok.visible(i, visible_spaces=False) for i in ids[:5]) + (" …" if len(ids) > 5 else "")
+                raise UsageError(f"{where(url)} serves {len(ids)} models ({named}): name one with --model" if ids else
+                                 f"{where(url)} does not list its models (GET /models): name the model with --model")
+            known = ids[0]
+            with self._lock:
+                self._models[url or ""] = known
+        from dataclasses import replace
+
+        return replace(request, model=known)

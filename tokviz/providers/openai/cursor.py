@@ -15,6 +15,23 @@ from tokviz.providers.openai.stream import Incomplete, stream_once
 from tokviz.run import Step, Token
 
 
+def _text_is_exact(token: Token) -> bool:
+    """The token's text is its own bytes: sending the text sends the token (not a U+FFFD, not
+    part of a character)."""
+    if token.lossy:
+        return False
+    try:
+        return token.raw.decode("utf-8") == token.text
+    except UnicodeDecodeError:
+        return False
+
+
+def _generated(answer: Any) -> bool:
+    """The server says it generated a token (usage), whatever its log-probabilities showed."""
+    usage = answer.get("usage") if isinstance(answer, dict) else None
+    return isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int) and usage["completion_tokens"] > 0
+
+
 def _first_choice(answer: Any) -> dict[str, Any]:
     """The first choice of a /v1/completions answer, or {} when the answer has none."""
     choice = (answer.get("choices") or [{}])[0] if isinstance(answer, dict) else {}
@@ -37,7 +54,7 @@ class ServerCursor:
     for one answer at a time.
     """
 
-    def __init__(self, connection: Connection, request: Request, spec: TreeSpec, prompt: str) -> None:
+    def __init__(self, connection: Connection, request: Request, spec: TreeSpec, forced: Sequence[Token] = ()) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.client, self.base_url = connection.client(request)
@@ -48,14 +65,35 @@ class ServerCursor:
                                 "so it cannot grow a tree or explore", hint=self.dialect.refuses_logprobs)
         self.request = request
         self.spec = spec
-        self.texts = [prompt]
+        self.prompt = request.prompt
+        self.forced = list(forced)  # the tokens a tree from a saved run starts after
+        self.path: list[Token] = []  # the tokens from there to the current node
+        self.unexpanded = 0  # nodes whose path cannot be sent back exactly (see `_prompt`)
+        self.withheld = 0  # nodes whose children the server did not send (see `children`)
         self.requests = 0
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tokviz-tree")
         self.pending: dict[tuple[str, int, int], Any] = {}
         self.lock = threading.Lock()
 
-    def _post(self, text: str, max_tokens: int, k: int) -> Any:
-        return self._send({"model": self.request.model, "prompt": text, "max_tokens": max_tokens, "temperature": 0.0,
+    def _prompt(self, path: Sequence[Token]) -> str | list[str | int] | None:
+        """What to send as the prompt for `path`, or None when it cannot be sent exactly.
+
+        The path goes back as text while every token's text is its own bytes. A token that came
+        back lossy (U+FFFD, '') or that is part of a character (bytes that are not UTF-8 alone)
+        would send another prompt: from the first such token on, llama-server takes the token
+        ids after the text (a mixed prompt, tools/server utils.hpp tokenize_mixed); other servers
+        cannot be sent that path, and the node is not expanded (counted in the run's report)."""
+        path = [*self.forced, *path]
+        cut = next((n for n, t in enumerate(path) if not _text_is_exact(t)), None)
+        if cut is None:
+            return self.prompt + "".join(t.text for t in path)
+        rest = path[cut:]
+        if self.dialect.name != "llama.cpp" or any(t.id is None for t in rest):
+            return None
+        return [self.prompt + "".join(t.text for t in path[:cut]), *(int(t.id) for t in rest if t.id is not None)]
+
+    def _post(self, prompt: str | list[str | int], max_tokens: int, k: int) -> Any:
+        return self._send({"model": self.request.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0,
                            "logprobs": k, **self.dialect.greedy_body})
 
     def _send(self, body: dict[str, Any]) -> Any:
@@ -69,45 +107,57 @@ class ServerCursor:
             self.requests += 1
         return answer
 
-    def _ask(self, text: str, max_tokens: int, k: int) -> Any:
-        key = (text, max_tokens, k)
+    def _ask(self, prompt: str | list[str | int], max_tokens: int, k: int) -> Any:
+        key = (repr(prompt), max_tokens, k)
         with self.lock:
             future = self.pending.pop(key, None)
-        return future.result() if future is not None else self._post(text, max_tokens, k)
+        return future.result() if future is not None else self._post(prompt, max_tokens, k)
 
-    def _prefetch(self, text: str, max_tokens: int, k: int) -> None:
-        key = (text, max_tokens, k)
+    def _prefetch(self, prompt: str | list[str | int] | None, max_tokens: int, k: int) -> None:
+        if prompt is None:
+            return
+        key = (repr(prompt), max_tokens, k)
         with self.lock:
             if key not in self.pending:
-                self.pending[key] = self.pool.submit(self._post, text, max_tokens, k)
+                self.pending[key] = self.pool.submit(self._post, prompt, max_tokens, k)
 
     def children(self, k: int) -> list[Token]:
-        found = _completion_items(self._ask(self.texts[-1], 1, k))
+        prompt = self._prompt(self.path)
+        if prompt is None:  # not sent: the answer would be to another prompt
+            self.unexpanded += 1
+            return []
+        answer = self._ask(prompt, 1, k)
+        found = _completion_items(answer)
+        if not found and _generated(answer):
+            # llama-server sends no entry for a token that ends inside a character (text_to_send):
+            # the node has children the server did not show, so it is not a leaf; said in the run
+            self.withheld += 1
         kids = list(logprobs.step(found[0], self.dialect).alternatives[:k]) if found else []
-        depth = len(self.texts)  # the depth of these children
+        depth = len(self.path) + 1  # the depth of these children
         for kid in kids:
             if kid.prob < self.spec.min_prob:
                 continue
             if depth < self.spec.depth:
-                self._prefetch(self.texts[-1] + kid.text, 1, k)
+                self._prefetch(self._prompt([*self.path, kid]), 1, k)
             elif self.spec.complete:
-                self._prefetch(self.texts[-1] + kid.text, self.spec.complete, 1)
+                self._prefetch(self._prompt([*self.path, kid]), self.spec.complete, 1)
         return kids
 
     def enter(self, token: Token) -> None:
-        self.texts.append(self.texts[-1] + token.text)
+        self.path.append(token)
 
     def leave(self) -> None:
-        self.texts.pop()
+        self.path.pop()
 
     def complete(self, n: int) -> tuple[Token, ...]:
-        return tuple(logprobs.token(i, self.dialect) for i in _completion_items(self._ask(self.texts[-1], n, 1)))
+        prompt = self._prompt(self.path)
+        if prompt is None:
+            self.unexpanded += 1
+            return ()
+        return tuple(logprobs.token(i, self.dialect) for i in _completion_items(self._ask(prompt, n, 1)))
 
     def goto(self, path: Sequence[Token]) -> None:
-        texts = [self.texts[0]]
-        for token in path:
-            texts.append(texts[-1] + token.text)
-        self.texts = texts
+        self.path = list(path)
 
     def generate(self, how: Continuation, k: int, on_step: Callable[[Step], None] | None = None,
                  stop: Callable[[], bool] | None = None) -> tuple[tuple[Step, ...], str]:
@@ -115,7 +165,12 @@ class ServerCursor:
         server sends it, and `stop` closes the request between tokens (the server drops it)."""
         if stop is not None and stop():
             return (), "cancelled"
-        body: dict[str, Any] = {"model": self.request.model, "prompt": self.texts[-1], "max_tokens": how.max_tokens,
+        prompt = self._prompt(self.path)
+        if prompt is None:
+            raise UsageError(f"this path holds a token {self.dialect.label} sent without its exact text (marked ≈), "
+                             "so it cannot be sent back: the answer would be to another prompt",
+                             hint="continue from a node before it, or explore on the local model or llama-server")
+        body: dict[str, Any] = {"model": self.request.model, "prompt": prompt, "max_tokens": how.max_tokens,
                                 "temperature": how.temperature, "logprobs": k, "stream": True, **self.dialect.greedy_body}
         if how.temperature > 0:
             body["top_p"] = how.top_p
@@ -127,7 +182,7 @@ class ServerCursor:
                 body["top_k"] = how.top_k
 
         def arrived(step: Step) -> None:
-            self.texts.append(self.texts[-1] + step.chosen.text)
+            self.path.append(step.chosen)
             if on_step is not None:
                 on_step(step)
 
@@ -146,9 +201,14 @@ class ServerCursor:
 
     def report(self) -> dict[str, Any]:
         exact = self.dialect.ids and self.dialect.exact_bytes
-        return {"requests": self.requests,
+        skipped = (f"; {self.unexpanded} node(s) not expanded: a token on their path came back without its exact "
+                   "text, and this server takes no token ids" if self.unexpanded else "")
+        if self.withheld:
+            skipped += (f"; {self.withheld} node(s) shown without children: the server sent no log-probabilities "
+                        "for their next token, which ends inside a character")
+        return {"requests": self.requests, "figures": self.dialect.figures, "model": self.request.model,
                 "approximation": "path sent back as text and re-tokenized by the server" + ("" if exact else
-                                 "; alternatives keyed by text")}
+                                 "; alternatives keyed by text") + skipped}
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -29,8 +29,12 @@ class Dialect:
     partial_tokens: str = "exact"  # how a token ending inside a character is reported
     greedy_body: dict[str, Any] = field(default_factory=dict)  # what to send so temperature 0 is greedy
     default_penalties: str = "none"
-    max_top_logprobs: int = 20
+    # the most alternatives it returns per token; None: the server's own setting decides (vLLM's
+    # --max-logprobs, 20 by default) or it has no limit (llama-server answers 300), and it says so
+    max_top_logprobs: int | None = 20
     logprobs_are: str = "model log-probabilities before sampling (penalties, temperature, top-k/top-p not applied)"
+    # the same in the few words every view shows (Run.figures): "unknown" where the server does not say
+    figures: str = "before sampling"
     score: str = "no"  # how it can score a given text (prompt log-probabilities), for people
     score_echo: bool = False  # /v1/completions with echo + logprobs returns the prompt's logprobs
     score_models: tuple[str, ...] = ()  # when set, the only models that can (OpenAI's legacy ones)
@@ -58,22 +62,33 @@ DIALECTS: dict[str, Dialect] = {d.name: d for d in (
             score="legacy completion models (babbage-002, davinci-002) with echo",
             score_echo=True, score_models=("babbage-002", "davinci-002"), echo_max_tokens=0),
     Dialect("vllm", "vLLM", "vllm/entrypoints/openai/serving_chat.py (_get_top_logprobs, _create_chat_logprobs)",
+            max_top_logprobs=None,
             exact_bytes=False,
             partial_tokens="decoded text with U+FFFD, `bytes` = that text encoded (lossy); 'token_id:N' with --return-tokens-as-token-ids",
             default_penalties="the model's generation_config (may set repetition_penalty) unless --generation-config vllm",
-            logprobs_are="raw model log-probabilities by default (--logprobs-mode raw_logprobs), clamped at -9999",
+            logprobs_are="raw model log-probabilities by default (--logprobs-mode raw_logprobs), clamped at -9999; "
+                         "a server started with --logprobs-mode processed_logprobs reports them after temperature and "
+                         "penalties, which its API does not say",
+            figures="before sampling (vLLM's default --logprobs-mode)",
             score="prompt_logprobs, or echo with logprobs on /v1/completions (vllm/entrypoints/openai/serving_completion.py)",
             score_echo=True, echo_max_tokens=0),
     Dialect("sglang", "SGLang", "python/sglang/srt/entrypoints/openai/serving_chat.py (_process_logprobs_tokens)",
+            max_top_logprobs=None,
             exact_bytes=False, partial_tokens="decoded text with U+FFFD, `bytes` = that text encoded (lossy)",
+            logprobs_are="log-probabilities after temperature scaling (unless the server sets "
+                         "SGLANG_RETURN_ORIGINAL_LOGPROB; python/sglang/srt/layers/sampler.py)",
+            figures="after temperature (SGLang's default)",
             score="echo with logprobs on /v1/completions (return_logprob, logprob_start_len natively)", score_echo=True),
     Dialect("llama.cpp", "llama.cpp llama-server", "tools/server/server-task.cpp (completion_token_output::to_json)",
+            max_top_logprobs=None,
             ids=True, partial_tokens="a character split across tokens comes as one entry, on the token that completes it "
                                 "(the whole character in `token` and `bytes`; that token's id and figure alone); "
                                 "otherwise `bytes` and `id` exact",
             logprobs_are="model log-probabilities before sampling (post_sampling_probs=true gives probabilities after it)",
-            score="no (refused: no prompt log-probabilities)"),
+            score="no: llama-server returns no log-probabilities for the prompt (no echo, no prompt logprobs; "
+                  "ggml-org/llama.cpp#27174)"),
     Dialect("llama-cpp-python", "llama-cpp-python server", "llama_cpp/llama.py (_create_completion), llama_chat_format.py",
+            max_top_logprobs=None,
             exact_bytes=False,
             partial_tokens="decoded with errors='ignore': partial characters become '' (lossy); alternatives keyed by text, so equal texts merge; no bytes, no ids",
             greedy_body={"repeat_penalty": 1.0}, default_penalties="repeat_penalty 1.1 (applied after the logprobs it reports)",
@@ -82,12 +97,16 @@ DIALECTS: dict[str, Dialect] = {d.name: d for d in (
             score_echo=True,
             one_at_a_time="it serves one request at a time and, by default (interrupt_requests, llama_cpp/server/"
                           "settings.py and app.py), ends a running stream when another request arrives"),
-    Dialect("ollama", "Ollama", "llm/llama_server.go (convertLogprobs), openai/openai.go",
-            exact_bytes=False, completions_logprobs=False, silent_truncation=True,
-            partial_tokens="llama-server's text (valid UTF-8 prefix), no bytes, no ids (lossy)"),
-    Dialect("lmstudio", "LM Studio", "LM Studio's OpenAI-compatible endpoints",
+    Dialect("ollama", "Ollama", "server/logprob.go (toAPILogprobs), openai/openai.go; logprobs since v0.12.11 (PR #12899)",
+            exact_bytes=False, silent_truncation=True,
+            partial_tokens="the runner's token text made valid UTF-8, `bytes` = that text's bytes, no ids (lossy)",
+            logprobs_are="model log-probabilities before sampling (temperature is not applied to them)"),
+    Dialect("lmstudio", "LM Studio", "LM Studio's OpenAI-compatible endpoints", figures="unknown",
             chat_logprobs=False, completions_logprobs=False, refuses_logprobs="LM Studio's OpenAI-compatible API returns no log-probabilities"),
-    Dialect("generic", "an OpenAI-compatible server", "the OpenAI API shape", score_echo=True,
+    Dialect("generic", "an OpenAI-compatible server", "the OpenAI API shape", score_echo=True, figures="unknown",
+            max_top_logprobs=None,
+            logprobs_are="unknown: a server tokviz cannot identify does not say whether its figures are before or "
+                         "after sampling (--dialect NAME names it)",
             score="echo with logprobs on /v1/completions, if the server supports it (checked in its answer)",
             exact_bytes=False, partial_tokens="unknown: tokens whose text holds U+FFFD or is empty are marked lossy"),
 )}
@@ -154,6 +173,41 @@ def _probe(base_url: str, get: Callable[[str], Any]) -> Dialect:
     return DIALECTS["generic"]
 
 
+OLLAMA_LOGPROBS = (0, 12, 11)  # the first Ollama that returns log-probabilities (ollama/ollama PR #12899)
+_versions: dict[str, tuple[int, ...] | None] = {}
+
+
+def ollama_version(base_url: str | None, get: Callable[[str], Any]) -> tuple[int, ...] | None:
+    """Ollama's version from /api/version (None when it does not say), asked once per URL."""
+    if base_url is None:
+        return None
+    with _lock:
+        if base_url in _versions:
+            return _versions[base_url]
+    found = None
+    try:
+        answer = get(root_url(base_url) + "/api/version")
+        text = str(answer.get("version", "")) if isinstance(answer, dict) else ""
+        numbers = text.lstrip("v").split("-")[0].split(".")
+        found = tuple(int(n) for n in numbers) if numbers and all(n.isdigit() for n in numbers) else None
+    except Exception:
+        found = None
+    with _lock:
+        _versions[base_url] = found
+    return found
+
+
+def too_old(base_url: str | None, dialect: Dialect, get: Callable[[str], Any]) -> str | None:
+    """Why this server cannot give log-probabilities at all, when its version says so."""
+    if dialect.name != "ollama":
+        return None
+    version = ollama_version(base_url, get)
+    if version is not None and version < OLLAMA_LOGPROBS:
+        have, need = ".".join(map(str, version)), ".".join(map(str, OLLAMA_LOGPROBS))
+        return f"Ollama {have} returns no log-probabilities (they came in v{need})"
+    return None
+
+
 # End-of-turn markers of models whose own chat format is ChatML: a ChatML template on any other
 # model is llama-server's fallback for a model that brought no template (a base model).
 _CHATML_EOS = frozenset({"<|im_end|>", "<|endoftext|>", "<|im_start|>", "<|eot_id|>"})
@@ -190,6 +244,8 @@ def forget(base_url: str | None = None) -> None:
         if base_url is None:
             _cache.clear()
             _chat_problems.clear()
+            _versions.clear()
         else:
             _cache.pop(base_url, None)
             _chat_problems.pop(base_url, None)
+            _versions.pop(base_url, None)

@@ -54,9 +54,12 @@ def translate_error(err: Exception, request: Request, base_url: str | None, *, m
         if status == 403:
             return fail(f"{where} refused the request (403: {detail})")
         if status == 404:
-            if base_url and not base_url.rstrip("/").endswith("/v1") and "model" not in detail.lower():
-                return fail(f"{where} has no such route (404: {detail})",
-                            hint="check that --base-url ends in /v1, e.g. http://127.0.0.1:8000/v1")
+            if "model" not in detail.lower():  # a route that does not exist (FastAPI: {"detail": "Not Found"})
+                route = err.request.url.path if getattr(err, "request", None) is not None else "this route"
+                no_v1 = bool(base_url) and not str(base_url).rstrip("/").endswith("/v1")
+                return fail(f"{where} has no {route} route (404: {detail})",
+                            hint="check that --base-url ends in /v1, e.g. http://127.0.0.1:8000/v1" if no_v1 else
+                            "check --base-url: it should be the server's OpenAI-compatible root, e.g. http://127.0.0.1:8000/v1")
             return fail(f"model {request.model!r} was not found at {where} (404: {detail})",
                         hint="check the model name; `GET /v1/models` on the server lists them")
         if status == 429:

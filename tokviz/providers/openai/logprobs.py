@@ -70,6 +70,12 @@ def token(item: dict[str, Any], dialect: Dialect) -> Token:
     return Token(text=text, raw=text.encode("utf-8"), logprob=logprob, id=token_id, lossy=lossy)
 
 
+def post_sampling(item: dict[str, Any]) -> bool:
+    """llama-server's answer with post_sampling_probs: probabilities after its samplers (`prob`,
+    `top_probs`), not model log-probabilities."""
+    return "logprob" not in item and "prob" in item
+
+
 def invalid_figures(item: dict[str, Any]) -> int:
     """How many of an item's figures (the chosen token's and its alternatives') were positive."""
     entries = [item, *(a for a in item.get("top_logprobs") or [] if isinstance(a, dict))]
@@ -81,7 +87,8 @@ def step(item: dict[str, Any], dialect: Dialect) -> Step:
     """One generated position: the chosen token and its alternatives, best first, each token once."""
     chosen = token(item, dialect)
     alternatives: list[Token] = []
-    for alt in sorted((token(a, dialect) for a in (item.get("top_logprobs") or [])), key=lambda t: -t.logprob):
+    tops = item.get("top_logprobs") or item.get("top_probs") or []  # top_probs: llama-server's post_sampling_probs
+    for alt in sorted((token(a, dialect) for a in tops if isinstance(a, dict)), key=lambda t: -t.logprob):
         if any(_duplicate(alt, seen) for seen in alternatives):
             continue
         alternatives.append(alt)

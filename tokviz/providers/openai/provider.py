@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tokviz.ground.errors import ProviderError, UsageError
-from tokviz.providers.base import Progress, Request, ScoreSpec, StepListener, TreeSpec
+from tokviz.providers.base import SERVER_MODEL, Progress, Request, ScoreSpec, StepListener, TreeSpec
 from tokviz.providers.openai import batchapi, connection, dialects, logprobs
 from tokviz.providers.openai.bodies import request_body
 from tokviz.providers.openai.connection import OPENAI_URL, Connection, where
@@ -55,7 +55,8 @@ class OpenAIProvider:
         if request.params.mode == "chat":
             raise UsageError("a tree on a server continues raw text through /v1/completions; it cannot use the chat format",
                              hint="leave out --chat, or grow the tree on the local model, which applies the chat format itself")
-        return ServerCursor(self.connection, request, spec, request.prompt + "".join(t.text for t in forced))
+        request = self.connection.model(request)
+        return ServerCursor(self.connection, request, spec, forced)
 
     def explore_cursor(self, request: Request, k: int, depth: int) -> ServerCursor:
         return self.tree_cursor(request, TreeSpec(depth=depth, branch=k))
@@ -71,6 +72,7 @@ class OpenAIProvider:
         spec = spec or ScoreSpec()
         if spec.exact or spec.window or spec.stride:
             raise UsageError("--exact, --window and --stride are for the local model; a server scores the text as it reads it")
+        request = self.connection.model(request)
         base_url = connection.base_url(request)
         able = "the local model; vLLM, SGLang and llama-cpp-python servers (echo); OpenAI's babbage-002 and davinci-002"
         if dialects.is_openai(base_url) and not dialects.can_score(dialects.DIALECTS["openai"], request.model):
@@ -79,7 +81,8 @@ class OpenAIProvider:
         client, base_url = self.connection.client(request)
         dialect = self.connection.dialect(client, base_url, request)
         if not dialects.can_score(dialect, request.model):
-            raise UsageError(f"{where(base_url)} ({dialect.label}) cannot score a given text: {dialect.score}",
+            why = dialect.score.removeprefix("no").lstrip(": ")  # "no: llama-server returns …" → the reason
+            raise UsageError(f"{where(base_url)} ({dialect.label}) cannot score a given text" + (f": {why}" if why else ""),
                              hint=f"providers that can: {able}")
         t0 = time.perf_counter()
         whole = request.prompt + text
@@ -154,6 +157,11 @@ class OpenAIProvider:
             lines.append((False, translate_error(err, request, base_url).line()))  # it answers, without /models
         d = self.connection.dialect(client, base_url, request)
         lines.append((None, f"dialect: {d.label} ({d.name}; facts from {d.source}; --dialect NAME overrides)"))
+        if d.name == "llama.cpp" and base_url and not base_url.rstrip("/").endswith("/v1"):
+            # its root answers chat in the OpenAI shape but /completions in its own: say it before a
+            # --raw run fails
+            lines.append((False, f"this URL is llama-server's root, where /completions is its own API: use "
+                                 f"{base_url.rstrip('/')}/v1"))
         problem = dialects.chat_problem(base_url, d, self.connection.probe(client, request))
         lines.append((d.chat_logprobs and not problem, "log-probabilities on chat (--chat, the default on servers)"
                       + (f": but {problem}; use --raw" if problem else "")))
@@ -167,15 +175,27 @@ class OpenAIProvider:
         lines.append((None, f"scoring a given text: {d.score}"))
         if d.refuses_logprobs:
             lines.append((False, d.refuses_logprobs))
+        if d.name == "ollama":
+            version = dialects.ollama_version(base_url, self.connection.probe(client, request))
+            old = dialects.too_old(base_url, d, self.connection.probe(client, request))
+            lines.append((not old if version else None, old or (f"Ollama {'.'.join(map(str, version))}" if version else
+                                                               "Ollama's version unknown (no /api/version)")
+                          + ("" if old else ": log-probabilities since v0.12.11")))
         return lines
 
     def predict(self, request: Request, on_step: StepListener | None = None) -> Run:
+        if dialects.is_openai(connection.base_url(request)):  # its limits are known before a key is needed
+            request_body(request, request.params, dialects.DIALECTS["openai"], openai=True)
+        request = self.connection.model(request)
         params = request.params
         if params.temperature > 0 and params.seed is None:
             params = replace(params, seed=random.randrange(2**31))  # recorded, so replayable
         client, base_url = self.connection.client(request)
         dialect = self.connection.dialect(client, base_url, request)
         chat = params.mode == "chat"
+        old = dialects.too_old(base_url, dialect, self.connection.probe(client, request))
+        if old:
+            raise ProviderError(f"{where(base_url)}: {old}", hint="upgrade the server")
         if dialect.refuses_logprobs or not (dialect.chat_logprobs if chat else dialect.completions_logprobs):
             endpoint = "chat" if chat else "completions"
             raise ProviderError(f"{where(base_url)} ({dialect.label}) returns no log-probabilities on its {endpoint} endpoint",
@@ -204,6 +224,9 @@ class OpenAIProvider:
                    "tokens_per_s": (len(steps) - 1) / decode if len(steps) > 1 else 0.0}
         usage = dict(answer.usage or {})
         usage.setdefault("completion_tokens", len(steps))
+        if answer.post_sampling:  # asked for with -O post_sampling_probs=true: said, not assumed
+            source["figures"] = "after sampling"
+            source["logprobs"] = "probabilities after the server's samplers (llama-server post_sampling_probs)"
         steps, loss = logprobs.reconcile(steps, "".join(answer.text), dialect, answer.invalid)
         content = loss.content if loss else None
         if loss:
@@ -220,6 +243,8 @@ class OpenAIProvider:
 
     def batch_request(self, request: Request, dialect: str | None) -> tuple[str, dict[str, Any]]:
         """The URL path and body of one request line of a Batch API / `vllm run-batch` file."""
+        if request.model == SERVER_MODEL:
+            raise UsageError("request files name their model: give --model")
         named = dialects.DIALECTS[dialect or "openai"]
         url, body, _, _ = request_body(request, request.params, named, openai=dialects.official(named))
         return url, body

@@ -46,6 +46,22 @@ class Incomplete(Exception):
                              f"(interrupted or truncated){times}", hint=hint)
 
 
+class NotOpenAI(Exception):
+    """A streamed chunk without `choices`: the URL answers, but not in the OpenAI shape (llama-server's
+    own /completion route answers `content` and `completion_probabilities` at its root)."""
+
+    def __init__(self, chunk: dict[str, Any]) -> None:
+        super().__init__()
+        self.native = "completion_probabilities" in chunk or ("content" in chunk and "stop" in chunk)
+
+    def error(self, base_url: str | None) -> ProviderError:
+        no_v1 = bool(base_url) and not str(base_url).rstrip("/").endswith("/v1")
+        what = "llama-server's own /completion shape" if self.native else "a shape that is not the OpenAI API's"
+        return ProviderError(f"{where(base_url)} answered in {what} (no `choices`): this URL is not its "
+                             "OpenAI-compatible API",
+                             hint=f"use {str(base_url).rstrip('/')}/v1" if no_v1 else "check --base-url")
+
+
 @dataclass
 class Answer:
     steps: list[Step]
@@ -55,6 +71,7 @@ class Answer:
     text_without_logprobs: bool = False
     t_first: float | None = None
     invalid: int = 0  # positive log-probabilities, kept as marked figures (logprobs.reconcile)
+    post_sampling: bool = False  # figures after the server's samplers (llama-server's post_sampling_probs)
 
 
 def stream_once(client: OpenAI, path: str, body: dict[str, Any], request: Request, base_url: str | None,
@@ -71,6 +88,8 @@ def stream_once(client: OpenAI, path: str, body: dict[str, Any], request: Reques
             chunks += 1
             if not isinstance(chunk, dict):
                 raise ValueError("a streamed chunk is not a JSON object")
+            if "choices" not in chunk and not chunk.get("usage"):
+                raise NotOpenAI(chunk)
             if chunk.get("usage"):
                 answer.usage = {"prompt_tokens": int(chunk["usage"].get("prompt_tokens") or 0),
                                 "completion_tokens": int(chunk["usage"].get("completion_tokens") or 0)}
@@ -81,6 +100,7 @@ def stream_once(client: OpenAI, path: str, body: dict[str, Any], request: Reques
                         answer.t_first = time.perf_counter() - t0
                     answer.steps.append(logprobs.step(item, dialect))
                     answer.invalid += logprobs.invalid_figures(item)
+                    answer.post_sampling = answer.post_sampling or logprobs.post_sampling(item)
                     if on_step is not None:
                         on_step(answer.steps[-1])
                 piece = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
@@ -94,6 +114,8 @@ def stream_once(client: OpenAI, path: str, body: dict[str, Any], request: Reques
                 answer.finish = "cancelled"
                 stream.close()
                 break
+    except NotOpenAI as odd:
+        raise odd.error(base_url) from None
     except Exception as err:  # every SDK and transport failure becomes one line
         import openai
 
