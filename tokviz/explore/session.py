@@ -139,9 +139,9 @@ class Session:
     def meta(self) -> str:
         """The page's one-line description of what is explored."""
         p = self.plan.request.params
-        from tokviz.run.record import say_figures
+        from tokviz.run import figures as said
 
-        figures = say_figures(str(self.cursor.report().get("figures") or self.plan.spec.figures))
+        figures = said.say(str(self.cursor.report().get("figures") or self.plan.spec.figures))
         return f"{self.opened.name}:{self.plan.request.model} · {p.mode} · top-{self.k} alternatives · {figures}"
 
     # --- the record ----------------------------------------------------------------------------

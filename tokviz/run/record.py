@@ -17,6 +17,7 @@ from typing import Any
 from tokviz import __version__
 from tokviz.ground.errors import RunFileError
 from tokviz.run import codec
+from tokviz.run import figures as said
 from tokviz.run import tokens as tok
 
 SCHEMA = "tokviz.run"
@@ -344,16 +345,6 @@ class TreeNode:
                    cum_logprob=float(d["cum_logprob"]), completion=tuple(Token.from_dict(t) for t in completion))
 
 
-def say_figures(figures: str) -> str:
-    """What the percentages are, in the words every view uses (Run.figures_note, the explorer)."""
-    return "probabilities: before or after sampling not known" if figures == "unknown" else f"probabilities {figures}"
-
-
-# How older runs' source["logprobs"] notes said what their figures were (before source["figures"]).
-_FIGURE_WORDS = (("after temperature", "after temperature"), ("after sampling", "after sampling"),
-                 ("before sampling", "before sampling"), ("raw model", "before sampling"))
-
-
 @dataclass(frozen=True)
 class Run:
     """A complete record of one generation (see the module docstring).
@@ -404,19 +395,13 @@ class Run:
 
     @property
     def figures(self) -> str:
-        """What the log-probabilities are, in a few words every view shows: recorded with the run
-        (source["figures"], see pipeline.stamped), else read from an older run's longer note, else
-        "unknown" — never assumed."""
-        recorded = self.source.get("figures")
-        if recorded:
-            return recorded
-        note = self.source.get("logprobs", "").lower()
-        return next((short for words, short in _FIGURE_WORDS if words in note), "unknown")
+        """What the log-probabilities are, in a few words every view shows (see `run.figures`)."""
+        return said.of(self.source)
 
     @property
     def figures_note(self) -> str:
         """`figures` as the views say it."""
-        return say_figures(self.figures)
+        return said.say(self.figures)
 
     @property
     def lossy_tokens(self) -> int:
