@@ -13,9 +13,9 @@ import time
 
 from bench.common import machine, median, publish
 from tokviz import pipeline
+from tokviz.providers import logits as local_logits
 from tokviz.providers.base import Request, TreeSpec
 from tokviz.providers.local import engine as local_engine
-from tokviz.providers.local import logits as local_logits
 from tokviz.views import tree as tree_view
 
 PROMPT = "The capital of France is"

@@ -8,10 +8,10 @@ import pytest
 
 from tokviz import pipeline
 from tokviz.measures import noise
+from tokviz.providers import draw as local_draw
 from tokviz.providers import local
 from tokviz.providers.base import Request
 from tokviz.providers.local import chat as local_chat
-from tokviz.providers.local import draw as local_draw
 from tokviz.providers.local import engine as local_engine
 from tokviz.providers.local import models as local_models
 from tokviz.run import Params, Run

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokviz.providers.local import logits as local_logits
-from tokviz.providers.local.logits import logsumexp, reduce_row, reduce_rows, top_k
+from tokviz.providers import logits as local_logits
+from tokviz.providers.logits import logsumexp, reduce_row, reduce_rows, top_k
 
 
 def reference_top_k(row: np.ndarray, k: int) -> list[int]:

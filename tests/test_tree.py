@@ -12,9 +12,9 @@ from tests.conftest import run_cli
 from tokviz import pipeline
 from tokviz.ground.errors import UsageError
 from tokviz.measures import noise
+from tokviz.providers import logits as local_logits
 from tokviz.providers.base import Request, TreeSpec
 from tokviz.providers.local import engine as local_engine
-from tokviz.providers.local import logits as local_logits
 from tokviz.providers.local import models as local_models
 from tokviz.run import Params, Run
 from tokviz.views import tree as tree_view

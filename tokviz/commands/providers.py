@@ -25,7 +25,7 @@ def providers(
         doc = [{"name": s.name, "source": s.source, "description": s.description, "models": list(s.models),
                 "claims_base_url": s.claims_base_url, "base_url_env": s.base_url_env, "secret_env": s.secret_env,
                 "concurrent": s.concurrent, "max_top_k": s.max_top_k,
-                "capabilities": sorted(c.value for c in s.capabilities),
+                "capabilities": [c.value for c in s.abilities()],
                 "options": [{"name": o.name, "type": o.kind.__name__, "help": o.help} for o in s.options]}
                for s in specs]
         out.file.write(json.dumps({"providers": doc}, ensure_ascii=False, indent=2) + "\n")
@@ -34,7 +34,7 @@ def providers(
     for s in specs:
         lines.append(s.name, style="bold")
         lines.append(tok.safe(f"  ({s.source})  {s.description}") + "\n")
-        can = ", ".join(sorted(c.value for c in s.capabilities))
+        can = ", ".join(c.value for c in s.abilities())
         parallel = "concurrent requests" if s.concurrent else "one request at a time"
         lines.append(f"  can: {can} · top-k up to {s.max_top_k} · {parallel}\n", style="dim")
         claims = [*s.models, *(["any model at --base-url" + (f" or ${s.base_url_env}" if s.base_url_env else "")]

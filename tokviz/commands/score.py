@@ -16,7 +16,7 @@ from tokviz.views import formats
 if TYPE_CHECKING:
     from tokviz.run import Run, RunSet
 
-NOT_FOR_SCORING = ("model", "max_tokens", "temperature", "top_p", "seed", "chat", "raw", "system", "record", "replay")
+NOT_FOR_SCORING = ("model", "provider", "max_tokens", "temperature", "top_p", "seed", "chat", "raw", "system", "record", "replay")
 
 
 @common.generation_options(exclude=NOT_FOR_SCORING)
@@ -25,6 +25,7 @@ def score(
     text: Annotated[Optional[str], typer.Argument(metavar="[TEXT]", help='The text to score; "-" reads it from standard input.', show_default=False)] = None,
     file: Annotated[Optional[Path], typer.Option("--file", metavar="FILE", help="Score the text of this file (UTF-8).", show_default=False)] = None,
     models: Annotated[Optional[list[str]], typer.Option("--model", "-m", metavar="MODEL", help="Model to score with; give two to compare them on the same text. Default: $TOKVIZ_MODEL or the embedded model.", show_default=False)] = None,
+    providers: Annotated[Optional[list[str]], typer.Option("--provider", "-p", metavar="NAME", help="Provider to use (`tokviz providers`); give two to read the same text with two engines, e.g. -p local -p transformers: the quantised engine against its float32 reference (docs/score.md).", show_default=False)] = None,
     context: Annotated[str, typer.Option("--context", metavar="TEXT", help="Text the model reads first, conditioned on but not scored.")] = "",
     exact: Annotated[bool, typer.Option("--exact", help="Decode one token at a time, as predict does, so a generated text scores to exactly its recorded logprobs (slower).")] = False,
     window: Annotated[Optional[int], typer.Option("--window", metavar="TOKENS", help="Score longer texts in sliding windows of this many tokens (default: the model's context).", show_default=False)] = None,
@@ -38,7 +39,7 @@ def score(
 ) -> None:
     """Score TEXT: each token's probability, its rank in the vocabulary, what was expected instead.
 
-    With two --model options: both models read the same text; the table shows where they
+    With two --model (or two --provider) options: both read the same text; the table shows where they
     disagree most, with Δ logprob, KL over their top-k lists and the forks where their first
     choices differ (files: .html two heatmaps aligned, .svg/.png a chart, .json, .txt).
     """
@@ -54,13 +55,12 @@ def score(
             raise UsageError(f"cannot read {file}: {getattr(err, 'strerror', None) or 'not UTF-8 text'}") from None
     else:
         body = common.read_text_arg(text or "")
-    names: list[str | None] = list(models or [None])
-    if len(names) > 2:
-        raise UsageError(f"score compares two models at a time, got {len(names)}", hint="give --model twice")
+    names, engines = pairs(list(models or [None]), list(providers or [None]))
     kind = formats.SCORE if len(names) == 1 else formats.SCORE_COMPARISON
     common.check_view(view)
     options = common.render_options(wrap=wrap, sampling=None, stats=False)  # files: as `render` draws them
-    plans = [common.plan(replace(gen, model=name), context, allow_empty=True) for name in names]
+    plans = [common.plan(replace(gen, model=name, provider=engine), context, allow_empty=True)
+             for name, engine in zip(names, engines)]
     planned = common.plan_outputs(output or [], kind)
     common.check_paths(save)
     spec = ScoreSpec(exact=exact, window=window, stride=stride)
@@ -85,6 +85,16 @@ def score(
     common.write_outputs(record, planned, options, saved=save)
     if not quiet:
         print_comparison(record, as_json=as_json)
+
+
+def pairs(names: list[str | None], engines: list[str | None]) -> tuple[list[str | None], list[str | None]]:
+    """The (model, provider) of each reading: two models, two providers, or both, paired in order;
+    one given once is used for both readings."""
+    if len(names) > 2 or len(engines) > 2:
+        raise UsageError(f"score compares two readings at a time, got {max(len(names), len(engines))}",
+                         hint="give --model or --provider twice")
+    count = max(len(names), len(engines))
+    return names * (count // len(names)), engines * (count // len(engines))
 
 
 def compared(a: Run, b: Run) -> RunSet:

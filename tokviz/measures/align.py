@@ -53,6 +53,11 @@ class Summary:
     aligned: int  # segments of one token in each model
     forks: int
     mean_kl: float | None
+    # |Δ logprob| over the segments: its median, 99th percentile and largest value (nats) — the
+    # figures the noise floor is measured in (measures/noise.py), so a reader can hold them against it
+    median_abs_delta: float = 0.0
+    p99_abs_delta: float = 0.0
+    max_abs_delta: float = 0.0
 
 
 def _spans(run: Run) -> list[tuple[int, int, Step]]:
@@ -114,10 +119,23 @@ def summarize(a: Run, b: Run, segments: list[Segment]) -> Summary:
         return math.exp(min(700.0, -sum(s.chosen.logprob for s in run.steps) / max(1, len(run.steps))))
 
     kls = [s.kl for s in segments if s.kl is not None]
-    return Summary(tokens_a=len(a.steps), tokens_b=len(b.steps), perplexity_a=ppl(a), perplexity_b=ppl(b),
+    sizes = sorted(abs(s.delta) for s in segments)
+    return Summary(median_abs_delta=_quantile(sizes, 0.5), p99_abs_delta=_quantile(sizes, 0.99),
+                   max_abs_delta=sizes[-1] if sizes else 0.0,
+                   tokens_a=len(a.steps), tokens_b=len(b.steps), perplexity_a=ppl(a), perplexity_b=ppl(b),
                    mean_delta=sum(s.delta for s in segments) / max(1, len(segments)), segments=len(segments),
                    aligned=sum(1 for s in segments if s.tokens_a == 1 and s.tokens_b == 1),
                    forks=sum(1 for s in segments if s.fork), mean_kl=sum(kls) / len(kls) if kls else None)
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    """The q-quantile of sorted values, interpolated between neighbours (numpy's default method)."""
+    if not ordered:
+        return 0.0
+    at = q * (len(ordered) - 1)
+    low = int(at)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
 
 
 def largest(segments: list[Segment], n: int = 10) -> list[Segment]:

@@ -14,6 +14,7 @@ library (llama_cpp, openai), so `tokviz providers` and model inference stay quic
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
@@ -157,6 +158,9 @@ def infer_provider(model: str, base_url: str | None = None, environ: Mapping[str
         for s in ordered:
             if claims(s):
                 return s.name
+    if re.match(r"(anthropic/)?claude", model, re.IGNORECASE):
+        raise UsageError(f"{model}: Anthropic's API returns no log-probabilities, so tokviz cannot show its tokens' "
+                         "probabilities", hint=f"providers that can: {', '.join(s.name for s in ordered if s.name != REPLAY)}")
     raise UsageError(
         f"unknown model {model!r}",
         hint=f"use the embedded model ({DEFAULT_MODEL}), a path to a .gguf file, an OpenAI model such as "

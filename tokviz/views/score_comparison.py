@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tokviz.measures import align as scorediff
+from tokviz.measures import noise
 from tokviz.run import RunSet
 from tokviz.run import tokens as tok
 from tokviz.views.colors import percent, prob_style, tint_hex
@@ -42,7 +43,12 @@ def _lead(s: RunSet, summary: scorediff.Summary) -> list[tuple[str, str]]:
             (f"perplexity {nb}", f"{summary.perplexity_b:.3f} over {summary.tokens_b} tokens"),
             ("mean Δ logprob (B − A)", f"{summary.mean_delta:+.3f} nats per segment ({summary.segments} segments, "
                                        f"{summary.aligned} one token in both)"),
-            ("forks (first choices differ)", str(summary.forks))]
+            ("|Δ| median · p99 · max", f"{summary.median_abs_delta:.3f} · {summary.p99_abs_delta:.3f} · "
+                                      f"{summary.max_abs_delta:.3f} nats (one model on two engines: up to "
+                                      f"{noise.DECODE_P99:g} p99, {noise.DECODE_MAX:g} max from arithmetic alone)"),
+            ("forks (first choices differ)", f"{summary.forks}" + (
+                f" of {summary.aligned} ({100 * (1 - summary.forks / summary.aligned):.1f}% same first choice)"
+                if summary.aligned else ""))]
     if summary.mean_kl is not None:
         rows.append(("mean KL(A‖B), top-k + rest", f"{summary.mean_kl:.3f} nats (a lower bound: unseen mass is one bucket)"))
     return rows

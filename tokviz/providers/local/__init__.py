@@ -3,7 +3,8 @@
 
 This module is what the entry point loads: the spec, light (llama_cpp and numpy are imported when a
 model is used). The provider is in `provider`; `models` finds and sizes a model, `engine` is the one
-boundary with llama.cpp, `logits` reduces a row, `draw` samples, `chat` builds the prompt, `scoring`
+boundary with llama.cpp (rows are reduced by `tokviz.providers.logits` and drawn by `tokviz.providers.draw`, shared
+with the transformers provider), `chat` builds the prompt, `scoring`
 scores a text, `scheduler` decodes several requests together, `cursors` walk trees.
 """
 

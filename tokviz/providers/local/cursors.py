@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from tokviz.ground.errors import ProviderError, UsageError
 from tokviz.providers.base import Continuation, TreeSpec
-from tokviz.providers.local.draw import sample
+from tokviz.providers.draw import sample
 from tokviz.providers.local.engine import LLAMA_MAX_SEQ, Batch, Loaded, last_logits, step_of, token_of, train_context
-from tokviz.providers.local.logits import logsumexp, reduce_row, top_k
+from tokviz.providers.logits import logsumexp, reduce_row, top_k
 from tokviz.run import Message, Params, Step, Token
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tokviz.ground.errors import ProviderError
-from tokviz.providers.local.logits import Reduced
+from tokviz.providers.logits import Reduced
 from tokviz.run import Step, Token
 
 if TYPE_CHECKING:
@@ -164,10 +164,30 @@ def read_prompt(m: Loaded, ids: Sequence[int]) -> np.ndarray:
 def token_of(m: Loaded, token_id: int, logprob: float) -> Token:
     cached = m.token_cache.get(token_id)
     if cached is None:
-        raw = m.llm.detokenize([token_id])
-        text = raw.decode("utf-8", "replace") if raw else m.llm.detokenize([token_id], special=True).decode("utf-8", "replace")
+        raw = piece(m, token_id)
+        text = raw.decode("utf-8", "replace") if raw else piece(m, token_id, special=True).decode("utf-8", "replace")
         cached = m.token_cache[token_id] = (text, raw)
     return Token(text=cached[0], raw=cached[1], logprob=logprob, id=token_id)
+
+
+def piece(m: Loaded, token_id: int, *, special: bool = False) -> bytes:
+    """The bytes of one token, however long. llama-cpp-python's `detokenize` reads every piece
+    into a 32-byte buffer and returns b'' for a longer one: 379 tokens of the embedded model's
+    vocabulary (whole Bengali, Hindi or Tamil words) came out empty, found by holding every token
+    against transformers' reading of the same vocabulary (tests/test_transformers.py)."""
+    import ctypes
+
+    import llama_cpp
+
+    vocab = m.llm._model.vocab
+    size = 64
+    for _ in range(2):
+        buffer = ctypes.create_string_buffer(size)
+        n = llama_cpp.llama_token_to_piece(vocab, llama_cpp.llama_token(token_id), buffer, size, 0, special)
+        if n >= 0:
+            return buffer.raw[:n]
+        size = -n  # llama.cpp answers how much it needs
+    raise ProviderError(f"llama.cpp cannot spell token {token_id}")
 
 
 def last_logits(m: Loaded) -> np.ndarray:

@@ -11,13 +11,11 @@ from typing import Any
 
 from tokviz.ground.errors import TokvizError, UsageError
 from tokviz.providers.base import MAX_PARALLEL, Progress, Request, ScoreSpec, StepListener, Stopped, Take, TreeSpec
+from tokviz.providers.draw import sample
 from tokviz.providers.local import scoring
 from tokviz.providers.local.chat import BASE_MODEL_CHAT, has_chat_template, prompt_tokens
 from tokviz.providers.local.cursors import BatchedCursor, LocalCursor
-from tokviz.providers.local.draw import sample
 from tokviz.providers.local.engine import Batch, Loaded, last_logits, read_prompt, step_of, token_of
-from tokviz.providers.local.logits import pool as logits_pool
-from tokviz.providers.local.logits import reduce_row
 from tokviz.providers.local.models import (
     check_context,
     probe,
@@ -26,6 +24,8 @@ from tokviz.providers.local.models import (
     sized,
 )
 from tokviz.providers.local.scheduler import Scheduler
+from tokviz.providers.logits import pool as logits_pool
+from tokviz.providers.logits import reduce_row
 from tokviz.run import Params, Run, Step, Token, Tokenization
 
 

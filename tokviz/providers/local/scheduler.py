@@ -18,11 +18,11 @@ from typing import Any
 
 from tokviz.ground.errors import TokvizError, UsageError
 from tokviz.providers.base import Request, Take
+from tokviz.providers.draw import sample
 from tokviz.providers.local.chat import prompt_tokens
-from tokviz.providers.local.draw import sample
 from tokviz.providers.local.engine import Batch, Loaded, step_of
-from tokviz.providers.local.logits import pool_map, reduce_row
 from tokviz.providers.local.models import check_context, shown_name
+from tokviz.providers.logits import pool_map, reduce_row
 from tokviz.run import Message, Params, Run, Step
 
 Entry = tuple[int, int, int, bool]  # (token, position, sequence, wants logits)

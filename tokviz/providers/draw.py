@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tokviz.providers.local.logits import top_k
+from tokviz.providers.logits import top_k
 from tokviz.run import Params
 
 if TYPE_CHECKING:

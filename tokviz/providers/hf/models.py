@@ -1,0 +1,250 @@
+"""Which model, on which device, in which dtype: found on disk only (a folder, the Hugging Face cache,
+a GGUF file), never downloaded, and loaded once per process.
+
+A GGUF (the embedded model included) is dequantised by transformers itself, which takes ~45 s and
+2.6 GB here; it is done once and kept as a float32 checkpoint in tokviz's cache folder (written to
+a temporary folder and renamed, so an interrupted first run leaves nothing half-written), which
+then loads in ~3 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tokviz.ground.dirs import cache_dir
+from tokviz.ground.errors import ProviderError, UsageError
+from tokviz.providers.base import DEFAULT_MODEL, Progress
+from tokviz.providers.embedded import EMBEDDED_NAMES, embedded_model_path
+from tokviz.providers.hf.pieces import special_ids, spelling
+
+if TYPE_CHECKING:
+    import torch
+
+# Written last into a converted folder: a folder without it is an interrupted conversion.
+DONE = "tokviz-converted.json"
+FORMAT = 1  # bumped when what a converted folder holds changes
+
+
+@dataclass
+class Model:
+    """A loaded model and what every caller needs to read it."""
+
+    model: Any  # a transformers PreTrainedModel, in eval mode
+    tokenizer: Any
+    name: str  # as runs show it
+    device: torch.device
+    dtype: torch.dtype
+    stop_ids: frozenset[int]
+    context: int  # positions the model was trained for
+    bos: int | None  # prepended to raw text when the tokenizer adds it
+    engine: str  # "transformers 5.24.0, torch 2.13.0, float32 on cpu" (recorded in every run)
+    special_ids: frozenset[int]  # control tokens: no text of their own (`pieces.special_ids`)
+    spelling: str  # how the vocabulary writes bytes (`pieces.spelling`)
+    cache_kw: str  # the forward pass's name for the KV cache ("cache" from transformers 5.x, else "past_key_values")
+    pieces: dict[int, tuple[str, bytes]] = field(default_factory=dict)
+
+
+_LOADED: dict[tuple[str, str, str], Model] = {}
+
+
+def shown_name(model: str) -> str:
+    """The model's name in a run: the embedded model under the name the local provider gives it,
+    so a run of each can be compared by name."""
+    return DEFAULT_MODEL if model in EMBEDDED_NAMES else model
+
+
+def load(model: str, options: Mapping[str, Any], progress: Progress) -> Model:
+    """The model named `model` (one stays in memory: loading another frees the previous)."""
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError as err:
+        raise ProviderError(f"the transformers provider needs PyTorch and transformers ({err.name or err} is not "
+                            "installed)", hint='pip install "tokviz[transformers]"') from None
+    device, dtype = _placement(options)
+    key = (model, str(device), str(dtype))
+    if key not in _LOADED:
+        _LOADED.clear()
+        _LOADED[key] = _load(model, device, dtype, progress)
+    threads = options.get("threads")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    return _LOADED[key]
+
+
+def _placement(options: Mapping[str, Any]) -> tuple[torch.device, torch.dtype]:
+    """The device (CUDA when there is one, else the CPU) and dtype (float32 on the CPU, where it is
+    the reference and fast enough; bfloat16 on a GPU), unless -O device / -O dtype say otherwise."""
+    import torch
+
+    name = options.get("device", "auto")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("-O device=cuda: PyTorch sees no CUDA device here", hint="leave -O device out, or use cpu")
+    if name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise UsageError("-O device=mps: PyTorch sees no Apple GPU here", hint="leave -O device out, or use cpu")
+    dtype = options.get("dtype", "auto")
+    if dtype == "auto":
+        dtype = "float32" if name == "cpu" else "bfloat16"
+    return torch.device(name), getattr(torch, dtype)
+
+
+def _load(model: str, device: torch.device, dtype: torch.dtype, progress: Progress) -> Model:
+    import inspect
+
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, where = _source(model, progress)
+    _quiet_transformers()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        net = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
+    except OSError as err:
+        raise UsageError(f"cannot load {where}: {_first_line(err)}",
+                         hint="tokviz never downloads: give a folder, a .gguf file, or a model already in the "
+                              "Hugging Face cache (huggingface-cli download NAME)") from None
+    except (ValueError, KeyError) as err:
+        raise ProviderError(f"transformers cannot run {where}: {_first_line(err)}") from None
+    net.to(device)
+    net.eval()
+    config = net.config
+    context = int(getattr(config, "max_position_embeddings", 0) or getattr(tokenizer, "model_max_length", 0) or 2048)
+    stops = {*_ids(getattr(net.generation_config, "eos_token_id", None)), *_ids(tokenizer.eos_token_id)}
+    for marker in ("<end_of_turn>", "<|eot_id|>", "<|im_end|>", "<|end|>"):  # the turn ends of common chat formats
+        token_id = tokenizer.convert_tokens_to_ids(marker)
+        if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
+            stops.add(token_id)
+    probe = tokenizer("a").input_ids
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None and probe[:1] == [tokenizer.bos_token_id] else None
+    kw = "cache" if "cache" in inspect.signature(net.forward).parameters else "past_key_values"
+    engine = (f"transformers {transformers.__version__}, torch {torch.__version__.split('+')[0]}, "
+              f"{str(dtype).removeprefix('torch.')} on {device.type}")
+    return Model(model=net, tokenizer=tokenizer, name=shown_name(model), device=device, dtype=dtype,
+                 stop_ids=frozenset(stops), context=context, bos=bos, engine=engine, spelling=spelling(tokenizer),
+                 special_ids=special_ids(tokenizer),
+                 cache_kw=kw)
+
+
+def _ids(value: Any) -> list[int]:
+    if value is None:
+        return []
+    return [int(v) for v in value] if isinstance(value, (list, tuple)) else [int(value)]
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+
+
+def _source(model: str, progress: Progress) -> tuple[Path | str, str]:
+    """Where transformers reads the model from, and how to name it in an error."""
+    if model in EMBEDDED_NAMES:
+        return converted(embedded_model_path(progress), progress), f"the embedded model {DEFAULT_MODEL}"
+    path = Path(model).expanduser()
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise UsageError(f"model file {model} does not exist")
+        return converted(path, progress), str(path)
+    if path.is_dir():
+        return path, str(path)
+    if path.exists():
+        raise UsageError(f"{model} is neither a model folder nor a .gguf file")
+    return model, f"{model!r} from the Hugging Face cache"
+
+
+def converted(gguf: Path, progress: Progress) -> Path:
+    """A float32 checkpoint of `gguf` in tokviz's cache, converted the first time."""
+    stat = gguf.stat()
+    tag = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{FORMAT}".encode()).hexdigest()[:12]
+    folder = cache_dir() / "transformers" / f"{gguf.stem}-{tag}"
+    if (folder / DONE).is_file():
+        return folder
+    progress(f"tokviz: converting {gguf.name} for transformers into {folder} (once; float32, "
+             f"~{stat.st_size * 4 / 1e9 * 1.9:.1f} GB, about a minute)…")
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with _temporary(folder.parent) as tmp:
+            _convert(gguf, tmp)
+            (tmp / DONE).write_text(json.dumps({"gguf": str(gguf), "format": FORMAT}) + "\n", encoding="utf-8")
+            shutil.rmtree(folder, ignore_errors=True)  # an interrupted conversion's leftovers
+            os.replace(tmp, folder)
+    except OSError as err:
+        raise ProviderError(f"cannot write the converted model to {folder.parent}: {err.strerror or err}",
+                            hint="set TOKVIZ_CACHE_DIR to a writable folder with a few GB free") from None
+    return folder
+
+
+@contextlib.contextmanager
+def _temporary(parent: Path) -> Iterator[Path]:
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=".converting-"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _convert(gguf: Path, out: Path) -> None:
+    """transformers' own GGUF reader (every tensor dequantised as the `gguf` package does), saved
+    as an ordinary float32 checkpoint."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _quiet_transformers()
+    try:
+        with _no_bar():
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            net = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except ImportError as err:
+        raise ProviderError(f"reading a GGUF with transformers needs more packages ({_first_line(err)})",
+                            hint='pip install "tokviz[transformers]"') from None
+    except (ValueError, KeyError, RuntimeError) as err:
+        raise ProviderError(f"transformers cannot read {gguf.name}: {_first_line(err)}") from None
+    # Dequantised, the weights are plain float32: saved as such (transformers refuses to save a
+    # model it still marks as GGUF-quantised).
+    net.hf_quantizer = None
+    if hasattr(net.config, "quantization_config"):
+        del net.config.quantization_config
+    net.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+@contextlib.contextmanager
+def _no_bar() -> Iterator[None]:
+    """transformers' GGUF reader draws a tqdm bar of its own on stderr, past its logging switches:
+    its `tqdm` is replaced by a pass-through while it runs."""
+    try:
+        from transformers import modeling_gguf_pytorch_utils as reader
+    except ImportError:
+        yield
+        return
+    bar = getattr(reader, "tqdm", None)
+    reader.tqdm = lambda items, *args, **kwargs: items
+    try:
+        yield
+    finally:
+        reader.tqdm = bar
+
+
+def _quiet_transformers() -> None:
+    """Only the face prints: transformers' warnings and progress bars go to logging, not stderr."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    with contextlib.suppress(Exception):
+        import huggingface_hub.utils as hub_utils
+
+        hub_utils.disable_progress_bars()
