@@ -245,5 +245,27 @@ def test_sample_parallel_through_the_cli() -> None:
     proc = run_cli("sample", PROMPT, *T, "-s", "4", "-n", "3", "--seed", "3", "-t", "1", "--parallel", "4", "--json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    runs = doc["runs"] if "runs" in doc else doc
+    runs = doc["runs"]
     assert len(runs) == 4 and all("decoded together" in r["source"]["decoding"] for r in runs)
+
+
+def test_the_explorer_runs_on_it(hf: object, greedy: object) -> None:
+    """`tokviz explore -p transformers`: the session's first run and a branch from an alternative,
+    each token the one a fresh predict of that path gives."""
+    from tokviz import pipeline
+    from tokviz.explore.session import Session
+    from tokviz.run.generation import Generation
+
+    session = Session(pipeline.plan(Generation(provider="transformers", max_tokens=3, top_k=3), PROMPT))
+    try:
+        session.first_run()
+        ex = session.exploration
+        first = ex.path(ex.branches[0].tip)
+        assert [ex.nodes[i].token.id for i in first] == [s.chosen.id for s in greedy.steps[:3]]  # type: ignore[attr-defined]
+        alt = next(i for i, n in enumerate(ex.nodes) if n.parent == -1 and i != first[0])
+        b = session.branch(alt, Continuation(max_tokens=3))
+        path = [ex.nodes[i].token for i in ex.path(ex.branches[b].tip)]
+        fresh = hf.predict(Request(prompt=PROMPT + path[0].text, params=Params(max_tokens=3, top_k=3)))  # type: ignore[attr-defined]
+        assert [t.text for t in path[1:]] == [s.chosen.text for s in fresh.steps]
+    finally:
+        session.close()
