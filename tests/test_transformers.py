@@ -140,6 +140,7 @@ def test_every_command_runs_on_it(tmp_path: Path) -> None:
         proc = run_cli(*args, *T, "--json")
         assert proc.returncode == 0, (args, proc.stderr)
         assert '"transformers"' in proc.stdout.decode(), args
+        assert "float32 on cpu" in proc.stdout.decode(), args  # the engine, recorded in every run
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("One\nTwo\n", encoding="utf-8")
     for parallel in ("1", "2"):  # one by one, and decoded together

@@ -126,7 +126,8 @@ def tree(p: Plan | Request, spec: TreeSpec, *, forced: tuple[Token, ...] = (), p
               params=replace(p.request.params, top_k=spec.branch), steps=greedy_path(nodes),
               messages=report.get("messages", ()), finish_reason=None, kind=RunKind.TREE, usage=usage,
               timings={"total_s": time.perf_counter() - t0}, nodes=tuple(nodes), tree=info,
-              source={"figures": str(report.get("figures") or p.spec.figures)})
+              source={"figures": str(report.get("figures") or p.spec.figures),
+                      **({"engine": str(report["engine"])} if report.get("engine") else {})})
     if stopped is not None:
         raise Stopped(run, stopped)
     return run

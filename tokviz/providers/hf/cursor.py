@@ -141,7 +141,7 @@ class Cursor:
 
     def report(self) -> dict[str, Any]:
         out: dict[str, Any] = {"evaluated_tokens": self.evaluated, "model": self.model, "messages": self.messages,
-                               "prompt_tokens": self.base}
+                               "prompt_tokens": self.base, "engine": self.m.engine}
         if self.rereads:
             out["rereads"] = self.rereads
         return out
