@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from tokviz.ground.errors import ProviderError, UsageError
-from tokviz.providers.base import Continuation
-from tokviz.providers.draw import sample
 from tokviz.providers.hf.forward import cut, new_cache, rows
 from tokviz.providers.hf.pieces import token_of
-from tokviz.providers.logits import logsumexp, reduce_row, top_k
-from tokviz.run import Message, Params, Step, Token
+from tokviz.providers.kvcursor import KVCursor
+from tokviz.providers.logits import reduce_row
+from tokviz.run import Message, Step, Token
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,28 +25,24 @@ def step_of(m: Model, row: np.ndarray, chosen: int, k: int, *, rank: bool) -> St
                 alternatives=tuple(token_of(m, i, logit - reduced.lse) for i, logit in reduced.top), rank=reduced.rank)
 
 
-class Cursor:
-    """The prompt and the current path in one KV cache.
-
-    As the llama.cpp cursor does: `enter` only records the token; reading the children cuts the
-    cache back to the prefix it shares with the path and feeds the rest one token at a time, as
-    generation feeds it, so a position's figures do not depend on how the cursor got there and
-    equal `predict`'s for the same tokens. When the cache cannot be cut (a sliding-window layer
-    has dropped what is needed), the prompt and path are read again the same way.
-    """
+class Cursor(KVCursor):
+    """The prompt and the current path in one transformers KV cache (the walk:
+    `tokviz.providers.kvcursor`). The cache is cut back with `forward.cut`; every token of the path
+    is fed on its own, as generation feeds it, so a position's figures equal `predict`'s for the
+    same tokens. When the cache cannot be cut (a sliding-window layer has dropped what is needed),
+    the prompt and path are read again the same way."""
 
     def __init__(self, m: Model, prefix: Sequence[int], *, forced: Sequence[int], model: str,
                  messages: tuple[Message, ...]) -> None:
+        super().__init__()
         self.m, self.model, self.messages = m, model, messages
+        self.stop_ids = m.stop_ids
         self.prompt = list(prefix)
         self.forced = list(forced)
         self.base = len(self.prompt) + len(self.forced)
-        self.path: list[int] = []
-        self.valid = 0
-        self.current = True
-        self.evaluated = 0
         self.rereads = 0
         self.root = self._start()
+        self.row = self.root
 
     def _start(self) -> np.ndarray:
         """Read the prompt (in one pass, as predict reads it) and the forced tokens (one at a time)."""
@@ -67,77 +61,21 @@ class Cursor:
             self._start()
             self.valid = 0
             self.rereads += 1
-        row = None
         while self.valid < len(self.path):
-            row = rows(self.m, [self.path[self.valid]], self.cache)[-1]
+            self.row = rows(self.m, [self.path[self.valid]], self.cache)[-1]
             self.valid += 1
             self.evaluated += 1
         self.current = True
-        self.row = row if row is not None else self.row
         return self.row
 
-    def children(self, k: int) -> list[Token]:
-        logits = self._logits()
-        lse = logsumexp(logits)
-        return [token_of(self.m, i, float(logits[i]) - lse) for i in top_k(logits, k) if i not in self.m.stop_ids]
+    def _token(self, token_id: int, logprob: float) -> Token:
+        return token_of(self.m, token_id, logprob)
 
-    def enter(self, token: Token) -> None:
-        if token.id is None:
-            raise ProviderError("a tree token without an id")
-        self.path.append(int(token.id))
-        self.current = False
+    def _step(self, row: np.ndarray, chosen: int, k: int) -> Step:
+        return step_of(self.m, row, chosen, k, rank=False)
 
-    def leave(self) -> None:
-        self.path.pop()
-        self.valid = min(self.valid, len(self.path))
-        self.current = False
-
-    def goto(self, path: Sequence[Token]) -> None:
-        if any(t.id is None for t in path):
-            raise ProviderError("a path token without an id")
-        ids = [int(t.id) for t in path if t.id is not None]
-        if any(i in self.m.stop_ids for i in ids):
-            raise UsageError("the model ends its text at that token: nothing follows it")
-        same = 0
-        while same < min(len(ids), self.valid) and ids[same] == self.path[same]:
-            same += 1
-        if ids != self.path:
-            self.current = False
-        self.path, self.valid = ids, same
-
-    def generate(self, how: Continuation, k: int, on_step: Callable[[Step], None] | None = None,
-                 stop: Callable[[], bool] | None = None) -> tuple[tuple[Step, ...], str]:
-        import numpy as np
-
-        params = Params(temperature=how.temperature, top_p=how.top_p, seed=how.seed)
-        rng = np.random.default_rng(how.seed)
-        steps: list[Step] = []
-        finish = "length"
-        for _ in range(how.max_tokens):
-            if stop is not None and stop():
-                finish = "cancelled"
-                break
-            if self.base + len(self.path) + 1 >= self.m.context:
-                break
-            logits = self._logits()
-            chosen = sample(logits, params, rng, how.top_k)
-            if chosen in self.m.stop_ids:
-                finish = "stop"
-                break
-            steps.append(step_of(self.m, logits, chosen, k, rank=False))
-            self.path.append(chosen)
-            self.current = False
-            if on_step is not None:
-                on_step(steps[-1])
-        return tuple(steps), finish
-
-    def complete(self, n: int) -> tuple[Token, ...]:
-        depth = len(self.path)
-        steps, _ = self.generate(Continuation(max_tokens=n), 0)
-        del self.path[depth:]
-        self.valid = min(self.valid, depth)
-        self.current = False
-        return tuple(s.chosen for s in steps)
+    def _room(self) -> int:
+        return self.m.context - self.base - 1
 
     def report(self) -> dict[str, Any]:
         out: dict[str, Any] = {"evaluated_tokens": self.evaluated, "model": self.model, "messages": self.messages,

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokviz.run import Token
+
+if TYPE_CHECKING:
+    from tokviz.providers.hf.models import Model
 
 _BYTE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 
@@ -55,8 +58,8 @@ def piece_bytes(piece: str, style: str) -> bytes:
     return piece.replace("▁", " ").encode("utf-8")
 
 
-def token_of(m: Any, token_id: int, logprob: float) -> Token:
-    """The token `token_id` of loaded model `m` (a `models.Model`), its text and bytes cached."""
+def token_of(m: Model, token_id: int, logprob: float) -> Token:
+    """The token `token_id` of loaded model `m`, its text and bytes cached."""
     cached = m.pieces.get(token_id)
     if cached is None:
         tokenizer = m.tokenizer

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -30,7 +30,7 @@ LABEL = ("decoded together with up to {n} sequences in one forward pass per step
          "from serial decoding by float rounding)")
 
 
-def decode(m: Model, requests: Sequence[Request], *, name: str, check: object) -> list[Run]:
+def decode(m: Model, requests: Sequence[Request], *, name: str, check: Callable[[Model, int, int, str], None]) -> list[Run]:
     """The runs of `requests` (one model), in their order."""
     import numpy as np
     import torch
@@ -39,7 +39,7 @@ def decode(m: Model, requests: Sequence[Request], *, name: str, check: object) -
               else replace(r.params, seed=random.randrange(2**31)) for r in requests]
     prompts = [prompt_ids(m, r) for r in requests]
     for (ids, _), p in zip(prompts, params):
-        check(m, len(ids), p.max_tokens, "--max-tokens")  # type: ignore[operator]
+        check(m, len(ids), p.max_tokens, "--max-tokens")
     t0 = time.perf_counter()
     width = max(len(ids) for ids, _ in prompts)
     pad = m.tokenizer.pad_token_id if m.tokenizer.pad_token_id is not None else 0

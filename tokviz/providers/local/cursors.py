@@ -4,41 +4,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from tokviz.ground.errors import ProviderError, UsageError
-from tokviz.providers.base import Continuation, TreeSpec
-from tokviz.providers.draw import sample
+from tokviz.ground.errors import ProviderError
+from tokviz.providers.base import TreeSpec
+from tokviz.providers.kvcursor import KVCursor
 from tokviz.providers.local.engine import LLAMA_MAX_SEQ, Batch, Loaded, last_logits, step_of, token_of, train_context
-from tokviz.providers.logits import logsumexp, reduce_row, top_k
-from tokviz.run import Message, Params, Step, Token
+from tokviz.providers.logits import logsumexp, reduce_row
+from tokviz.run import Message, Step, Token
 
 if TYPE_CHECKING:
     import numpy as np
 
 
-class LocalCursor:
-    """A position in the tree, kept in the model's KV cache.
+class LocalCursor(KVCursor):
+    """A position in the tree, kept in llama.cpp's KV cache (the walk: `tokviz.providers.kvcursor`).
 
-    The cache holds the prompt plus the current path. `enter` only records the token; reading the
-    children evaluates whatever of the path the cache does not hold yet, after cutting the cache
-    back to the common prefix (`Llama.n_tokens`, which `Llama.eval` honours by dropping everything
-    after it). Depth first, every evaluated token is a new node: no prefix is evaluated twice.
-
-    Every token of the path is evaluated on its own, as generation evaluates it, so a position's
-    figures do not depend on how the cursor got there (llama.cpp rounds a batch differently from
-    single tokens): a branch reached by `goto` equals a fresh `tree --from` of the same path.
+    The cache is cut back with `Llama.n_tokens`, which `Llama.eval` honours by dropping everything
+    after it; every token of the path is evaluated on its own, as generation evaluates it
+    (llama.cpp rounds a batch differently from single tokens).
     """
 
     def __init__(self, m: Loaded, root: np.ndarray, *, base: int, model: str, messages: tuple[Message, ...]) -> None:
+        super().__init__()
         self.m = m
+        self.stop_ids = m.stop_ids
         self.base = base
-        self.path: list[int] = []
-        self.valid = 0  # how much of `path` the cache holds
-        self.current = True  # whether llama.cpp's last logits are those of the end of `path`
         self.root = root  # the row after the prompt (and forced tokens): re-reading it would change its batch
-        self.evaluated = 0
         self.model = model
         self.messages = messages
 
@@ -57,72 +50,14 @@ class LocalCursor:
         self.current = True
         return last_logits(self.m)
 
-    def children(self, k: int) -> list[Token]:
-        logits = self._logits()
-        lse = logsumexp(logits)
-        return [token_of(self.m, i, float(logits[i]) - lse) for i in top_k(logits, k) if i not in self.m.stop_ids]
+    def _token(self, token_id: int, logprob: float) -> Token:
+        return token_of(self.m, token_id, logprob)
 
-    def enter(self, token: Token) -> None:
-        if token.id is None:
-            raise ProviderError("a tree token without an id")
-        self.path.append(int(token.id))
-        self.current = False
+    def _step(self, row: np.ndarray, chosen: int, k: int) -> Step:
+        return step_of(self.m, reduce_row(row, k, chosen, rank=False), chosen)
 
-    def leave(self) -> None:
-        self.path.pop()
-        self.valid = min(self.valid, len(self.path))
-        self.current = False
-
-    def goto(self, path: Sequence[Token]) -> None:
-        """Move to `path` (tokens after the prompt), keeping the cache of the shared prefix."""
-        if any(t.id is None for t in path):
-            raise ProviderError("a path token without an id")
-        ids = [int(t.id) for t in path if t.id is not None]
-        if any(i in self.m.stop_ids for i in ids):
-            raise UsageError("the model ends its text at that token: nothing follows it")
-        same = 0
-        while same < min(len(ids), self.valid) and ids[same] == self.path[same]:
-            same += 1
-        if ids != self.path[: len(ids)] or len(ids) != len(self.path):
-            self.current = False
-        self.path, self.valid = ids, same
-
-    def generate(self, how: Continuation, k: int, on_step: Callable[[Step], None] | None = None,
-                 stop: Callable[[], bool] | None = None) -> tuple[tuple[Step, ...], str]:
-        import numpy as np
-
-        params = Params(temperature=how.temperature, top_p=how.top_p, seed=how.seed)
-        rng = np.random.default_rng(how.seed)
-        limit = train_context(self.m) - self.base - 1
-        steps: list[Step] = []
-        finish = "length"
-        for _ in range(how.max_tokens):
-            if stop is not None and stop():
-                finish = "cancelled"
-                break
-            if len(self.path) >= min(limit, self.m.llm.n_ctx() - self.base - 1):
-                break
-            logits = self._logits()
-            chosen = sample(logits, params, rng, how.top_k)
-            if chosen in self.m.stop_ids:
-                finish = "stop"
-                break
-            steps.append(step_of(self.m, reduce_row(logits, k, chosen, rank=False), chosen))
-            self.path.append(chosen)
-            self.current = False
-            if on_step is not None:
-                on_step(steps[-1])
-        return tuple(steps), finish
-
-    def complete(self, n: int) -> tuple[Token, ...]:
-        """The greedy continuation of the current path, up to `n` tokens (stops at end of text);
-        the cursor stays where it was."""
-        depth = len(self.path)
-        steps, _ = self.generate(Continuation(max_tokens=n), 0)
-        del self.path[depth:]
-        self.valid = min(self.valid, depth)
-        self.current = False
-        return tuple(s.chosen for s in steps)
+    def _room(self) -> int:
+        return min(train_context(self.m) - self.base - 1, self.m.llm.n_ctx() - self.base - 1)
 
     def report(self) -> dict[str, Any]:
         return {"evaluated_tokens": self.evaluated, "model": self.model, "messages": self.messages,
