@@ -50,6 +50,55 @@ def rows(m: Model, ids: Sequence[int], cache: Any, *, keep: int | None = None) -
     return logits.cpu().numpy()
 
 
+def hidden(m: Model, ids: Sequence[int], cache: Any) -> Any:
+    """Feed `ids` through the model's body only (no output layer): the last hidden state of each,
+    a [n, d] tensor. Scoring applies the output layer to these in chunks (`head`), so the body
+    reads a long window in few passes while the [n, vocab] logits never exist all at once."""
+    import torch
+
+    tensor = torch.tensor([list(ids)], dtype=torch.long, device=m.device)
+    try:
+        with torch.inference_mode():
+            out = m.model.get_decoder()(input_ids=tensor, use_cache=True, **{m.cache_kw: cache})
+    except RuntimeError as err:
+        raise ProviderError(f"the model failed to read its input: {str(err).splitlines()[0][:300]}") from None
+    return out.last_hidden_state[0]
+
+
+def head(m: Model, states: Any) -> np.ndarray:
+    """The output layer over some hidden states: float32 logits rows [n, vocab]."""
+    import torch
+
+    with torch.inference_mode():
+        logits = m.model.get_output_embeddings()(states)
+    if logits.dtype != torch.float32:
+        logits = logits.float()
+    return logits.cpu().numpy()
+
+
+def plain_head(m: Model) -> bool:
+    """Whether the model's logits are exactly its output layer over its body's last hidden state
+    (no soft-capping or scaling after it), checked on a few tokens rather than assumed per
+    architecture: only then may scoring apply the layer itself."""
+    import torch
+
+    try:
+        decoder, layer = m.model.get_decoder(), m.model.get_output_embeddings()
+    except (AttributeError, NotImplementedError):
+        return False
+    if decoder is None or layer is None:
+        return False
+    probe = torch.tensor([[*([m.bos] if m.bos is not None else []), *m.tokenizer("a b c").input_ids[-3:]]],
+                         device=m.device)
+    try:
+        with torch.inference_mode():
+            whole = m.model(input_ids=probe).logits[0]
+            split = layer(decoder(input_ids=probe).last_hidden_state[0])
+    except (RuntimeError, TypeError, ValueError, AttributeError):
+        return False
+    return whole.shape == split.shape and bool(torch.equal(whole, split))
+
+
 def cut(m: Model, cache: Any, keep: int) -> bool:
     """Cut `cache` back to its first `keep` positions; False when it cannot be (a sliding-window
     layer already dropped what would be needed again), and the caller reads the path afresh."""

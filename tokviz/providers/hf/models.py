@@ -24,6 +24,7 @@ from tokviz.ground.dirs import cache_dir
 from tokviz.ground.errors import ProviderError, UsageError
 from tokviz.providers.base import DEFAULT_MODEL, Progress
 from tokviz.providers.embedded import EMBEDDED_NAMES, embedded_model_path
+from tokviz.providers.hf.forward import plain_head
 from tokviz.providers.hf.pieces import special_ids, spelling
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ class Model:
     engine: str  # "transformers 5.24.0, torch 2.13.0, float32 on cpu" (recorded in every run)
     special_ids: frozenset[int]  # control tokens: no text of their own (`pieces.special_ids`)
     spelling: str  # how the vocabulary writes bytes (`pieces.spelling`)
-    cache_kw: str  # the forward pass's name for the KV cache ("cache" from transformers 5.x, else "past_key_values")
+    plain_head: bool = False  # logits = output layer(body): scoring may apply the layer in chunks (`forward.plain_head`)
+    cache_kw: str = "past_key_values"  # the forward pass's name for the KV cache ("cache" from transformers 5.x, else "past_key_values")
     pieces: dict[int, tuple[str, bytes]] = field(default_factory=dict)
 
 
@@ -133,10 +135,12 @@ def _load(model: str, device: torch.device, dtype: torch.dtype, progress: Progre
     kw = "cache" if "cache" in inspect.signature(net.forward).parameters else "past_key_values"
     engine = (f"transformers {transformers.__version__}, torch {torch.__version__.split('+')[0]}, "
               f"{str(dtype).removeprefix('torch.')} on {device.type}")
-    return Model(model=net, tokenizer=tokenizer, name=shown_name(model), device=device, dtype=dtype,
+    loaded = Model(model=net, tokenizer=tokenizer, name=shown_name(model), device=device, dtype=dtype,
                  stop_ids=frozenset(stops), context=context, bos=bos, engine=engine, spelling=spelling(tokenizer),
                  special_ids=special_ids(tokenizer),
                  cache_kw=kw)
+    loaded.plain_head = plain_head(loaded)
+    return loaded
 
 
 def _ids(value: Any) -> list[int]:
