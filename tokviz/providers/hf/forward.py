@@ -101,13 +101,16 @@ def plain_head(m: Model) -> bool:
 
 def cut(m: Model, cache: Any, keep: int) -> bool:
     """Cut `cache` back to its first `keep` positions; False when it cannot be (a sliding-window
-    layer already dropped what would be needed again), and the caller reads the path afresh."""
+    layer already dropped what would be needed again), and the caller reads the path afresh — the
+    same way predict read it, so the figures stay predict's. (transformers can keep the dropped
+    states for a rollback, `activate_past_recording`, but attention then runs over a longer cache,
+    whose rounding is not predict's.)"""
     held = cache.get_seq_length()
     if held <= keep:
         return held == keep
     try:
         cache.crop(keep - held)  # negative: drop that many (the spelling every transformers version takes)
-    except (ValueError, NotImplementedError):
+    except (ValueError, NotImplementedError, RuntimeError):  # transformers 5 raises RuntimeError past the window
         return False
     return cache.get_seq_length() == keep
 
