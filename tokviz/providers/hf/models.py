@@ -176,8 +176,8 @@ def converted(gguf: Path, progress: Progress) -> Path:
     folder = cache_dir() / "transformers" / f"{gguf.stem}-{tag}"
     if (folder / DONE).is_file():
         return folder
-    progress(f"tokviz: converting {gguf.name} for transformers into {folder} (once; float32, "
-             f"~{stat.st_size * 4 / 1e9 * 1.9:.1f} GB, about a minute)…")
+    progress(f"tokviz: converting {gguf.name} for transformers into {folder} (once, about a minute for a small "
+             "model; float32 takes several times the GGUF's size: 1.1 GB for the embedded model)…")
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         with _temporary(folder.parent) as tmp:
