@@ -141,6 +141,8 @@ def test_every_command_runs_on_it(tmp_path: Path) -> None:
         assert proc.returncode == 0, (args, proc.stderr)
         assert '"transformers"' in proc.stdout.decode(), args
         assert "float32 on cpu" in proc.stdout.decode(), args  # the engine, recorded in every run
+    table = run_cli("predict", PROMPT, *T, "-n", "2", width=200)
+    assert "transformers:gemma-3-270m (float32 on cpu)" in table.stdout.decode()  # the arithmetic, beside the model
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("One\nTwo\n", encoding="utf-8")
     for parallel in ("1", "2"):  # one by one, and decoded together

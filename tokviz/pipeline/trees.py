@@ -127,7 +127,7 @@ def tree(p: Plan | Request, spec: TreeSpec, *, forced: tuple[Token, ...] = (), p
               messages=report.get("messages", ()), finish_reason=None, kind=RunKind.TREE, usage=usage,
               timings={"total_s": time.perf_counter() - t0}, nodes=tuple(nodes), tree=info,
               source={"figures": str(report.get("figures") or p.spec.figures),
-                      **({"engine": str(report["engine"])} if report.get("engine") else {})})
+                      **{key: str(report[key]) for key in ("engine", "precision") if report.get(key)}})
     if stopped is not None:
         raise Stopped(run, stopped)
     return run

@@ -68,7 +68,8 @@ def header(run: Run) -> Text:
 def footer(run: Run, *, timings: bool = True) -> Text:
     """One summary line. `timings=False` leaves out speed, which changes from run to run, so that
     files meant for golden-file checks depend only on the tokens."""
-    parts = [tok.count(len(run.steps), "token"), tok.safe(f"{run.provider}:{run.model}"), tok.safe(run.figures_note),
+    who = f"{run.provider}:{run.model}" + (f" ({run.source['precision']})" if run.source.get("precision") else "")
+    parts = [tok.count(len(run.steps), "token"), tok.safe(who), tok.safe(run.figures_note),
              "entropy in bits"]
     if run.usage.get("prompt_tokens"):
         parts.insert(1, tok.count(run.usage["prompt_tokens"], "prompt token"))

@@ -79,7 +79,8 @@ class Cursor(KVCursor):
 
     def report(self) -> dict[str, Any]:
         out: dict[str, Any] = {"evaluated_tokens": self.evaluated, "model": self.model, "messages": self.messages,
-                               "prompt_tokens": self.base, "engine": self.m.engine}
+                               "prompt_tokens": self.base, "engine": self.m.engine,
+                               "precision": self.m.precision}
         if self.rereads:
             out["rereads"] = self.rereads
         return out

@@ -48,6 +48,7 @@ class Model:
     context: int  # positions the model was trained for
     bos: int | None  # prepended to raw text when the tokenizer adds it
     engine: str  # "transformers 5.24.0, torch 2.13.0, float32 on cpu" (recorded in every run)
+    precision: str  # "float32 on cpu": what the figures' arithmetic was (shown beside the model in every table)
     special_ids: frozenset[int]  # control tokens: no text of their own (`pieces.special_ids`)
     spelling: str  # how the vocabulary writes bytes (`pieces.spelling`)
     plain_head: bool = False  # logits = output layer(body): scoring may apply the layer in chunks (`forward.plain_head`)
@@ -133,10 +134,10 @@ def _load(model: str, device: torch.device, dtype: torch.dtype, progress: Progre
     probe = tokenizer("a").input_ids
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None and probe[:1] == [tokenizer.bos_token_id] else None
     kw = "cache" if "cache" in inspect.signature(net.forward).parameters else "past_key_values"
-    engine = (f"transformers {transformers.__version__}, torch {torch.__version__.split('+')[0]}, "
-              f"{str(dtype).removeprefix('torch.')} on {device.type}")
+    precision = f"{str(dtype).removeprefix('torch.')} on {device.type}"
+    engine = f"transformers {transformers.__version__}, torch {torch.__version__.split('+')[0]}, {precision}"
     loaded = Model(model=net, tokenizer=tokenizer, name=shown_name(model), device=device, dtype=dtype,
-                 stop_ids=frozenset(stops), context=context, bos=bos, engine=engine, spelling=spelling(tokenizer),
+                 stop_ids=frozenset(stops), context=context, bos=bos, engine=engine, precision=precision, spelling=spelling(tokenizer),
                  special_ids=special_ids(tokenizer),
                  cache_kw=kw)
     loaded.plain_head = plain_head(loaded)

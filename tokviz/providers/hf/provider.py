@@ -71,7 +71,7 @@ class TransformersProvider:
             if n == 0:
                 first_s = time.perf_counter() - t_step
         decode_s = max(time.perf_counter() - t - prefill_s, 1e-9)
-        source = {"engine": m.engine, "figures": "before sampling"}
+        source = {"engine": m.engine, "precision": m.precision, "figures": "before sampling"}
         return Run(provider=self.name, model=m.name, prompt=request.prompt, params=params, steps=tuple(steps),
                    messages=messages, finish_reason=finish,
                    usage={"prompt_tokens": len(ids), "completion_tokens": len(steps)},

@@ -78,7 +78,7 @@ def score(m: Model, request: Request, text: str, *, name: str, on_token: Callabl
             raise
         stopped = cause
     elapsed = time.perf_counter() - t0
-    source = {"engine": m.engine, "figures": "before sampling",
+    source = {"engine": m.engine, "precision": m.precision, "figures": "before sampling",
               "scoring": "teacher-forced, one token at a time as predict reads them (exact)" if spec.exact else
               ("teacher-forced, the text read in passes of up to "
               f"{BODY if m.plain_head else CHUNK} positions (fast; --exact reads as predict does)")}

@@ -83,5 +83,5 @@ def decode(m: Model, requests: Sequence[Request], *, name: str, check: Callable[
                        usage={"prompt_tokens": len(ids), "completion_tokens": len(steps[b])},
                        timings={"prefill_s": prefill_s, "decode_s": decode_s,
                                 "tokens_per_s": len(steps[b]) / decode_s if steps[b] else 0.0},
-                       source={"engine": m.engine, "figures": "before sampling", "decoding": label}))
+                       source={"engine": m.engine, "precision": m.precision, "figures": "before sampling", "decoding": label}))
     return out
