@@ -85,3 +85,13 @@ def test_the_picture_makers_import_and_name_pictures_the_docs_show() -> None:
     for _, args in pictures.COMMANDS:
         made = [a for a in args if a.endswith((".svg", ".png"))]
         assert made and any(f"images/{name}" in pages for name in made), made
+
+
+def test_no_picture_or_page_names_a_path_of_the_machine_it_was_made_on() -> None:
+    """Docs, README and the text pictures (SVG, HTML) name no /tmp, /root or /home path: a reader's
+    machine has none of them (a picture once titled its model "/tmp/gemma-q4_0.gguf")."""
+    root = Path(__file__).parent.parent
+    files = [root / "README.md", *(root / "docs").rglob("*.md"), *(root / "docs" / "images").glob("*.svg"),
+             *(root / "docs" / "images").glob("*.html")]
+    local = re.compile(r"(?<![\w.])/(tmp|root|home)/")
+    assert [f.name for f in files if local.search(f.read_text(encoding="utf-8"))] == []
