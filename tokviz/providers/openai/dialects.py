@@ -177,24 +177,33 @@ OLLAMA_LOGPROBS = (0, 12, 11)  # the first Ollama that returns log-probabilities
 _versions: dict[str, tuple[int, ...] | None] = {}
 
 
+def _asked_once(answers: dict[str, Any], base_url: str, ask: Callable[[], Any]) -> Any:
+    """What `ask()` gives for this server, asked once per URL (`forget` clears it); a server that
+    does not answer, or answers something unreadable, counts as saying nothing (None)."""
+    with _lock:
+        if base_url in answers:
+            return answers[base_url]
+    try:
+        found = ask()
+    except Exception:  # a server that does not say cannot be judged
+        found = None
+    with _lock:
+        answers[base_url] = found
+    return found
+
+
 def ollama_version(base_url: str | None, get: Callable[[str], Any]) -> tuple[int, ...] | None:
     """Ollama's version from /api/version (None when it does not say), asked once per URL."""
     if base_url is None:
         return None
-    with _lock:
-        if base_url in _versions:
-            return _versions[base_url]
-    found = None
-    try:
+
+    def ask() -> tuple[int, ...] | None:
         answer = get(root_url(base_url) + "/api/version")
         text = str(answer.get("version", "")) if isinstance(answer, dict) else ""
         numbers = text.lstrip("v").split("-")[0].split(".")
-        found = tuple(int(n) for n in numbers) if numbers and all(n.isdigit() for n in numbers) else None
-    except Exception:
-        found = None
-    with _lock:
-        _versions[base_url] = found
-    return found
+        return tuple(int(n) for n in numbers) if numbers and all(n.isdigit() for n in numbers) else None
+
+    return _asked_once(_versions, base_url, ask)
 
 
 def too_old(base_url: str | None, dialect: Dialect, get: Callable[[str], Any]) -> str | None:
@@ -221,21 +230,16 @@ def chat_problem(base_url: str | None, dialect: Dialect, get: Callable[[str], An
     nothing. Asked once per URL from /props (the template, and the model's end-of-text token)."""
     if base_url is None or dialect.name != "llama.cpp":
         return None
-    with _lock:
-        if base_url in _chat_problems:
-            return _chat_problems[base_url]
-    problem = None
-    try:
+
+    def ask() -> str | None:
         props = get(root_url(base_url) + "/props")
         template, eos = (props.get("chat_template") or "", props.get("eos_token") or "") if isinstance(props, dict) else ("", "")
         if "<|im_start|>" in str(template) and str(eos) not in _CHATML_EOS:
-            problem = (f"the model has no chat template of its own (llama-server falls back to ChatML, whose markers a "
-                       f"model ending its text with {eos!s} does not know): its chat answers are not the model's")
-    except Exception:  # a server that does not say cannot be judged
-        problem = None
-    with _lock:
-        _chat_problems[base_url] = problem
-    return problem
+            return (f"the model has no chat template of its own (llama-server falls back to ChatML, whose markers a "
+                    f"model ending its text with {eos!s} does not know): its chat answers are not the model's")
+        return None
+
+    return _asked_once(_chat_problems, base_url, ask)
 
 
 def forget(base_url: str | None = None) -> None:
