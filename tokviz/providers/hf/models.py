@@ -144,6 +144,13 @@ def _load(model: str, device: torch.device, dtype: torch.dtype, progress: Progre
     return loaded
 
 
+def check_context(m: Model, prompt_tokens: int, more: int, what: str) -> None:
+    """Refuse, before anything is read, what the model's context cannot hold."""
+    if prompt_tokens + more + 1 > m.context:
+        raise UsageError(f"the prompt ({prompt_tokens} tokens) and {what} ({more}) exceed the model's context of "
+                         f"{m.context} tokens", hint="shorten the prompt or lower the count")
+
+
 def _ids(value: Any) -> list[int]:
     if value is None:
         return []

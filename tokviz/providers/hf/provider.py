@@ -17,7 +17,7 @@ from tokviz.providers.hf import scoring, together
 from tokviz.providers.hf.chat import prompt_ids, text_ids
 from tokviz.providers.hf.cursor import Cursor, step_of
 from tokviz.providers.hf.forward import new_cache, rows
-from tokviz.providers.hf.models import Model, load
+from tokviz.providers.hf.models import Model, check_context, load
 from tokviz.providers.hf.pieces import token_of
 from tokviz.providers.logits import pool as logits_pool
 from tokviz.run import Run, Step, Token, Tokenization
@@ -43,7 +43,7 @@ class TransformersProvider:
         t0 = time.perf_counter()
         m = self._model(request)
         ids, messages = prompt_ids(m, request)
-        _check_context(m, len(ids), params.max_tokens, "--max-tokens")
+        check_context(m, len(ids), params.max_tokens, "--max-tokens")
         load_s = time.perf_counter() - t0
         rng = np.random.default_rng(params.seed)
         cache = new_cache(m)
@@ -97,7 +97,7 @@ class TransformersProvider:
         try:
             for start in range(0, len(requests), size):
                 group = requests[start:start + size]
-                done += together.decode(self._model(group[0]), group, name=self.name, check=_check_context)
+                done += together.decode(self._model(group[0]), group, name=self.name)
         except KeyboardInterrupt as cause:  # the groups finished before the stop are kept
             if done and not isinstance(cause, Stopped):
                 raise Stopped(done, cause) from None
@@ -120,8 +120,7 @@ class TransformersProvider:
             if stop is not None and stop():
                 return
             try:
-                runs = together.decode(self._model(first[1]), [r for _, r in group], name=self.name,
-                                       check=_check_context)
+                runs = together.decode(self._model(first[1]), [r for _, r in group], name=self.name)
             except TokvizError as err:
                 for key, _ in group:
                     on_run(key, err)
@@ -144,14 +143,9 @@ class TransformersProvider:
         if any(t.id is None for t in forced):
             raise UsageError("the forced tokens have no token ids", hint="branch from a run of a local model")
         forced_ids = [int(t.id) for t in forced if t.id is not None]
-        _check_context(m, len(ids) + len(forced_ids), spec.depth + spec.complete, "--depth + --complete")
+        check_context(m, len(ids) + len(forced_ids), spec.depth + spec.complete, "--depth + --complete")
         return Cursor(m, ids, forced=forced_ids, model=m.name, messages=messages)
 
     def explore_cursor(self, request: Request, k: int, depth: int) -> Cursor:
         return self.tree_cursor(request, TreeSpec(depth=depth, branch=k))
 
-
-def _check_context(m: Model, prompt_tokens: int, more: int, what: str) -> None:
-    if prompt_tokens + more + 1 > m.context:
-        raise UsageError(f"the prompt ({prompt_tokens} tokens) and {what} ({more}) exceed the model's context of "
-                         f"{m.context} tokens", hint="shorten the prompt or lower the count")

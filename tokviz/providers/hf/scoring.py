@@ -14,7 +14,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tokviz.ground.errors import UsageError
@@ -23,8 +22,8 @@ from tokviz.providers.hf.chat import text_ids
 from tokviz.providers.hf.cursor import step_of
 from tokviz.providers.hf.forward import head, hidden, new_cache, rows
 from tokviz.providers.logits import pool as logits_pool
-from tokviz.providers.windows import windowing, windows
-from tokviz.run import Run, RunKind, Step
+from tokviz.providers.scoring import scored_run, windowing, windows
+from tokviz.run import Run, Step
 
 if TYPE_CHECKING:
     from tokviz.providers.hf.models import Model
@@ -77,24 +76,14 @@ def score(m: Model, request: Request, text: str, *, name: str, on_token: Callabl
         if not steps or isinstance(cause, Stopped):
             raise
         stopped = cause
-    elapsed = time.perf_counter() - t0
     source = {"engine": m.engine, "precision": m.precision, "figures": "before sampling",
               "scoring": "teacher-forced, one token at a time as predict reads them (exact)" if spec.exact else
               ("teacher-forced, the text read in passes of up to "
               f"{BODY if m.plain_head else CHUNK} positions (fast; --exact reads as predict does)")}
-    if len(spans) > 1:
-        source["window"] = (f"sliding window of {window} tokens moved by {stride}: {len(spans)} windows, "
-                            f"each token conditioned on at least {window - stride - len(start)} before it")
-    if stopped is not None:
-        source["interrupted"] = f"stopped after {len(steps)} of {len(ids)} tokens (Ctrl-C or SIGTERM)"
-    run = Run(provider=name, model=m.name, prompt=request.prompt, params=replace(params, max_tokens=len(ids)),
-              steps=tuple(steps), finish_reason="interrupted" if stopped else None, kind=RunKind.SCORE,
-              usage={"prompt_tokens": len(context) + len(start), "scored_tokens": len(steps)},
-              timings={"total_s": elapsed, "tokens_per_s": len(steps) / elapsed if elapsed > 0 else 0.0},
-              source=source)
-    if stopped is not None:
-        raise Stopped(run, stopped)
-    return run
+    return scored_run(request, provider=name, model=m.name, steps=steps, text_tokens=len(ids),
+                      prompt_tokens=len(context) + len(start), spans=len(spans), window=window, stride=stride,
+                      conditioned=window - stride - len(start), elapsed=time.perf_counter() - t0, source=source,
+                      stopped=stopped)
 
 
 def teacher_force(m: Model, tokens: Sequence[int], wanted: range, exact: bool) -> Iterator[tuple[Any, int]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ from tokviz.providers.draw import sample
 from tokviz.providers.hf.chat import prompt_ids
 from tokviz.providers.hf.cursor import step_of
 from tokviz.providers.hf.forward import batch_rows, new_cache
+from tokviz.providers.hf.models import check_context
 from tokviz.run import Run, Step
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ LABEL = ("decoded together with up to {n} sequences in one forward pass per step
          "from serial decoding by float rounding)")
 
 
-def decode(m: Model, requests: Sequence[Request], *, name: str, check: Callable[[Model, int, int, str], None]) -> list[Run]:
+def decode(m: Model, requests: Sequence[Request], *, name: str) -> list[Run]:
     """The runs of `requests` (one model), in their order."""
     import numpy as np
     import torch
@@ -39,7 +40,7 @@ def decode(m: Model, requests: Sequence[Request], *, name: str, check: Callable[
               else replace(r.params, seed=random.randrange(2**31)) for r in requests]
     prompts = [prompt_ids(m, r) for r in requests]
     for (ids, _), p in zip(prompts, params):
-        check(m, len(ids), p.max_tokens, "--max-tokens")
+        check_context(m, len(ids), p.max_tokens, "--max-tokens")
     t0 = time.perf_counter()
     width = max(len(ids) for ids, _ in prompts)
     pad = m.tokenizer.pad_token_id if m.tokenizer.pad_token_id is not None else 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 from tokviz.ground.errors import ProviderError, UsageError
@@ -17,8 +16,8 @@ from tokviz.providers.base import Progress, Request, ScoreSpec, Stopped
 from tokviz.providers.local.engine import Loaded, forget_cache, last_logits, step_of, train_context
 from tokviz.providers.local.models import probe, resolve_model_path, shown_name, sized
 from tokviz.providers.logits import reduce_row, reduce_rows
-from tokviz.providers.windows import windowing, windows
-from tokviz.run import Run, RunKind, Step
+from tokviz.providers.scoring import scored_run, windowing, windows
+from tokviz.run import Run, Step
 
 SCORE_CHUNK = 64  # positions per batched scoring decode: 64 MiB of llama.cpp's logits buffer
 
@@ -114,20 +113,9 @@ def score(request: Request, text: str, *, name: str, progress: Progress,
         stopped = cause
     finally:
         m.llm.n_tokens = 0  # the KV cache no longer matches what the Llama object believes it holds
-    elapsed = time.perf_counter() - t0
-    model = shown_name(request.model)
     source = {"scoring": "teacher-forced, one token at a time as predict decodes (exact)" if spec.exact else
               f"teacher-forced, {SCORE_CHUNK} positions per decode (fast; --exact decodes as predict does)"}
-    if len(spans) > 1:
-        source["window"] = (f"sliding window of {window} tokens moved by {stride}: {len(spans)} windows, "
-                            f"each token conditioned on at least {window - stride - 1} before it")
-    if stopped is not None:
-        source["interrupted"] = f"stopped after {len(steps)} of {len(ids)} tokens (Ctrl-C or SIGTERM)"
-    run = Run(provider=name, model=model, prompt=request.prompt, params=replace(params, max_tokens=len(ids)),
-              steps=tuple(steps), finish_reason="interrupted" if stopped else None, kind=RunKind.SCORE,
-              usage={"prompt_tokens": len(context) + 1, "scored_tokens": len(steps)},
-              timings={"total_s": elapsed, "tokens_per_s": len(steps) / elapsed if elapsed > 0 else 0.0},
-              source=source)
-    if stopped is not None:
-        raise Stopped(run, stopped)
-    return run
+    return scored_run(request, provider=name, model=shown_name(request.model), steps=steps, text_tokens=len(ids),
+                      prompt_tokens=len(context) + 1, spans=len(spans), window=window, stride=stride,
+                      conditioned=window - stride - 1, elapsed=time.perf_counter() - t0, source=source,
+                      stopped=stopped)
