@@ -88,6 +88,12 @@ def _cut(steps: Sequence[Step], needles: list[bytes]) -> tuple[list[Step], int]:
     return out, len(where)
 
 
+def _cut_all(steps: Sequence[Step], needles: list[bytes]) -> tuple[list[Step], int]:
+    """`_cut`, and any whole secret in the alternatives replaced too."""
+    cut, count = _cut(steps, needles)
+    return [replace(s, alternatives=tuple(_token(a, needles) for a in s.alternatives)) for s in cut], count
+
+
 def _same(a: Token, b: Token) -> bool:
     return a.id == b.id if a.id is not None and b.id is not None else a.raw == b.raw
 
@@ -97,11 +103,10 @@ def redact(run: Run, found: Sequence[str] | None = None) -> Run:
     needles = _needles(found)
     if not needles:
         return run
-    steps, count = _cut(run.steps, needles)
-    steps = [replace(s, alternatives=tuple(_token(a, needles) for a in s.alternatives)) for s in steps]
+    cut, count = _cut_all(run.steps, needles)
     nodes = tuple(replace(n, token=_token(n.token, needles), completion=tuple(_token(t, needles) for t in n.completion))
                   for n in run.nodes)
-    changed = replace(run, steps=tuple(steps), nodes=nodes, prompt=_text(run.prompt, needles),
+    changed = replace(run, steps=tuple(cut), nodes=nodes, prompt=_text(run.prompt, needles),
                       messages=tuple(Message(m.role, _text(m.content, needles)) for m in run.messages),
                       content=None if run.content is None else _text(run.content, needles),
                       source={k: _text(v, needles) for k, v in run.source.items()})
@@ -135,7 +140,6 @@ class Stream:
                 ready += 1
         for s in cut[:ready]:
             self.on_step(s)
-        self.held = self.held[ready:]
         if ready:  # what was passed on is final: hold only the undecided tail (already cut)
             self.held = cut[ready:]
 
@@ -166,7 +170,4 @@ def node_token(t: Token, found: Sequence[str] | None = None) -> Token:
 def steps(given: Sequence[Step], found: Sequence[str] | None = None) -> list[Step]:
     """Steps with every secret cut out, across token boundaries (as in a run)."""
     needles = _needles(found)
-    if not needles:
-        return list(given)
-    cut, _ = _cut(given, needles)
-    return [replace(s, alternatives=tuple(_token(a, needles) for a in s.alternatives)) for s in cut]
+    return _cut_all(given, needles)[0] if needles else list(given)
