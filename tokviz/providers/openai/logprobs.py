@@ -94,7 +94,7 @@ def step(item: dict[str, Any], dialect: Dialect) -> Step:
         alternatives.append(alt)
     if chosen.id is not None:
         twin = next((a for a in alternatives if a.id == chosen.id), None)
-        if twin is not None and twin.raw != chosen.raw and chosen.raw.endswith(twin.raw) and twin.raw:
+        if twin is not None and _completes(chosen, twin):
             # llama-server (tools/server: text_to_send) sends no entry for a token that leaves a
             # character unfinished; the entry of the token that completes it carries the whole
             # character in `token` and `bytes`, with the id and figures of that last token alone.
@@ -108,10 +108,16 @@ def step(item: dict[str, Any], dialect: Dialect) -> Step:
     return Step(chosen=chosen, alternatives=tuple(alternatives))
 
 
+def _completes(chosen: Token, twin: Token) -> bool:
+    """The chosen entry carries more than its own token's bytes, ending with them: llama-server's
+    whole character on the token that completes it (see `step`)."""
+    return bool(twin.raw) and chosen.raw != twin.raw and chosen.raw.endswith(twin.raw)
+
+
 def merged(step_: Step) -> bool:
     """A llama-server entry that stands for several tokens (see `step`)."""
     twin = next((a for a in step_.alternatives if a.id is not None and a.id == step_.chosen.id), None)
-    return twin is not None and bool(twin.raw) and step_.chosen.raw != twin.raw and step_.chosen.raw.endswith(twin.raw)
+    return twin is not None and _completes(step_.chosen, twin)
 
 
 def _duplicate(a: Token, b: Token) -> bool:
@@ -158,8 +164,9 @@ def reconcile(steps: list[Step], streamed: str, dialect: Dialect, invalid: int =
     what was lost, None when nothing was.
 
     Every answer that carries both is cross-checked: when the tokens do not add up to the streamed
-    text (beyond characters the server held back from its stream) (vLLM serving some byte-level BPE models sends raw BPE pieces such as 'æĺ¯' for '是',
-    vllm-project/vllm#19177; a server that drops partial characters), every token is marked, the
+    text beyond characters the server held back from its stream (vLLM serving some byte-level BPE
+    models sends raw BPE pieces such as 'æĺ¯' for '是', vllm-project/vllm#19177; a server that
+    drops partial characters), the tokens from the first that disagrees on are marked, the
     streamed text is kept as the run's text, and the user is told once. `invalid`: how many
     positive log-probabilities the answer held (each marked where it stood).
     """
