@@ -511,3 +511,15 @@ def test_a_line_too_long_to_be_a_prompt_fails_alone_and_is_never_held_whole(tmp_
     items = index(out)["items"]
     assert proc.returncode == 1 and [i["status"] for i in items] == ["ok", "failed", "ok"]
     assert "longer than 1,000,000 characters" in items[1]["error"]
+
+
+@pytest.mark.parametrize("parallel", ["1", "2"])
+def test_a_batch_run_says_what_its_figures_are(tmp_path: Path, parallel: str) -> None:
+    """Batch runs leave the provider through the same gate as predict's: each records what its
+    figures are (they once said "not known" for the embedded model, whose are before sampling)."""
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("One\nTwo\n", encoding="utf-8")
+    proc = run_cli("batch", str(prompts), "-n", "2", "-o", str(tmp_path / "out"), "-f", "json", "--parallel", parallel)
+    assert proc.returncode == 0, proc.stderr
+    runs = [Run.from_json(p.read_text()) for p in (tmp_path / "out").glob("*.json") if p.name != "index.json"]
+    assert len(runs) == 2 and {r.figures for r in runs} == {"before sampling"}

@@ -27,14 +27,6 @@ from tokviz.run import Message, Run, Step, Tokenization
 from tokviz.run.tokens import count
 
 
-def stamped(run: Run, spec: registry.ProviderSpec) -> Run:
-    """The run with what its figures are (source["figures"]): as its provider recorded it (a
-    server's dialect), else as its provider's spec declares it; every view shows it."""
-    if run.source.get("figures"):
-        return run
-    return replace(run, source={**run.source, "figures": spec.figures})
-
-
 def predict(p: Plan | Request, *, progress: Progress | None = None, on_step: StepListener | None = None) -> Run:
     """The run of a plan. A stop during the generation raises `Stopped` with the run as far as it
     got (for providers that hand over their steps as they come)."""
@@ -44,7 +36,7 @@ def predict(p: Plan | Request, *, progress: Progress | None = None, on_step: Ste
 
 def _predict(opened: Provider, p: Plan, on_step: StepListener | None = None) -> Run:
     if not registry.can(opened, Live):
-        return stamped(opened.predict(p.request), p.spec)
+        return opened.predict(p.request)
     steps: list[Step] = []
     t0 = time.perf_counter()
 
@@ -54,7 +46,7 @@ def _predict(opened: Provider, p: Plan, on_step: StepListener | None = None) -> 
             on_step(step)
 
     try:
-        return stamped(opened.predict_live(p.request, listen), p.spec)
+        return opened.predict_live(p.request, listen)
     except KeyboardInterrupt as cause:
         if not steps or isinstance(cause, Stopped):
             raise
@@ -85,10 +77,10 @@ def predict_together(plans: list[Plan], *, progress: Progress | None = None, slo
         opened = open_provider(plans[members[0]], progress)
         if isinstance(opened, MultiSequence) and len(members) > 1:
             for i, run in zip(members, opened.predict_parallel([plans[i].request for i in members], slots)):
-                runs[i] = stamped(run, plans[i].spec)
+                runs[i] = run
         else:
             for i in members:
-                runs[i] = stamped(opened.predict(plans[i].request), plans[i].spec)
+                runs[i] = opened.predict(plans[i].request)
     return [r for r in runs if r is not None]
 
 
@@ -122,7 +114,7 @@ def sample(p: Plan | Request, n: int, *, progress: Progress | None = None,
     if parallel > 1:
         together = registry.require(opened, MultiSequence, "decode samples together (--parallel; servers already "
                                                            "run requests concurrently)")
-        runs = [stamped(r, p.spec) for r in together.sample_parallel(p.request, [base + i for i in range(n)], parallel)]
+        runs = together.sample_parallel(p.request, [base + i for i in range(n)], parallel)
         if on_done is not None:
             on_done(n)
         return runs
@@ -154,7 +146,7 @@ def score(p: Plan | Request, text: str, *, spec: ScoreSpec | None = None, progre
     if joined:
         (progress or silent)(f"tokviz: note: {joined}")
     try:
-        run = stamped(scorer.score(p.request, text, on_token, spec or ScoreSpec()), p.spec)
+        run = scorer.score(p.request, text, on_token, spec or ScoreSpec())
     except Stopped as stop:
         if joined and isinstance(stop.record, Run):
             stop.record = replace(stop.record, source={**stop.record.source, "joined": joined})

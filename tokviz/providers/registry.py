@@ -169,10 +169,12 @@ def infer_provider(model: str, base_url: str | None = None, environ: Mapping[str
 
 
 def get_provider(name: str, *, progress: Progress = silent, **options: object) -> Provider:
-    """The provider, behind the one gate that takes secrets out of what it answers (`redacting`)."""
+    """The provider, behind the one gate that takes secrets out of what it answers and says what
+    its runs' figures are (`redacting`)."""
     from tokviz.providers import redacting
 
-    return redacting.wrap(spec(name).factory(progress=progress, **options))
+    found = spec(name)
+    return redacting.wrap(found.factory(progress=progress, **options), found.figures)
 
 
 def iter_specs() -> Iterator[ProviderSpec]:

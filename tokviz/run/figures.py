@@ -1,6 +1,6 @@
 """What a run's log-probabilities are — before sampling, after temperature, after sampling, or not
 known — in the few words every view shows. Recorded with the run (source["figures"]: a server's
-dialect, a provider's spec, stamped by the pipeline), never assumed."""
+dialect, else the provider's spec, stamped at the provider gate: providers/redacting.py), never assumed."""
 
 from __future__ import annotations
 
