@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_process
 from tokviz.measures import compare
 from tokviz.providers.base import Continuation, Request, ScoreSpec, TreeSpec
 from tokviz.providers.registry import get_provider
@@ -312,3 +312,67 @@ def test_long_texts_score_in_windows_and_fast_agrees_with_exact(tmp_path: Path, 
     cursor.goto([s.chosen for s in steps[:5]])  # back: the cache cannot be cut below the window, so it is re-read
     assert cursor.children(3)[0].id == steps[5].chosen.id
     assert cursor.report().get("rereads") == 1
+
+
+# --- a model folder is data: its code never runs, its damage is one line (issue 35) ---------------
+
+CODE = "import pathlib\npathlib.Path({marker!r}).write_text('ran')\n"
+
+
+def code_folder(folder: Path, marker: Path, model_type: str) -> Path:
+    """A folder whose config and tokenizer name modules of its own that write `marker` on import."""
+    folder.mkdir()
+    for module in ("configuration_x", "modeling_x", "tokenization_x"):
+        (folder / f"{module}.py").write_text(CODE.format(marker=str(marker)) + "class X: pass\n")
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": model_type, "architectures": ["XForCausalLM"], "vocab_size": 300, "hidden_size": 64,
+        "auto_map": {"AutoConfig": "configuration_x.X", "AutoModelForCausalLM": "modeling_x.X"}}))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "XTokenizer",
+                                                              "auto_map": {"AutoTokenizer": ["tokenization_x.X", None]}}))
+    return folder
+
+
+@pytest.mark.parametrize("model_type", ["x-custom", "gemma3_text"])
+@pytest.mark.parametrize("command", [["predict", "hi"], ["score", "hi there"], ["tree", "hi", "--depth", "1"],
+                                     ["tokenize", "hi"]])
+def test_a_model_folders_own_code_never_runs_even_when_stdin_says_yes(tmp_path: Path, model_type: str,
+                                                                       command: list[str]) -> None:
+    """`yes | tokviz predict hi -p transformers -m FOLDER`: transformers would ask "Do you wish to run
+    the custom code? [y/N]" on standard input; tokviz never lets it, and says so in one line."""
+    marker = tmp_path / "marker"
+    folder = code_folder(tmp_path / "m", marker, model_type)
+    proc = run_process(*command, "-p", "transformers", "-m", str(folder), input=b"y\n" * 10_000, timeout=300)
+    assert not marker.exists(), "the model folder's code ran"
+    assert proc.returncode in (1, 2) and proc.stderr.decode().count("\n") == 1, proc.stderr
+    assert b"Traceback" not in proc.stderr and b"internal error" not in proc.stderr
+
+
+def _damaged(folder: Path, how: str) -> Path:
+    tiny_gemma(folder)
+    config = json.loads((folder / "config.json").read_text())
+    weights = folder / "model.safetensors"
+    if how == "truncated":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif how == "huge header":
+        data = weights.read_bytes()
+        weights.write_bytes((2**62).to_bytes(8, "little") + data[8:])
+    elif how == "no tokenizer":
+        for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json"):
+            (folder / name).unlink(missing_ok=True)
+    else:
+        config["vocab_size"] = {"absurd vocab": 10**13, "negative vocab": -5}.get(how, config["vocab_size"])
+        text = json.dumps(config)
+        if how == "NaN in config":
+            text = text.replace('"rope_theta": ', '"rope_theta": NaN, "x": ')
+        (folder / "config.json").write_text(text)
+    return folder
+
+
+@pytest.mark.parametrize("how", ["truncated", "huge header", "absurd vocab", "negative vocab", "NaN in config",
+                                 "no tokenizer"])
+def test_a_damaged_model_folder_is_one_line(tmp_path: Path, how: str) -> None:
+    folder = _damaged(tmp_path / "m", how)
+    proc = run_cli("predict", "hi", "-p", "transformers", "-m", str(folder), "-n", "2")
+    err = proc.stderr.decode()
+    assert proc.returncode in (1, 2) and err.count("\n") == 1, err
+    assert "internal error" not in err and "Traceback" not in err and "nothing to read" not in err

@@ -23,7 +23,7 @@ from tokviz.ground.errors import ProviderError, UsageError
 from tokviz.ground.files import write_atomic_chunks
 from tokviz.providers import registry
 from tokviz.providers.base import BatchFiles, Request
-from tokviz.run import Run
+from tokviz.run import Run, codec
 
 MAX_REQUESTS = 50_000  # OpenAI Batch API: requests per input file
 MAX_BYTES = 200 * 1024 * 1024  # and bytes per file
@@ -86,7 +86,7 @@ def export(jobs: Iterable[Any], path: Path, *, dialect_name: str = "openai",
             skipped += 1
             first_problem = first_problem or f"line {job.number}: {err.message}"
             continue
-        line = (json.dumps({"custom_id": job.name, "method": "POST", "url": "/v1" + url, "body": body},
+        line = (codec.dumps({"custom_id": job.name, "method": "POST", "url": "/v1" + url, "body": body},
                            ensure_ascii=False) + "\n").encode("utf-8")
         if part and (len(part) >= max_requests or size + len(line) > max_bytes):
             flush()

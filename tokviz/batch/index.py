@@ -4,7 +4,6 @@ with the same index as an uninterrupted one."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 from tokviz.batch.state import Row, State
 from tokviz.ground.files import write_atomic_chunks
+from tokviz.run import codec
 from tokviz.run.tokens import safe
 
 INDEX_SCHEMA = "tokviz.batch-index"
@@ -24,12 +24,12 @@ def write(state: State, out_dir: Path, formats: list[str], files: Callable[[str,
     state.commit()
     counts = state.counts()
     head = {"schema": INDEX_SCHEMA, "schema_version": 1, "formats": formats, "summary": counts}
-    opening = json.dumps(head, ensure_ascii=False, indent=2)[:-2] + ',\n  "items": ['
+    opening = codec.dumps(head, ensure_ascii=False, indent=2)[:-2] + ',\n  "items": ['
 
     def items_json() -> Iterator[bytes]:
         yield opening.encode("utf-8")
         for n, row in enumerate(state.rows()):
-            item = json.dumps(entry(row, formats, files), ensure_ascii=False)
+            item = codec.dumps(entry(row, formats, files), ensure_ascii=False)
             yield (("\n    " if n == 0 else ",\n    ") + item).encode("utf-8")
         yield b"\n  ]\n}\n"
 

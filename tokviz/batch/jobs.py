@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from tokviz import pipeline
-from tokviz.ground.errors import TokvizError, UsageError
+from tokviz.ground.errors import TokvizError, UsageError, redact
 from tokviz.providers.base import Request
 from tokviz.providers.registry import default_model
-from tokviz.run import Params, Run
+from tokviz.run import Params, Run, codec
 from tokviz.run.generation import Generation
 
 _PARAM_KEYS = ("top_k", "max_tokens", "temperature", "top_p", "seed", "mode")
@@ -98,10 +98,11 @@ def job_name(request: Request, id_: str | None) -> str:
     """A stable file stem: the id if given, else a slug of the prompt and a short hash of all that
     makes the answer (so editing one line renames only that line's files)."""
     if id_:
-        return _safe_id(id_)
+        return _safe_id(redact(id_, shapes=False))
     key = json.dumps({"model": request.model, "prompt": request.prompt, "system": request.system,
                       "params": request.params.to_dict()}, sort_keys=True, ensure_ascii=False)
-    return f"{_slug(request.prompt)}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:8]}"
+    digest = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{_slug(redact(request.prompt, shapes=False))}-{digest}"  # a key in a prompt never names a file
 
 
 MAX_LINE = 1_000_000  # characters of one input line: more is no prompt a model reads, and would be held whole
@@ -223,6 +224,8 @@ def _json_line(line: str, number: int, source: str) -> dict[str, Any]:
         obj = json.loads(line)
     except json.JSONDecodeError as err:
         raise UsageError(f"{source} line {number} is not valid JSON ({err.msg})") from None
+    except ValueError as err:  # an integer of thousands of digits
+        raise UsageError(f"{source} line {number}: {str(err)[:120]}") from None
     except RecursionError:
         raise UsageError(f"{source} line {number} is nested too deeply") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
@@ -232,7 +235,9 @@ def _json_line(line: str, number: int, source: str) -> dict[str, Any]:
 
 def _jsonl_job(line: str, number: int, source: str, defaults: Generation) -> tuple[str, Generation, str | None, str | None]:
     obj = _json_line(line, number, source)
-    id_ = None if obj.get("id") is None else str(obj["id"])
+    id_ = None if obj.get("id") is None else codec.printable(str(obj["id"]))
+    if codec.has_surrogate(obj["prompt"]):  # that job fails; the batch goes on
+        return codec.printable(obj["prompt"]), defaults, id_, "the prompt holds a lone surrogate (\\ud800-\\udfff), which is no character"
     nested = obj.get("params", {})
     if not isinstance(nested, dict):
         return obj["prompt"], defaults, id_, f"\"params\" must be an object, not {type(nested).__name__}"

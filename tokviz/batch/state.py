@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokviz.ground.errors import TokvizError
+from tokviz.ground.errors import TokvizError, redact
 
 FILE = "batch.sqlite"
 SCHEMA = """
@@ -113,6 +113,8 @@ class State:
             inserts, updates = [], []
             n = next_n
             for name, line, id_, prompt, model, problem in entries:
+                prompt = redact(prompt, shapes=False)  # a key in a prompt line is never stored
+                id_ = None if id_ is None else redact(id_, shapes=False)
                 before = found.get(name)
                 if before is _SEEN:
                     out.append(None)

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from tokviz.commands import common
 from tokviz.ground.errors import ExitStatus, Terminated, TokvizError, UsageError
+from tokviz.run import codec
 from tokviz.run.generation import Generation
 from tokviz.views import formats
 
@@ -209,7 +210,6 @@ def _input(prompts: str) -> tuple[Callable[[], Iterable[str]], str]:
 
 
 def _status(folder: Path, *, as_json: bool) -> None:
-    import json
     import sqlite3
 
     from tokviz.batch.state import FILE, read_status
@@ -222,7 +222,7 @@ def _status(folder: Path, *, as_json: bool) -> None:
     except (sqlite3.Error, TypeError, ValueError) as err:
         raise UsageError(f"cannot read the batch state in {folder}: {err}") from None
     if as_json:
-        common.stdout().file.write(json.dumps(found, ensure_ascii=False) + "\n")
+        common.stdout().file.write(codec.dumps(found, ensure_ascii=False) + "\n")
         return
     first = found["first_failure"]
     common.stdout().print(f"{found['ok']} ok, {found['failed']} failed, {found['pending']} pending of {found['total']} prompts"

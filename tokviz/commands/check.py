@@ -11,10 +11,11 @@ import typer
 from tokviz.commands import common
 from tokviz.commands.diff import FormatOpt, JunitOpt, ReportOpt, check_reports, report
 from tokviz.commands.tolerances import tolerance, tolerance_options
-from tokviz.ground.errors import TokvizError, UsageError
+from tokviz.ground.errors import ProviderError, TokvizError, UsageError
 
 if TYPE_CHECKING:
     from tokviz.measures.compare import Comparison, Tolerance
+    from tokviz.pipeline.goldens import Asked
     from tokviz.run import Run, RunSet
 
 
@@ -25,6 +26,10 @@ def check(
     update: Annotated[bool, typer.Option("--update", help="Rewrite the goldens that changed (and name them); the others are left as they are.")] = False,
     replay: Annotated[Optional[Path], typer.Option("--replay", metavar="FILE", help="Answer from this cassette (recorded with --record): no server, no key; the answers must then be identical.", show_default=False)] = None,
     base_url: Annotated[Optional[str], typer.Option("--base-url", metavar="URL", help="Ask this server, instead of the one each golden records.", show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", metavar="MODEL", help="Ask this model (a .gguf, a server's model name…) instead of the one each golden records.", show_default=False)] = None,
+    provider: Annotated[Optional[str], typer.Option("--provider", "-p", metavar="NAME", help="Ask this provider instead of the one each golden records.", show_default=False)] = None,
+    allow_server: Annotated[Optional[list[str]], typer.Option("--allow-server", metavar="URL", help="A server a golden may name that you trust with your key (repeatable); goldens naming any other server are refused while a key is set.", show_default=False)] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", metavar="SECONDS", help="How long to wait for each answer from a server.", show_default=False)] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-j", metavar="N", help="Goldens of servers asked at once (1-64), as `tokviz batch` does.")] = 4,
     out: Annotated[Optional[Path], typer.Option("--out", metavar="FOLDER", help="Keep the new answers in this folder; a check run again with it resumes (answers already there are not asked again).", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparisons as JSON on stdout.")] = False,
@@ -37,17 +42,27 @@ def check(
     answer with it: identical, within noise, or changed. Exit 1 when any changed."""
     import tempfile
 
+    from tokviz.pipeline.goldens import Asked
+    from tokviz.providers.base import check_base_url
+
     tolerance_ = tolerance(tol, identical=replay is not None)
+    for url in [*([base_url] if base_url else []), *(allow_server or [])]:
+        check_base_url(url, "--base-url" if url == base_url else "--allow-server")
+    asked = Asked(base_url=base_url, model=model or None, provider=provider or None, allow=tuple(allow_server or ()),
+                  timeout=timeout)
     files = golden_files(goldens)
     outputs = check_reports(output or [], junit, fmt)
     if not 1 <= concurrency <= 64:
         raise UsageError(f"--concurrency must be between 1 and 64, got {concurrency}")
     records = {path: common.load_record(str(path)) for path in files}
+    if asked.overrides() and not quiet:
+        common.stderr().print(f"tokviz: asking {_described(asked)} instead of each golden's own request", markup=False)
     with tempfile.TemporaryDirectory(prefix="tokviz-check-") as scratch:
-        answers = ask_again(records, base_url=base_url, replay=replay, concurrency=concurrency, out=out or Path(scratch))
+        answers = ask_again(records, asked=asked, replay=replay, concurrency=concurrency, out=out or Path(scratch))
     comparisons = []
     for path, record in records.items():
-        comparisons.append(compare(path, record, answers[path], tolerance_))
+        answer = answers.get(path) or ProviderError("no answer: the check stopped before this golden was asked")
+        comparisons.append(compare(path, record, answer, tolerance_))
     if update:
         rewrite(comparisons, records, answers)
     try:
@@ -57,22 +72,34 @@ def check(
             raise
 
 
+def _described(asked: Any) -> str:
+    from tokviz.ground.errors import without_credentials
+    from tokviz.run.tokens import safe
+
+    parts = [f"the {asked.provider} provider" if asked.provider else "",
+             f"model {asked.model}" if asked.model else "",
+             f"the server {without_credentials(asked.base_url)}" if asked.base_url else ""]
+    return safe(", ".join(p for p in parts if p))
+
+
 def golden_files(given: list[Path]) -> list[Path]:
     """The golden records named, and every .json record in the folders named (sorted)."""
+    from tokviz.run.codec import printable
+
     found: list[Path] = []
     for path in given:
         if path.is_dir():
             found += sorted(p for p in path.rglob("*.json") if p.name != "index.json")
-        elif path.is_file():
-            found.append(path)
+        elif path.exists() or path.is_symlink():
+            found.append(path)  # not a regular file: reading it says so in one line
         else:
-            raise UsageError(f"golden {path} does not exist")
+            raise UsageError(f"golden {printable(str(path))} does not exist")
     if not found:
         raise UsageError("no golden records found", hint="record one with `tokviz predict ... --save golden.json`")
     return list(dict.fromkeys(found))
 
 
-def ask_again(records: dict[Path, Run | RunSet], *, base_url: str | None, replay: Path | None, concurrency: int,
+def ask_again(records: dict[Path, Run | RunSet], *, asked: Asked, replay: Path | None, concurrency: int,
               out: Path) -> dict[Path, Run | RunSet | TokvizError]:
     """Each golden's answer now. Generations go through `tokviz batch` (its concurrency, and its
     resume when --out is kept); trees, scored texts and sets are asked one by one."""
@@ -81,13 +108,13 @@ def ask_again(records: dict[Path, Run | RunSet], *, base_url: str | None, replay
     answers: dict[Path, Run | RunSet | TokvizError] = {}
     generations = {p: r for p, r in records.items() if _is_generation(r)}
     if generations:
-        answers.update(_batch(generations, base_url=base_url, replay=replay, concurrency=concurrency, out=out))
+        answers.update(_batch(generations, asked=asked, replay=replay, concurrency=concurrency, out=out))
     err = common.stderr()
     for path, record in records.items():
         if path in generations:
             continue
         try:
-            answers[path] = rerun(record, base_url=base_url, replay=replay, progress=common.progress_line(err))
+            answers[path] = rerun(record, asked=asked, replay=replay, progress=common.progress_line(err))
         except TokvizError as failure:
             answers[path] = failure
     return answers
@@ -99,24 +126,29 @@ def _is_generation(record: Run | RunSet) -> bool:
     return isinstance(record, Run) and record.kind is RunKind.PREDICT
 
 
-def _batch(goldens: dict[Path, Any], *, base_url: str | None, replay: Path | None, concurrency: int,
+def _batch(goldens: dict[Path, Any], *, asked: Asked, replay: Path | None, concurrency: int,
            out: Path) -> dict[Path, Run | TokvizError]:
     import threading
 
     from tokviz.batch import Batch, Job
     from tokviz.ground.errors import ProviderError
-    from tokviz.pipeline.goldens import plan_of
+    from tokviz.pipeline.goldens import plan_of, request_key
     from tokviz.run import Run
 
     jobs, names = [], {}
     for n, (path, run) in enumerate(goldens.items(), 1):
-        name = f"{n:04d}-{path.stem}"
-        names[name] = path
         try:
-            p = plan_of(run, base_url=base_url, replay=replay)
-            jobs.append(Job(number=n, name=name, request=p.request, id=name, provider=p.provider))
+            p = plan_of(run, asked=asked, replay=replay)
         except TokvizError as err:
+            name = f"{n:04d}-{path.stem}"
+            names[name] = path
             jobs.append(Job(number=n, name=name, request=run_request(run), id=name, problem=err.line()))
+            continue
+        # The request's digest is part of the name: an answer kept in --out answers only the same
+        # request (a golden re-recorded with another model, temperature or seed is asked again).
+        name = f"{n:04d}-{path.stem}-{request_key(p)}"
+        names[name] = path
+        jobs.append(Job(number=n, name=name, request=p.request, id=name, provider=p.provider))
     runner = Batch(out_dir=out, formats=["json"], concurrency=concurrency, replay=replay, expected=len(jobs),
                    progress=common.progress_line(common.stderr()))
     results: dict[Path, Run | TokvizError] = {}
@@ -133,6 +165,10 @@ def _batch(goldens: dict[Path, Any], *, base_url: str | None, replay: Path | Non
     _, interrupted = runner.run(jobs, done, threading.Event())
     if interrupted:
         raise KeyboardInterrupt
+    if runner.disk_full:  # answers that could not be kept are not compared as if they were none
+        from tokviz.ground.files import OutputError
+
+        raise OutputError(f"--out {out}: {runner.disk_full}")
     return results
 
 
@@ -146,14 +182,16 @@ def compare(path: Path, golden: Run | RunSet, answer: Run | RunSet | TokvizError
     """A golden against its new answer: one comparison (a set's runs folded into one)."""
     from tokviz.measures.compare import compare_records, unmatched
     from tokviz.run import Run
+    from tokviz.run.codec import printable
 
+    name = printable(str(path))  # a file name that is not UTF-8 is shown with escapes
     if isinstance(answer, TokvizError):
-        return unmatched(str(path), f"asking again failed: {answer.line()}", tolerance_)
+        return unmatched(name, f"asking again failed: {answer.line()}", tolerance_)
     try:
-        parts = compare_records(golden, answer, tolerance_, name=str(path))
+        parts = compare_records(golden, answer, tolerance_, name=name)
     except ValueError as err:
-        raise UsageError(f"{path}: {err}") from None
-    return parts[0] if isinstance(golden, Run) else _one(parts, str(path))
+        raise UsageError(f"{name}: {err}") from None
+    return parts[0] if isinstance(golden, Run) else _one(parts, name)
 
 
 def _one(parts: list[Comparison], name: str) -> Comparison:

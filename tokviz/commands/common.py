@@ -293,18 +293,15 @@ def _read_record(path: str) -> tuple[str, str]:
     """The text of a saved record and the name to give it in messages."""
     if path == "-":
         return read_text_arg("-"), "standard input"
-    p = Path(path)
+    from tokviz.ground.files import read_regular
+    from tokviz.run.codec import printable
+
+    shown = printable(path)  # a file name that is not UTF-8 is named with escapes, never a crash
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"run file {path} does not exist") from None
-    except IsADirectoryError:
-        raise UsageError(f"run file {path} is a folder") from None
+        text = read_regular(Path(path), "run file").decode("utf-8")
     except UnicodeDecodeError:
-        raise RunFileError(f"{path} is not a tokviz run (not UTF-8 text)") from None
-    except OSError as err:
-        raise UsageError(f"cannot read run file {path}: {err.strerror}") from None
-    return text, path
+        raise RunFileError(f"{shown} is not a tokviz run (not UTF-8 text)") from None
+    return text, shown
 
 
 def load_run(path: str) -> Run:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
 from tokviz.commands import common
+from tokviz.run import codec
 
 
 def providers(
@@ -28,7 +28,7 @@ def providers(
                 "capabilities": [c.value for c in s.abilities()],
                 "options": [{"name": o.name, "type": o.kind.__name__, "help": o.help} for o in s.options]}
                for s in specs]
-        out.file.write(json.dumps({"providers": doc}, ensure_ascii=False, indent=2) + "\n")
+        out.file.write(codec.dumps({"providers": doc}, ensure_ascii=False, indent=2) + "\n")
         return
     lines = Text()
     for s in specs:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from tokviz.explore.session import MAX_CONTINUATION, Emit, Session
 from tokviz.ground.errors import TokvizError, UsageError, redact
 from tokviz.providers.base import Continuation
+from tokviz.run import codec
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -161,7 +162,7 @@ def streamed(session: Session, job: Callable[[Emit, threading.Event], None]) -> 
     async def lines() -> Any:
         try:
             while (event := await queue.get()) is not None:
-                yield json.dumps(event, ensure_ascii=False) + "\n"
+                yield codec.dumps(event, ensure_ascii=False) + "\n"
         finally:
             cancel.set()
 

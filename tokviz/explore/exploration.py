@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from tokviz.ground.errors import UsageError
-from tokviz.run import Branch, Message, Params, Run, RunKind, Step, Token, TreeInfo, TreeNode, greedy_path
+from tokviz.run import Branch, Message, Params, Run, RunKind, Step, Token, TreeInfo, TreeNode, greedy_path, redaction
 from tokviz.run import tokens as tok
 
 MAX_NODES = 100_000  # far more than a page can show; a bound so a runaway session cannot fill memory
@@ -151,7 +151,9 @@ class Exploration:
 
     @classmethod
     def from_run(cls, run: Run) -> Exploration:
-        """Reopen a saved exploration, a tree (each leaf a branch) or a predict run (one branch)."""
+        """Reopen a saved exploration, a tree (each leaf a branch) or a predict run (one branch),
+        with any secret in force now removed (a file saved before redaction reached the explorer)."""
+        run = redaction.redact(run)
         if run.kind is RunKind.TREE:
             out = cls(run.prompt, run.params.top_k)
             out._set_nodes([replace(node, completion=()) for node in run.nodes])

@@ -8,8 +8,7 @@ scale is the one every view uses (`views.colors`), handed to the script as a 101
 
 from __future__ import annotations
 
-import html
-
+from tokviz.run import tokens as tok
 from tokviz.views.colors import css_gradient, prob_hex, tint_hex
 from tokviz.views.html import CSS, _json_for_script
 
@@ -164,7 +163,7 @@ load();
 
 def page(*, meta: str, nonce: str, save: str | None = None) -> str:
     """The explorer's page; its data comes from the app's API once loaded."""
-    e = html.escape
+    e = tok.markup
     config = {"tint": [tint_hex(i / 100, 0.25) for i in range(101)], "bar": [prob_hex(i / 100) for i in range(101)],
               "save": save}
     saved = (f"Saved to <code>{e(save)}</code> after every change." if save else

@@ -86,8 +86,35 @@ def register_secret_env(name: str) -> None:
 
 
 def secrets() -> list[str]:
-    """The secrets in force now (each provider's key variable, any *_API_KEY), longest first."""
-    return sorted(set(_secrets_in_environment()), key=len, reverse=True)
+    """The secrets in force now (each provider's key variable, any *_API_KEY, and the credentials
+    of any server URL a request was sent to, in each form they travel in), longest first."""
+    return sorted(set(_secrets_in_environment()) | _SENT, key=len, reverse=True)
+
+
+# Credentials tokviz has sent in this process other than by a key variable: a URL's user and
+# password, which HTTP clients send as Basic auth (base64 of "user:password"), so a server that
+# echoes the header back would otherwise put the password into a run in a form no one looks for.
+_SENT: set[str] = set()
+
+
+def register_url_credentials(url: str | None) -> None:
+    """Remember the password of `url` (if any) as a secret, plain, as "user:password" and in
+    base64, so every redaction removes each form."""
+    import base64
+    from urllib.parse import unquote, urlsplit
+
+    if not url or "@" not in url:
+        return
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return
+    if not password:
+        return
+    pair = f"{unquote(user or '')}:{unquote(password)}"
+    forms = {unquote(password), password, pair, base64.b64encode(pair.encode("utf-8")).decode("ascii")}
+    _SENT.update(f for f in forms if len(f) >= 4)
 
 
 def _secrets_in_environment() -> list[str]:

@@ -156,3 +156,39 @@ def _redacted(data: bytes) -> bytes:
         return data  # images: their text came from a DOT source that was redacted before drawing
     clean = redact(text, shapes=False)
     return data if clean == text else clean.encode("utf-8")
+
+
+# The largest record tokviz reads: a 100,000-token scored text with 20 alternatives is ~150 MB.
+MAX_READ = 1 << 30
+
+
+def read_regular(path: Path, what: str = "file", limit: int = MAX_READ) -> bytes:
+    """The bytes of a regular file, refused in one line otherwise: a FIFO would block forever and
+    a link to /dev/zero would fill memory, so the file is opened without blocking, checked with
+    fstat, and read up to `limit` bytes."""
+    shown = str(path).encode("utf-8", "backslashreplace").decode("utf-8")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise UsageError(f"{what} {shown} does not exist") from None
+    except IsADirectoryError:
+        raise UsageError(f"{what} {shown} is a folder") from None
+    except OSError as err:
+        if err.errno == errno.ENXIO:  # a FIFO with no writer
+            raise UsageError(f"{what} {shown} is not a regular file") from None
+        raise UsageError(f"cannot read {what} {shown}: {err.strerror}") from None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise UsageError(f"{what} {shown} is a folder")
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"{what} {shown} is not a regular file (a device, FIFO or socket)")
+        if info.st_size > limit:
+            raise UsageError(f"{what} {shown} is {info.st_size:,} bytes, more than tokviz reads ({limit:,})")
+        try:
+            data = fh.read(limit + 1)
+        except OSError as err:
+            raise UsageError(f"cannot read {what} {shown}: {err.strerror}") from None
+    if len(data) > limit:
+        raise UsageError(f"{what} {shown} is more than tokviz reads ({limit:,} bytes)")
+    return data

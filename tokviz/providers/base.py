@@ -347,6 +347,10 @@ def check_base_url(url: str, what: str = "--base-url") -> None:
     """A server URL an HTTP client can use, or one clear line (not an SDK traceback) naming where
     the URL came from (`what`) and never its password."""
     shown = without_credentials(url)
+    if not url.isprintable() or any(c.isspace() for c in url):
+        from tokviz.run.tokens import safe
+
+        raise UsageError(f"{what} {safe(shown)!r} holds a control character or a space, which no URL has")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a port that is not a number
@@ -354,3 +358,18 @@ def check_base_url(url: str, what: str = "--base-url") -> None:
         raise UsageError(f"{what} {shown!r} is not a valid URL ({without_credentials(str(err))})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"{what} must be an http:// or https:// URL, got {shown!r}", hint="e.g. http://127.0.0.1:8000/v1")
+
+
+def same_server(a: str, b: str) -> bool:
+    """Whether two URLs name one server (scheme, host, port and path; credentials, case of the
+    host and a trailing slash aside): the test for "a server the user named"."""
+    def key(url: str) -> tuple[str, str, int | None, str] | None:
+        try:
+            parts = urlsplit(url.strip())
+            port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+        except ValueError:
+            return None
+        return parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.path.rstrip("/")
+
+    ka = key(a)
+    return ka is not None and ka == key(b)

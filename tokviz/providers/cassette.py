@@ -15,7 +15,7 @@ from typing import Any
 from tokviz.ground.errors import RunFileError, UsageError
 from tokviz.ground.files import write_atomic
 from tokviz.providers.base import Live, Provider, Request, StepListener
-from tokviz.run import Run
+from tokviz.run import Run, codec
 
 SCHEMA = "tokviz.cassette"
 SCHEMA_VERSION = 1
@@ -77,7 +77,7 @@ class Cassette:
             self.entries[_key_text(key)] = (key, run.to_dict())
             doc = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
                    "entries": [{"request": k, "run": r} for _, (k, r) in sorted(self.entries.items())]}
-            write_atomic(self.path, (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
+            write_atomic(self.path, (codec.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
 
 
 class Recorder:

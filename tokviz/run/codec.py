@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -105,3 +107,62 @@ def figures(d: Mapping[str, Any], key: str) -> dict[str, float]:
     if not isinstance(table, dict):
         raise TypeError(f"{key!r} must be an object")
     return {str(name): number(table, name, low=0, where=f"{key}.") for name in table}  # counts and seconds: ≥ 0
+
+
+# --- JSON as tokviz reads it: strict -----------------------------------------------------------
+
+# A \uD800-\uDFFF escape that is not half of a pair: JSON lets a file say it, but it is no
+# character, and every UTF-8 writer (a report, a terminal, SQLite) fails on it later.
+_LONE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+                   r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+def _constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a finite number (tokviz refuses infinity and NaN)")
+
+
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ValueError(f"{literal[:20]}… is beyond a float's range" if len(literal) > 20 else
+                         f"{literal} is beyond a float's range")
+    return value
+
+
+def loads(text: str) -> Any:
+    """`json.loads`, refusing what no record tokviz writes holds: Infinity, NaN, numbers past a
+    float's range (-1e309 would read as -inf), integers of thousands of digits, and lone
+    surrogates. Each is a `ValueError` (with `json.JSONDecodeError`, a subclass, for syntax)."""
+    if "\\u" in text and (bad := _LONE.search(text)):
+        raise ValueError(f"it holds {bad.group(0)}, half of a surrogate pair, which is no character")
+    if has_surrogate(text):
+        raise ValueError("it holds a lone surrogate, which is no character")
+    return json.loads(text, parse_constant=_constant, parse_float=_finite)
+
+
+def has_surrogate(text: str) -> bool:
+    """Whether a string holds a lone surrogate (from a JSON escape, or a file name read with
+    `surrogateescape`): it cannot be written as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def printable(text: str) -> str:
+    """`text` with lone surrogates written as escapes (\udcff), so it can be printed or stored."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if has_surrogate(text) else text
+
+
+# Characters JSON leaves raw that act on a terminal or an editor when a file is shown (DEL, the C1
+# controls such as U+009B, which some terminals read as ESC [), the line separators and the bidi
+# controls: written as \u escapes, which every JSON reader turns back into the same text.
+_ACTIVE = re.compile("[\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def dumps(obj: Any, **kwargs: Any) -> str:
+    """`json.dumps` as tokviz writes its files: UTF-8 text as text, and every character that could
+    act on a terminal as an escape (JSON already escapes ESC, BEL and NUL)."""
+    kwargs["ensure_ascii"] = False
+    return _ACTIVE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, **kwargs))

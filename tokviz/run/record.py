@@ -440,9 +440,9 @@ class Run:
         data = self.to_dict()
         lists = {key: data.pop(key) for key in ("steps", "nodes") if key in data}
         data.update(extra or {})  # derived figures (e.g. "stats") that readers may ignore
-        out = json.dumps(data, ensure_ascii=False, indent=2, allow_nan=False)[:-2]
+        out = codec.dumps(data, ensure_ascii=False, indent=2, allow_nan=False)[:-2]
         for key, items in lists.items():
-            body = ",\n".join("    " + json.dumps(x, ensure_ascii=False, allow_nan=False) for x in items)
+            body = ",\n".join("    " + codec.dumps(x, ensure_ascii=False, allow_nan=False) for x in items)
             out += f',\n  "{key}": [\n{body}\n  ]' if items else f',\n  "{key}": []'
         return out + "\n}\n"
 
@@ -508,7 +508,7 @@ class Tokenization:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
+        return codec.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
 
 
 def greedy_indices(nodes: tuple[TreeNode, ...] | list[TreeNode]) -> list[int]:
@@ -556,7 +556,7 @@ class RunSet:
                 "runs": [r.to_dict() for r in self.runs]}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, indent=1, allow_nan=False) + "\n"
+        return codec.dumps(self.to_dict(), ensure_ascii=False, indent=1, allow_nan=False) + "\n"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, source: str = "input") -> RunSet:
@@ -581,10 +581,13 @@ def load_record(text: str, *, source: str = "input") -> Run | RunSet:
     """Any record tokviz writes: a run (predict, tree) or a set of runs (samples, comparison)."""
     if not text.strip():
         raise RunFileError(f"{source} is empty, not a tokviz record")
+    source = codec.printable(source)
     try:
-        data = json.loads(text)
+        data = codec.loads(text)
     except json.JSONDecodeError as err:
         raise RunFileError(f"{source} is not valid JSON (line {err.lineno}: {err.msg})") from None
+    except ValueError as err:  # Infinity, a number past a float, 5,000 digits, a lone surrogate
+        raise RunFileError(f"{source} is not a tokviz record: {str(err)[:200]}") from None
     except RecursionError:
         raise RunFileError(f"{source} is nested too deeply to be a tokviz run") from None
     if isinstance(data, dict) and data.get("schema") in SET_SCHEMAS.values():

@@ -60,10 +60,23 @@ def spans(data: bytes, needles: list[bytes]) -> list[tuple[int, int]]:
     return merged
 
 
-def _cut(steps: Sequence[Step], needles: list[bytes]) -> tuple[list[Step], int]:
-    """The steps with each secret cut out of the chosen tokens' joined bytes, and how many were."""
+# A text that *ends* in the first characters of a secret (a key streamed one character per token
+# and cut by --max-tokens, or by a dropped stream) holds most of the key: an ending of at least
+# this many characters of a secret is cut as if it were the whole of it. Shorter endings are left:
+# four characters of "sk-p…" are in ordinary text.
+PARTIAL = 8
+
+
+def _cut(steps: Sequence[Step], needles: list[bytes], *, final: bool = False) -> tuple[list[Step], int]:
+    """The steps with each secret cut out of the chosen tokens' joined bytes, and how many were;
+    when the text is `final` (nothing more will follow), a partial secret at its end too."""
     raws = [s.chosen.raw for s in steps]
-    where = spans(b"".join(raws), needles)
+    data = b"".join(raws)
+    where = spans(data, needles)
+    if final:
+        tail = _open_prefix(data, needles)
+        if tail >= PARTIAL and not (where and where[-1][1] == len(data)):
+            where.append((len(data) - tail, len(data)))
     if not where:
         return list(steps), 0
     out, at = [], 0
@@ -88,9 +101,9 @@ def _cut(steps: Sequence[Step], needles: list[bytes]) -> tuple[list[Step], int]:
     return out, len(where)
 
 
-def _cut_all(steps: Sequence[Step], needles: list[bytes]) -> tuple[list[Step], int]:
+def _cut_all(steps: Sequence[Step], needles: list[bytes], *, final: bool = False) -> tuple[list[Step], int]:
     """`_cut`, and any whole secret in the alternatives replaced too."""
-    cut, count = _cut(steps, needles)
+    cut, count = _cut(steps, needles, final=final)
     return [replace(s, alternatives=tuple(_token(a, needles) for a in s.alternatives)) for s in cut], count
 
 
@@ -103,7 +116,7 @@ def redact(run: Run, found: Sequence[str] | None = None) -> Run:
     needles = _needles(found)
     if not needles:
         return run
-    cut, count = _cut_all(run.steps, needles)
+    cut, count = _cut_all(run.steps, needles, final=True)
     nodes = tuple(replace(n, token=_token(n.token, needles), completion=tuple(_token(t, needles) for t in n.completion))
                   for n in run.nodes)
     changed = replace(run, steps=tuple(cut), nodes=nodes, prompt=_text(run.prompt, needles),
@@ -130,7 +143,7 @@ class Stream:
             self.on_step(step)
             return
         self.held.append(step)
-        cut, _ = _cut(self.held, self.needles)
+        cut, _ = _cut_all(self.held, self.needles)
         data = b"".join(s.chosen.raw for s in cut)
         keep = _open_prefix(data, self.needles)  # bytes at the end that could begin a secret
         ready, at = 0, 0
@@ -144,7 +157,7 @@ class Stream:
             self.held = cut[ready:]
 
     def flush(self) -> None:
-        cut, _ = _cut(self.held, self.needles)
+        cut, _ = _cut_all(self.held, self.needles, final=True)
         for s in cut:
             self.on_step(s)
         self.held = []
@@ -170,4 +183,4 @@ def node_token(t: Token, found: Sequence[str] | None = None) -> Token:
 def steps(given: Sequence[Step], found: Sequence[str] | None = None) -> list[Step]:
     """Steps with every secret cut out, across token boundaries (as in a run)."""
     needles = _needles(found)
-    return _cut_all(given, needles)[0] if needles else list(given)
+    return _cut_all(given, needles, final=True)[0] if needles else list(given)

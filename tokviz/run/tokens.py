@@ -126,6 +126,14 @@ def safe(text: str) -> str:
     return "".join(out)
 
 
+def markup(text: str) -> str:
+    """Untrusted text for HTML, SVG or XML: control characters (ESC, BEL, NUL, C1) and invisible
+    format characters shown as escapes (`safe`), then `<`, `>`, `&` and quotes escaped."""
+    import html
+
+    return html.escape(safe(text).encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
 def count(n: int, word: str, plural: str | None = None) -> str:
     """A count with its noun: "1 token", "2 tokens" (every figure a reader sees, said right)."""
     return f"{n:,} {word}" if n == 1 else f"{n:,} {plural or word + 's'}"

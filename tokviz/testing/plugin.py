@@ -52,7 +52,21 @@ class Golden:
         """goldens/<module>/<name>.json beside the test module; the name defaults to the test's."""
         module = Path(str(self.request.node.path))
         stem = name or self.request.node.name
-        return module.parent / GOLDENS / module.stem / (re.sub(r"[^\w.-]+", "-", stem).strip("-") + ".json")
+        return module.parent / GOLDENS / module.stem / (file_stem(stem) + ".json")
+
+    def _legacy(self, name: str | None) -> Path:
+        """Where tokviz before 0.4 kept this golden (a name that several tests could share)."""
+        module = Path(str(self.request.node.path))
+        stem = re.sub(r"[^\w.-]+", "-", name or self.request.node.name).strip("-")
+        return module.parent / GOLDENS / module.stem / (stem + ".json")
+
+    def _claim(self, path: Path) -> None:
+        """One golden, one test: a second test that names the same golden fails, naming the first."""
+        claims: dict[Path, str] = self.request.config.stash.setdefault(_CLAIMS, {})
+        owner = claims.setdefault(path.resolve(), self.request.node.nodeid)
+        if owner != self.request.node.nodeid:
+            pytest.fail(f"tokviz golden {path} is already the golden of {owner}: give this test its own name "
+                        "(tokviz_golden.check(..., name=...))", pytrace=False)
 
     def check(self, subject: Run | RunSet | str, name: str | None = None, **settings: Any) -> Comparison | None:
         """Compare `subject` (a record, or a prompt generated with `tokviz.predict(prompt, **options)`)
@@ -64,11 +78,16 @@ class Golden:
         tolerance_keys = {f.name for f in fields(Tolerance)}
         given = {k: v for k, v in settings.items() if k in tolerance_keys}
         options = {k: v for k, v in settings.items() if k not in tolerance_keys}
-        record = self._record(subject, options)
         path = self.path(name)
+        self._claim(path)
+        record = self._record(subject, options)
         if not path.exists():
             if self.update:
                 return self._write(path, record, "written")
+            legacy = self._legacy(name)
+            if legacy != path and legacy.is_file():
+                pytest.fail(f"tokviz golden {path} does not exist; {legacy.name} is its old name (one several tests "
+                            f"could share): rename it, or run pytest with --tokviz-update", pytrace=False)
             pytest.fail(f"tokviz golden {path} does not exist: run pytest with --tokviz-update to write it", pytrace=False)
         comparisons = compare_records(load_record(path.read_text(encoding="utf-8"), source=str(path)), record,
                                       _tolerance(given, Path(str(self.request.config.rootpath))), name=path.name)
@@ -102,10 +121,32 @@ class Golden:
         from tokviz.views.table import plain_text
 
         self.report_dir.mkdir(parents=True, exist_ok=True)
-        report = self.report_dir / (re.sub(r"[^\w.-]+", "-", self.request.node.nodeid).strip("-") + ".html")
+        report = self.report_dir / (file_stem(self.request.node.nodeid) + ".html")
         write_atomic(report, view.page(comparisons).encode("utf-8"))
         pytest.fail(f"tokviz golden {path} changed (HTML comparison: {report}; --tokviz-update rewrites it)\n"
                     + plain_text(view.view(comparisons), width=120), pytrace=False)
+
+
+_CLAIMS = pytest.StashKey[dict]()
+_PLAIN = re.compile(r"[A-Za-z0-9_.\-\[\]]")
+MAX_STEM = 120
+
+
+def file_stem(name: str) -> str:
+    """A file name for a test id or golden name, one to one: letters, digits, `_ . - [ ]` stay,
+    every other character becomes %XX per UTF-8 byte (so `x/y`, `x-y`, `x y` and `x:y` stay
+    apart); a leading dot or dash is escaped too (never a hidden or option-like file), and a name
+    too long for a file system keeps its start and gains a hash of the whole."""
+    import hashlib
+
+    out = "".join(ch if _PLAIN.fullmatch(ch) else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+                  for ch in name)
+    if out[:1] in (".", "-"):
+        out = f"%{ord(out[0]):02X}{out[1:]}"
+    out = out or "%00"
+    if len(out) > MAX_STEM:
+        out = out[:MAX_STEM - 13] + "~" + hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return out
 
 
 def _tolerance(given: dict[str, Any], root: Path) -> Any:

@@ -12,10 +12,10 @@ byte-identical for the same runs (golden-file material). All text is XML-escaped
 from __future__ import annotations
 
 import math
-from xml.sax.saxutils import escape
 
 from tokviz.measures.metrics import run_stats, step_entropy
 from tokviz.run import Run
+from tokviz.run import tokens as tok
 
 # One colour per prompt, none of them the probability scale's red or green (red means "unlikely" in
 # every other view): blues, purples, browns, greys.
@@ -45,7 +45,7 @@ def entropy_chart(runs: list[Run], labels: list[str], *, title: str = "How sure 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" viewBox="0 0 {W} {height}" '
            'font-family="sans-serif" font-size="11">',
            f'<rect width="{W}" height="{height}" fill="white"/>',
-           f'<text x="12" y="20" font-size="14" font-weight="bold">{escape(title)}</text>',
+           f'<text x="12" y="20" font-size="14" font-weight="bold">{tok.markup(title)}</text>',
            f'<text x="{LABEL_W}" y="{bars_top - 8}" fill="#333">mean chosen probability</text>',
            f'<text x="{LABEL_W + BAR_W + 40}" y="{bars_top - 8}" fill="#333">mean entropy (bits, 0 – {top:g})</text>']
     for n, (st, label, c) in enumerate(zip(stats, labels, colour)):
@@ -53,7 +53,7 @@ def entropy_chart(runs: list[Run], labels: list[str], *, title: str = "How sure 
         mean = st.mean_chosen_prob or 0.0
         ent = st.mean_entropy_bits
         out.append(f'<rect x="8" y="{y + 4}" width="10" height="10" fill="{c}"/>')
-        out.append(f'<text x="24" y="{y + 13}">{escape(_clip(label, 46))}</text>')
+        out.append(f'<text x="24" y="{y + 13}">{tok.markup(_clip(label, 46))}</text>')
         out.append(f'<rect x="{LABEL_W}" y="{y + 3}" width="{BAR_W}" height="12" fill="#eeeeee"/>')
         out.append(f'<rect x="{LABEL_W}" y="{y + 3}" width="{BAR_W * mean:.1f}" height="12" fill="{c}"/>')
         out.append(f'<text x="{LABEL_W + BAR_W + 4}" y="{y + 13}" fill="#333">{mean * 100:.0f}%</text>')
@@ -67,7 +67,7 @@ def entropy_chart(runs: list[Run], labels: list[str], *, title: str = "How sure 
     for n, (values, label, c) in enumerate(zip(series, labels, colour)):
         px = 12 + (n % COLS) * (PANEL_W + PANEL_GAP)
         py = panels_top + (n // COLS) * (PANEL_H + PANEL_GAP + 18)
-        out.append(f'<text x="{px}" y="{py + 10}" fill="{c}">{escape(_clip(label, 36))}</text>')
+        out.append(f'<text x="{px}" y="{py + 10}" fill="{c}">{tok.markup(_clip(label, 36))}</text>')
         top_y, plot_h = py + 16, PANEL_H - 20
         out.append(f'<rect x="{px}" y="{top_y}" width="{PANEL_W}" height="{plot_h}" fill="#fafafa" stroke="#dddddd"/>')
         for k in range(int(top) + 1):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from tokviz.measures.metrics import run_stats
-from tokviz.run import RunSet
+from tokviz.run import RunSet, codec
 from tokviz.run import tokens as tok
 from tokviz.views.colors import percent, prob_style
 
@@ -38,7 +36,7 @@ def to_json(s: RunSet) -> str:
                    for run in s.runs]
     runs = doc.pop("runs")
     doc["runs"] = runs
-    return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+    return codec.dumps(doc, ensure_ascii=False, indent=2) + "\n"
 
 
 def chart(s: RunSet) -> str:

@@ -9,8 +9,6 @@ the terminal, escaped in Markdown, XML and HTML.
 
 from __future__ import annotations
 
-import html
-import json
 import math
 from collections.abc import Sequence
 from xml.sax.saxutils import escape, quoteattr
@@ -21,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tokviz.measures.compare import Comparison, Position, Verdict, worst
+from tokviz.run import codec
 from tokviz.run import tokens as tok
 from tokviz.views.colors import percent, prob_style
 
@@ -133,7 +132,7 @@ def _table(c: Comparison) -> Table:
 def to_json(comparisons: Sequence[Comparison]) -> str:
     doc = {"schema": "tokviz.diff", "schema_version": 1, "verdict": worst(comparisons).value,
            "comparisons": [c.to_dict() for c in comparisons]}
-    return json.dumps(doc, ensure_ascii=False, indent=1, allow_nan=False) + "\n"
+    return codec.dumps(doc, ensure_ascii=False, indent=1, allow_nan=False) + "\n"
 
 
 def _md(text: str) -> str:
@@ -191,20 +190,20 @@ def page(comparisons: Sequence[Comparison]) -> str:
 
     body = []
     for c in comparisons:
-        rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in figures(c))
-        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in c.reasons)
-        body.append(f'<section class="cmp {c.verdict.name.lower()}"><h2>{html.escape(c.name)}: '
-                    f'<span class="verdict">{html.escape(c.verdict.value)}</span></h2>'
+        rows = "".join(f"<tr><th>{tok.markup(k)}</th><td>{tok.markup(v)}</td></tr>" for k, v in figures(c))
+        reasons = "".join(f"<li>{tok.markup(r)}</li>" for r in c.reasons)
+        body.append(f'<section class="cmp {c.verdict.name.lower()}"><h2>{tok.markup(c.name)}: '
+                    f'<span class="verdict">{tok.markup(c.verdict.value)}</span></h2>'
                     + (f"<ul class=reasons>{reasons}</ul>" if reasons else "")
                     + f'<table class="figures">{rows}</table><div class="sides">{_side(c, "a")}{_side(c, "b")}</div>'
-                    f'<p class="tol">{html.escape(tolerance_line(c))}</p></section>')
+                    f'<p class="tol">{tok.markup(tolerance_line(c))}</p></section>')
     title = f"tokviz diff: {worst(comparisons).value}"
     style = CSS + (".sides{display:grid;grid-template-columns:1fr 1fr;gap:1em}.side{white-space:pre-wrap;"
                    "border:1px solid #ccc;padding:.5em;font-family:monospace}.fork{outline:2px solid #d73027}"
                    ".changed .verdict{color:#b2182b}.reasons{color:#b2182b}.figures th{text-align:left;padding-right:1em}"
                    ".tol{color:#666;font-size:.9em}")
-    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}</body></html>\n")
+    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{tok.markup(title)}</title>"
+            f"<style>{style}</style></head><body><h1>{tok.markup(title)}</h1>{''.join(body)}</body></html>\n")
 
 
 def _side(c: Comparison, which: str) -> str:
@@ -213,12 +212,12 @@ def _side(c: Comparison, which: str) -> str:
         lp = p.logprob_a if which == "a" else p.logprob_b
         prob = math.exp(lp)
         style = "" if not _colour(prob) else f' style="background:{_colour(prob)}"'
-        spans.append(f'<span title="{html.escape(percent(prob))}"{style}>{html.escape(p.text)}</span>')
+        spans.append(f'<span title="{tok.markup(percent(prob))}"{style}>{tok.markup(p.text)}</span>')
     if c.fork is not None:
         rest = c.fork.rest_a if which == "a" else c.fork.rest_b
-        spans.append(f'<span class="fork" title="the fork">{html.escape(rest)}</span>')
+        spans.append(f'<span class="fork" title="the fork">{tok.markup(rest)}</span>')
     label = c.label_a if which == "a" else c.label_b
-    return f'<div class="side"><b>{which.upper()}: {html.escape(label)}</b>\n{"".join(spans)}</div>'
+    return f'<div class="side"><b>{which.upper()}: {tok.markup(label)}</b>\n{"".join(spans)}</div>'
 
 
 def _colour(p: float) -> str:

@@ -1,14 +1,13 @@
 """One self-contained HTML page for a run: the text coloured by confidence, alternatives on hover.
 
 No server, no CDN, no network: styles, script and the graph (inline SVG) are all in the file.
-Token text is untrusted: it enters the page only through `html.escape` (in markup) and through a
+Token text is untrusted: it enters the page only through `tokens.markup` (control characters shown as escapes, then HTML-escaped) and through a
 JSON block whose `<`, `>` and `&` are escaped as \\u003c… (so `</script>` cannot close it); the
 script builds the tooltips with `textContent`, never `innerHTML`.
 """
 
 from __future__ import annotations
 
-import html
 import json
 from typing import Any
 
@@ -112,7 +111,7 @@ def _stats_rows(run: Run) -> list[tuple[str, str]]:
 def page(run: Run, *, graph_svg: bytes | None = None, body_html: str | None = None,
          data: dict[str, Any] | None = None) -> str:
     """The HTML page for `run`. `graph_svg` (optional) is embedded behind a toggle."""
-    e = html.escape
+    e = tok.markup
     params = run.params
     meta = (f"{run.provider}:{run.model} · {params.mode} · T={params.temperature:g} · top-p={params.top_p:g} · "
             f"top-k {params.top_k}" + (f" · seed {params.seed}" if params.seed is not None else "")
@@ -143,7 +142,7 @@ def page(run: Run, *, graph_svg: bytes | None = None, body_html: str | None = No
 def _text_section(run: Run, offset: int = 0, *, section_id: str = "text") -> tuple[str, dict[str, Any]]:
     """The prompt and the coloured tokens; `offset` numbers the tokens after those of earlier
     sections of the same page (samples), whose tooltip data share one list."""
-    e = html.escape
+    e = tok.markup
     pieces = tok.pieces([s.chosen.raw for s in run.steps])
     spans = []
     steps = []
@@ -202,7 +201,7 @@ def gltr_hex(rank: int | None) -> str:
 def samples_page(runs: list[Run], graph_svg: bytes | None) -> str:
     """Several samples of one prompt on one page: each sample's text coloured by confidence, with
     its alternatives on hover or focus, and the prefix tree of where they part."""
-    e = html.escape
+    e = tok.markup
     sections, steps = [], []
     for n, run in enumerate(runs, start=1):
         body, data = _text_section(run, offset=len(steps), section_id=f"sample-{n}")
@@ -220,7 +219,7 @@ def tree_page(run: Run, graph_svg: bytes | None) -> str:
     from tokviz.run import RunKind
     from tokviz.views import tree
 
-    e = html.escape
+    e = tok.markup
     sections, steps = [], []
     info = run.tree
     if info is not None and info.branches:
@@ -241,7 +240,7 @@ def tree_page(run: Run, graph_svg: bytes | None) -> str:
 
 
 def _branch_title(run: Run, n: int, b: Any) -> str:
-    e = html.escape
+    e = tok.markup
     fork = "from the prompt" if b.fork < 0 else f"from “{e(run.nodes[b.fork].token.label)}”"
     how = "greedy" if b.temperature == 0 else f"T={b.temperature:g}" + (f" top-k {b.top_k}" if b.top_k else "") + (
         f" top-p {b.top_p:g}" if b.top_p < 1 else "") + f" seed {b.seed}"

@@ -7,10 +7,7 @@ markup and SVG, made safe in the terminal.
 
 from __future__ import annotations
 
-import html
-import json
 import math
-from xml.sax.saxutils import escape
 
 from rich import box
 from rich.table import Table
@@ -18,7 +15,7 @@ from rich.text import Text
 
 from tokviz.measures import align as scorediff
 from tokviz.measures import noise
-from tokviz.run import RunSet
+from tokviz.run import RunSet, codec
 from tokviz.run import tokens as tok
 from tokviz.views.colors import percent, prob_style, tint_hex
 
@@ -85,7 +82,7 @@ def to_json(s: RunSet) -> str:
                         "delta": g.delta, "tokens_a": g.tokens_a, "tokens_b": g.tokens_b, "kl": g.kl, "fork": g.fork}
                        for g in segments]
     doc["runs"] = runs
-    return json.dumps(doc, ensure_ascii=False, indent=1, allow_nan=False) + "\n"
+    return codec.dumps(doc, ensure_ascii=False, indent=1, allow_nan=False) + "\n"
 
 
 CSS = """
@@ -110,7 +107,7 @@ def _delta_hex(delta: float) -> str:
 
 def page(s: RunSet) -> str:
     """The two heatmaps aligned segment by segment: A's colour above B's, the difference below."""
-    e = html.escape
+    e = tok.markup
     segments, summary = figures(s)
     na, nb = names(s)
     cells = []
@@ -148,7 +145,7 @@ def chart(s: RunSet) -> str:
     bw = plot_w / max(1, len(segments))
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
            'font-family="sans-serif" font-size="11">', f'<rect width="{w}" height="{h}" fill="white"/>',
-           f'<text x="12" y="20" font-size="14" font-weight="bold">Δ log-probability per segment: {escape(nb)} − {escape(na)}</text>',
+           f'<text x="12" y="20" font-size="14" font-weight="bold">Δ log-probability per segment: {tok.markup(nb)} − {tok.markup(na)}</text>',
            f'<text x="12" y="36" fill="#333">above zero: B finds the text likelier · ▲ fork: first choices differ · '
            f'{summary.forks} forks, mean Δ {summary.mean_delta:+.2f} nats</text>',
            f'<line x1="{left}" y1="{mid:.1f}" x2="{left + plot_w}" y2="{mid:.1f}" stroke="#999"/>',
@@ -160,13 +157,13 @@ def chart(s: RunSet) -> str:
         size = abs(g.delta) / scale * half
         y = mid - size if g.delta >= 0 else mid
         out.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(bw - 1, 0.5):.1f}" height="{size:.1f}" '
-                   f'fill="{"#1f77b4" if g.delta >= 0 else "#d62728"}"><title>{escape(g.text)}: {g.delta:+.2f}</title></rect>')
+                   f'fill="{"#1f77b4" if g.delta >= 0 else "#d62728"}"><title>{tok.markup(g.text)}: {g.delta:+.2f}</title></rect>')
         if g.fork:
             out.append(f'<text x="{x + bw / 2:.1f}" y="{h - 24}" text-anchor="middle" fill="#c00">▲</text>')
         if bw >= 12:  # room for the segment's own text under its bar
             label = tok.visible(g.text)
             label = label if len(label) <= max(2, int(bw // 6)) else label[: max(1, int(bw // 6) - 1)] + "…"
-            out.append(f'<text x="{x + bw / 2:.1f}" y="{h - 32}" text-anchor="middle" font-size="9" fill="#555">{escape(label)}</text>')
+            out.append(f'<text x="{x + bw / 2:.1f}" y="{h - 32}" text-anchor="middle" font-size="9" fill="#555">{tok.markup(label)}</text>')
     out.append(f'<text x="{left}" y="{h - 8}" fill="#333">segments of the text, in order ({summary.segments})</text>')
     out.append("</svg>\n")
     return "\n".join(out)

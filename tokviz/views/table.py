@@ -25,7 +25,7 @@ from tokviz.measures.metrics import (
     step_entropy,
 )
 from tokviz.measures.reshape import NOTE, Setting, reshape
-from tokviz.run import Run, RunKind, Token
+from tokviz.run import Run, RunKind, Token, same_token
 from tokviz.run import tokens as tok
 from tokviz.views.colors import percent, prob_style
 
@@ -168,8 +168,10 @@ def table(run: Run, sampling: Sequence[Setting] = ()) -> Table:
         for setting in sampling:
             shaped = reshape(lps, setting)
             by_token = list(zip(cands, shaped))
-            mine = next(p for c, p in by_token if c is chosen or c == chosen)
-            others = [(c, p) for c, p in by_token if not (c is chosen or c == chosen)]
+            # the chosen token among the candidates as `candidates` found it: by id where both
+            # have one, else by bytes (a server may give ids on the chosen token only)
+            mine = next(p for c, p in by_token if c is chosen or same_token(c, chosen))
+            others = [(c, p) for c, p in by_token if not (c is chosen or same_token(c, chosen))]
             t.add_row("", Text(setting.label, style="dim italic"), *([""] if ranked else []),
                       Text("cut" if mine <= 0 else percent(mine), style="dim" if mine <= 0 else prob_style(mine)),
                       _alternatives(others), Text(f"{entropy_bits(shaped, with_other=False):.2f}", style="dim"))

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from tokviz.ground import environment
-from tokviz.ground.errors import ProviderError, TokvizError, UsageError
+from tokviz.ground.errors import ProviderError, TokvizError, UsageError, register_url_credentials
 from tokviz.providers.base import Progress, Request, StepListener
 from tokviz.providers.gemini import answers
 from tokviz.providers.gemini.errors import translated
@@ -77,6 +77,7 @@ class GeminiProvider:
         key = next((environ[name] for name in KEY_NAMES if environ.get(name)), None)
         if not key:
             raise UsageError("no Gemini API key", hint="set GEMINI_API_KEY (https://aistudio.google.com/apikey)")
+        register_url_credentials(request.base_url)  # sent as Basic auth: redacted in every form
         cache_key = (key, request.base_url, request.timeout, request.retries)
         if cache_key not in self._clients:
             options = types.HttpOptions(

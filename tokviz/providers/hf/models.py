@@ -112,19 +112,27 @@ def _load(model: str, device: torch.device, dtype: torch.dtype, progress: Progre
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, where = _source(model, progress)
+    if isinstance(folder, Path):
+        check_folder(folder, where)
     _quiet_transformers()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        net = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
+        with no_stdin():
+            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+            net = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype,
+                                                       trust_remote_code=False)
     except OSError as err:
         raise UsageError(f"cannot load {where}: {_first_line(err)}",
                          hint="tokviz never downloads: give a folder, a .gguf file, or a model already in the "
-                              "Hugging Face cache (huggingface-cli download NAME)") from None
-    except (ValueError, KeyError) as err:
-        raise ProviderError(f"transformers cannot run {where}: {_first_line(err)}") from None
+                              "Hugging Face cache (hf download NAME)") from None
+    except Exception as err:  # a corrupt folder (safetensors, config, tokenizer): one line, never a traceback
+        raise ProviderError(f"transformers cannot load {where}: {_first_line(err)}") from None
     net.to(device)
     net.eval()
     config = net.config
+    vocab = int(getattr(config, "vocab_size", 0) or 0)
+    if len(tokenizer) < min(256, vocab):  # transformers 5 makes an empty tokenizer for a folder with none
+        raise UsageError(f"{where} has no usable tokenizer ({len(tokenizer)} tokens for a vocabulary of {vocab:,})",
+                         hint="the folder needs tokenizer.json, tokenizer.model or vocab.json beside the weights")
     context = int(getattr(config, "max_position_embeddings", 0) or getattr(tokenizer, "model_max_length", 0) or 2048)
     stops = {*_ids(getattr(net.generation_config, "eos_token_id", None)), *_ids(tokenizer.eos_token_id)}
     for marker in ("<end_of_turn>", "<|eot_id|>", "<|im_end|>", "<|end|>"):  # the turn ends of common chat formats
@@ -142,6 +150,71 @@ def _load(model: str, device: torch.device, dtype: torch.dtype, progress: Progre
                  cache_kw=kw)
     loaded.plain_head = plain_head(loaded)
     return loaded
+
+
+# Sizes in a config that no real model exceeds: a folder claiming more is refused before
+# transformers allocates it (a vocabulary of 10^12 would take the machine's memory first).
+_SIZES = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+          "num_key_value_heads", "max_position_embeddings", "head_dim")
+_MOST = 1 << 24
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "tokenizer_config.json")
+
+
+def check_folder(folder: Path, where: str) -> None:
+    """Refuse, in one line, a folder that would run its own code or whose config cannot be a model.
+
+    tokviz never runs a model folder's Python: `trust_remote_code=False` is passed on every load
+    (so transformers never asks on stdin), and a folder whose config *only* works with its own
+    code (an `auto_map` for a model type transformers does not know) is named as such."""
+    config = folder / "config.json"
+    if not config.is_file():
+        return  # transformers says what is missing
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise UsageError(f"{where}: config.json is not valid JSON ({_first_line(err)})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{where}: config.json is not a JSON object")
+    sections = [data, *(v for v in data.values() if isinstance(v, dict))]
+    for section in sections:
+        for name in _SIZES:
+            value = section.get(name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= _MOST:
+                raise UsageError(f"{where}: config.json says {name} = {json.dumps(value)[:40]}, which no model has")
+    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        raise UsageError(f"{where} has no tokenizer", hint=f"the folder needs one of {', '.join(_TOKENIZER_FILES)}")
+    if "auto_map" in data and not _known_type(data.get("model_type")):
+        raise UsageError(f"{where} needs its own Python code (config.json has an auto_map for model type "
+                         f"{str(data.get('model_type'))[:40]!r}); tokviz never runs a model folder's code",
+                         hint="use a model whose architecture transformers itself implements")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _known_type(model_type: Any) -> bool:
+    from transformers import CONFIG_MAPPING
+
+    return isinstance(model_type, str) and model_type in CONFIG_MAPPING
+
+
+@contextlib.contextmanager
+def no_stdin() -> Iterator[None]:
+    """No library reads tokviz's standard input while a model loads: a prompt it might show (such
+    as transformers' "Do you wish to run the custom code? [y/N]") reads end of file, never the
+    user's piped `yes`."""
+    import sys
+
+    saved = sys.stdin
+    with open(os.devnull, encoding="utf-8") as empty:
+        sys.stdin = empty
+        try:
+            yield
+        finally:
+            sys.stdin = saved
 
 
 def check_context(m: Model, prompt_tokens: int, more: int, what: str) -> None:
@@ -216,9 +289,10 @@ def _convert(gguf: Path, out: Path) -> None:
 
     _quiet_transformers()
     try:
-        with _no_bar():
-            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            net = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        with _no_bar(), no_stdin():
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
+            net = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32,
+                                                       trust_remote_code=False)
     except ImportError as err:
         raise ProviderError(f"reading a GGUF with transformers needs more packages ({_first_line(err)})",
                             hint='pip install "tokviz[transformers]"') from None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tokviz.ground import environment
-from tokviz.ground.errors import UsageError
+from tokviz.ground.errors import UsageError, register_url_credentials
 from tokviz.providers.base import SERVER_MODEL, Request, check_base_url
 from tokviz.providers.openai import dialects
 from tokviz.providers.openai.ratelimit import RateGate
@@ -86,6 +86,7 @@ class Connection:
         url = base_url(request)
         if url is not None:
             check_base_url(url, "--base-url" if request.base_url else "$OPENAI_BASE_URL")
+        register_url_credentials(url)  # sent as Basic auth: redacted in every form, should a server echo it
         key = api_key()
         if not key:
             if dialects.is_openai(url):
