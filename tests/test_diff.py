@@ -267,6 +267,21 @@ def test_check_reruns_goldens_and_update_rewrites_only_what_changed(tmp_path: Pa
     assert run_cli("check", str(goldens)).returncode == 0
 
 
+def test_check_m_names_a_requantised_model_and_reports_it_changed(tmp_path: Path, second_model: Path) -> None:
+    """Goldens of the embedded model checked against another quantisation named on the command
+    line (`check -m`): changed, and the report names the model that was asked."""
+    goldens = tmp_path / "goldens"
+    goldens.mkdir()
+    for n, prompt in enumerate(PROMPTS):
+        _predict(goldens / f"g{n}.json", prompt)
+    assert run_cli("check", str(goldens)).returncode == 0
+    proc = run_cli("check", str(goldens), "-m", str(second_model), "--json")
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 1 and doc["verdict"] == "changed", doc
+    assert all(c["b"].endswith(second_model.name) for c in doc["comparisons"])
+    assert second_model.name in proc.stderr.decode()  # "asking model …": what was asked, said before the verdict
+
+
 def test_check_against_a_real_server_and_offline_through_its_cassette(tmp_path: Path, llama_cpp_server: str) -> None:
     golden = _predict(tmp_path / "served.json", "The capital of France is", "--base-url", llama_cpp_server, "--raw",
                       "-m", "gemma-3-270m", "--record", str(tmp_path / "cassette.json"))

@@ -48,6 +48,10 @@ def check(
     tolerance_ = tolerance(tol, identical=replay is not None)
     for url in [*([base_url] if base_url else []), *(allow_server or [])]:
         check_base_url(url, "--base-url" if url == base_url else "--allow-server")
+    if provider:
+        from tokviz.providers import registry
+
+        registry.spec(provider)  # an unknown provider: one line naming the installed ones, before anything runs
     asked = Asked(base_url=base_url, model=model or None, provider=provider or None, allow=tuple(allow_server or ()),
                   timeout=timeout)
     files = golden_files(goldens)
@@ -140,13 +144,13 @@ def _batch(goldens: dict[Path, Any], *, asked: Asked, replay: Path | None, concu
         try:
             p = plan_of(run, asked=asked, replay=replay)
         except TokvizError as err:
-            name = f"{n:04d}-{path.stem}"
+            name = f"{n:04d}-{_stem(path)}"
             names[name] = path
             jobs.append(Job(number=n, name=name, request=run_request(run), id=name, problem=err.line()))
             continue
         # The request's digest is part of the name: an answer kept in --out answers only the same
         # request (a golden re-recorded with another model, temperature or seed is asked again).
-        name = f"{n:04d}-{path.stem}-{request_key(p)}"
+        name = f"{n:04d}-{_stem(path)}-{request_key(p)}"
         names[name] = path
         jobs.append(Job(number=n, name=name, request=p.request, id=name, provider=p.provider))
     runner = Batch(out_dir=out, formats=["json"], concurrency=concurrency, replay=replay, expected=len(jobs),
@@ -172,6 +176,14 @@ def _batch(goldens: dict[Path, Any], *, asked: Asked, replay: Path | None, concu
     return results
 
 
+def _stem(path: Path) -> str:
+    """A golden's file stem as a batch job name: any name a file system allows (not UTF-8 ones
+    included) becomes one safe everywhere."""
+    import re
+
+    return re.sub(r"[^\w.-]+", "-", path.stem.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))[:80]
+
+
 def run_request(run: Run) -> Any:
     from tokviz.providers.base import Request
 
@@ -180,7 +192,7 @@ def run_request(run: Run) -> Any:
 
 def compare(path: Path, golden: Run | RunSet, answer: Run | RunSet | TokvizError, tolerance_: Tolerance) -> Comparison:
     """A golden against its new answer: one comparison (a set's runs folded into one)."""
-    from tokviz.measures.compare import compare_records, unmatched
+    from tokviz.measures.compare import GOLDEN_SIDES, compare_records, unmatched
     from tokviz.run import Run
     from tokviz.run.codec import printable
 
@@ -188,7 +200,7 @@ def compare(path: Path, golden: Run | RunSet, answer: Run | RunSet | TokvizError
     if isinstance(answer, TokvizError):
         return unmatched(name, f"asking again failed: {answer.line()}", tolerance_)
     try:
-        parts = compare_records(golden, answer, tolerance_, name=name)
+        parts = compare_records(golden, answer, tolerance_, name=name, sides=GOLDEN_SIDES)
     except ValueError as err:
         raise UsageError(f"{name}: {err}") from None
     return parts[0] if isinstance(golden, Run) else _one(parts, name)

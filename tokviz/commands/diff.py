@@ -91,18 +91,21 @@ def report(comparisons: list[Comparison], outputs: list[tuple[Path, str]], *, as
 
 
 def compare_folders(a: Path, b: Path, tolerance_: Tolerance) -> list[Comparison]:
-    """Two batch folders, prompt by prompt (by file name): each run compared; a prompt done in one
-    only is a change."""
+    """Two batch folders, prompt by prompt: each job paired by its id, else by its prompt (file
+    names hash the model and settings, so two models' folders share none); each pair compared;
+    a prompt done in one only is a change."""
     from tokviz.measures.compare import compare_runs, unmatched
 
     runs_a, runs_b = batch_runs(a), batch_runs(b)
     out = []
-    for name in [*runs_a, *(n for n in runs_b if n not in runs_a)]:
-        if name not in runs_b or name not in runs_a:
-            out.append(unmatched(name, f"done in {a if name in runs_a else b} only", tolerance_))
+    for key in [*runs_a, *(k for k in runs_b if k not in runs_a)]:
+        name = (runs_a.get(key) or runs_b[key])[0]
+        if key not in runs_b or key not in runs_a:
+            out.append(unmatched(name, f"done in {a if key in runs_a else b} only", tolerance_))
             continue
         try:
-            out.append(compare_runs(common.load_run(runs_a[name]), common.load_run(runs_b[name]), tolerance_, name=name))
+            out.append(compare_runs(common.load_run(runs_a[key][1]), common.load_run(runs_b[key][1]), tolerance_,
+                                    name=name))
         except ValueError as err:
             raise UsageError(f"{name}: {err}") from None
     if not out:
@@ -110,8 +113,9 @@ def compare_folders(a: Path, b: Path, tolerance_: Tolerance) -> list[Comparison]
     return out
 
 
-def batch_runs(folder: Path) -> dict[str, str]:
-    """A batch folder's finished runs by job name, from its index.json."""
+def batch_runs(folder: Path) -> dict[tuple[str, ...], tuple[str, str]]:
+    """A batch folder's finished runs, from its index.json: (the job's id, or its prompt and how
+    many times that prompt came before) → (a name to show, the run's file)."""
     import json
 
     if not folder.is_dir():
@@ -119,7 +123,15 @@ def batch_runs(folder: Path) -> dict[str, str]:
     index = folder / "index.json"
     try:
         items = json.loads(index.read_text(encoding="utf-8"))["items"]
-        return {str(i["name"]): str(folder / i["files"]["json"]) for i in items if i.get("status") == "ok"}
+        found: dict[tuple[str, ...], tuple[str, str]] = {}
+        seen: dict[str, int] = {}
+        for i in items:
+            prompt = str(i.get("prompt", ""))
+            nth = seen[prompt] = seen.get(prompt, 0) + 1
+            key = ("id", str(i["id"])) if i.get("id") is not None else ("prompt", prompt, str(nth))
+            if i.get("status") == "ok":
+                found[key] = (str(i["id"]) if i.get("id") is not None else str(i["name"]), str(folder / i["files"]["json"]))
+        return found
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise UsageError(f"{folder} holds no readable batch index ({type(err).__name__})",
                          hint="give a folder that `tokviz batch -o FOLDER` wrote") from None

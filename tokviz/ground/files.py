@@ -177,14 +177,14 @@ def read_regular(path: Path, what: str = "file", limit: int = MAX_READ) -> bytes
         if err.errno == errno.ENXIO:  # a FIFO with no writer
             raise UsageError(f"{what} {shown} is not a regular file") from None
         raise UsageError(f"cannot read {what} {shown}: {err.strerror}") from None
+    info = os.fstat(fd)
+    problem = ("is a folder" if stat.S_ISDIR(info.st_mode) else
+               "is not a regular file (a device, FIFO or socket)" if not stat.S_ISREG(info.st_mode) else
+               f"is {info.st_size:,} bytes, more than tokviz reads ({limit:,})" if info.st_size > limit else None)
+    if problem:
+        os.close(fd)
+        raise UsageError(f"{what} {shown} {problem}")
     with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise UsageError(f"{what} {shown} is a folder")
-        if not stat.S_ISREG(info.st_mode):
-            raise UsageError(f"{what} {shown} is not a regular file (a device, FIFO or socket)")
-        if info.st_size > limit:
-            raise UsageError(f"{what} {shown} is {info.st_size:,} bytes, more than tokviz reads ({limit:,})")
         try:
             data = fh.read(limit + 1)
         except OSError as err:

@@ -158,6 +158,8 @@ class Comparison:
     requests: tuple[str, ...] = ()  # how the two requests differ (prompt, model, settings), if they do
     same_vocabulary: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # kind-specific figures (a tree's nodes)
+    prompt: str = ""  # A's prompt (B's differs only when `requests` says "prompt")
+    sides: tuple[str, str] = ("A", "B")  # what A and B are: two records, or a golden and its new answer
 
     @property
     def aligned(self) -> list[Position]:
@@ -224,6 +226,7 @@ class Comparison:
 # --- one step against another -------------------------------------------------------------------
 
 Same = Callable[[Token, Token], bool]
+GOLDEN_SIDES = ("golden", "new")  # the sides of `tokviz check` and the pytest plugin
 
 
 def by_bytes(a: Token, b: Token) -> bool:
@@ -278,17 +281,26 @@ def _position(index: int, a: Step, b: Step, same: Same) -> Position:
 
 # --- two sequences of steps ---------------------------------------------------------------------
 
-def same_vocabulary(positions: Sequence[Position]) -> bool:
-    """Whether token ids mean the same tokens in both records: the texts were cut into the same
-    tokens, and no two chosen tokens with the same bytes have different ids (two models, or a
-    server with another tokenizer, fail one or the other)."""
-    for p in positions:
-        if p.a is None or p.b is None:
-            return False
-        x, y = p.a.chosen, p.b.chosen
-        if x.id is None or y.id is None or (_raw(x) == _raw(y) and x.id != y.id):
-            return False
-    return bool(positions)
+def same_vocabulary(a: Sequence[Step], b: Sequence[Step]) -> bool:
+    """Whether token ids mean the same tokens in both records: every token of each (chosen and
+    alternatives) has an id, the records share tokens, and each token both hold has one id in
+    both (two models, or a server with another tokenizer, fail). Read over the alternatives too,
+    so a fork at the first step still knows its vocabulary."""
+    ids_a: dict[bytes, int] = {}
+    for steps, ids in ((a, ids_a), (b, None)):
+        for step in steps:
+            for t in (step.chosen, *step.alternatives):
+                if t.id is None:
+                    return False
+                raw = _raw(t)
+                if t.lossy or not raw:
+                    continue  # a piece of a character: its bytes do not name the token
+                if ids is not None:
+                    ids.setdefault(raw, t.id)
+                elif ids_a.get(raw, t.id) != t.id:
+                    return False
+    shared = {_raw(t) for s in b for t in (s.chosen, *s.alternatives)} & ids_a.keys()
+    return bool(shared)
 
 
 def walk(a: Sequence[Step], b: Sequence[Step], same: Same) -> tuple[list[Position], int, tuple[int, int] | None]:
@@ -361,7 +373,7 @@ def compare_steps(a: Sequence[Step], b: Sequence[Step], *, name: str, kind: str,
                   tolerance: Tolerance, requests: tuple[str, ...] = ()) -> Comparison:
     """Two sequences of steps (a generation or a scored text) compared, with the verdict."""
     positions, agree, at = walk(a, b, by_bytes)
-    vocab = same_vocabulary(positions)
+    vocab = same_vocabulary(a, b)
     same: Same = same_token if vocab else by_bytes
     if vocab:  # the ids are comparable: figures by id (two tokens with one text stay apart)
         positions, agree, at = walk(a, b, same)
@@ -415,12 +427,27 @@ def _fork_reasons(fork: Fork, t: Tolerance, kind: str) -> list[str]:
         return [] if fork.step_a >= t.prefix else [f"the chosen tokens part at {where}, inside --tokens prefix:{t.prefix}"]
     if t.tokens == "tie-aware" and fork.near_tie(t.near_tie):
         return []
-    tie = "" if fork.gap_a is None or fork.gap_b is None else (
-        f"; the two tokens are {max(abs(fork.gap_a), abs(fork.gap_b)):.3f} nats apart, more than --near-tie {t.near_tie:g}"
-        if t.tokens == "tie-aware" else "")
     label_a = tok.visible(fork.token_a.text) if fork.token_a else "∅"
     label_b = tok.visible(fork.token_b.text) if fork.token_b else "∅"
-    return [f"the chosen tokens part at {where}: {label_a!s} vs {label_b!s}{tie}"]
+    sides = ""
+    if fork.token_a is not None and fork.token_b is not None:
+        sides = f" (A {_side(fork.token_a, fork.token_b, fork.gap_a)}; B {_side(fork.token_b, fork.token_a, fork.gap_b)})"
+    why = ""
+    if t.tokens == "tie-aware":
+        if fork.gap_a is None or fork.gap_b is None:
+            why = ": one record does not hold the other's token among its alternatives, so no noise explains it"
+        else:
+            why = (f": {max(abs(fork.gap_a), abs(fork.gap_b)):.3f} nats apart, more than --near-tie {t.near_tie:g} "
+                   "(the engines' noise)")
+    return [f"the chosen tokens part at {where}: {label_a!s} vs {label_b!s}{sides}{why}"]
+
+
+def _side(mine: Token, other: Token, gap: float | None) -> str:
+    """One record's figures at the fork: its token, and where the other record's token stood in it."""
+    shown = tok.visible(other.text)
+    if gap is None:
+        return f"{mine.prob:.1%}, {shown!s} not in its top-k"
+    return f"{mine.prob:.1%}, {shown!s} {math.exp(mine.logprob - gap):.1%}"
 
 
 # --- records ------------------------------------------------------------------------------------
@@ -443,15 +470,18 @@ def label(run: Run) -> str:
     return f"{run.provider}:{run.model}"
 
 
-def compare_runs(a: Run, b: Run, tolerance: Tolerance, *, name: str = "run") -> Comparison:
+def compare_runs(a: Run, b: Run, tolerance: Tolerance, *, name: str = "run",
+                 sides: tuple[str, str] = ("A", "B")) -> Comparison:
     """Two runs of one kind: a generation, a scored text, or a tree."""
     if a.kind is not b.kind:
         raise ValueError(f"a {a.kind.value} record cannot be compared with a {b.kind.value} record")
     requests = request_differences(a, b)
     if a.kind is RunKind.TREE:
-        return compare_trees(a, b, tolerance, name=name, requests=requests)
-    return compare_steps(a.steps, b.steps, name=name, kind=a.kind.value, label_a=label(a), label_b=label(b),
-                         tolerance=tolerance, requests=requests)
+        found = compare_trees(a, b, tolerance, name=name, requests=requests)
+    else:
+        found = compare_steps(a.steps, b.steps, name=name, kind=a.kind.value, label_a=label(a), label_b=label(b),
+                              tolerance=tolerance, requests=requests)
+    return replace(found, prompt=a.prompt, sides=sides)
 
 
 def compare_trees(a: Run, b: Run, t: Tolerance, *, name: str, requests: tuple[str, ...] = ()) -> Comparison:
@@ -496,16 +526,18 @@ def _cut_at_a_tie(key: tuple[bytes, ...], mine: dict[tuple[bytes, ...], Any], th
     return bool(kept) and abs(mine[key].token.logprob - min(kept)) <= within
 
 
-def compare_records(a: Run | RunSet, b: Run | RunSet, tolerance: Tolerance, *, name: str = "run") -> list[Comparison]:
+def compare_records(a: Run | RunSet, b: Run | RunSet, tolerance: Tolerance, *, name: str = "run",
+                    sides: tuple[str, str] = ("A", "B")) -> list[Comparison]:
     """Runs compared one to one: a run with a run, a set's runs in their order with the other's."""
     if isinstance(a, RunSet) != isinstance(b, RunSet) or a.kind is not b.kind:
         raise ValueError(f"a {a.kind.value} record cannot be compared with a {b.kind.value} record")
     if isinstance(a, Run) and isinstance(b, Run):
-        return [compare_runs(a, b, tolerance, name=name)]
+        return [compare_runs(a, b, tolerance, name=name, sides=sides)]
     assert isinstance(a, RunSet) and isinstance(b, RunSet)
     if len(a.runs) != len(b.runs):
         raise ValueError(f"the two sets hold {len(a.runs)} and {len(b.runs)} runs")
-    return [compare_runs(x, y, tolerance, name=f"{name}[{n}]") for n, (x, y) in enumerate(zip(a.runs, b.runs), 1)]
+    return [compare_runs(x, y, tolerance, name=f"{name}[{n}]", sides=sides)
+            for n, (x, y) in enumerate(zip(a.runs, b.runs), 1)]
 
 
 def worst(comparisons: Sequence[Comparison]) -> Verdict:

@@ -72,7 +72,7 @@ class Golden:
         """Compare `subject` (a record, or a prompt generated with `tokviz.predict(prompt, **options)`)
         with its golden. Keyword arguments that are tolerances (atol, atol_mean, tokens, near_tie,
         min_overlap, max_kl) set them; the rest are generation options."""
-        from tokviz.measures.compare import Tolerance, Verdict, compare_records
+        from tokviz.measures.compare import GOLDEN_SIDES, Tolerance, Verdict, compare_records
         from tokviz.run import load_record
 
         tolerance_keys = {f.name for f in fields(Tolerance)}
@@ -90,7 +90,8 @@ class Golden:
                             f"could share): rename it, or run pytest with --tokviz-update", pytrace=False)
             pytest.fail(f"tokviz golden {path} does not exist: run pytest with --tokviz-update to write it", pytrace=False)
         comparisons = compare_records(load_record(path.read_text(encoding="utf-8"), source=str(path)), record,
-                                      _tolerance(given, Path(str(self.request.config.rootpath))), name=path.name)
+                                      _tolerance(given, Path(str(self.request.config.rootpath))), name=path.name,
+                                      sides=GOLDEN_SIDES)
         verdict = max(comparisons, key=lambda c: [Verdict.IDENTICAL, Verdict.WITHIN_NOISE, Verdict.CHANGED].index(c.verdict))
         if verdict.verdict is Verdict.CHANGED:
             if self.update:

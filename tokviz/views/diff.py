@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
 from rich import box
@@ -18,7 +19,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from tokviz.measures.compare import Comparison, Position, Verdict, worst
+from tokviz.ground import environment
+from tokviz.measures.compare import GOLDEN_SIDES, Comparison, Position, Verdict, worst
 from tokviz.run import codec
 from tokviz.run import tokens as tok
 from tokviz.views.colors import percent, prob_style
@@ -29,7 +31,8 @@ ROWS = 12  # positions shown per comparison: the largest differences, in text or
 
 def figures(c: Comparison) -> list[tuple[str, str]]:
     """The comparison's figures as (name, value) lines, in the order the module docstring gives."""
-    rows: list[tuple[str, str]] = [("A", c.label_a), ("B", c.label_b)]
+    side_a, side_b = c.sides
+    rows: list[tuple[str, str]] = [(side_a, c.label_a), (side_b, c.label_b)]
     if c.requests:
         rows.append(("requests differ in", ", ".join(c.requests)))
     if c.fork is not None:
@@ -38,14 +41,14 @@ def figures(c: Comparison) -> list[tuple[str, str]]:
             f" (the two tokens {max(abs(f.gap_a), abs(f.gap_b)):.3f} nats apart"
             + (": a near-tie)" if f.near_tie(c.tolerance.near_tie) else ")"))
         rows.append(("fork", f"step {f.step_a + 1}{tie} after {_quote(f.before, tail=True)}"))
-        rows.append(("  A goes on", _quote(f.rest_a)))
-        rows.append(("  B goes on", _quote(f.rest_b)))
+        rows.append((f"  {side_a} goes on", _quote(f.rest_a)))
+        rows.append((f"  {side_b} goes on", _quote(f.rest_b)))
     unit = "nodes" if c.kind == "tree" else "steps"
     rows.append(("agree", f"{c.agree} of {c.steps_a} {unit} (B has {c.steps_b})"))
     big = c.max_delta
     if big is not None:
         rows.append(("max |Δ logprob|", f"{abs(big.delta):.3f} nats at step {big.index + 1} ({tok.visible(big.text)})"))
-        rows.append(("mean |Δ logprob|", f"{c.mean_abs_delta:.3f} nats over {len(c.positions)} positions"))
+        rows.append(("mean |Δ logprob|", f"{c.mean_abs_delta:.3f} nats over {tok.count(len(c.positions), 'position')}"))
     aligned = c.aligned
     if aligned:
         rows.append(("rank changes", f"{c.rank_changes} of {len(aligned)}"))
@@ -97,7 +100,7 @@ def view(comparisons: Sequence[Comparison]) -> RenderableType:
         parts.append(head)
         if c.verdict is not Verdict.IDENTICAL:  # identical needs no figures: every one is equal
             parts.append(Text("\n".join(f"{k}: {tok.safe(v)}" for k, v in figures(c)), style="dim"))
-            if c.positions:
+            if c.positions or c.fork is not None:
                 parts.append(_table(c))
             parts.append(Text(tolerance_line(c) + "\n", style="dim"))
     if len(comparisons) > 1:
@@ -107,23 +110,79 @@ def view(comparisons: Sequence[Comparison]) -> RenderableType:
     return Group(*parts)
 
 
-def _table(c: Comparison) -> Table:
-    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for name, justify in (("step", "right"), ("text", "left"), ("p A", "right"), ("p B", "right"), ("Δ nats", "right"),
-                          ("rank A/B", "right"), ("overlap", "right"), ("KL≥", "right"), ("Δ entropy", "right")):
-        t.add_column(name, justify=justify, no_wrap=True, min_width=12 if name == "text" else None,  # type: ignore[arg-type]
-                     overflow="ellipsis")
+# The step table's columns, and the order in which they are dropped when a terminal (a CI log at 80
+# columns) is too narrow for all of them: numbers are never cut; the text wraps first, then the
+# least telling columns go.
+_COLUMNS = (("step", "right"), ("text", "left"), ("p A", "right"), ("p B", "right"), ("Δ nats", "right"),
+            ("rank A/B", "right"), ("overlap", "right"), ("KL≥", "right"), ("Δ entropy", "right"))
+_DROP = ("Δ entropy", "KL≥", "overlap", "rank A/B")
+_TEXT_MIN = 12
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One row of the step table, as text (the terminal and the HTML page draw the same rows)."""
+
+    cells: tuple[str, ...]
+    p_a: float
+    p_b: float
+    over: bool = False  # |Δ| beyond --atol
+    rank_changed: bool = False
+    fork: bool = False
+
+
+def step_rows(c: Comparison) -> list[_Row]:
+    """The positions with the largest |Δ|, in text order, then the fork itself."""
+    rows = []
     for p in shown_positions(c):
         pa, pb = math.exp(p.logprob_a), math.exp(p.logprob_b)
         rank = "—" if p.rank_a is None and p.rank_b is None else f"{p.rank_a or '—'}/{p.rank_b or '—'}"
-        changed = p.rank_a is not None and p.rank_b is not None and p.rank_a != p.rank_b
         entropy = "—" if p.entropy_a is None or p.entropy_b is None else f"{p.entropy_b - p.entropy_a:+.2f}"
-        t.add_row(str(p.index + 1), Text(tok.visible(p.text)), Text(percent(pa), style=prob_style(pa)),
-                  Text(percent(pb), style=prob_style(pb)),
-                  Text(f"{p.delta:+.3f}", style="bold red" if abs(p.delta) > c.tolerance.atol else ""),
-                  Text(rank, style="bold" if changed else "dim"),
-                  "—" if p.overlap is None else f"{p.overlap:.0%}", "—" if p.kl is None else f"{p.kl:.3f}", entropy)
-    t.caption = f"the {min(ROWS, len(c.positions))} largest |Δ| of {len(c.positions)} positions, in text order"
+        rows.append(_Row((str(p.index + 1), tok.visible(p.text), percent(pa), percent(pb), f"{p.delta:+.3f}", rank,
+                          "—" if p.overlap is None else f"{p.overlap:.0%}", "—" if p.kl is None else f"{p.kl:.3f}",
+                          entropy), pa, pb, over=abs(p.delta) > c.tolerance.atol,
+                         rank_changed=p.rank_a is not None and p.rank_b is not None and p.rank_a != p.rank_b))
+    f = c.fork
+    if f is not None and f.token_a is not None and f.token_b is not None:
+        pa, pb = f.token_a.prob, f.token_b.prob
+        rows.append(_Row((str(f.step_a + 1), f"{tok.visible(f.token_a.text)} ≠ {tok.visible(f.token_b.text)}",
+                          percent(pa), percent(pb), "fork", "—", "—", "—", "—"), pa, pb, fork=True))
+    return rows
+
+
+def _caption(c: Comparison, rows: list[_Row]) -> str:
+    shown = min(ROWS, len(c.positions))
+    return (f"the {shown} largest |Δ| of {tok.count(len(c.positions), 'position')}, in text order"
+            + (", then the fork" if rows and rows[-1].fork else ""))
+
+
+def _table(c: Comparison, width: int | None = None) -> Table:
+    found = step_rows(c)
+    rows: list[list[Text]] = []
+    for r in found:
+        styles = ["", "bold red" if r.fork else "", prob_style(r.p_a), prob_style(r.p_b), "bold red" if r.over or r.fork else "",
+                  "bold" if r.rank_changed else "dim", "", "", ""]
+        rows.append([Text(cell, style=style) for cell, style in zip(r.cells, styles)])
+    names = [n for n, _ in _COLUMNS]
+    natural = {n: max([len(n), *(r[i].cell_len for r in rows)]) for i, n in enumerate(names)}
+    limit = width or environment.current().width or 80
+    keep = list(names)
+    for name in _DROP:
+        total = sum(min(natural[n], _TEXT_MIN) if n == "text" else natural[n] for n in keep) + 2 * (len(keep) - 1)
+        if total <= limit:
+            break
+        keep.remove(name)
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for name, justify in _COLUMNS:
+        if name not in keep:
+            continue
+        if name == "text":
+            t.add_column(name, justify="left", min_width=min(natural[name], _TEXT_MIN), overflow="fold")
+        else:
+            t.add_column(name, justify=justify, no_wrap=True, min_width=natural[name])  # type: ignore[arg-type]
+    for r in rows:
+        t.add_row(*(cell for name, cell in zip(names, r) if name in keep))
+    t.caption = _caption(c, found)
     return t
 
 
@@ -192,18 +251,48 @@ def page(comparisons: Sequence[Comparison]) -> str:
     for c in comparisons:
         rows = "".join(f"<tr><th>{tok.markup(k)}</th><td>{tok.markup(v)}</td></tr>" for k, v in figures(c))
         reasons = "".join(f"<li>{tok.markup(r)}</li>" for r in c.reasons)
+        prompt = f'<p class="prompt"><b>prompt</b> {_quote_html(c.prompt)}</p>' if c.prompt else ""
         body.append(f'<section class="cmp {c.verdict.name.lower()}"><h2>{tok.markup(c.name)}: '
-                    f'<span class="verdict">{tok.markup(c.verdict.value)}</span></h2>'
+                    f'<span class="verdict">{tok.markup(c.verdict.value)}</span></h2>{prompt}'
                     + (f"<ul class=reasons>{reasons}</ul>" if reasons else "")
-                    + f'<table class="figures">{rows}</table><div class="sides">{_side(c, "a")}{_side(c, "b")}</div>'
+                    + f'<table class="figures">{rows}</table>{_steps_html(c)}'
+                    f'<div class="sides">{_side(c, "a")}{_side(c, "b")}</div>'
                     f'<p class="tol">{tok.markup(tolerance_line(c))}</p></section>')
-    title = f"tokviz diff: {worst(comparisons).value}"
+    what = "check" if comparisons and comparisons[0].sides == GOLDEN_SIDES else "diff"
+    title = f"tokviz {what}: {worst(comparisons).value}"
     style = CSS + (".sides{display:grid;grid-template-columns:1fr 1fr;gap:1em}.side{white-space:pre-wrap;"
                    "border:1px solid #ccc;padding:.5em;font-family:monospace}.fork{outline:2px solid #d73027}"
                    ".changed .verdict{color:#b2182b}.reasons{color:#b2182b}.figures th{text-align:left;padding-right:1em}"
-                   ".tol{color:#666;font-size:.9em}")
+                   ".tol{color:#666;font-size:.9em}.steps td{padding:0 .6em;text-align:right;font-family:monospace}"
+                   ".steps td:nth-child(2){text-align:left}.steps .fork{color:#b2182b;font-weight:bold}"
+                   ".steps .over{color:#b2182b}.prompt .ptext{white-space:pre-wrap;font-family:monospace}")
     return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{tok.markup(title)}</title>"
             f"<style>{style}</style></head><body><h1>{tok.markup(title)}</h1>{''.join(body)}</body></html>\n")
+
+
+def _quote_html(text: str) -> str:
+    shown = text if len(text) <= 400 else text[:400] + "…"
+    return f'<span class="ptext">{tok.markup(shown)}</span>'
+
+
+def _steps_html(c: Comparison) -> str:
+    rows = step_rows(c)
+    if not rows:
+        return ""
+    from tokviz.views.colors import prob_hex
+
+    names = [n if n not in ("p A", "p B") else f"p {c.sides[0 if n == 'p A' else 1]}" for n, _ in _COLUMNS]
+    head = "".join(f"<th>{tok.markup(n)}</th>" for n in names)
+    body = []
+    for r in rows:
+        cells = []
+        for i, cell in enumerate(r.cells):
+            style = f' style="background:{prob_hex(r.p_a if i == 2 else r.p_b)}"' if i in (2, 3) else ""
+            cls = ' class="fork"' if r.fork and i in (1, 4) else (' class="over"' if r.over and i == 4 else "")
+            cells.append(f"<td{style}{cls}>{tok.markup(cell)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<table class="steps"><caption>{tok.markup(_caption(c, rows))}</caption><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
 
 
 def _side(c: Comparison, which: str) -> str:
@@ -217,7 +306,8 @@ def _side(c: Comparison, which: str) -> str:
         rest = c.fork.rest_a if which == "a" else c.fork.rest_b
         spans.append(f'<span class="fork" title="the fork">{tok.markup(rest)}</span>')
     label = c.label_a if which == "a" else c.label_b
-    return f'<div class="side"><b>{which.upper()}: {tok.markup(label)}</b>\n{"".join(spans)}</div>'
+    side = c.sides[0 if which == "a" else 1]
+    return f'<div class="side"><b>{tok.markup(side)}: {tok.markup(label)}</b>\n{"".join(spans)}</div>'
 
 
 def _colour(p: float) -> str:
