@@ -201,15 +201,15 @@ def test_one_token_is_one_token(fake: object) -> None:
     assert "1 token ·" in out and "1 tokens" not in out
 
 
-def test_n_is_tokens_and_parallel_a_number_everywhere_with_last_releases_spellings_noted(fake: object) -> None:
-    """`-n` is the length in every command and `--parallel` takes N in every command; `sample -n 3`
-    (samples) and a bare `--parallel` are still read as meant, with one note each."""
+def test_n_is_tokens_and_parallel_a_number_everywhere_with_the_old_switch_noted(fake: object) -> None:
+    """`-n` is the length in every command (`sample -n 3`: tokens per sample, as its --help says)
+    and `--parallel` takes N in every command; a bare `--parallel` is still read as meant, with a note."""
     new = run_cli("sample", "x", "-m", "fake-1", "-s", "3", "-n", "2", "--json")
     runs = json.loads(new.stdout)["runs"]
     assert new.returncode == 0 and new.stderr == b"" and len(runs) == 3 and all(len(r["steps"]) == 2 for r in runs)
-    old = run_cli("sample", "x", "-m", "fake-1", "-n", "3", "--max-tokens", "2", "--json")
-    assert old.returncode == 0 and len(json.loads(old.stdout)["runs"]) == 3
-    assert old.stderr.decode().count("\n") == 1 and "-s/--samples" in old.stderr.decode()
+    tokens = run_cli("sample", "x", "-m", "fake-1", "-n", "3", "--json")
+    runs = json.loads(tokens.stdout)["runs"]
+    assert tokens.returncode == 0 and tokens.stderr == b"" and len(runs) == 5 and all(len(r["steps"]) == 3 for r in runs)
     bare = run_cli("compare", "x", "y", "-m", "fake-1", "-n", "2", "--parallel", "--json")
     assert bare.returncode == 0 and b"--parallel 64" in bare.stderr
     assert run_cli("tree", "x", "-m", "fake-1", "--parallel", "0").returncode == 2

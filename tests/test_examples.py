@@ -95,3 +95,20 @@ def test_no_picture_or_page_names_a_path_of_the_machine_it_was_made_on() -> None
              *(root / "docs" / "images").glob("*.html")]
     local = re.compile(r"(?<![\w.])/(tmp|root|home)/")
     assert [f.name for f in files if local.search(f.read_text(encoding="utf-8"))] == []
+
+
+def test_the_docs_name_only_commands_that_exist_and_files_a_reader_has() -> None:
+    """Every `tokviz WORD` the README and docs name is a command (docs/score.md once named a
+    `tokviz tolerances` that never existed), and none points at ../shared, which is not in the
+    repository a reader clones."""
+    from tokviz.cli import _command_names
+
+    root = Path(__file__).parent.parent
+    commands = _command_names() | {"--help", "--version", "--debug"}
+    named: dict[str, str] = {}
+    for f in [root / "README.md", *(root / "docs").rglob("*.md")]:
+        text = f.read_text(encoding="utf-8")
+        assert "../shared" not in text, f.name
+        for word in re.findall(r"`tokviz ([a-z-]+)", text):
+            named.setdefault(word, f.name)
+    assert {w: f for w, f in named.items() if w not in commands} == {}

@@ -125,3 +125,26 @@ def test_the_check_report_names_golden_and_new_and_shows_the_prompt_and_steps(tm
     page = report.read_text()
     assert "<title>tokviz check: changed</title>" in page and "The capital of France is" in page
     assert "golden:" in page and "new:" in page and 'class="steps"' in page and "p golden" in page
+
+
+def test_two_scores_are_aligned_on_bytes_after_a_split_character() -> None:
+    """A's tokens split "🦒" into byte pieces (each shown "�"), B's do not: every later segment is
+    still the right words, and the comparison has a verdict like `diff`'s."""
+    from tokviz.measures import align
+    from tokviz.run import Params, RunKind, RunSet, Step, Token
+    from tokviz.views import score_comparison
+
+    def run(pieces: list[bytes]) -> Run:
+        steps = tuple(Step(chosen=Token(text=p.decode("utf-8", "replace"), raw=p, logprob=-0.5, id=n),
+                           alternatives=(Token(text=p.decode("utf-8", "replace"), raw=p, logprob=-0.5, id=n),))
+                      for n, p in enumerate(pieces))
+        return Run(provider="fake", model="m", prompt="", params=Params(), steps=steps, kind=RunKind.SCORE)
+
+    giraffe = "🦒".encode()
+    a = run([b"\t", giraffe[:1], giraffe[1:2], giraffe[2:], b" abs", b",", b" capital", b" of"])
+    b = run([b"\t", giraffe, b" abs", b",", b" capital", b" of"])
+    texts = [s.text for s in align.align(a, b)]
+    assert texts == ["\t", "🦒", " abs", ",", " capital", " of"]
+    lines = score_comparison.to_json(RunSet(kind=RunKind.SCORE_COMPARISON, runs=(a, b)))
+    doc = json.loads(lines)
+    assert doc["verdict"] in ("identical", "within noise", "changed") and "reasons" in doc

@@ -236,9 +236,9 @@ def _main(args: list[str], env: Environment) -> int:
         return ExitStatus.ERROR
 
 
-# Spellings of the last release that now mean one thing everywhere, still read for one release with
-# a note: `-n` is tokens in every command (sample counted samples with it), and `--parallel` takes
-# how many sequences are decoded together (sample, compare and tree took it as a switch).
+# Spellings of an earlier release, still read with a note: `--parallel` takes how many sequences are
+# decoded together (sample, compare and tree took it as a switch). (`sample -n` counted samples
+# for one release; it is now tokens per sample, as in every command and as `--help` says.)
 SWITCH_PARALLEL = {"sample": "64", "compare": "64", "tree": "2"}
 
 
@@ -255,13 +255,6 @@ def old_spellings(args: list[str]) -> tuple[list[str], list[str]]:
             rest.insert(i + 1, SWITCH_PARALLEL[name])
             notes.append(f"`{name} --parallel` now takes how many sequences to decode together, as `tokviz batch` "
                          f"does; read as --parallel {SWITCH_PARALLEL[name]}")
-    if name == "sample" and not any(a in ("-s", "--samples") or a.startswith("--samples=") for a in rest):
-        for i, a in enumerate(rest):
-            if a == "-n" or (a.startswith("-n") and a[2:].isdigit()):
-                rest[i] = "--samples" if a == "-n" else f"--samples={a[2:]}"
-                notes.append("`sample -n` counts samples for this release only; give the count with -s/--samples "
-                             "(-n will be tokens per sample, as in every other command; --max-tokens is that now)")
-                break
     return [*args[: at + 1], *rest], notes
 
 

@@ -36,7 +36,7 @@ def generating(console: Console, enabled: bool) -> Iterator[Callable[[Step], Non
         chosen = step.chosen
         pieces.append(chosen.label if chosen.lossy else decoder.decode(chosen.raw))
         tail = tok.safe("".join(pieces))[-(max(console.width, 40) * 4):]  # the last few lines
-        shown = Text(f"generating… {len(pieces)} tokens\n", style="dim")
+        shown = Text(f"generating… {tok.count(len(pieces), 'token')}\n", style="dim")
         shown.append(tail)
         live.update(shown)
 

@@ -17,8 +17,9 @@ def server(
     from rich.text import Text
 
     from tokviz.providers import registry
-    from tokviz.providers.base import Request, ServerDescriber
+    from tokviz.providers.base import Request, ServerDescriber, check_base_url
 
+    check_base_url(url, "the URL")  # named as the user gave it: positionally, not as --base-url
     opened = registry.get_provider(registry.infer_provider("", url))
     lines = registry.require(opened, ServerDescriber, "describe a server").describe(
         Request(prompt="", base_url=url, timeout=timeout))

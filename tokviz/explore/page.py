@@ -65,7 +65,7 @@ function reweight(lps){var T=+$('temperature').value,K=+$('topk').value,P=+$('to
 function branchText(b){var parts=[];b.path.forEach(function(n,i){parts.push(b.pieces[i]);});return parts.join('');}
 function describe(b,i){var n=b.path.length-(b.fork<0?0:S.nodes[b.fork].d), how=b.temperature>0?('T='+b.temperature+(b.top_k?' top-k '+b.top_k:'')+(b.top_p<1?' top-p '+b.top_p:'')+' seed '+b.seed):'greedy';
  var from=b.fork<0?'from the prompt':'from “'+S.nodes[b.fork].label+'”';
- return '#'+(i+1)+' '+from+' · '+how+' · '+n+' new tokens'+(b.finish==='stop'?' · ended':b.finish==='cancelled'?' · cancelled':'');}
+ return '#'+(i+1)+' '+from+' · '+how+' · '+n+(n===1?' new token':' new tokens')+(b.finish==='stop'?' · ended':b.finish==='cancelled'?' · cancelled':'');}
 function renderText(){var box=$('text');box.textContent='';box.appendChild(el('span','prompt',S.prompt));
  var b=S.branches[cur];if(!b)return;
  b.path.forEach(function(n,i){var node=S.nodes[n],p=Math.exp(node.lp),piece=b.pieces[i];

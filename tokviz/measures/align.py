@@ -1,7 +1,10 @@
 """Two scores of the same text, side by side: where the models agree, where they part.
 
 Two models need not cut a text into the same tokens, so they are compared on segments: the
-stretches between character boundaries both tokenizations share. A segment's log-probability under
+stretches between byte boundaries both tokenizations share. Offsets are counted in bytes of the
+tokens themselves, never in characters of their text: a byte piece of a split character is shown
+as one "�" for up to three bytes, and counting that as one character made every later segment
+drift (a segment's text is what its bytes complete, so no segment shows half a character). A segment's log-probability under
 a model is the sum over its tokens (the chain rule), so the per-segment difference is exact even
 where the tokens differ. The distribution figures (KL, forks) need one position in both models,
 so they are given only where a segment is one token in each.
@@ -16,11 +19,12 @@ import math
 from dataclasses import dataclass
 
 from tokviz.run import Run, Step, Token, same_token
+from tokviz.run import tokens as tok
 
 
 @dataclass(frozen=True)
 class Segment:
-    start: int  # character offsets in the text
+    start: int  # byte offsets in the text (UTF-8)
     end: int
     text: str
     logprob_a: float
@@ -63,10 +67,14 @@ class Summary:
 def _spans(run: Run) -> list[tuple[int, int, Step]]:
     out, at = [], 0
     for step in run.steps:
-        end = at + len(step.chosen.text)
+        end = at + len(_raw(step.chosen))
         out.append((at, end, step))
         at = end
     return out
+
+
+def _raw(t: Token) -> bytes:
+    return t.raw if t.raw or not t.text else t.text.encode("utf-8")
 
 
 def kl_topk(a: Step, b: Step) -> float:
@@ -85,10 +93,12 @@ def kl_topk(a: Step, b: Step) -> float:
 
 def align(a: Run, b: Run) -> list[Segment]:
     """The segments of the text both runs scored, in order."""
-    if a.text != b.text:
+    data = b"".join(_raw(s.chosen) for s in a.steps)
+    if a.text != b.text or data != b"".join(_raw(s.chosen) for s in b.steps):
         raise ValueError("the two runs did not score the same text")
     sa, sb = _spans(a), _spans(b)
     cuts = sorted({e for _, e, _ in sa} & {e for _, e, _ in sb})
+    texts = dict(zip(cuts, tok.pieces(data[x:y] for x, y in zip([0, *cuts], cuts))))
     out: list[Segment] = []
     ia = ib = 0
     start = 0
@@ -104,7 +114,7 @@ def align(a: Run, b: Run) -> list[Segment]:
             continue
         one = len(ga) == 1 and len(gb) == 1
         out.append(Segment(
-            start=start, end=cut, text=a.text[start:cut],
+            start=start, end=cut, text=texts[cut],
             logprob_a=sum(s.chosen.logprob for s in ga), logprob_b=sum(s.chosen.logprob for s in gb),
             tokens_a=len(ga), tokens_b=len(gb),
             kl=kl_topk(ga[0], gb[0]) if one and ga[0].alternatives and gb[0].alternatives else None,

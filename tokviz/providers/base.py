@@ -357,7 +357,9 @@ def check_base_url(url: str, what: str = "--base-url") -> None:
     except ValueError as err:
         raise UsageError(f"{what} {shown!r} is not a valid URL ({without_credentials(str(err))})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"{what} must be an http:// or https:// URL, got {shown!r}", hint="e.g. http://127.0.0.1:8000/v1")
+        bare = re.fullmatch(r"[\w.-]+:\d+(/\S*)?", url)  # host:port, the scheme left out
+        hint = f"did you mean http://{url}{'' if bare.group(1) else '/v1'}?" if bare else "e.g. http://127.0.0.1:8000/v1"
+        raise UsageError(f"{what} must be an http:// or https:// URL, got {shown!r}", hint=hint)
 
 
 def same_server(a: str, b: str) -> bool:

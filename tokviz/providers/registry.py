@@ -161,8 +161,11 @@ def infer_provider(model: str, base_url: str | None = None, environ: Mapping[str
     if re.match(r"(anthropic/)?claude", model, re.IGNORECASE):
         raise UsageError(f"{model}: Anthropic's API returns no log-probabilities, so tokviz cannot show its tokens' "
                          "probabilities", hint=f"providers that can: {', '.join(s.name for s in ordered if s.name != REPLAY)}")
+    import difflib
+
+    close = difflib.get_close_matches(model, [DEFAULT_MODEL, "gpt-4.1-mini", "gpt-4o", "gpt-4.1"], n=1, cutoff=0.8)
     raise UsageError(
-        f"unknown model {model!r}",
+        f"unknown model {model!r}" + (f"; did you mean {close[0]}?" if close else ""),
         hint=f"use the embedded model ({DEFAULT_MODEL}), a path to a .gguf file, an OpenAI model such as "
         "gpt-4.1-mini, --base-url URL for an OpenAI-compatible server, or --provider NAME (`tokviz providers`)",
     )

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from tokviz.measures import align as scorediff
 from tokviz.measures import noise
+from tokviz.measures.compare import Comparison, Tolerance, compare_runs
 from tokviz.run import RunSet, codec
 from tokviz.run import tokens as tok
 from tokviz.views.colors import percent, prob_style, tint_hex
@@ -36,8 +37,8 @@ def figures(s: RunSet) -> tuple[list[scorediff.Segment], scorediff.Summary]:
 
 def _lead(s: RunSet, summary: scorediff.Summary) -> list[tuple[str, str]]:
     na, nb = names(s)
-    rows = [(f"perplexity {na}", f"{summary.perplexity_a:.3f} over {summary.tokens_a} tokens"),
-            (f"perplexity {nb}", f"{summary.perplexity_b:.3f} over {summary.tokens_b} tokens"),
+    rows = [(f"perplexity {na}", f"{summary.perplexity_a:.3f} over {tok.count(summary.tokens_a, 'token')}"),
+            (f"perplexity {nb}", f"{summary.perplexity_b:.3f} over {tok.count(summary.tokens_b, 'token')}"),
             ("mean Δ logprob (B − A)", f"{summary.mean_delta:+.3f} nats per segment ({summary.segments} segments, "
                                        f"{summary.aligned} one token in both)"),
             ("|Δ| median · p99 · max", f"{summary.median_abs_delta:.3f} · {summary.p99_abs_delta:.3f} · "
@@ -48,7 +49,17 @@ def _lead(s: RunSet, summary: scorediff.Summary) -> list[tuple[str, str]]:
                 if summary.aligned else ""))]
     if summary.mean_kl is not None:
         rows.append(("mean KL(A‖B), top-k + rest", f"{summary.mean_kl:.3f} nats (a lower bound: unseen mass is one bucket)"))
+    c = verdict(s)
+    rows.append(("verdict", c.verdict.value + (f": {c.reasons[0]}" if c.reasons else
+                                               " (under the tolerances of `tokviz diff`)")))
     return rows
+
+
+def verdict(s: RunSet) -> Comparison:
+    """The same verdict `tokviz diff` gives the two scores (identical, within noise or changed),
+    under the default tolerances (the measured noise floor with a margin)."""
+    a, b = s.runs
+    return compare_runs(a, b, Tolerance(), name="score")
 
 
 def table(s: RunSet, *, top: int = 10) -> Table:
@@ -78,6 +89,9 @@ def to_json(s: RunSet) -> str:
     doc = s.to_dict()
     runs = doc.pop("runs")
     doc["summary"] = {**summary.__dict__}
+    c = verdict(s)
+    doc["verdict"] = c.verdict.value
+    doc["reasons"] = list(c.reasons)
     doc["segments"] = [{"start": g.start, "end": g.end, "text": g.text, "logprob_a": g.logprob_a, "logprob_b": g.logprob_b,
                         "delta": g.delta, "tokens_a": g.tokens_a, "tokens_b": g.tokens_b, "kl": g.kl, "fork": g.fork}
                        for g in segments]

@@ -106,7 +106,7 @@ def ranking(run: Run, limit: int = 10) -> Table:
 def view(run: Run) -> RenderableType:
     parts: list[RenderableType] = [rich_tree(run), Text(""), ranking(run)]
     info = run.tree
-    work = (f"{info.evaluated_tokens} tokens evaluated" if info and info.evaluated_tokens is not None
+    work = (f"{tok.count(info.evaluated_tokens, 'token')} evaluated" if info and info.evaluated_tokens is not None
             else f"{info.requests} requests" if info and info.requests is not None else None)
     figures = [f"{len(run.nodes)} nodes", f"depth {info.depth if info else '?'}", f"branch {info.branch if info else '?'}",
                *([work] if work else []), f"{run.provider}:{run.model}"]
