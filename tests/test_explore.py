@@ -739,3 +739,35 @@ def test_connections_that_send_nothing_are_closed_and_real_requests_still_answer
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_the_saved_exploration_and_its_graph_say_what_the_page_says_its_figures_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page header, the graph's caption and the saved record name the same meaning of the
+    figures (the graph once said "not known" where the header said "before sampling")."""
+    from dataclasses import replace as dc_replace
+
+    from tokviz.run import figures as said
+
+    with fakes.registered():
+        from tokviz.providers import registry
+
+        registry.register(dc_replace(fakes.SPEC, figures="before sampling"))
+        session = Session(pipeline.plan(Generation(model="fake", max_tokens=3, top_k=3, raw=True), "Once"))
+        session.first_run()
+        assert session.figures() == "before sampling"
+        with serving(session) as fake_app:
+            _figures_agree(fake_app, session, said)
+
+
+def _figures_agree(fake_app: Server, session: Session, said: Any) -> None:
+    record = json.loads(call(fake_app, "GET", "/exploration.json")[2])
+    assert record["source"]["figures"] == session.figures()
+    svg = call(fake_app, "GET", "/graph.svg?branch=0")[2].decode()
+    assert said.say(session.figures()) in session.meta()
+    assert html_unescape(svg).count(said.say(session.figures())) >= 1
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)

@@ -85,3 +85,16 @@ def test_korean_and_emoji_reach_the_svg() -> None:
     run = make_run([[("한국어", 0.5), ("🙂", 0.4)]], prompt="서울은")
     texts = svg_texts(export.render(run, "svg"))
     assert "한국어" in texts and "🙂" in texts and "서울은" in texts
+
+
+def test_a_near_tie_is_marked_in_the_graph_as_in_the_table() -> None:
+    """⚖ marks a step decided at a near-tie in DOT (so SVG and PNG) too, with its note under the graph."""
+    from tests.conftest import make_run
+    from tokviz.views import export
+
+    run = make_run([[("Paris", 0.40), ("Lyon", 0.39)], [(" is", 0.9), (" was", 0.05)]])
+    dot = export.render(run, "dot").decode()
+    assert dot.count("⚖") == 2  # the step's node, and the note under the graph
+    assert "near-tie" in dot
+    clear = make_run([[("Paris", 0.9), ("Lyon", 0.05)]])
+    assert "⚖" not in export.render(clear, "dot").decode()

@@ -10,7 +10,7 @@ from tokviz.run import tokens
 
 def test_display_makes_whitespace_visible() -> None:
     assert tokens.display(b" Paris") == "␣Paris"
-    assert tokens.display(b"\n\t\r") == "↵⇥␍"
+    assert tokens.display(b"\n\t\r") == "↵⇥⇤"  # every stand-in has a glyph in the graphs' fonts (fc-list)
 
 
 def test_display_escapes_fragments_of_a_character() -> None:
@@ -54,3 +54,20 @@ def test_display_of_any_bytes_is_one_printable_line(data: bytes) -> None:
     assert "\n" not in shown and "\r" not in shown
     assert all(ch.isprintable() for ch in shown)
     assert bool(shown) == bool(data)
+
+
+def test_every_stand_in_has_a_glyph_in_the_font_graphs_are_drawn_with() -> None:
+    """PNGs are drawn by Graphviz with the system's sans-serif font: a stand-in it lacks is a box
+    (␍ was). fc-list answers which fonts hold a character."""
+    import shutil
+    import subprocess
+
+    from tokviz.run import tokens
+
+    assert shutil.which("fc-list"), "fontconfig comes with Graphviz"
+    family = subprocess.run(["fc-match", "-f", "%{family[0]}", "sans-serif"], capture_output=True, text=True,
+                            check=True).stdout
+    for ch in tokens.display(b" \n\t\r"):
+        found = subprocess.run(["fc-list", f":family={family}:charset={ord(ch):x}", "family"], capture_output=True,
+                               text=True, check=True).stdout
+        assert found.strip(), f"{ch} (U+{ord(ch):04X}) is not in {family}"

@@ -17,6 +17,7 @@ import random
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -131,22 +132,28 @@ class Session:
             self.saved_version = self.version
         self.first_run(emit, cancel)
 
+    def figures(self) -> str:
+        """What the exploration's figures are (before or after sampling, or unknown): as the cursor
+        reports it, else as the provider's spec declares — one answer for the page, the graph and
+        the saved record."""
+        return str(self.cursor.report().get("figures") or self.plan.spec.figures)
+
     def meta(self) -> str:
         """The page's one-line description of what is explored."""
         p = self.plan.request.params
         from tokviz.run import figures as said
 
-        figures = said.say(str(self.cursor.report().get("figures") or self.plan.spec.figures))
-        return f"{self.opened.name}:{self.plan.request.model} · {p.mode} · top-{self.k} alternatives · {figures}"
+        return f"{self.opened.name}:{self.plan.request.model} · {p.mode} · top-{self.k} alternatives · {said.say(self.figures())}"
 
     # --- the record ----------------------------------------------------------------------------
 
     def record(self) -> Run:
         with self.lock:
             report = self.cursor.report()
-            return self.exploration.to_run(provider=self.opened.name, model=report.get("model", self.plan.request.model),
-                                           params=self.plan.request.params, messages=report.get("messages", ()),
-                                           report=report)
+            run = self.exploration.to_run(provider=self.opened.name, model=report.get("model", self.plan.request.model),
+                                          params=self.plan.request.params, messages=report.get("messages", ()),
+                                          report=report)
+        return replace(run, source={**run.source, "figures": self.figures()})
 
     def prune(self, branch: int) -> None:
         with self.lock:

@@ -53,6 +53,7 @@ def near_ties(run: Run, within: float | None = None) -> tuple[int, ...]:
     return tuple(n for n, step in enumerate(run.steps, 1) if near_tie(step, within))
 
 
+TIE = "⚖"  # the mark of a step decided at a near-tie, in every view
 NEAR_TIE_NOTE = "decided within the engines' noise: another engine may choose the runner-up"
 
 

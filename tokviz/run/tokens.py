@@ -18,7 +18,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 # Whitespace and control characters get a visible stand-in; anything else unprintable is escaped.
-_VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
+# A carriage return is "⇤" (back to the start of the line), not "␍": the fonts graphs are drawn
+# with (DejaVu Sans, Noto) have no ␍, so PNGs showed a missing-glyph box.
+_VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "⇤"}
 
 
 @dataclass(frozen=True)

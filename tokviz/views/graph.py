@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from tokviz.measures.metrics import NEAR_TIE_NOTE, TIE, near_tie
 from tokviz.measures.reshape import NOTE, Setting, reshape
 from tokviz.run import Run
 from tokviz.run import tokens as tok
@@ -82,7 +83,8 @@ def build(run: Run) -> nx.DiGraph:
     for i, step in enumerate(run.steps):
         c = step.chosen
         node = chosen_id(i)
-        g.add_node(node, kind="chosen", step=i, label=c.label, text=c.text, bytes=c.raw, prob=c.prob)
+        g.add_node(node, kind="chosen", step=i, label=c.label, text=c.text, bytes=c.raw, prob=c.prob,
+                   tie=near_tie(step))
         g.add_edge(prev, node, prob=c.prob, logprob=c.logprob, chosen=True)
         for j, alt in enumerate(step.others()):
             a = alt_id(i, j)
@@ -94,7 +96,7 @@ def build(run: Run) -> nx.DiGraph:
 
 
 def _node(d: Digraph, node: str, data: dict, *, cut: bool = False) -> None:
-    label = Label((data["label"], percent(data["prob"])))
+    label = Label((data["label"], percent(data["prob"]) + (f" {TIE}" if data.get("tie") else "")))
     p = data["prob"]
     if cut:
         d.add_node(node, label=label, fillcolor="#f4f4f4", color="#c8c8c8", fontcolor="#a0a0a0", style="rounded,filled,dotted")
@@ -120,6 +122,8 @@ def to_dot(g: nx.DiGraph, options: GraphOptions = GraphOptions()) -> str:
                 node={"margin": "0.08,0.04", "height": 0.3})
     sentence = caption(g.graph.get("prompt", ""), g.graph.get("text", ""))
     lines = [sentence] if sentence else []
+    if any(d.get("tie") for _, d in g.nodes(data=True)):  # as the table and the HTML mark them
+        lines.append(f"{TIE} near-tie: {NEAR_TIE_NOTE}")
     if g.graph.get("figures"):  # what the percentages are (before or after sampling), under every graph
         lines.append(tok.visible(str(g.graph["figures"]), visible_spaces=False))
     if options.cut_by is not None:

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from tokviz.measures.metrics import (
     NEAR_TIE_NOTE,
+    TIE,
     candidates,
     entropy_bits,
     near_tie,
@@ -29,7 +30,6 @@ from tokviz.run import Run, RunKind, Token, same_token
 from tokviz.run import tokens as tok
 from tokviz.views.colors import percent, prob_style
 
-TIE = "⚖"  # a step decided at a near-tie (measures.metrics.near_tie)
 BOUNDARY = "│"  # between a scored text's context and the text
 
 
