@@ -216,3 +216,15 @@ def test_n_is_tokens_and_parallel_a_number_everywhere_with_the_old_switch_noted(
     helps = {cmd: run_cli(cmd, "--help").stdout.decode() for cmd in ("predict", "sample", "compare", "tree", "batch")}
     assert all(re.search(r"--parallel\s+N\b", h) or "--parallel" not in h for h in helps.values())
     assert re.search(r"--max-tokens\s+-n\s+N\b", helps["sample"]) and re.search(r"--samples\s+-s\s+N\b", helps["sample"])
+
+
+def test_the_command_list_shows_each_description_whole() -> None:
+    """`tokviz --help` once broke the diff and check descriptions mid-sentence (the docstrings'
+    line breaks): at a wide terminal each description is one unbroken line."""
+    from tokviz.cli import _command_names, _short_help, app
+
+    out = run_process("--help", env={"COLUMNS": "400"}).stdout.decode()
+    for command in app.registered_commands:
+        text = _short_help(command.callback)
+        assert text and text in out, (command.callback.__name__, text)
+    assert len(app.registered_commands) == len(_command_names())

@@ -41,19 +41,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.command()(predict)
-app.command()(render)
-app.command()(tokenize)
-app.command()(batch)
-app.command()(sample)
-app.command()(compare)
-app.command()(tree)
-app.command()(score)
-app.command()(diff)
-app.command()(check)
-app.command()(explore)
-app.command()(providers)
-app.command()(server)
+
+
+def _short_help(fn: object) -> str:
+    """The first paragraph of a command's docstring as one line: Typer keeps a docstring's line
+    breaks in the command list, which cut descriptions mid-sentence."""
+    doc = (getattr(fn, "__doc__", None) or "").strip()
+    return " ".join(doc.split("\n\n")[0].split())
+
+
+for _command in (predict, render, tokenize, batch, sample, compare, tree, score, diff, check, explore, providers, server):
+    app.command(short_help=_short_help(_command))(_command)
 
 
 def _version(value: bool) -> None:
