@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import run_process
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -112,3 +114,17 @@ def test_the_docs_name_only_commands_that_exist_and_files_a_reader_has() -> None
         for word in re.findall(r"`tokviz ([a-z-]+)", text):
             named.setdefault(word, f.name)
     assert {w: f for w, f in named.items() if w not in commands} == {}
+
+
+def test_the_readmes_sample_table_is_what_predict_prints() -> None:
+    """The README shows `predict … -n 8 -k 4` as it prints today at 80 columns (the speed aside):
+    the sample once lagged the table by two releases."""
+    root = Path(__file__).parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    head = '`tokviz predict "The capital of France is" -n 8 -k 4` prints (in colour on a terminal):\n\n```text\n'
+    shown = readme[readme.index(head) + len(head):]
+    shown = shown[: shown.index("```")]
+    proc = run_process("predict", "The capital of France is", "-n", "8", "-k", "4", env={"COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    speed = re.compile(r"\d+\.\d tokens/s")
+    assert speed.sub("N tokens/s", proc.stdout.decode()) == speed.sub("N tokens/s", shown)
