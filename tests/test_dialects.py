@@ -304,3 +304,81 @@ def test_ollama_gives_log_probabilities_from_v0_12_11_on(fault: servers.FaultSer
     else:
         assert proc.returncode == 1 and b"Ollama 0.12.10 returns no log-probabilities (they came in v0.12.11)" in proc.stderr
         assert fault.received == []
+
+
+# --- vLLM 0.32 as the real server sends it (issue 34) ----------------------------------------------
+
+def _vllm(fault: servers.FaultServer, chunks: list[dict[str, object]], **params: object) -> Run:
+    dialects.forget(fault.base_url)
+    fault.pages["/v1/models"] = fx.models_page("vllm")
+    fault.script = [servers.reply_stream(chunks)]
+    p = Params(**{"top_k": 2, "max_tokens": 4, "mode": "chat", **params})  # type: ignore[arg-type]
+    return pipeline.predict(Request("Say hi", model="m", base_url=fault.base_url, retries=0, params=p))
+
+
+def test_vllms_empty_pieces_and_its_whole_character_on_the_last_token_are_marked(fault: servers.FaultServer) -> None:
+    run = _vllm(fault, fx.vllm_032())
+    assert run.text == "Hi 🙂"
+    piece, whole = run.steps[2], run.steps[3]
+    assert piece.chosen.lossy and piece.chosen.raw == b""  # "" and [] is no token's bytes
+    assert all(a.lossy for a in piece.alternatives)
+    assert whole.chosen.lossy and whole.chosen.text == "🙂"  # whole, but its figure is the last byte's
+    assert all(a.lossy for a in whole.alternatives)  # alternatives spelled whole by the same correction
+    assert not run.steps[1].chosen.lossy and "whole on the token that completes it" in run.source["lossy"]
+    table = export.render(run, "txt").decode()
+    assert "≈" in table
+
+
+def test_vllms_injected_chosen_token_gets_no_invented_rank(fault: servers.FaultServer) -> None:
+    """vLLM adds the chosen token to the top-k list when it lies outside it: k + 1 entries. Its
+    rank is unknown, not k + 1."""
+    from tokviz.measures.compare import rank_in
+
+    run = _vllm(fault, fx.vllm_032())
+    first = run.steps[0]
+    assert len(first.alternatives) == 2 and all(a.text != "Hi" for a in first.alternatives)
+    assert rank_in(first) is None and first.rank is None
+
+
+def test_vllms_processed_logprobs_are_after_sampling_and_its_fillers_no_tokens(fault: servers.FaultServer) -> None:
+    run = _vllm(fault, fx.vllm_032(fillers=True), temperature=0.8, top_p=0.5, seed=1)
+    assert run.source["figures"] == "after sampling" and "processed_logprobs" in run.source["logprobs"]
+    assert all(a.logprob > -9999 for st in run.steps for a in st.alternatives)
+    assert "<pad>" not in export.render(run, "txt").decode()
+
+
+def test_every_chosen_token_certain_beside_real_alternatives_is_refused(fault: servers.FaultServer) -> None:
+    with pytest.raises(ProviderError) as caught:
+        _vllm(fault, fx.vllm_032(all_zero=True))
+    assert "exactly 0" in caught.value.line() and "draft model" in caught.value.line()
+
+
+def test_k_over_vllms_limit_is_one_line_and_not_retried(fault: servers.FaultServer) -> None:
+    message = "Requested sample logprobs of 25, which is greater than max allowed: 20"
+    dialects.forget(fault.base_url)
+    fault.pages["/v1/models"] = fx.models_page("vllm")
+    fault.script = [servers.reply_stream(fx.vllm_error_event(message))]
+    proc = run_cli("predict", "x", "-m", "m", "--base-url", fault.base_url, "-k", "25", "--chat")
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and err.count("\n") == 1 and "25" in err and "max allowed: 20" in err
+    assert "--max-logprobs" in err and "try again" not in err
+    assert len(fault.received) == 1  # not retried as a cut stream
+
+
+def test_vllms_split_character_and_a_byte_level_engine_are_within_noise() -> None:
+    """The same weights: vLLM's "" + whole-character entries against an engine that gives each
+    byte token its own bytes (transformers) — aligned on the character, the figures agree."""
+    from tokviz.measures.compare import Tolerance, Verdict, compare_steps
+    from tokviz.run import Step, Token
+
+    def step(raw: bytes, lp: float, text: str | None = None, lossy: bool = False) -> Step:
+        t = Token(text=raw.decode("utf-8", "replace") if text is None else text, raw=raw, logprob=lp, lossy=lossy)
+        return Step(chosen=t, alternatives=(t,))
+
+    served = [step(b"Hi", -0.1), step(b" ", -0.2), step(b"", -0.3, "", True), step("🙂".encode(), -0.05, "🙂", True),
+              step(b"!", -0.4)]
+    engine = [step(b"Hi", -0.1), step(b" ", -0.2), step(b"\xf0\x9f", -0.3), step(b"\x99\x82", -0.05), step(b"!", -0.4)]
+    c = compare_steps(served, engine, name="x", kind="predict", label_a="vllm", label_b="transformers",
+                      tolerance=Tolerance())
+    assert c.verdict is not Verdict.CHANGED, c.reasons
+    assert max(abs(p.delta) for p in c.positions) < 1e-9

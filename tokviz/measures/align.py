@@ -65,11 +65,16 @@ class Summary:
 
 
 def _spans(run: Run) -> list[tuple[int, int, Step]]:
+    """Each step's byte span; a step with no bytes (a server's "" for the leading piece of a split
+    character) is counted with the step after it, the character it begins."""
     out, at = [], 0
     for step in run.steps:
         end = at + len(_raw(step.chosen))
         out.append((at, end, step))
         at = end
+    for i in range(len(out) - 2, -1, -1):
+        if out[i][0] == out[i][1]:
+            out[i] = (out[i][0], out[i + 1][1], out[i][2])
     return out
 
 

@@ -334,10 +334,16 @@ def walk(a: Sequence[Step], b: Sequence[Step], same: Same) -> tuple[list[Positio
 
 
 def _ends(steps: Sequence[Step]) -> list[int]:
+    """Where each step's bytes end in the text. A step with no bytes (a server's "" for the leading
+    piece of a split character) ends where the step after it ends: it belongs to the character it
+    begins, never to the one before it (which would move its figure there)."""
     out, at = [], 0
     for s in steps:
         at += len(_raw(s.chosen))
         out.append(at)
+    for i in range(len(out) - 2, -1, -1):
+        if not _raw(steps[i].chosen):
+            out[i] = out[i + 1]
     return out
 
 

@@ -60,7 +60,7 @@ def segments(data: bytes, *, visible_spaces: bool = True) -> list[Segment]:
         buf = []
         for ch in run:
             stand_in = _VISIBLE.get(ch) if (visible_spaces or ch != " ") else None
-            if stand_in is None and not ch.isprintable():
+            if stand_in is None and not _shown(ch):
                 stand_in = ch.encode("unicode_escape").decode("ascii")
             if stand_in is None:
                 buf.append(ch)
@@ -72,6 +72,20 @@ def segments(data: bytes, *, visible_spaces: bool = True) -> list[Segment]:
         if buf:
             out.append(Segment("".join(buf)))
     return out
+
+
+def _shown(ch: str) -> bool:
+    """Whether a character is shown as itself: printable, or a character this Python's Unicode
+    tables do not know yet (emoji such as 🪿 U+1FABF came after Python 3.11's tables) outside the
+    ranges that hold controls, format characters, surrogates and private use. Its UTF-8 bytes are
+    valid, and a terminal or font that knows it draws it; an escape would hide a real character."""
+    if ch.isprintable():
+        return True
+    import unicodedata
+
+    code = ord(ch)
+    return unicodedata.category(ch) == "Cn" and code >= 0x2000 and not (0xD800 <= code <= 0xF8FF or code >= 0xE0000
+                                                                          or (code & 0xFFFE) == 0xFFFE)
 
 
 def display(data: bytes) -> str:
@@ -121,7 +135,7 @@ def safe(text: str) -> str:
         return text
     out = []
     for ch in text:
-        if ch in "\n\t" or ch.isprintable():
+        if ch in "\n\t" or _shown(ch):
             out.append(ch)
         else:
             out.append(ch.encode("unicode_escape").decode("ascii"))

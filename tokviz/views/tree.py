@@ -35,6 +35,21 @@ def path_text(run: Run, index: int, *, with_completion: bool = True) -> str:
     return tok.join(raws)
 
 
+def _continuation(run: Run, index: int) -> str:
+    """A path's text for the ranking: a token the server sent without its bytes (a piece of a
+    split character) is shown as ≈, never as nothing (a path of such tokens read as blank)."""
+    nodes = path(run, index)
+    tokens = [n.token for n in nodes] + (list(nodes[-1].completion) if nodes else [])
+    out, raws = [], []
+    for t in tokens:
+        if t.lossy and not t.raw:
+            out.append(tok.visible(tok.join(raws), visible_spaces=False) + "≈")
+            raws = []
+        else:
+            raws.append(t.raw)
+    return "".join(out) + tok.visible(tok.join(raws), visible_spaces=False)
+
+
 def path_steps(run: Run, index: int) -> tuple[Step, ...]:
     """The path to node `index` as steps (each node with its siblings as the alternatives, best
     first), then the leaf's greedy completion, so a path reads and draws as a generated run."""
@@ -99,7 +114,7 @@ def ranking(run: Run, limit: int = 10) -> Table:
     t.add_column("continuation", overflow="fold")
     for n, i in enumerate(leaves(run)[:limit], start=1):
         p = run.nodes[i].cum_prob
-        t.add_row(str(n), Text(percent(p), style=prob_style(p)), Text(tok.visible(path_text(run, i), visible_spaces=False)))
+        t.add_row(str(n), Text(percent(p), style=prob_style(p)), Text(_continuation(run, i)))
     return t
 
 

@@ -45,6 +45,13 @@ class Dialect:
     # the least `logprobs` to ask /v1/completions for: 0 is "only the sampled token's" to OpenAI but
     # "no log-probabilities at all" to compatible servers
     min_completion_logprobs: int = 1
+    # alternatives at -9999 are the samplers' mask, not candidates (vLLM --logprobs-mode processed_logprobs)
+    fillers: bool = False
+    # a character split across tokens comes whole on the token that completes it, with no id to tell
+    # (vLLM's _correct_decoded_token, vllm/v1/engine/logprobs.py): the leading pieces come as ""
+    whole_on_completion: bool = False
+    # what the server names the limit on alternatives, for the one line when -k is over it
+    max_logprobs_hint: str = "ask for fewer alternatives with -k"
 
 
 def official(dialect: Dialect) -> bool:
@@ -64,12 +71,17 @@ DIALECTS: dict[str, Dialect] = {d.name: d for d in (
     Dialect("vllm", "vLLM", "vllm/entrypoints/openai/serving_chat.py (_get_top_logprobs, _create_chat_logprobs)",
             max_top_logprobs=None,
             exact_bytes=False,
-            partial_tokens="decoded text with U+FFFD, `bytes` = that text encoded (lossy); 'token_id:N' with --return-tokens-as-token-ids",
+            partial_tokens="the leading tokens of a split character as '' with no bytes, and the whole character on the "
+                           "token that completes it with that token's figure alone (vllm/v1/engine/logprobs.py, "
+                           "_correct_decoded_token); 'token_id:N' with --return-tokens-as-token-ids",
             default_penalties="the model's generation_config (may set repetition_penalty) unless --generation-config vllm",
             logprobs_are="raw model log-probabilities by default (--logprobs-mode raw_logprobs), clamped at -9999; "
                          "a server started with --logprobs-mode processed_logprobs reports them after temperature and "
                          "penalties, which its API does not say",
             figures="before sampling (vLLM's default --logprobs-mode)",
+            fillers=True, whole_on_completion=True,
+            max_logprobs_hint="vLLM returns at most --max-logprobs alternatives (20 unless the server was started "
+                              "with more): use -k 20 or less, or restart it with --max-logprobs N",
             score="prompt_logprobs, or echo with logprobs on /v1/completions (vllm/entrypoints/openai/serving_completion.py)",
             score_echo=True, echo_max_tokens=0),
     Dialect("sglang", "SGLang", "python/sglang/srt/entrypoints/openai/serving_chat.py (_process_logprobs_tokens)",
@@ -171,6 +183,14 @@ def _probe(base_url: str, get: Callable[[str], Any]) -> Dialect:
                 continue
             return DIALECTS[name]
     return DIALECTS["generic"]
+
+
+def detected(base_url: str | None) -> Dialect | None:
+    """The dialect already detected for this URL, if any (no request is made)."""
+    if is_openai(base_url):
+        return DIALECTS["openai"]
+    with _lock:
+        return _cache.get(base_url or "")
 
 
 OLLAMA_LOGPROBS = (0, 12, 11)  # the first Ollama that returns log-probabilities (ollama/ollama PR #12899)

@@ -9,7 +9,7 @@ from typing import Any
 
 from tokviz.ground.errors import ProviderError, RateLimitedError, redact
 from tokviz.providers.base import Request
-from tokviz.providers.openai import connection
+from tokviz.providers.openai import connection, dialects
 
 LOGPROB_MODELS = "gpt-4.1, gpt-4.1-mini, gpt-4o, gpt-4o-mini"
 
@@ -72,6 +72,16 @@ def translate_error(err: Exception, request: Request, base_url: str | None, *, m
             return fail(f"{where} failed with a server error ({status}: {detail}) after {request.retries} retries",
                         hint="try again later")
         return fail(f"{where} rejected the request ({status}: {detail})")
+    if isinstance(err, openai.APIError) and not isinstance(err, openai.APIConnectionError) and isinstance(
+            getattr(err, "body", None), dict):
+        # an error event inside a 200 stream (vLLM answers an over-large -k so): the server's own
+        # word, once, never retried as a cut stream
+        detail = " ".join(_server_message(err).split())[:300]
+        if "logprob" in detail.lower() and ("max" in detail.lower() or "greater" in detail.lower()):
+            dialect = dialects.detected(base_url)
+            return fail(f"{where} refused -k {request.params.top_k}: {detail}",
+                        hint=dialect.max_logprobs_hint if dialect else "ask for fewer alternatives with -k")
+        return fail(f"{where} reported an error inside its answer: {detail}")
     if mid_stream and isinstance(err, openai.APIConnectionError | OSError):
         return fail(f"the response from {where} was cut off after it had started ({_cause(err)})", hint="try again")
     if isinstance(err, openai.APITimeoutError):

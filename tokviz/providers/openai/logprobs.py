@@ -62,6 +62,8 @@ def token(item: dict[str, Any], dialect: Dialect) -> Token:
         return Token(text=text, raw=b"", logprob=logprob, id=int(named.group(1)), lossy=True)
     sent = item.get("bytes")
     raw = bytes(sent) if isinstance(sent, list) and all(isinstance(b, int) and 0 <= b < 256 for b in sent) else None
+    if raw == b"":  # no token is no bytes: vLLM's "" / [] for the leading piece of a split character
+        return Token(text=text, raw=b"", logprob=logprob, id=token_id, lossy=True)
     if raw is not None and (dialect.exact_bytes or not ("\ufffd" in text and raw == text.encode("utf-8"))):
         return Token(text=text, raw=raw, logprob=logprob, id=token_id, lossy=invalid)
     if raw is not None:  # the bytes of a decoded text that held U+FFFD: the token's own bytes are lost
@@ -83,15 +85,31 @@ def invalid_figures(item: dict[str, Any]) -> int:
                and float(e["logprob"]) > 1e-4)
 
 
-def step(item: dict[str, Any], dialect: Dialect) -> Step:
-    """One generated position: the chosen token and its alternatives, best first, each token once."""
+# vLLM clamps -inf to -9999 (vllm/v1/sample/sampler.py): with --logprobs-mode processed_logprobs,
+# the tokens top-p or top-k removed come back as alternatives at -9999. They are no candidates.
+FILLER = LOGPROB_FLOOR  # -9999.0
+
+
+def fillers(item: dict[str, Any]) -> int:
+    """How many of an item's alternatives are vLLM's -9999 fillers (tokens the samplers removed)."""
+    tops = item.get("top_logprobs") or []
+    return sum(1 for a in tops if isinstance(a, dict) and isinstance(a.get("logprob"), (int, float))
+               and not isinstance(a.get("logprob"), bool) and float(a["logprob"]) <= FILLER)
+
+
+def step(item: dict[str, Any], dialect: Dialect, k: int | None = None) -> Step:
+    """One generated position: the chosen token and its alternatives, best first, each token once;
+    at most `k` of them (vLLM adds the chosen token to its top-k list when it lies outside it, and
+    an alternative k+1 would give it an invented rank), and no filler of a sampler's mask."""
     chosen = token(item, dialect)
     alternatives: list[Token] = []
     tops = item.get("top_logprobs") or item.get("top_probs") or []  # top_probs: llama-server's post_sampling_probs
     for alt in sorted((token(a, dialect) for a in tops if isinstance(a, dict)), key=lambda t: -t.logprob):
-        if any(_duplicate(alt, seen) for seen in alternatives):
+        if any(_duplicate(alt, seen) for seen in alternatives) or (dialect.fillers and alt.logprob <= FILLER):
             continue
         alternatives.append(alt)
+    if k is not None and len(alternatives) > k:
+        alternatives = alternatives[:k]
     if chosen.id is not None:
         twin = next((a for a in alternatives if a.id == chosen.id), None)
         if twin is not None and _completes(chosen, twin):
@@ -180,7 +198,10 @@ def reconcile(steps: list[Step], streamed: str, dialect: Dialect, invalid: int =
             at, agree = at + len(piece), agree + 1
         steps = [st if n < agree or st.chosen.lossy else replace(st, chosen=replace(st.chosen, lossy=True))
                  for n, st in enumerate(steps)]
-    n_merged = sum(1 for st in steps if merged(st))
+    whole = _whole_after_pieces(steps, dialect)
+    if whole:
+        steps = [_mark_whole(st) if n in whole else st for n, st in enumerate(steps)]
+    n_merged = sum(1 for st in steps if merged(st)) + len(whole)
     lossy = sum(1 for st in steps if st.chosen.lossy)
     notes, told = [], []
     if n_merged:
@@ -205,6 +226,29 @@ def reconcile(steps: list[Step], streamed: str, dialect: Dialect, invalid: int =
     warning = ("reported " + "; ".join(told) + " (" + "; ".join(notes) + "): marked ≈ in every view"
                + (", and the run's text is the streamed text" if kept and streamed else ""))
     return steps, Loss(note="; ".join(notes), warning=warning, content=streamed if kept and streamed else None)
+
+
+def _whole_after_pieces(steps: list[Step], dialect: Dialect) -> set[int]:
+    """The steps whose chosen token carries a whole multi-byte character right after tokens that
+    came with no bytes: vLLM sends the leading pieces of a split character as "" and the whole
+    character on the token that completes it (`_correct_decoded_token`), with that last token's
+    figure alone and no id to tell it by."""
+    if not dialect.whole_on_completion:
+        return set()
+    return {n for n in range(1, len(steps))
+            if steps[n - 1].chosen.lossy and not steps[n - 1].chosen.raw and _leads(steps[n].chosen.raw)}
+
+
+def _leads(raw: bytes) -> bool:
+    """The bytes begin with the lead byte of a multi-byte UTF-8 character."""
+    return bool(raw) and raw[0] >= 0xC0
+
+
+def _mark_whole(st: Step) -> Step:
+    """A completing step: its chosen token, and each alternative spelled as a whole character (the
+    same correction applied to them), marked: their bytes are not the tokens' own."""
+    alternatives = tuple(replace(a, lossy=True) if _leads(a.raw) else a for a in st.alternatives)
+    return replace(st, chosen=replace(st.chosen, lossy=True), alternatives=alternatives)
 
 
 def _within(streamed: str, joined: str) -> bool:

@@ -30,7 +30,7 @@ from tokviz.providers.openai.cursor import ServerCursor
 from tokviz.providers.openai.errors import LOGPROB_MODELS, translate_error
 from tokviz.providers.openai.stream import read_answer
 from tokviz.providers.openai.tokenizer import tokenize
-from tokviz.run import Run, RunKind, Token, Tokenization
+from tokviz.run import Run, RunKind, Step, Token, Tokenization, same_token
 from tokviz.run import tokens as tok
 
 
@@ -110,23 +110,26 @@ class OpenAIProvider:
                 if item is None:
                     unscored += 1
                     continue
-                steps.append(logprobs.step(item, dialect))
+                steps.append(logprobs.step(item, dialect, request.params.top_k))
         except ValueError as err:
             raise ProviderError(f"{where(base_url)} sent log-probabilities tokviz cannot read: {err}") from None
+        steps, loss = logprobs.reconcile(steps, "", dialect)  # split characters marked as in a generation
         if not steps:
             raise ProviderError(f"{where(base_url)} returned no log-probabilities for the text",
                                 hint="the first token of a text has none on a server (nothing precedes it): give --context")
         if progress is not None:
             progress(len(steps), len(steps))
         source = {"dialect": dialect.name, "scoring": "teacher-forced by the server: echo with logprobs on /v1/completions",
-                  **_server(base_url)}
+                  "figures": dialect.figures, **_server(base_url)}
         notes = []
         if unscored:
             notes.append("the text's first token has no log-probability on a server (nothing precedes it; give --context)")
         if "".join(t.text for t in (st.chosen for st in steps)) != text and not unscored:
             notes.append("the server's tokens do not rebuild the text exactly (a token straddles the context's end, "
                          "or partial characters were dropped)")
-        if any(st.chosen.lossy for st in steps):
+        if loss is not None:
+            notes.append(loss.note)
+        elif any(st.chosen.lossy for st in steps):
             notes.append(f"{sum(st.chosen.lossy for st in steps)} token(s) reported without their exact bytes")
         if notes:
             source["lossy"] = "; ".join(notes)
@@ -134,7 +137,7 @@ class OpenAIProvider:
         elapsed = time.perf_counter() - t0
         before = sum(1 for at, _ in echoed if at < start)
         return Run(provider=self.name, model=request.model, prompt=request.prompt,
-                   params=replace(request.params, max_tokens=len(steps), temperature=0.0),
+                   params=replace(request.params, max_tokens=len(steps), temperature=0.0, mode="raw"),  # /v1/completions
                    steps=tuple(steps), finish_reason=None, kind=RunKind.SCORE,
                    usage={"prompt_tokens": before, "scored_tokens": len(steps)},
                    timings={"total_s": elapsed, "tokens_per_s": len(steps) / elapsed if elapsed > 0 else 0.0},
@@ -227,6 +230,17 @@ class OpenAIProvider:
         if answer.post_sampling:  # asked for with -O post_sampling_probs=true: said, not assumed
             source["figures"] = "after sampling"
             source["logprobs"] = "probabilities after the server's samplers (llama-server post_sampling_probs)"
+        if answer.fillers:  # only a server reporting after its samplers masks tokens at -9999
+            source["figures"] = "after sampling"
+            source["logprobs"] = (f"{dialect.label} reports figures after temperature and top-p/top-k (--logprobs-mode "
+                                  f"processed_logprobs): {tok.count(answer.fillers, 'masked alternative')} at -9999 left out")
+            self.progress(f"tokviz: warning: {where(base_url)} ({dialect.label}) reports log-probabilities after its "
+                          "samplers (--logprobs-mode processed_logprobs): shown as 'after sampling'")
+        elif _all_certain(steps):
+            raise ProviderError(f"{where(base_url)} ({dialect.label}) gave every chosen token a log-probability of "
+                                "exactly 0 while its alternatives have their own: not the model's figures",
+                                hint="a server decoding with a draft model (speculative decoding) reports 0.0 for "
+                                     "every token (ggml-org/llama.cpp#27972); run it without the draft model")
         steps, loss = logprobs.reconcile(steps, "".join(answer.text), dialect, answer.invalid)
         content = loss.content if loss else None
         if loss:
@@ -257,6 +271,13 @@ class OpenAIProvider:
                        poll_s: float) -> list[bytes]:
         return batchapi.submit(self.connection, request, inputs, known=known, remember=remember, progress=progress,
                                poll_s=poll_s)
+
+
+def _all_certain(steps: list[Step]) -> bool:
+    """Every chosen token at probability exactly 1 while an alternative holds real probability:
+    figures no model gives (the chosen token and its alternatives would sum past 1)."""
+    return len(steps) >= 2 and all(st.chosen.logprob == 0.0 for st in steps) and any(
+        a.logprob > -9.0 and not same_token(a, st.chosen) for st in steps for a in st.alternatives)
 
 
 def _server(base_url: str | None) -> dict[str, str]:

@@ -72,6 +72,7 @@ class Answer:
     t_first: float | None = None
     invalid: int = 0  # positive log-probabilities, kept as marked figures (logprobs.reconcile)
     post_sampling: bool = False  # figures after the server's samplers (llama-server's post_sampling_probs)
+    fillers: int = 0  # alternatives at -9999 dropped (vLLM's processed_logprobs: the samplers' mask)
 
 
 def stream_once(client: OpenAI, path: str, body: dict[str, Any], request: Request, base_url: str | None,
@@ -98,8 +99,9 @@ def stream_once(client: OpenAI, path: str, body: dict[str, Any], request: Reques
                 for item in found:
                     if answer.t_first is None:
                         answer.t_first = time.perf_counter() - t0
-                    answer.steps.append(logprobs.step(item, dialect))
+                    answer.steps.append(logprobs.step(item, dialect, request.params.top_k))
                     answer.invalid += logprobs.invalid_figures(item)
+                    answer.fillers += logprobs.fillers(item) if dialect.fillers else 0
                     answer.post_sampling = answer.post_sampling or logprobs.post_sampling(item)
                     if on_step is not None:
                         on_step(answer.steps[-1])
