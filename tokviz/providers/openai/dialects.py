@@ -243,6 +243,32 @@ _CHATML_EOS = frozenset({"<|im_end|>", "<|endoftext|>", "<|im_start|>", "<|eot_i
 _chat_problems: dict[str, str | None] = {}
 
 
+NO_TEMPLATE = "the model has no chat template (the server answers chat with 400; vLLM takes one with --chat-template FILE)"
+
+
+def chat_refused(base_url: str | None, dialect: Dialect, post: Callable[[str, dict[str, Any]], Any],
+                 model: str) -> str | None:
+    """Why chat on this server fails, asked the one way that works on every server: a one-token
+    chat request (vLLM serving a folder with no chat template answers 400, "default chat template
+    is no longer allowed", transformers' rule). llama-server is asked through /props instead
+    (`chat_problem`): it does not refuse, it falls back to ChatML. Asked once per URL."""
+    if base_url is None or dialect.name in ("llama.cpp", "openai"):
+        return None
+
+    def ask() -> str | None:
+        try:
+            post(base_url.rstrip("/") + "/chat/completions",
+                 {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1})
+        except Exception as err:  # a 400 that names the template is the answer; anything else is not known
+            return NO_TEMPLATE if "chat template" in str(getattr(err, "body", None) or err).lower() else None
+        return None
+
+    return _asked_once(_chat_refusals, base_url, ask)
+
+
+_chat_refusals: dict[str, str | None] = {}
+
+
 def chat_problem(base_url: str | None, dialect: Dialect, get: Callable[[str], Any]) -> str | None:
     """Why chat on this server will not work, when it can tell (None otherwise): llama-server
     serving a model with no chat template of its own falls back to ChatML (tools/server: the
@@ -268,8 +294,10 @@ def forget(base_url: str | None = None) -> None:
         if base_url is None:
             _cache.clear()
             _chat_problems.clear()
+            _chat_refusals.clear()
             _versions.clear()
         else:
             _cache.pop(base_url, None)
             _chat_problems.pop(base_url, None)
+            _chat_refusals.pop(base_url, None)
             _versions.pop(base_url, None)

