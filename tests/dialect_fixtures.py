@@ -229,3 +229,21 @@ def vllm_error_event(message: str) -> list[dict[str, Any]]:
     with HTTP 200 and one error event (vllm/entrypoints/openai/serving_chat.py,
     chat_completion_stream_generator: `data: {"error": ...}`), then [DONE]."""
     return [{"error": {"object": "error", "message": message, "type": "BadRequestError", "param": None, "code": 400}}]
+
+
+def responses_answer(*, with_logprobs: bool = True, status: str = "completed") -> dict[str, Any]:
+    """A non-streamed Responses API answer as openai-python types it (`types/responses/response.py`,
+    `response_output_message.py`, `response_output_text.py`: `Logprob{token, bytes, logprob,
+    top_logprobs[{token, bytes, logprob}]}`): a reasoning item first (no text), then the message.
+    `with_logprobs=False`: llama.cpp's and Ollama's `logprobs: []`."""
+    def entry(raw: bytes, lp: float) -> dict[str, Any]:
+        return {"token": raw.decode("utf-8", "replace"), "bytes": list(raw), "logprob": lp}
+
+    logprobs = [{**entry(s[0][0], s[0][1]), "top_logprobs": [entry(r, v) for r, v, _ in s]} for s in STEPS]
+    return {"id": "resp_x", "object": "response", "created_at": 0, "model": "m", "status": status,
+            "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+            "output": [{"type": "reasoning", "id": "rs_x", "summary": []},
+                       {"type": "message", "id": "msg_x", "role": "assistant", "status": "completed",
+                        "content": [{"type": "output_text", "text": ANSWER, "annotations": [],
+                                     "logprobs": logprobs if with_logprobs else []}]}],
+            "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": 3, "total_tokens": PROMPT_TOKENS + 3}}

@@ -382,3 +382,33 @@ def test_vllms_split_character_and_a_byte_level_engine_are_within_noise() -> Non
                       tolerance=Tolerance())
     assert c.verdict is not Verdict.CHANGED, c.reasons
     assert max(abs(p.delta) for p in c.positions) < 1e-9
+
+
+# --- the Responses API (--api responses) ------------------------------------------------------------
+
+def test_the_responses_api_gives_exact_steps_from_its_answer(fault: servers.FaultServer) -> None:
+    fault.script = [servers.reply_json(200, fx.responses_answer(status="incomplete"))]
+    proc = run_cli("predict", "Say hi", "-m", "m", "--base-url", fault.base_url, "--api", "responses", "-k", "3",
+                   "-n", "3", "--system", "Be brief.", "--json")
+    assert proc.returncode == 0, proc.stderr
+    run = Run.from_json(proc.stdout.decode())
+    sent = fault.received[-1]
+    assert sent.path == "/v1/responses" and sent.body["include"] == ["message.output_text.logprobs"]
+    assert sent.body["top_logprobs"] == 3 and sent.body["instructions"] == "Be brief." and "stream" not in sent.body
+    assert [st.chosen.raw for st in run.steps] == [s[0][0] for s in fx.STEPS]  # the bytes it sent: exact
+    assert run.text == fx.ANSWER and run.finish_reason == "length" and run.source["api"] == "responses"
+    assert "api" not in sent.body and run.params.options["api"] == "responses"
+
+
+def test_a_responses_answer_without_logprobs_is_refused_naming_chat(fault: servers.FaultServer) -> None:
+    fault.script = [servers.reply_json(200, fx.responses_answer(with_logprobs=False))]
+    proc = run_cli("predict", "Say hi", "-m", "m", "--base-url", fault.base_url, "--api", "responses")
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and err.count("\n") == 1 and "/v1/chat/completions" in err and "--api chat" in err
+
+
+def test_the_responses_api_refuses_raw_text_and_other_providers() -> None:
+    raw = run_cli("predict", "x", "-m", "m", "--base-url", "http://127.0.0.1:9/v1", "--api", "responses", "--raw")
+    assert raw.returncode == 2 and b"--raw" in raw.stderr
+    local = run_cli("predict", "x", "--api", "responses")
+    assert local.returncode == 2 and b"--api is for" in local.stderr

@@ -114,3 +114,27 @@ def test_diff_of_the_same_weights_on_vllm_and_transformers_is_within_noise(vllm_
     doc = json.loads(proc.stdout)["comparisons"][0]
     assert doc["verdict"] in ("identical", "within noise"), doc["reasons"]
     assert "mode" not in doc["requests_differ"]
+
+
+def test_processed_figures_are_seen_by_how_they_move_with_temperature(vllm_server: str, vllm_processed: str) -> None:
+    """No top-p, so no fillers: at T=0.7 the processed server's figures are after temperature, which
+    no answer states; tokviz asks one token at T=1 and T=2 once per server and sees them move. The
+    default server's do not."""
+    args = ("predict", "The capital of France is", "--raw", "-n", "4", "-k", "3", "-t", "0.7", "--seed", "5", *V, "--json")
+    processed = _run(run_cli(*args, "--base-url", vllm_processed))
+    raw = _run(run_cli(*args, "--base-url", vllm_server))
+    assert processed.source["figures"] == "after sampling" and "move with it" in processed.source["logprobs"]
+    assert raw.source["figures"].startswith("before sampling")
+
+
+def test_the_responses_api_against_vllm_gives_what_chat_gives(vllm_server: str, tmp_path: Path) -> None:
+    """vLLM serves /v1/responses with log-probabilities: the same greedy tokens and figures as its
+    Chat Completions (one server, one model, one template)."""
+    a, b = tmp_path / "responses.json", tmp_path / "chat.json"
+    common = ("predict", "The capital of France is", "--chat", "-n", "8", "-k", "5", "--base-url", vllm_server, *V, "-q")
+    assert run_cli(*common, "--api", "responses", "--save", str(a)).returncode == 0
+    assert run_cli(*common, "--save", str(b)).returncode == 0
+    responses, chat = Run.from_json(a.read_text()), Run.from_json(b.read_text())
+    assert responses.source["api"] == "responses" and len(responses.steps) == len(chat.steps) > 0
+    proc = run_cli("diff", str(a), str(b), "--json")
+    assert json.loads(proc.stdout)["verdict"] in ("identical", "within noise")

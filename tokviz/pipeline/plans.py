@@ -50,9 +50,12 @@ def plan(gen: Generation, prompt: str, *, environ: Mapping[str, str] | None = No
         model = SERVER_MODEL  # a server, and no model named: the one it serves (asked when sent)
     if gen.dialect and not any(o.name == "dialect" for o in spec.options):
         raise UsageError(f"--dialect is for servers; the {name} provider has no dialects")
+    if gen.api and not any(o.name == "api" for o in spec.options):
+        raise UsageError(f"--api is for OpenAI-compatible servers; the {name} provider has one way to be asked")
     params = Params(top_k=gen.top_k, max_tokens=gen.max_tokens, temperature=gen.temperature, top_p=gen.top_p,
                     seed=gen.seed, mode=gen.mode(_default_mode(model, gen, spec, environ)),
-                    options=spec.parse_options(gen.options + ((f"dialect={gen.dialect}",) if gen.dialect else ())))
+                    options=spec.parse_options(gen.options + ((f"dialect={gen.dialect}",) if gen.dialect else ())
+                                               + ((f"api={gen.api}",) if gen.api else ())))
     request = Request(prompt=prompt, model=model, params=params, system=gen.system, base_url=gen.base_url,
                       timeout=gen.timeout, retries=gen.retries)
     check(request, spec, allow_empty=allow_empty)

@@ -45,6 +45,10 @@ class Generation:
         "--dialect", metavar="NAME",
         help="How the server speaks (vllm, sglang, llama.cpp, llama-cpp-python, ollama, lmstudio, openai, generic), "
              "instead of detecting it; `tokviz server URL` shows what was detected."))
+    api: str | None = field(default=None, metadata=_cli(
+        "--api", metavar="NAME",
+        help="Which OpenAI API to ask a server through: chat (Chat Completions, the default) or responses "
+             "(the Responses API, /v1/responses)."))
     timeout: float = field(default=60.0, metadata=_cli("--timeout", help="Seconds to wait for a server's response."))
     retries: int = field(default=2, metadata=_cli(
         "--retries", help="Retries after a rate limit (429, honouring Retry-After), a server error or a timeout."))

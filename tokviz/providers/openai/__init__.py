@@ -37,6 +37,8 @@ SPEC = ProviderSpec(
     options=(
         OptionSpec("dialect", str, f"the server's dialect, instead of detecting it ({', '.join(dialects.DIALECTS)})",
                    check=lambda v: None if v in dialects.DIALECTS else f"must be one of {', '.join(dialects.DIALECTS)}"),
+        OptionSpec("api", str, "chat (Chat Completions and /v1/completions) or responses (the Responses API)",
+                   check=lambda v: None if v in ("chat", "responses") else "must be chat or responses"),
         OptionSpec("frequency_penalty", float, "penalise tokens by how often they appeared (-2 to 2)", check=_penalty),
         OptionSpec("presence_penalty", float, "penalise tokens that appeared at all (-2 to 2)", check=_penalty),
         OptionSpec("repeat_penalty", float, "llama.cpp-style repeat penalty, for compatible servers (1 is off)",

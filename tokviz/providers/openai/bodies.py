@@ -10,6 +10,32 @@ from tokviz.providers.base import Request
 from tokviz.providers.openai import dialects
 from tokviz.run import Message
 
+# -O settings that tell tokviz how to ask, not the server what to do: never sent
+LOCAL_OPTIONS = ("dialect", "api")
+
+
+def responses_body(request: Request, params: Any, dialect: dialects.Dialect, *,
+                   openai: bool) -> tuple[dict[str, Any], list[Message]]:
+    """A request to the Responses API (/v1/responses): the prompt as the user's turn, the system
+    message as `instructions`, and the log-probabilities asked for the only way it returns them
+    (`top_logprobs` and `include: ["message.output_text.logprobs"]`; without `include` the list
+    comes back empty)."""
+    if params.mode != "chat":
+        raise UsageError("the Responses API answers turns, not raw text: leave out --raw, or use --api chat")
+    if dialect.max_top_logprobs is not None and params.top_k > dialect.max_top_logprobs:
+        raise UsageError(f"--top-k must be at most {dialect.max_top_logprobs} on {dialect.label}, got {params.top_k}")
+    messages = ([Message("system", request.system)] if request.system else []) + [Message("user", request.prompt)]
+    body: dict[str, Any] = {"model": request.model, "input": [{"role": "user", "content": request.prompt}],
+                            "temperature": params.temperature, "top_p": params.top_p,
+                            "max_output_tokens": params.max_tokens, "top_logprobs": params.top_k,
+                            "include": ["message.output_text.logprobs"], "store": False}
+    if request.system:
+        body["instructions"] = request.system
+    if params.seed is not None and not openai:  # OpenAI's Responses API takes no seed; vLLM's does
+        body["seed"] = params.seed
+    body.update({k: v for k, v in params.options.items() if k not in LOCAL_OPTIONS})
+    return body, messages
+
 
 def request_body(request: Request, params: Any, dialect: dialects.Dialect, *,
                  openai: bool) -> tuple[str, dict[str, Any], list[Message], dict[str, str]]:
@@ -39,7 +65,7 @@ def request_body(request: Request, params: Any, dialect: dialects.Dialect, *,
                             f"(the server's default: {dialect.default_penalties})")
     elif dialect.default_penalties != "none":
         source["penalties"] = f"server default: {dialect.default_penalties}"
-    body.update({k: v for k, v in params.options.items() if k != "dialect"})  # -O settings, checked by SPEC
+    body.update({k: v for k, v in params.options.items() if k not in LOCAL_OPTIONS})  # -O settings, checked by SPEC
     # OpenAI wants max_completion_tokens on chat (max_tokens is deprecated and refused by
     # reasoning models); compatible servers mostly know only max_tokens.
     body["max_completion_tokens" if (chat and openai) else "max_tokens"] = params.max_tokens

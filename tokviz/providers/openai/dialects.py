@@ -267,6 +267,30 @@ def chat_refused(base_url: str | None, dialect: Dialect, post: Callable[[str, di
 
 
 _chat_refusals: dict[str, str | None] = {}
+_processed: dict[str, bool | None] = {}
+
+
+def reports_after_temperature(base_url: str | None, dialect: Dialect, post: Callable[[str, dict[str, Any]], Any],
+                              model: str) -> bool | None:
+    """Whether a vLLM reports its figures after temperature (--logprobs-mode processed_logprobs),
+    which nothing in an answer says: one token of the same prompt asked at temperature 1 and 2 (a
+    fixed seed) — raw figures are the same both times, processed ones move. Asked once per URL;
+    None when it cannot tell."""
+    if base_url is None or not dialect.fillers:
+        return None
+
+    def figure(temperature: float) -> float | None:
+        answer = post(base_url.rstrip("/") + "/completions",
+                      {"model": model, "prompt": "The", "max_tokens": 1, "logprobs": 1, "temperature": temperature,
+                       "seed": 0})
+        values = answer["choices"][0]["logprobs"]["token_logprobs"]
+        return float(values[0]) if values and isinstance(values[0], (int, float)) else None
+
+    def ask() -> bool | None:
+        one, two = figure(1.0), figure(2.0)
+        return None if one is None or two is None else abs(one - two) > 1e-3
+
+    return _asked_once(_processed, base_url, ask)
 
 
 def chat_problem(base_url: str | None, dialect: Dialect, get: Callable[[str], Any]) -> str | None:
@@ -295,9 +319,11 @@ def forget(base_url: str | None = None) -> None:
             _cache.clear()
             _chat_problems.clear()
             _chat_refusals.clear()
+            _processed.clear()
             _versions.clear()
         else:
             _cache.pop(base_url, None)
             _chat_problems.pop(base_url, None)
             _chat_refusals.pop(base_url, None)
+            _processed.pop(base_url, None)
             _versions.pop(base_url, None)

@@ -23,14 +23,14 @@ from typing import Any
 
 from tokviz.ground.errors import ProviderError, UsageError
 from tokviz.providers.base import SERVER_MODEL, Progress, Request, ScoreSpec, StepListener, TreeSpec
-from tokviz.providers.openai import batchapi, connection, dialects, logprobs
-from tokviz.providers.openai.bodies import request_body
+from tokviz.providers.openai import batchapi, connection, dialects, logprobs, responses
+from tokviz.providers.openai.bodies import request_body, responses_body
 from tokviz.providers.openai.connection import OPENAI_URL, Connection, where
 from tokviz.providers.openai.cursor import ServerCursor
 from tokviz.providers.openai.errors import LOGPROB_MODELS, translate_error
 from tokviz.providers.openai.stream import read_answer
 from tokviz.providers.openai.tokenizer import tokenize
-from tokviz.run import Run, RunKind, Step, Token, Tokenization, same_token
+from tokviz.run import Params, Run, RunKind, Step, Token, Tokenization, same_token
 from tokviz.run import tokens as tok
 
 
@@ -212,6 +212,8 @@ class OpenAIProvider:
             endpoint = "chat" if chat else "completions"
             raise ProviderError(f"{where(base_url)} ({dialect.label}) returns no log-probabilities on its {endpoint} endpoint",
                                 hint=dialect.refuses_logprobs or ("try --chat" if not chat else "try --raw"))
+        if params.options.get("api") == "responses":
+            return self._respond(request, params, client, base_url, dialect, on_step)
         path, body, messages, source = request_body(request, params, dialect, openai=dialects.is_openai(base_url))
         source.update(_server(base_url))
         problem = dialects.chat_problem(base_url, dialect, self.connection.probe(client, request)) if chat else None
@@ -239,10 +241,11 @@ class OpenAIProvider:
         if answer.post_sampling:  # asked for with -O post_sampling_probs=true: said, not assumed
             source["figures"] = "after sampling"
             source["logprobs"] = "probabilities after the server's samplers (llama-server post_sampling_probs)"
-        if answer.fillers:  # only a server reporting after its samplers masks tokens at -9999
-            source["figures"] = "after sampling"
-            source["logprobs"] = (f"{dialect.label} reports figures after temperature and top-p/top-k (--logprobs-mode "
-                                  f"processed_logprobs): {tok.count(answer.fillers, 'masked alternative')} at -9999 left out")
+        processed = _processed_note(answer.fillers, dialect, params, lambda: dialects.reports_after_temperature(
+            base_url, dialect, lambda url, b: client.with_options(max_retries=0).post(url, body=b, cast_to=object),
+            request.model))
+        if processed:
+            source["figures"], source["logprobs"] = "after sampling", processed
             self.progress(f"tokviz: warning: {where(base_url)} ({dialect.label}) reports log-probabilities after its "
                           "samplers (--logprobs-mode processed_logprobs): shown as 'after sampling'")
         elif _all_certain(steps):
@@ -258,6 +261,36 @@ class OpenAIProvider:
         return Run(provider=self.name, model=request.model, prompt=request.prompt, params=params,
                    steps=tuple(steps), messages=tuple(messages), finish_reason=answer.finish, usage=usage,
                    timings=timings, content=content, source=source)
+
+    def _respond(self, request: Request, params: Params, client: Any, base_url: str | None, dialect: dialects.Dialect,
+                 on_step: StepListener | None) -> Run:
+        """One answer through the Responses API (`--api responses`), not streamed: its tokens come
+        with their bytes only then (see `responses`); each step is handed on once the answer is in."""
+        body, messages = responses_body(request, params, dialect, openai=dialects.is_openai(base_url))
+        source = {"dialect": dialect.name, "api": "responses", "logprobs": dialect.logprobs_are,
+                  "figures": dialect.figures, **_server(base_url)}
+        t0 = time.perf_counter()
+        try:
+            with self.connection.turn(base_url, dialect):
+                answer = client.post("/responses", body=body, cast_to=object)
+        except Exception as err:  # every SDK and transport failure becomes one line
+            raise translate_error(err, request, base_url) from None
+        total = time.perf_counter() - t0
+        try:
+            got = responses.read(answer, dialect, params.top_k, where(base_url))
+        except ValueError as err:
+            raise ProviderError(f"{where(base_url)} sent log-probabilities tokviz cannot read: {err}") from None
+        for step in got.steps:
+            if on_step is not None:
+                on_step(step)
+        steps, loss = logprobs.reconcile(got.steps, got.text, dialect)
+        if loss:
+            source["lossy"] = loss.note
+            self.progress(f"tokviz: warning: {where(base_url)} ({dialect.label}) {loss.warning}")
+        return Run(provider=self.name, model=request.model, prompt=request.prompt, params=params, steps=tuple(steps),
+                   messages=tuple(messages), finish_reason=got.finish, usage=got.usage,
+                   timings={"total_s": total, "tokens_per_s": len(steps) / total if total > 0 else 0.0},
+                   content=loss.content if loss else None, source=source)
 
     def predict_live(self, request: Request, on_step: StepListener) -> Run:
         return self.predict(request, on_step)
@@ -280,6 +313,21 @@ class OpenAIProvider:
                        poll_s: float) -> list[bytes]:
         return batchapi.submit(self.connection, request, inputs, known=known, remember=remember, progress=progress,
                                poll_s=poll_s)
+
+
+def _processed_note(fillers: int, dialect: dialects.Dialect, params: Params, moves: Callable[[], bool | None]) -> str | None:
+    """What a vLLM's figures are when it reports them after its samplers (--logprobs-mode
+    processed_logprobs), which no answer states: seen by the -9999 fillers of a top-p/top-k mask,
+    or, at a temperature other than 0 and 1, by figures that move with temperature (`moves`, a
+    probe asked once per server). None for a server that reports the model's own figures."""
+    if not dialect.fillers:
+        return None
+    if fillers:
+        return (f"{dialect.label} reports figures after its samplers (--logprobs-mode processed_logprobs): "
+                f"{tok.count(fillers, 'masked alternative')} at -9999 left out")
+    if params.temperature not in (0.0, 1.0) and moves():
+        return f"{dialect.label} reports figures after temperature (--logprobs-mode processed_logprobs: they move with it)"
+    return None
 
 
 def _all_certain(steps: list[Step]) -> bool:
