@@ -676,6 +676,13 @@ def test_the_token_graph_fits_the_page_and_shows_the_current_branch_first(browse
         assert abs(full - natural) <= 2 and "zoom" in (img.get_attribute("class") or "")
         page.click("#graph-whole")
         until(page, "!document.getElementById('graph-img').src.includes('branch=')")
+        until(page, "document.getElementById('graph-img').complete && document.getElementById('graph-img').naturalWidth > 0")
+        natural = page.eval_on_selector("#graph-img", "e => e.naturalWidth")
+        shown = page.eval_on_selector("#graph-img", "e => e.getBoundingClientRect().width")
+        if natural > 2 * box:  # the whole exploration: never squeezed past reading, scrolled instead
+            assert abs(shown - natural) <= 2
+        else:
+            assert shown <= box + 1
         assert errors == [], errors
 
 

@@ -151,6 +151,10 @@ $('graph').addEventListener('toggle',renderGraph);
 ['graph-branch','graph-whole'].forEach(function(id){$(id).addEventListener('click',function(){
  $('graph-branch').setAttribute('aria-pressed',String(id==='graph-branch'));$('graph-whole').setAttribute('aria-pressed',String(id==='graph-whole'));renderGraph();});});
 $('graph-img').addEventListener('click',function(){this.classList.toggle('zoom');});
+// a graph more than twice as wide as its box would be scaled past reading (the whole exploration was
+// 4,981 px drawn into 893): shown at its own size, scrolled; a click still toggles
+$('graph-img').addEventListener('load',function(){var box=this.parentNode.clientWidth||1;
+ this.classList.toggle('zoom',this.naturalWidth>2*box);});
 $('download').href='exploration.json?token='+encodeURIComponent(token);
 $('graph-link').href='graph.svg?token='+encodeURIComponent(token);
 document.addEventListener('keydown',function(e){if(e.key==='Escape'){sel=null;pinned=false;renderAll();}});
