@@ -91,6 +91,12 @@ def secrets() -> list[str]:
     return sorted(set(_secrets_in_environment()) | _SENT, key=len, reverse=True)
 
 
+def keys_in_force() -> bool:
+    """Whether any key variable is set: a request would carry it (the test for sending a request
+    to a server the user did not name)."""
+    return bool(_secrets_in_environment())
+
+
 # Credentials tokviz has sent in this process other than by a key variable: a URL's user and
 # password, which HTTP clients send as Basic auth (base64 of "user:password"), so a server that
 # echoes the header back would otherwise put the password into a run in a form no one looks for.

@@ -92,9 +92,9 @@ def plan_of(run: Run, *, base_url: str | None = None, replay: Path | None = None
 
 def _may_ask(server: str, provider: str, allow: tuple[str, ...]) -> None:
     from tokviz.ground import environment
-    from tokviz.ground.errors import UsageError, secrets
+    from tokviz.ground.errors import UsageError, keys_in_force
 
-    if not secrets():
+    if not keys_in_force():
         return  # no key in force: nothing of the user's goes to it
     spec = registry.spec(provider)
     env = environment.current().environ
