@@ -98,7 +98,8 @@ def _may_ask(server: str, provider: str, allow: tuple[str, ...]) -> None:
         return  # no key in force: nothing of the user's goes to it
     spec = registry.spec(provider)
     env = environment.current().environ
-    named = [*allow, *([env[spec.base_url_env]] if spec.base_url_env and env.get(spec.base_url_env) else [])]
+    named = [*allow, *([env[spec.base_url_env]] if spec.base_url_env and env.get(spec.base_url_env) else []),
+             *([spec.default_base_url] if spec.default_base_url else [])]
     if any(same_server(server, n) for n in named):
         return
     raise UsageError(f"a golden names the server {without_credentials(server)}, which you did not name: tokviz sends "

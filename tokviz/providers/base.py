@@ -276,6 +276,7 @@ class ProviderSpec:
     models: tuple[str, ...] = ()  # regular expressions of the model names it serves
     claims_base_url: bool = False  # serves any model when a server URL is given (--base-url / base_url_env)
     base_url_env: str | None = None  # environment variable naming its server, if any
+    default_base_url: str | None = None  # its own host, where a key goes without being named
     secret_env: str | None = None  # environment variable holding its key, if any (redacted everywhere)
     concurrent: bool = False  # requests may run in parallel (a server); False: one at a time (one model in memory)
     max_top_k: int = 20

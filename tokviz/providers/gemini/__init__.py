@@ -17,7 +17,8 @@ SPEC = ProviderSpec(
                 "such as gemini-2.0-flash",
     factory=GeminiProvider,
     models=(r"^(models/)?gemini-",),
-    secret_env="GEMINI_API_KEY",  # GOOGLE_API_KEY is redacted too: every *_API_KEY variable is
+    secret_env="GEMINI_API_KEY",
+    default_base_url="https://generativelanguage.googleapis.com",  # GOOGLE_API_KEY is redacted too: every *_API_KEY variable is
     concurrent=True,
     max_top_k=MAX_LOGPROBS,
     capabilities=frozenset({Capability.CHAT}),  # a Gemini model answers turns; it does not continue raw text

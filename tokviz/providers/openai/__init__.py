@@ -29,6 +29,7 @@ SPEC = ProviderSpec(
     models=(r"^(gpt-|chatgpt-|o\d|ft:|davinci|babbage|text-)",),
     claims_base_url=True,
     base_url_env="OPENAI_BASE_URL",
+    default_base_url="https://api.openai.com/v1",
     secret_env="OPENAI_API_KEY",
     concurrent=True,
     max_top_k=1000,  # the dialect sets the real limit (20 on OpenAI and Ollama; the server's own elsewhere)
