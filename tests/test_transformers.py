@@ -376,3 +376,10 @@ def test_a_damaged_model_folder_is_one_line(tmp_path: Path, how: str) -> None:
     err = proc.stderr.decode()
     assert proc.returncode in (1, 2) and err.count("\n") == 1, err
     assert "internal error" not in err and "Traceback" not in err and "nothing to read" not in err
+
+
+def test_a_model_missing_from_the_cache_names_todays_download_command() -> None:
+    """huggingface_hub replaced `huggingface-cli download` by `hf download`: the hint names what works."""
+    proc = run_cli("predict", "hi", "-p", "transformers", "-m", "no-such-org/never-downloaded-model")
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and err.count("\n") == 1 and "hf download" in err and "huggingface-cli" not in err
