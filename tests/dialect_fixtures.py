@@ -166,12 +166,13 @@ def vllm_echo(pieces: list[tuple[str, float]], *, k: int = 2) -> dict[str, Any]:
     (vllm/entrypoints/openai/serving_completion.py: request_output_to_completion_response and
     _create_completion_logprobs): the prompt's tokens with <bos> first (no logprob, no top),
     text offsets counted over the decoded token texts from 0 (so <bos> shifts them), and top
-    dicts of k + 1 entries keyed by decoded text, the chosen token among them."""
+    dicts of k entries keyed by decoded text, the chosen token among them (vLLM adds it as entry
+    k + 1 only when it lies outside the top k: vllm/v1/engine/logprobs.py, _make_pos_logprob_dict)."""
     tokens = ["<bos>", *[t for t, _ in pieces]]
     values: list[float | None] = [None, *[v for _, v in pieces]]
     tops: list[dict[str, float] | None] = [None]
     for n, (text, value) in enumerate(pieces):
-        rivals = {f"alt{n}_{j}": value - 0.5 - j for j in range(k)}
+        rivals = {f"alt{n}_{j}": value - 0.5 - j for j in range(k - 1)}
         tops.append({text: value, **rivals})
     offsets, at = [], 0
     for t in tokens:

@@ -511,6 +511,9 @@ def test_the_page_branches_reshapes_saves_and_reopens(browser: Any, tmp_path: Pa
         page.click("#alts .alt:nth-of-type(3)")  # explored a moment ago: branch 2
         page.wait_for_selector("#branches .branch:nth-child(2).current")
         assert len(ex.branches) == 2
+        page.click("#alts .alt:nth-of-type(3)")  # a token the current branch holds (not its last): no new branch
+        page.wait_for_selector("#status:has-text('already on branch 2')")
+        assert len(ex.branches) == 2
         with page.expect_download() as download:
             page.click("#download")
         saved = tmp_path / "download.json"
@@ -589,9 +592,8 @@ def test_the_guard_refuses_before_routing_and_knows_no_model() -> None:
 
 def test_an_explored_greedy_path_is_not_run_again(fake: object) -> None:
     """Continuing greedily from a node a greedy branch already made (or forked at) gives that branch
-    back with no model call (a click on a token of the current path switches to the branch that
-    holds it, never a new one-token branch); a click on its last token continues it: the saved
-    file never holds the same greedy tokens twice."""
+    back with no model call when it holds enough tokens, and otherwise generates only what it lacks,
+    from its tip: the saved file never holds the same greedy tokens twice."""
     session = Session(pipeline.plan(Generation(model="fake", max_tokens=4, top_k=3, raw=True), "Once"))
     try:
         session.first_run()
@@ -602,9 +604,7 @@ def test_an_explored_greedy_path_is_not_run_again(fake: object) -> None:
         assert len(ex.branches) == 1 and events[0].get("existing") is True
         assert session.branch(on_path[0], Continuation(max_tokens=3)) == 0  # a node the first branch generated
         n_nodes = len(ex.nodes)
-        assert session.branch(on_path[1], Continuation(max_tokens=8)) == 0  # more wanted: still that branch
-        assert len(ex.branches) == 1 and len(ex.nodes) == n_nodes  # nothing generated
-        more = session.branch(on_path[-1], Continuation(max_tokens=2))  # its last token: continued
+        more = session.branch(on_path[1], Continuation(max_tokens=4))  # 2 known past it, 2 more wanted
         assert more == 1 and ex.branches[1].fork == on_path[-1]
         assert len(ex.path(ex.branches[1].tip)) == len(on_path) + 2 and len(ex.nodes) > n_nodes
         alt = next(i for i, n in enumerate(ex.nodes) if n.parent == on_path[0] and i != on_path[1])

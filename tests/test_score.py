@@ -139,9 +139,9 @@ def test_vllm_echo_with_its_bos_and_shifted_offsets(fault: object) -> None:
 
     pieces = [("The", -3.0), (" capital", -2.0), (" of", -0.5), (" France", -0.25), (" is", -0.1), (" Paris", -1.5), (".", -0.75)]
     fault.pages["/v1/models"] = fx.models_page("vllm")  # type: ignore[attr-defined]
-    fault.script.append(reply_json(200, fx.vllm_echo(pieces)))  # type: ignore[attr-defined]
+    fault.script.append(reply_json(200, fx.vllm_echo(pieces, k=3)))  # type: ignore[attr-defined]
     run = Run.from_json(run_cli("score", " Paris.", "--context", PROMPT, "-m", "m", "--base-url", fault.base_url,  # type: ignore[attr-defined]
-                                "-k", "2", "--json").stdout.decode())
+                                "-k", "3", "--json").stdout.decode())
     assert [(s.chosen.text, s.chosen.logprob) for s in run.steps] == [(" Paris", -1.5), (".", -0.75)]
     assert run.source["dialect"] == "vllm" and "lossy" not in run.source
     assert [a.text for a in run.steps[0].alternatives] == [" Paris", "alt5_0", "alt5_1"]

@@ -91,7 +91,11 @@ function renderAlts(){var box=$('alts');box.textContent='';
   r.title='continue from this token';
   var bar=el('span','bar');bar.style.width=Math.max(2,Math.round(p/topP*100))+'%';bar.style.background=cfg.bar[step(p)];
   r.appendChild(el('span','name',node.label));r.appendChild(bar);r.appendChild(el('span','pct',pct(p)));r.appendChild(el('span','rw',pct(w[j])));
-  r.addEventListener('click',function(){branchFrom(i,$('mode-sample').checked);});box.appendChild(r);});
+  r.addEventListener('click',function(){
+   // a token the current branch already holds (not its last): switch to it, never a new one-token branch
+   var b=S.branches[cur];if(onPath(i)&&!$('mode-sample').checked&&b.path[b.path.length-1]!==i){select(i,true);
+    status('already on branch '+(cur+1)+': click its last token to continue it');return;}
+   branchFrom(i,$('mode-sample').checked);});box.appendChild(r);});
  var mass=sibs.reduce(function(a,i){return a+Math.exp(S.nodes[i].lp);},0);
  box.appendChild(el('p','note','“reshaped”: these '+sibs.length+' returned alternatives (together '+pct(mass)+' of the model’s probability) re-weighted by the sliders; the model’s other tokens are not shown, so real sampling can differ.'));}
 function renderBranches(){var box=$('branches');box.textContent='';

@@ -81,11 +81,15 @@ class Session:
             known = ex.greedy_branch_through(node) if how.temperature == 0 else None
             if known is not None:
                 # Already explored greedily: its tokens are what this continuation would make, so
-                # a click on a token that branch holds switches to it (a click on a branch's last
-                # token, its tip, continues it).
-                emit({"event": "branch", "branch": known, "node": node, "existing": True})
-                emit({"event": "done", "branch": known, "finish": "existing", "tokens": 0})
-                return known
+                # show that branch, and only generate what it does not hold yet, from its tip.
+                kb = ex.branches[known]
+                have = ex.depth(kb.tip) - ex.depth(node)
+                if kb.finish == "stop" or have >= how.max_tokens:
+                    emit({"event": "branch", "branch": known, "node": node, "existing": True})
+                    emit({"event": "done", "branch": known, "finish": "existing", "tokens": 0})
+                    return known
+                node, how = kb.tip, replace(how, max_tokens=how.max_tokens - have)
+                path = ex.tokens(node)
         self.cursor.goto(path)
         with self.lock:
             b = ex.open_branch(node, Branch(tip=node, temperature=how.temperature, top_k=how.top_k,
