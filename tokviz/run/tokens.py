@@ -60,7 +60,7 @@ def segments(data: bytes, *, visible_spaces: bool = True) -> list[Segment]:
         buf = []
         for ch in run:
             stand_in = _VISIBLE.get(ch) if (visible_spaces or ch != " ") else None
-            if stand_in is None and not _shown(ch):
+            if stand_in is None and not shown(ch):
                 stand_in = ch.encode("unicode_escape").decode("ascii")
             if stand_in is None:
                 buf.append(ch)
@@ -74,7 +74,7 @@ def segments(data: bytes, *, visible_spaces: bool = True) -> list[Segment]:
     return out
 
 
-def _shown(ch: str) -> bool:
+def shown(ch: str) -> bool:
     """Whether a character is shown as itself: printable, or a character this Python's Unicode
     tables do not know yet (emoji such as 🪿 U+1FABF came after Python 3.11's tables) outside the
     ranges that hold controls, format characters, surrogates and private use. Its UTF-8 bytes are
@@ -83,9 +83,8 @@ def _shown(ch: str) -> bool:
         return True
     import unicodedata
 
-    code = ord(ch)
-    return unicodedata.category(ch) == "Cn" and code >= 0x2000 and not (0xD800 <= code <= 0xF8FF or code >= 0xE0000
-                                                                          or (code & 0xFFFE) == 0xFFFE)
+    code = ord(ch)  # the supplementary planes where new pictographs and ideographs are assigned
+    return unicodedata.category(ch) == "Cn" and 0x10000 <= code < 0xE0000 and (code & 0xFFFE) != 0xFFFE
 
 
 def display(data: bytes) -> str:
@@ -135,7 +134,7 @@ def safe(text: str) -> str:
         return text
     out = []
     for ch in text:
-        if ch in "\n\t" or _shown(ch):
+        if ch in "\n\t" or shown(ch):
             out.append(ch)
         else:
             out.append(ch.encode("unicode_escape").decode("ascii"))

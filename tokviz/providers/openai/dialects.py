@@ -280,11 +280,13 @@ def reports_after_temperature(base_url: str | None, dialect: Dialect, post: Call
         return None
 
     def figure(temperature: float) -> float | None:
+        # the first choice's figure, not the sampled token's (at T=2 another token may be drawn)
         answer = post(base_url.rstrip("/") + "/completions",
                       {"model": model, "prompt": "The", "max_tokens": 1, "logprobs": 1, "temperature": temperature,
                        "seed": 0})
-        values = answer["choices"][0]["logprobs"]["token_logprobs"]
-        return float(values[0]) if values and isinstance(values[0], (int, float)) else None
+        tops = answer["choices"][0]["logprobs"]["top_logprobs"]
+        values = [v for v in (tops[0] or {}).values() if isinstance(v, (int, float))] if tops else []
+        return max(values) if values else None
 
     def ask() -> bool | None:
         one, two = figure(1.0), figure(2.0)
