@@ -5,6 +5,7 @@ test does what the user did, against a server on 127.0.0.1 that logs what it rec
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,10 @@ def test_no_number_is_cut_at_80_columns(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "Δ nats" in table
     assert "…" not in table, table
     assert all(len(line) <= 80 for line in table.splitlines())
+    head = next(line for line in table.splitlines() if "Δ nats" in line)
+    shown = [h for h in ("step", "p A", "p B", "Δ nats", "rank A/B", "overlap", "KL≥", "Δ entropy") if h in head]
+    assert head.split() == " ".join(["step", "text", *shown[1:]]).split(), head  # whole headers or none
+    assert re.search(r"[+-]\d+\.\d{3}\b", table)  # Δ with all three decimals
 
 
 def test_the_check_report_names_golden_and_new_and_shows_the_prompt_and_steps(tmp_path: Path) -> None:

@@ -168,7 +168,8 @@ def _table(c: Comparison, width: int | None = None) -> Table:
     limit = width or environment.current().width or 80
     keep = list(names)
     for name in _DROP:
-        total = sum(min(natural[n], _TEXT_MIN) if n == "text" else natural[n] for n in keep) + 2 * (len(keep) - 1)
+        # each gap between columns: a cell of padding on either side and SIMPLE_HEAD's blank divider
+        total = sum(min(natural[n], _TEXT_MIN) if n == "text" else natural[n] for n in keep) + 3 * (len(keep) - 1)
         if total <= limit:
             break
         keep.remove(name)
