@@ -44,7 +44,7 @@ def figures(c: Comparison) -> list[tuple[str, str]]:
         rows.append((f"  {side_a} goes on", _quote(f.rest_a)))
         rows.append((f"  {side_b} goes on", _quote(f.rest_b)))
     unit = "nodes" if c.kind == "tree" else "steps"
-    rows.append(("agree", f"{c.agree} of {c.steps_a} {unit} (B has {c.steps_b})"))
+    rows.append(("agree", f"{c.agree} of {c.steps_a} {unit} ({side_b} has {c.steps_b})"))
     big = c.max_delta
     if big is not None:
         rows.append(("max |Δ logprob|", f"{abs(big.delta):.3f} nats at step {big.index + 1} ({tok.visible(big.text)})"))
