@@ -76,7 +76,7 @@ def check(
             raise
 
 
-def _described(asked: Any) -> str:
+def _described(asked: Asked) -> str:
     from tokviz.ground.errors import without_credentials
     from tokviz.run.tokens import safe
 
