@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokviz.ground.errors import TokvizError, redact
+from tokviz.ground.errors import TokvizError, redact, secrets
 
 FILE = "batch.sqlite"
 SCHEMA = """
@@ -112,9 +112,11 @@ class State:
             out: list[tuple[int, Row | None] | None] = []
             inserts, updates = [], []
             n = next_n
+            keys = secrets()  # once per chunk: a key in a prompt line is never stored
             for name, line, id_, prompt, model, problem in entries:
-                prompt = redact(prompt, shapes=False)  # a key in a prompt line is never stored
-                id_ = None if id_ is None else redact(id_, shapes=False)
+                if keys:
+                    prompt = redact(prompt, shapes=False)
+                    id_ = None if id_ is None else redact(id_, shapes=False)
                 before = found.get(name)
                 if before is _SEEN:
                     out.append(None)
