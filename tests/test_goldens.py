@@ -153,3 +153,22 @@ def test_two_scores_are_aligned_on_bytes_after_a_split_character() -> None:
     lines = score_comparison.to_json(RunSet(kind=RunKind.SCORE_COMPARISON, runs=(a, b)))
     doc = json.loads(lines)
     assert doc["verdict"] in ("identical", "within noise", "changed") and "reasons" in doc
+
+
+def test_a_batch_job_named_by_its_id_is_asked_again_when_its_line_changes(tmp_path: Path) -> None:
+    """An id names a job, not its request: the same id with another prompt or model is a new
+    question, never answered from the old file; the same line again is resumed."""
+    jobs, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+
+    def batch(line: dict[str, object], model: str = "fake") -> Run:
+        jobs.write_text(json.dumps(line) + "\n")
+        proc = run_cli("batch", str(jobs), "-o", str(out), "-m", model, "-n", "3", "-f", "json")
+        assert proc.returncode == 0, proc.stderr
+        return Run.from_json((out / "q1.json").read_text())
+
+    first = batch({"id": "q1", "prompt": "The capital of France is"})
+    again = run_cli("batch", str(jobs), "-o", str(out), "-m", "fake", "-n", "3", "-f", "json")
+    assert b"0 generated" in again.stderr  # the same line: resumed
+    assert batch({"id": "q1", "prompt": "Once upon a time"}).prompt == "Once upon a time"
+    assert batch({"id": "q1", "prompt": "Once upon a time"}, model="fake-other").model == "fake-other"
+    assert first.prompt == "The capital of France is"

@@ -108,6 +108,8 @@ class Batch:
             run = Run.from_json(saved.read_text(encoding="utf-8"), source=str(saved))
         except (TokvizError, OSError, UnicodeDecodeError):
             return None  # unreadable: run it again
+        if not answers(run, job):
+            return None  # a job named by its id whose line changed since: asked again, never the old answer
         for fmt in self.formats:
             if fmt != "json" and not self.path(job, fmt).is_file():
                 write_atomic(self.path(job, fmt), export.render(run, fmt, self.options))
@@ -213,14 +215,15 @@ class Batch:
         if job.problem:
             flight.count(Outcome(job, "failed", error=job.problem))
             return True
-        if (not self.force and before is not None and before.status == "ok"
+        changed = before is not None and _line_changed(before, job)
+        if (not self.force and before is not None and before.status == "ok" and not changed
                 and set(self.formats) <= set((before.formats or "").split(","))):
             flight.count(Outcome(job, "ok"))  # the state says it is complete: nothing is read or run
             return True
         if flight.stop.is_set() or not flight.take_slot():
             return False
         # A job that ran before (or a folder from before the state existed) may be on disk.
-        flight.launch(job, on_disk=before is not None or self.legacy)
+        flight.launch(job, on_disk=(before is not None or self.legacy) and not changed)
         return True
 
     def finish_index(self) -> None:
@@ -239,3 +242,34 @@ class Batch:
             except sqlite3.Error as err:
                 self.disk_full = self.disk_full or f"cannot record the batch's state: {err}"
             self.state = None
+
+
+def _line_changed(before: batchstate.Row, job: Job) -> bool:
+    """A job named by its id whose prompt or model is not the one its state row recorded: the
+    line changed since, so its old answer is not this job's (names without an id hash the request)."""
+    if job.id is None or (before.prompt == job.request.prompt and before.model == job.request.model):
+        return False
+    from tokviz.ground.errors import redact
+
+    return before.prompt != redact(job.request.prompt, shapes=False) or before.model != job.request.model
+
+
+def answers(run: Run, job: Job) -> bool:
+    """Whether a saved run answered this job's request: a job named by its id keeps its name when
+    its line changes (another prompt, model or setting), and an answer is reused only for the same
+    request. The seed is compared only where the line fixed one (an unseeded run records the seed
+    it drew); a server's model is compared only where the line named one."""
+    from tokviz.ground.errors import redact
+    from tokviz.providers.base import SERVER_MODEL
+    from tokviz.providers.embedded import EMBEDDED_NAMES
+
+    r = job.request
+    if job.id is None:
+        return True  # a name without an id is a hash of the whole request already (`jobs.job_name`)
+    if run.prompt != r.prompt and run.prompt != redact(r.prompt, shapes=False):
+        return False
+    if r.model != SERVER_MODEL and run.model != r.model and not {run.model, r.model} <= EMBEDDED_NAMES:
+        return False  # another model (the embedded one's aliases are one model)
+    a, b = run.params, r.params
+    keys = ("top_k", "max_tokens", "temperature", "top_p", "mode") + (("seed",) if b.seed is not None else ())
+    return all(getattr(a, k) == getattr(b, k) for k in keys)
