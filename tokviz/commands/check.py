@@ -31,7 +31,7 @@ def check(
     allow_server: Annotated[Optional[list[str]], typer.Option("--allow-server", metavar="URL", help="A server a golden may name that you trust with your key (repeatable); goldens naming any other server are refused while a key is set.", show_default=False)] = None,
     timeout: Annotated[Optional[float], typer.Option("--timeout", metavar="SECONDS", help="How long to wait for each answer from a server.", show_default=False)] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-j", metavar="N", help="Goldens of servers asked at once (1-64), as `tokviz batch` does.")] = 4,
-    out: Annotated[Optional[Path], typer.Option("--out", metavar="FOLDER", help="Keep the new answers in this folder; a check run again with it resumes (answers already there are not asked again).", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", metavar="FOLDER", help="Keep the new answers in this folder; a check run again with it resumes (an answer kept there is reused only for the very same request).", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparisons as JSON on stdout.")] = False,
     fmt: FormatOpt = "table",
     junit: JunitOpt = None,
