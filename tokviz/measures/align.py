@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from tokviz.measures.compare import byte_ends, raw_of
 from tokviz.run import Run, Step, Token, same_token
 from tokviz.run import tokens as tok
 
@@ -64,24 +65,6 @@ class Summary:
     max_abs_delta: float = 0.0
 
 
-def _spans(run: Run) -> list[tuple[int, int, Step]]:
-    """Each step's byte span; a step with no bytes (a server's "" for the leading piece of a split
-    character) is counted with the step after it, the character it begins."""
-    out, at = [], 0
-    for step in run.steps:
-        end = at + len(_raw(step.chosen))
-        out.append((at, end, step))
-        at = end
-    for i in range(len(out) - 2, -1, -1):
-        if out[i][0] == out[i][1]:
-            out[i] = (out[i][0], out[i + 1][1], out[i][2])
-    return out
-
-
-def _raw(t: Token) -> bytes:
-    return t.raw if t.raw or not t.text else t.text.encode("utf-8")
-
-
 def kl_topk(a: Step, b: Step) -> float:
     """KL(A ‖ B) in nats over the tokens both top-k lists hold, plus one bucket for the rest."""
     shared = [(x, y) for x in a.alternatives for y in b.alternatives if same_token(x, y)]
@@ -98,22 +81,24 @@ def kl_topk(a: Step, b: Step) -> float:
 
 def align(a: Run, b: Run) -> list[Segment]:
     """The segments of the text both runs scored, in order."""
-    data = b"".join(_raw(s.chosen) for s in a.steps)
-    if a.text != b.text or data != b"".join(_raw(s.chosen) for s in b.steps):
+    data = b"".join(raw_of(s.chosen) for s in a.steps)
+    if a.text != b.text or data != b"".join(raw_of(s.chosen) for s in b.steps):
         raise ValueError("the two runs did not score the same text")
-    sa, sb = _spans(a), _spans(b)
-    cuts = sorted({e for _, e, _ in sa} & {e for _, e, _ in sb})
+    # where each token ends, in bytes (a byteless piece counted with the character it begins): the
+    # same rule `tokviz diff` aligns by
+    sa, sb = list(zip(byte_ends(a.steps), a.steps)), list(zip(byte_ends(b.steps), b.steps))
+    cuts = sorted({e for e, _ in sa} & {e for e, _ in sb})
     texts = dict(zip(cuts, tok.pieces(data[x:y] for x, y in zip([0, *cuts], cuts))))
     out: list[Segment] = []
     ia = ib = 0
     start = 0
     for cut in cuts:
         ga, gb = [], []
-        while ia < len(sa) and sa[ia][1] <= cut:
-            ga.append(sa[ia][2])
+        while ia < len(sa) and sa[ia][0] <= cut:
+            ga.append(sa[ia][1])
             ia += 1
-        while ib < len(sb) and sb[ib][1] <= cut:
-            gb.append(sb[ib][2])
+        while ib < len(sb) and sb[ib][0] <= cut:
+            gb.append(sb[ib][1])
             ib += 1
         if not ga or not gb:
             continue

@@ -231,10 +231,11 @@ GOLDEN_SIDES = ("golden", "new")  # the sides of `tokviz check` and the pytest p
 
 def by_bytes(a: Token, b: Token) -> bool:
     """The same token text, for records of two vocabularies (their ids mean different tokens)."""
-    return _raw(a) == _raw(b)
+    return raw_of(a) == raw_of(b)
 
 
-def _raw(t: Token) -> bytes:
+def raw_of(t: Token) -> bytes:
+    """A token's bytes (its text's, for a record written before bytes were kept)."""
     return t.raw or t.text.encode("utf-8")
 
 
@@ -299,22 +300,22 @@ def same_vocabulary(a: Sequence[Step], b: Sequence[Step]) -> bool:
             for t in (step.chosen, *step.alternatives):
                 if t.id is None:
                     return False
-                raw = _raw(t)
+                raw = raw_of(t)
                 if t.lossy or not raw:
                     continue  # a piece of a character: its bytes do not name the token
                 if ids is not None:
                     ids.setdefault(raw, t.id)
                 elif ids_a.get(raw, t.id) != t.id:
                     return False
-    shared = {_raw(t) for s in b for t in (s.chosen, *s.alternatives)} & ids_a.keys()
+    shared = {raw_of(t) for s in b for t in (s.chosen, *s.alternatives)} & ids_a.keys()
     return bool(shared)
 
 
 def walk(a: Sequence[Step], b: Sequence[Step], same: Same) -> tuple[list[Position], int, tuple[int, int] | None]:
     """The aligned positions up to where the chosen texts part, how many steps of A agree, and
     where the fork is ((step of A, step of B), or None when neither parts from the other)."""
-    ends_a, ends_b = _ends(a), _ends(b)
-    text_a, text_b = b"".join(_raw(s.chosen) for s in a), b"".join(_raw(s.chosen) for s in b)
+    ends_a, ends_b = byte_ends(a), byte_ends(b)
+    text_a, text_b = b"".join(raw_of(s.chosen) for s in a), b"".join(raw_of(s.chosen) for s in b)
     common = _common_prefix(text_a, text_b)
     cuts = sorted({e for e in ends_a if e <= common} & {e for e in ends_b if e <= common})
     positions: list[Position] = []
@@ -332,7 +333,7 @@ def walk(a: Sequence[Step], b: Sequence[Step], same: Same) -> tuple[list[Positio
         if len(ga) == 1 and len(gb) == 1:
             positions.append(_position(ia - 1, ga[0], gb[0], same))
         else:
-            positions.append(Position(index=ia - 1, text=tok.join(_raw(s.chosen) for s in ga),
+            positions.append(Position(index=ia - 1, text=tok.join(raw_of(s.chosen) for s in ga),
                                       logprob_a=sum(s.chosen.logprob for s in ga), logprob_b=sum(s.chosen.logprob for s in gb),
                                       tokens_a=len(ga), tokens_b=len(gb)))
     if ia == len(a) and ib == len(b):
@@ -341,7 +342,7 @@ def walk(a: Sequence[Step], b: Sequence[Step], same: Same) -> tuple[list[Positio
     if rest_a and rest_b and _unfinished(rest_a) and _unfinished(rest_b):
         # both end inside the same character, each in its own way (vLLM's "" pieces, another
         # engine's byte tokens): one last position, its figures summed, no fork
-        positions.append(Position(index=ia, text=tok.join(_raw(s.chosen) for s in rest_b),
+        positions.append(Position(index=ia, text=tok.join(raw_of(s.chosen) for s in rest_b),
                                   logprob_a=sum(s.chosen.logprob for s in rest_a),
                                   logprob_b=sum(s.chosen.logprob for s in rest_b), tokens_a=len(rest_a),
                                   tokens_b=len(rest_b)))
@@ -349,17 +350,17 @@ def walk(a: Sequence[Step], b: Sequence[Step], same: Same) -> tuple[list[Positio
     return positions, ia, (ia, ib)
 
 
-def _ends(steps: Sequence[Step]) -> list[int]:
+def byte_ends(steps: Sequence[Step]) -> list[int]:
     """Where each step's bytes end in the text. A step with no bytes (a server's "" for the leading
     piece of a split character) ends where the step after it ends: it belongs to the character it
     begins, never to the one before it (which would move its figure there)."""
     out, at = [], 0
     for s in steps:
-        at += len(_raw(s.chosen))
+        at += len(raw_of(s.chosen))
         out.append(at)
     after = at + 1  # byteless steps at the very end begin a character that never came: in no segment
     for i in range(len(out) - 1, -1, -1):
-        if not _raw(steps[i].chosen):
+        if not raw_of(steps[i].chosen):
             out[i] = out[i + 1] if i + 1 < len(out) else after
     return out
 
@@ -367,7 +368,7 @@ def _ends(steps: Sequence[Step]) -> list[int]:
 def _unfinished(steps: Sequence[Step]) -> bool:
     """The steps spell only the beginning of a character: byteless pieces, or bytes that stop
     inside a UTF-8 sequence (a generation cut mid-character, in either engine's way)."""
-    data = b"".join(_raw(s.chosen) for s in steps)
+    data = b"".join(raw_of(s.chosen) for s in steps)
     if not data:
         return all(s.chosen.lossy for s in steps)
     try:
@@ -391,7 +392,7 @@ def _common_prefix(x: bytes, y: bytes) -> int:
 
 def _fork(a: Sequence[Step], b: Sequence[Step], at: tuple[int, int], same: Same) -> Fork:
     ia, ib = at
-    before = tok.join(_raw(s.chosen) for s in a[:ia])
+    before = tok.join(raw_of(s.chosen) for s in a[:ia])
     ta = a[ia].chosen if ia < len(a) else None
     tb = b[ib].chosen if ib < len(b) else None
     ended = "a" if ta is None else "b" if tb is None else None
@@ -400,8 +401,8 @@ def _fork(a: Sequence[Step], b: Sequence[Step], at: tuple[int, int], same: Same)
         in_a, in_b = logprob_of(a[ia], tb, same), logprob_of(b[ib], ta, same)
         gap_a = None if in_a is None else ta.logprob - in_a
         gap_b = None if in_b is None else tb.logprob - in_b
-    return Fork(step_a=ia, step_b=ib, before=before, rest_a=tok.join(_raw(s.chosen) for s in a[ia:]),
-                rest_b=tok.join(_raw(s.chosen) for s in b[ib:]), token_a=ta, token_b=tb, gap_a=gap_a, gap_b=gap_b,
+    return Fork(step_a=ia, step_b=ib, before=before, rest_a=tok.join(raw_of(s.chosen) for s in a[ia:]),
+                rest_b=tok.join(raw_of(s.chosen) for s in b[ib:]), token_a=ta, token_b=tb, gap_a=gap_a, gap_b=gap_b,
                 ended=ended)
 
 
@@ -547,7 +548,7 @@ def _paths(run: Run) -> dict[tuple[bytes, ...], Any]:
     out: dict[tuple[bytes, ...], Any] = {}
     keys: list[tuple[bytes, ...]] = []
     for node in run.nodes:
-        key = (*(keys[node.parent] if node.parent >= 0 else ()), _raw(node.token))
+        key = (*(keys[node.parent] if node.parent >= 0 else ()), raw_of(node.token))
         keys.append(key)
         out[key] = node
     return out
