@@ -111,6 +111,13 @@ class Connection:
         quick = client.with_options(max_retries=0, timeout=min(request.timeout, 5.0))
         return lambda url: quick.get(url, cast_to=object)
 
+    @staticmethod
+    def probe_post(client: OpenAI, request: Request, seconds: float = 60.0) -> Callable[[str, dict[str, Any]], Any]:
+        """POST a small request once (a one-token chat or completion that asks what a server
+        does): no retries, and no longer than `seconds`."""
+        quick = client.with_options(max_retries=0, timeout=min(request.timeout, seconds))
+        return lambda url, body: quick.post(url, body=body, cast_to=object)
+
     def dialect(self, client: OpenAI, base_url: str | None, request: Request) -> dialects.Dialect:
         named = request.params.options.get("dialect")
         if named:

@@ -172,9 +172,7 @@ class OpenAIProvider:
             except UsageError:
                 model = None  # several models, or none listed: chat is not asked
             if model is not None:
-                quick = client.with_options(max_retries=0, timeout=min(request.timeout, 60.0))
-                problem = dialects.chat_refused(base_url, d, lambda url, body: quick.post(url, body=body, cast_to=object),
-                                                model)
+                problem = dialects.chat_refused(base_url, d, self.connection.probe_post(client, request), model)
         lines.append((d.chat_logprobs and not problem, "log-probabilities on chat (--chat, the default on servers)"
                       + (f": but {problem}; use --raw" if problem else "")))
         lines.append((d.completions_logprobs, "log-probabilities on /v1/completions (--raw, tree)"))
@@ -242,8 +240,7 @@ class OpenAIProvider:
             source["figures"] = "after sampling"
             source["logprobs"] = "probabilities after the server's samplers (llama-server post_sampling_probs)"
         processed = _processed_note(answer.fillers, dialect, params, lambda: dialects.reports_after_temperature(
-            base_url, dialect, lambda url, b: client.with_options(max_retries=0).post(url, body=b, cast_to=object),
-            request.model))
+            base_url, dialect, self.connection.probe_post(client, request), request.model))
         if processed:
             source["figures"], source["logprobs"] = "after sampling", processed
             self.progress(f"tokviz: warning: {where(base_url)} ({dialect.label}) reports log-probabilities after its "
