@@ -140,3 +140,23 @@ def test_the_responses_api_against_vllm(vllm_server: str, tmp_path: Path) -> Non
     assert all(st.chosen.raw and not st.chosen.lossy for st in responses.steps if st.chosen.text.isascii())
     assert responses.text == "".join(st.chosen.text for st in responses.steps)
     assert responses.usage["prompt_tokens"] == chat.usage["prompt_tokens"] + 1
+
+
+def test_choices_are_scored_exactly_by_its_echo(vllm_server: str) -> None:
+    """vLLM echoes prompt log-probabilities: each choice is its own score of context + choice, and
+    close to transformers' exact reading of the same float32 weights (issue 37)."""
+    from tokviz import pipeline
+    from tokviz.measures.choices import verdict
+    from tokviz.run.generation import Generation
+
+    prompt, choices = "Question: Is Paris the capital of France? Answer:", [" Yes", " No", " Maybe not at all"]
+    served = pipeline.weigh(pipeline.plan(Generation(base_url=vllm_server, model="gemma-3-270m", raw=True, top_k=3),
+                                          prompt), choices)
+    local = verdict(pipeline.weigh(pipeline.plan(Generation(provider="transformers", top_k=3), prompt), choices))
+    for run, choice, ref in zip(served.runs, choices, local.choices):
+        assert run.source["choice_figure"] == "exact" and run.source["dialect"] == "vllm"
+        scored = pipeline.score(pipeline.plan(Generation(base_url=vllm_server, model="gemma-3-270m", top_k=3), prompt),
+                                choice)
+        assert [s.chosen.logprob for s in run.steps] == [s.chosen.logprob for s in scored.steps]
+        assert sum(s.chosen.logprob for s in run.steps) == pytest.approx(ref.logprob, abs=0.05)
+    assert verdict(served).acc == local.acc

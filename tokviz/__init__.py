@@ -11,3 +11,10 @@ def predict(*args, **kwargs):  # type: ignore[no-untyped-def]
     from tokviz.notebook import predict as _predict
 
     return _predict(*args, **kwargs)
+
+
+def choices(*args, **kwargs):  # type: ignore[no-untyped-def]
+    """`tokviz.choices(prompt, [answers], model=None, ...) -> Choices`; see `tokviz.notebook.choices`."""
+    from tokviz.notebook import choices as _choices
+
+    return _choices(*args, **kwargs)

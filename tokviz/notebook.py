@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 from tokviz import pipeline
 from tokviz.ground.errors import UsageError
 from tokviz.providers.registry import default_model
-from tokviz.run import Params, Run, Step, Token
+from tokviz.run import Params, Run, RunSet, Step, Token
 from tokviz.run import tokens as tok
 from tokviz.run.generation import FIELDS, Generation
 
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["Predictions", "TokenPredictor", "create_token_graph", "predict", "visualize_predictions"]
+__all__ = ["Choices", "Predictions", "TokenPredictor", "choices", "create_token_graph", "predict", "visualize_predictions"]
 
 
 def predict(prompt: str, model: str | None = None, **options: Any) -> Run:
@@ -39,13 +39,77 @@ def predict(prompt: str, model: str | None = None, **options: Any) -> Run:
 
     In Jupyter, a Run shown as a cell's value renders itself: the heatmap and the graph.
     """
+    return pipeline.predict(pipeline.plan(_generation(model, options), prompt))
+
+
+def _generation(model: str | None, options: dict[str, Any]) -> Generation:
     try:
-        gen = Generation(model=model, **options)
+        return Generation(model=model, **options)
     except TypeError:
         unknown = sorted(set(options) - set(FIELDS))
         raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}",
                          hint=f"options: {', '.join(FIELDS)}") from None
-    return pipeline.predict(pipeline.plan(gen, prompt))
+
+
+def choices(prompt: str, answers: list[str], model: str | None = None, **options: Any) -> Choices:
+    """Weigh `answers` after `prompt` (`tokviz predict --choice`): each one's probability, share
+    and tokens, and which wins (docs/choices.md). `options` as for `predict` (chat=True: the
+    answers continue the assistant's turn). Shown in a notebook as the choices page."""
+    if isinstance(answers, str):
+        raise UsageError("give the answers as a list of strings, e.g. [' yes', ' no']")
+    return Choices(pipeline.weigh(pipeline.plan(_generation(model, options), prompt), list(answers)))
+
+
+class Choices:
+    """Weighed answers: `record` (the saved form, `save(path)`), and the figures by choice."""
+
+    def __init__(self, record: RunSet) -> None:
+        from tokviz.measures.choices import verdict
+
+        self.record = record
+        self.verdict = verdict(record)
+
+    @property
+    def probs(self) -> dict[str, float]:
+        """Each choice's probability (an upper bound where `exact` says False)."""
+        return {w.choice: w.prob for w in self.verdict.choices}
+
+    @property
+    def shares(self) -> dict[str, float] | None:
+        """Each choice's share of what the choices hold together; None when a figure is a bound."""
+        shares = self.verdict.shares
+        return None if shares is None else {w.choice: s for w, s in zip(self.verdict.choices, shares)}
+
+    @property
+    def exact(self) -> dict[str, bool]:
+        return {w.choice: w.exact for w in self.verdict.choices}
+
+    @property
+    def winner(self) -> str | None:
+        """The choice with the largest summed logprob (lm-eval's acc); None when bounds leave it open."""
+        i = self.verdict.acc
+        return None if i is None else self.verdict.choices[i].choice
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.verdict.to_dict()
+
+    def save(self, path: str | Path) -> None:
+        from tokviz.ground.files import write_atomic
+
+        write_atomic(Path(path), self.record.to_json().encode("utf-8"))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{c!r}: {p:.1%}{'' if self.exact[c] else ' (bound)'}" for c, p in self.probs.items())
+        return f"Choices({shown}; winner {self.winner!r})"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        from tokviz.views import export
+
+        page = export.render(self.record, "html").decode("utf-8")
+        return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:24rem;border:0" '
+                'sandbox=""></iframe>')
 
 
 class Predictions(list):  # type: ignore[type-arg]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from tokviz.commands import common, live
+from tokviz.ground.errors import UsageError
 from tokviz.run.generation import Generation
 
 if TYPE_CHECKING:
@@ -28,13 +30,27 @@ def predict(
     dpi: common.DpiOpt = None,
     quiet: common.QuietOpt = False,
     score_with: Annotated[Optional[str], typer.Option("--score-with", metavar="MODEL", help="Then score the generated text under MODEL and show where the two models disagree (as `score -m A -m B`).", show_default=False)] = None,
+    choice: Annotated[Optional[list[str]], typer.Option("--choice", metavar="TEXT", help='Weigh this answer instead of generating (repeatable; a leading space is part of it, e.g. --choice " yes" --choice " no"): each one\'s probability, share and tokens, and which wins.', show_default=False)] = None,
+    choices_file: Annotated[Optional[Path], typer.Option("--choices-file", metavar="FILE", help="Weigh the answers in FILE, one per line (kept as written, leading spaces too; empty lines skipped).", show_default=False)] = None,
 ) -> None:
-    """Generate from PROMPT and show each token's probability and top alternatives."""
+    """Generate from PROMPT and show each token's probability and top alternatives.
+
+    With --choice (or --choices-file): weigh the given answers instead, lm-evaluation-harness's way
+    (docs/choices.md): exact on the local model, transformers and servers that echo prompt
+    log-probabilities; from the next token's top k elsewhere, bounds marked as bounds.
+    """
     from dataclasses import replace
 
     from tokviz import pipeline
 
     plan = common.plan(gen, common.read_text_arg(prompt))
+    answers = _choices(choice, choices_file)
+    if answers:
+        if score_with or show_sampling or view != "table" or gen.record or gen.replay:
+            raise UsageError("--choice weighs answers; it does not go with --score-with, --show-sampling, --view, "
+                             "--record or --replay")
+        _weigh(plan, answers, output=output or [], save=save, as_json=as_json, wrap=wrap, quiet=quiet, dpi=dpi)
+        return
     judge = common.plan(replace(gen, model=score_with, raw=True, chat=False), plan.request.prompt) if score_with else None
     options = common.render_options(wrap=wrap, sampling=show_sampling, stats=stats, dpi=dpi)
     common.check_view(view)
@@ -72,3 +88,38 @@ def _score_with(run: Run, judge: Plan, *, as_json: bool, quiet: bool) -> None:
     record = score.compared(replace(run, kind=RunKind.SCORE), scored)
     if not quiet:
         score.print_comparison(record, as_json=as_json)
+
+
+def _choices(given: list[str] | None, path: Path | None) -> list[str]:
+    """The answers to weigh: those given with --choice, then the lines of --choices-file."""
+    answers = list(given or [])
+    if path is not None:
+        from tokviz.ground.files import read_regular
+
+        try:
+            text = read_regular(path, "--choices-file").decode("utf-8").removeprefix("\ufeff")
+        except UnicodeDecodeError as err:
+            raise UsageError(f"--choices-file {path} is not UTF-8 text (byte {err.start})") from None
+        answers += [line.removesuffix("\r") for line in text.split("\n") if line.removesuffix("\r")]
+        if not answers:
+            raise UsageError(f"--choices-file {path} holds no answers (one per line)")
+    return answers
+
+
+def _weigh(plan: Plan, answers: list[str], *, output: list[Path], save: Path | None, as_json: bool, wrap: int,
+           quiet: bool, dpi: int | None) -> None:
+    from tokviz import pipeline
+    from tokviz.views import choices, formats
+
+    options = common.render_options(wrap=wrap, sampling=None, stats=False, dpi=dpi)
+    planned = common.plan_outputs(output, formats.CHOICES)
+    common.check_paths(save)
+    record = pipeline.weigh(plan, answers, progress=common.progress_line(common.stderr()))
+    common.write_outputs(record, planned, options, saved=save)
+    if quiet:
+        return
+    if as_json:
+        common.stdout().file.write(choices.to_json(record))
+    else:
+        out = common.stdout()
+        out.print(choices.table(record, out.width))

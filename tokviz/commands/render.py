@@ -61,12 +61,14 @@ def render(
     if isinstance(record, Run):
         common.print_run(record, options, as_json=as_json, view=view)
         return
-    from tokviz.views import comparison, export, samples
+    from tokviz.views import choices, comparison, export, samples
     from tokviz.views import score_comparison as scorediff
 
     out = common.stdout()
     if as_json:
         out.file.write(export.render(record, "json", options).decode("utf-8"))
+    elif record.kind is RunKind.CHOICES:
+        out.print(choices.table(record, out.width))
     elif record.kind is RunKind.SAMPLES:
         out.print(samples.table(list(record.runs)))
     elif record.kind is RunKind.SCORE_COMPARISON:

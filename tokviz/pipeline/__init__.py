@@ -6,6 +6,7 @@ algorithm lives in `trees`, once, over the small `TreeCursor` protocol that a pr
 `goldens` compares rendered files with files on disk. This module is the package's face.
 """
 
+from tokviz.pipeline.choices import weigh
 from tokviz.pipeline.plans import Plan, check, open_provider, plan, plan_request, with_prompt
 from tokviz.pipeline.runs import Stopped, predict, predict_together, sample, score, tokenize
 from tokviz.pipeline.trees import check_tree, open_cursor, open_explorer, tree
@@ -26,5 +27,6 @@ __all__ = [
            "score",
            "tokenize",
            "tree",
+           "weigh",
            "with_prompt",
 ]

@@ -69,6 +69,7 @@ class Capability(str, enum.Enum):
     PARALLEL = "parallel"  # several sequences decoded together (`--parallel`)
     DESCRIBE = "describe"  # what a server supports (`tokviz server`)
     BATCH_FILES = "batch-files"  # request files for an offline batch engine, and their answers read back
+    CHOICES = "choices"  # given answers weighed after one reading of the prompt (`predict --choice`)
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,15 @@ class Scorer(Protocol):
 
 
 @runtime_checkable
+class Weigher(Protocol):
+    """Given answers to one prompt weighed, each as a scored run (`providers/choices.py` says how
+    the context and each answer are split, and what a bound is): exactly where the provider can
+    read a given continuation, reading the prompt once for all of them where it can."""
+
+    def weigh(self, request: Request, choices: Sequence[str]) -> list[Run]: ...
+
+
+@runtime_checkable
 class Tokenizer(Protocol):
     """The model's own token split of a text, with no generation."""
 
@@ -250,7 +260,7 @@ class BatchFiles(Protocol):
 PROTOCOLS: dict[Capability, type] = {
     Capability.LIVE: Live, Capability.SCORE: Scorer, Capability.TOKENIZE: Tokenizer, Capability.TREE: TreeGrower,
     Capability.EXPLORE: Explorer, Capability.PARALLEL: MultiSequence, Capability.DESCRIBE: ServerDescriber,
-    Capability.BATCH_FILES: BatchFiles,
+    Capability.BATCH_FILES: BatchFiles, Capability.CHOICES: Weigher,
 }
 MODES = frozenset({Capability.CHAT, Capability.RAW})
 

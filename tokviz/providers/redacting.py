@@ -101,7 +101,7 @@ class Cursor:
 
 
 _WRAPS: dict[str, Callable[[Any, str], Any]] = {
-    "predict_live": _live, "score": _many, "stream": _stream, "predict_parallel": _many, "sample_parallel": _many,
+    "predict_live": _live, "score": _many, "weigh": _many, "stream": _stream, "predict_parallel": _many, "sample_parallel": _many,
     "batch_answer": _many, "tree_cursor": _cursor, "explore_cursor": _cursor,
 }
 

@@ -213,6 +213,7 @@ class RunKind(str, enum.Enum):
     SAMPLES = "samples"
     COMPARISON = "comparison"
     SCORE_COMPARISON = "score-comparison"  # one text scored by two models (or servers)
+    CHOICES = "choices"  # given answers to one prompt, each scored (predict --choice)
 
 
 @dataclass(frozen=True)
@@ -532,14 +533,14 @@ def greedy_path(nodes: tuple[TreeNode, ...] | list[TreeNode]) -> tuple[Step, ...
 
 
 SET_SCHEMAS = {RunKind.SAMPLES: "tokviz.samples", RunKind.COMPARISON: "tokviz.comparison",
-               RunKind.SCORE_COMPARISON: "tokviz.score-comparison"}
+               RunKind.SCORE_COMPARISON: "tokviz.score-comparison", RunKind.CHOICES: "tokviz.choices"}
 SET_SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
 class RunSet:
-    """Several runs drawn as one picture: the samples of one prompt, or a comparison of prompts,
-    models and temperatures. Each run is complete, so a saved set re-renders offline."""
+    """Several runs drawn as one picture: the samples of one prompt, a comparison of prompts,
+    models and temperatures, or the answers to one prompt weighed (each a scored run). Each run is complete, so a saved set re-renders offline."""
 
     kind: RunKind
     runs: tuple[Run, ...]
@@ -550,6 +551,9 @@ class RunSet:
             raise ValueError(f"a run set is samples or a comparison, not {self.kind.value}")
         if self.kind is RunKind.SCORE_COMPARISON and (len(self.runs) != 2 or any(r.kind is not RunKind.SCORE for r in self.runs)):
             raise ValueError("a score comparison holds two scored runs")
+        if self.kind is RunKind.CHOICES and (len(self.runs) < 2 or any(r.kind is not RunKind.SCORE for r in self.runs)
+                                             or len({r.prompt for r in self.runs}) != 1):
+            raise ValueError("a set of choices holds two or more scored answers to one prompt")
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SET_SCHEMAS[self.kind], "schema_version": SET_SCHEMA_VERSION, "tool_version": __version__,

@@ -120,7 +120,7 @@ def _chart_set(module: str) -> tuple[dict[str, Renderer], dict[str, Callable[...
         return chart.svg_to_png(redact(view().chart(s), shapes=False), o.dpi)
 
     text: dict[str, Renderer] = {"json": lambda s, o: view().to_json(s), "txt": txt, "svg": lambda s, o: view().chart(s)}
-    if module == "score_comparison":
+    if module in ("score_comparison", "choices"):
         text["html"] = lambda s, o: view().page(s)
     return text, {"png": png}
 
@@ -132,6 +132,7 @@ def _json(record: Record, o: RenderOptions) -> str:
 # kind → format → renderer of text; "svg"/"png" without an entry are drawn by Graphviz from "dot".
 _COMPARISON, _COMPARISON_PNG = _chart_set("comparison")
 _SCORE_COMPARISON, _SCORE_COMPARISON_PNG = _chart_set("score_comparison")
+_CHOICES, _CHOICES_PNG = _chart_set("choices")
 RENDERERS: dict[RunKind, dict[str, Renderer]] = {
     RunKind.PREDICT: {"json": _json, "dot": _predict_dot, "txt": _predict_txt, "html": _predict_html},
     RunKind.TREE: {"json": _json, "dot": _tree_dot, "txt": _tree_txt, "html": _tree_html},
@@ -141,11 +142,13 @@ RENDERERS: dict[RunKind, dict[str, Renderer]] = {
     RunKind.SAMPLES: {"json": _json, "dot": _samples_dot, "txt": _samples_txt, "html": _samples_html},
     RunKind.COMPARISON: _COMPARISON,
     RunKind.SCORE_COMPARISON: _SCORE_COMPARISON,
+    RunKind.CHOICES: _CHOICES,
 }
 # kind → format → renderer of bytes that are not drawn from DOT (images made another way)
 BINARY: dict[RunKind, dict[str, Callable[..., bytes]]] = {
     RunKind.COMPARISON: _COMPARISON_PNG,
     RunKind.SCORE_COMPARISON: _SCORE_COMPARISON_PNG,
+    RunKind.CHOICES: _CHOICES_PNG,
 }
 
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from tokviz.ground.errors import UsageError
 
 PREDICT, TREE, SAMPLES, COMPARISON, SCORE = "predict", "tree", "samples", "comparison", "score"
-SCORE_COMPARISON = "score-comparison"
+SCORE_COMPARISON, CHOICES = "score-comparison", "choices"
 KIND_NAMES = {PREDICT: "a run", TREE: "a tree", SAMPLES: "samples", COMPARISON: "a comparison", SCORE: "a scored text",
-              SCORE_COMPARISON: "two scores of one text"}
+              SCORE_COMPARISON: "two scores of one text", CHOICES: "weighed answers"}
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,12 @@ class Format:
 
 
 FORMATS: tuple[Format, ...] = (
-    Format("svg", (".svg",), "the graph, as SVG (the chart for a comparison)", frozenset({PREDICT, TREE, SAMPLES, COMPARISON, SCORE, SCORE_COMPARISON})),
-    Format("png", (".png",), "the graph, as PNG (the chart for a comparison)", frozenset({PREDICT, TREE, SAMPLES, COMPARISON, SCORE, SCORE_COMPARISON})),
+    Format("svg", (".svg",), "the graph, as SVG (the chart for a comparison)", frozenset({PREDICT, TREE, SAMPLES, COMPARISON, SCORE, SCORE_COMPARISON, CHOICES})),
+    Format("png", (".png",), "the graph, as PNG (the chart for a comparison)", frozenset({PREDICT, TREE, SAMPLES, COMPARISON, SCORE, SCORE_COMPARISON, CHOICES})),
     Format("dot", (".dot", ".gv"), "the graph, as Graphviz DOT source", frozenset({PREDICT, TREE, SAMPLES, SCORE})),
-    Format("json", (".json",), "the record itself, to re-render with `tokviz render`", frozenset({PREDICT, TREE, SAMPLES, COMPARISON, SCORE, SCORE_COMPARISON})),
-    Format("txt", (".txt",), "the table, as plain text", frozenset({PREDICT, TREE, SAMPLES, COMPARISON, SCORE, SCORE_COMPARISON})),
-    Format("html", (".html", ".htm"), "a self-contained page: coloured text, alternatives on hover, the graph", frozenset({PREDICT, TREE, SCORE, SAMPLES, SCORE_COMPARISON})),
+    Format("json", (".json",), "the record itself, to re-render with `tokviz render`", frozenset({PREDICT, TREE, SAMPLES, COMPARISON, SCORE, SCORE_COMPARISON, CHOICES})),
+    Format("txt", (".txt",), "the table, as plain text", frozenset({PREDICT, TREE, SAMPLES, COMPARISON, SCORE, SCORE_COMPARISON, CHOICES})),
+    Format("html", (".html", ".htm"), "a self-contained page: coloured text, alternatives on hover, the graph", frozenset({PREDICT, TREE, SCORE, SAMPLES, SCORE_COMPARISON, CHOICES})),
 )
 BY_NAME = {f.name: f for f in FORMATS}
 BY_EXTENSION = {ext: f for f in FORMATS for ext in f.extensions}

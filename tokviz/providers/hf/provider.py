@@ -88,6 +88,10 @@ class TransformersProvider:
         return scoring.score(self._model(request), request, text, name=self.name, on_token=progress,
                              spec=spec or ScoreSpec())
 
+    def weigh(self, request: Request, choices: Sequence[str]) -> list[Run]:
+        """See `scoring.weigh`."""
+        return scoring.weigh(self._model(request), request, choices, name=self.name)
+
     def predict_parallel(self, requests: Sequence[Request], slots: int | None = None) -> list[Run]:
         """Several requests for one model, up to `slots` in one forward pass per step (`together`)."""
         if len({r.model for r in requests}) > 1:

@@ -114,3 +114,51 @@ def teacher_force(m: Model, tokens: Sequence[int], wanted: range, exact: bool) -
         chunk = rows(m, tokens[begin:end], cache)
         for j in range(begin, end):
             yield chunk[j - begin], j
+
+
+def weigh(m: Model, request: Request, choices: Sequence[str], *, name: str) -> list[Run]:
+    """Each choice teacher-forced after the prompt, which is read once: the KV cache is cut back to
+    it after each choice (read again only where a sliding-window layer cannot be cut), and each
+    choice is fed one token at a time, as `score --exact` of context + choice feeds it."""
+    from dataclasses import replace
+
+    from tokviz.providers.choices import EXACT, choice_run, split
+    from tokviz.providers.hf.chat import prompt_ids
+    from tokviz.providers.hf.forward import cut
+
+    params = request.params
+    t0 = time.perf_counter()
+    context, moved = split(request)
+    if params.mode == "chat":
+        ids, _ = prompt_ids(m, request)
+        conts = [text_ids(m, moved + c) for c in choices]
+        how = "teacher-forced after the chat turn's header, one token at a time (exact)"
+    else:
+        own = text_ids(m, context)
+        ids = ([m.bos] if m.bos is not None else []) + own
+        conts = [text_ids(m, context + moved + c)[len(own):] for c in choices]
+        how = "teacher-forced after the context, one token at a time (exact, as score --exact)"
+        if not ids:
+            raise UsageError(f"{m.name} reads no beginning-of-text token, so a choice after an empty prompt has no "
+                             "probability", hint="give a prompt")
+    for choice, cont in zip(choices, conts):
+        if not cont:
+            raise UsageError(f"the choice {choice!r} adds no token of its own after the context")
+    cache = new_cache(m)
+    first = rows(m, ids, cache, keep=1)[-1].copy()
+    runs = []
+    for choice, cont in zip(choices, conts):
+        if not cut(m, cache, len(ids)):
+            cache = new_cache(m)
+            first = rows(m, ids, cache, keep=1)[-1].copy()
+        row = first
+        steps = []
+        for n, token in enumerate(cont):
+            steps.append(step_of(m, row, token, params.top_k, rank=True))
+            if n + 1 < len(cont):
+                row = rows(m, [token], cache)[-1]
+        runs.append(choice_run(request, choice, steps, provider=name, model=m.name, figure=EXACT, how=how, moved=moved,
+                               source={"engine": m.engine, "precision": m.precision, "figures": "before sampling"},
+                               usage={"prompt_tokens": len(ids), "scored_tokens": len(steps)}))
+    elapsed = time.perf_counter() - t0
+    return [replace(r, timings={"total_s": elapsed}) for r in runs]

@@ -109,6 +109,10 @@ class LocalProvider:
         """See `scoring.score`."""
         return scoring.score(request, text, name=self.name, progress=self.progress, on_token=progress, spec=spec)
 
+    def weigh(self, request: Request, choices: Sequence[str]) -> list[Run]:
+        """See `scoring.weigh`."""
+        return scoring.weigh(request, choices, name=self.name, progress=self.progress)
+
     def sample_parallel(self, request: Request, seeds: Sequence[int], slots: int | None = None) -> list[Run]:
         """Several samples of one prompt decoded together (`sample --parallel N`): the prompt is
         read once and its KV cache shared by every sequence (see `predict_parallel`)."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from tokviz.ground.errors import ProviderError, UsageError
 from tokviz.providers.base import Progress, Request, ScoreSpec, Stopped
-from tokviz.providers.local.engine import Loaded, forget_cache, last_logits, step_of, train_context
+from tokviz.providers.local.engine import Loaded, forget_cache, last_logits, read_prompt, step_of, train_context
 from tokviz.providers.local.models import probe, resolve_model_path, shown_name, sized
 from tokviz.providers.logits import reduce_row, reduce_rows
 from tokviz.providers.scoring import scored_run, windowing, windows
@@ -119,3 +120,54 @@ def score(request: Request, text: str, *, name: str, progress: Progress,
                       prompt_tokens=len(context) + 1, spans=len(spans), window=window, stride=stride,
                       conditioned=window - stride - 1, elapsed=time.perf_counter() - t0, source=source,
                       stopped=stopped)
+
+
+def weigh(request: Request, choices: Sequence[str], *, name: str, progress: Progress) -> list[Run]:
+    """Each choice's tokens teacher-forced after the prompt, which is read once: its cache cells and
+    its last row are kept (`read_prompt`), and each choice is decoded one token at a time after it,
+    exactly as `score --exact` of context + choice decodes (so the two agree to the bit).
+
+    Raw text is split as lm-evaluation-harness splits it (`providers/choices.py`); in chat mode the
+    choices continue the model's turn and are tokenized on their own after its header."""
+    from tokviz.providers.choices import EXACT, choice_run, split
+    from tokviz.providers.local.chat import prompt_tokens
+
+    params = request.params
+    path = resolve_model_path(request.model, progress)
+    threads = params.options.get("n_threads")
+    t0 = time.perf_counter()
+    probed = probe(path, threads)
+    llm = probed.llm
+    context, moved = split(request)
+    if params.mode == "chat":
+        ids, _ = prompt_tokens(llm, request)
+        conts = [llm.tokenize((moved + c).encode("utf-8"), add_bos=False, special=False) for c in choices]
+        how = "teacher-forced after the chat turn's header, one token at a time (exact)"
+    else:
+        own = llm.tokenize(context.encode("utf-8"), add_bos=False, special=False)
+        ids = [llm.token_bos(), *own]
+        conts = [llm.tokenize((context + moved + c).encode("utf-8"), add_bos=False, special=False)[len(own):]
+                 for c in choices]
+        how = "teacher-forced after the context, one token at a time (exact, as score --exact)"
+    for choice, cont in zip(choices, conts):
+        if not cont:
+            raise UsageError(f"the choice {choice!r} adds no token of its own after the context",
+                             hint="the context's last token already holds it; end the context earlier")
+    m = sized(probed, path, threads, len(ids) + max(len(c) for c in conts) + 1)
+    runs = []
+    for choice, cont in zip(choices, conts):
+        row = read_prompt(m, ids)  # the prompt is read once: later choices find its cells kept
+        steps = []
+        for n, token in enumerate(cont):
+            steps.append(step_of(m, reduce_row(row, params.top_k, token), token))
+            if n + 1 < len(cont):
+                try:
+                    m.llm.eval([token])
+                except RuntimeError as err:
+                    raise ProviderError(f"the model failed to read a choice: {err}") from None
+                row = last_logits(m)
+        runs.append(choice_run(request, choice, steps, provider=name, model=shown_name(request.model),
+                               figure=EXACT, how=how, moved=moved,
+                               usage={"prompt_tokens": len(ids), "scored_tokens": len(steps)}))
+    elapsed = time.perf_counter() - t0
+    return [replace(r, timings={"total_s": elapsed}) for r in runs]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,8 @@ from tokviz.providers.openai.stream import read_answer
 from tokviz.providers.openai.tokenizer import tokenize
 from tokviz.run import Params, Run, RunKind, Step, Token, Tokenization, same_token
 from tokviz.run import tokens as tok
+
+SCORERS = "the local model; vLLM, SGLang and llama-cpp-python servers (echo); OpenAI's babbage-002 and davinci-002"
 
 
 class OpenAIProvider:
@@ -73,17 +75,11 @@ class OpenAIProvider:
         if spec.exact or spec.window or spec.stride:
             raise UsageError("--exact, --window and --stride are for the local model; a server scores the text as it reads it")
         request = self.connection.model(request)
-        base_url = connection.base_url(request)
-        able = "the local model; vLLM, SGLang and llama-cpp-python servers (echo); OpenAI's babbage-002 and davinci-002"
-        if dialects.is_openai(base_url) and not dialects.can_score(dialects.DIALECTS["openai"], request.model):
-            raise UsageError(f"OpenAI's {request.model} cannot score a given text (its API returns no prompt log-probabilities)",
-                             hint=f"providers that can: {able}")
+        refused = self._cannot_score(request)
+        if refused is not None:
+            raise refused
         client, base_url = self.connection.client(request)
         dialect = self.connection.dialect(client, base_url, request)
-        if not dialects.can_score(dialect, request.model):
-            why = dialect.score.removeprefix("no").lstrip(": ")  # "no: llama-server returns …" → the reason
-            raise UsageError(f"{where(base_url)} ({dialect.label}) cannot score a given text" + (f": {why}" if why else ""),
-                             hint=f"providers that can: {able}")
         t0 = time.perf_counter()
         whole = request.prompt + text
         body = {"model": request.model, "prompt": whole, "max_tokens": dialect.echo_max_tokens, "echo": True,
@@ -102,7 +98,7 @@ class OpenAIProvider:
         start, stop = len(request.prompt), len(whole)
         if not echoed or echoed[0][0] > 0:
             raise ProviderError(f"{where(base_url)} ({dialect.label}) did not echo the text with its log-probabilities",
-                                hint=f"it may not support echo on /v1/completions; providers that can score: {able}")
+                                hint=f"it may not support echo on /v1/completions; providers that can score: {SCORERS}")
         scored = [(at, item) for at, item in echoed if start <= at < stop]
         steps, unscored = [], 0
         try:
@@ -142,6 +138,43 @@ class OpenAIProvider:
                    usage={"prompt_tokens": before, "scored_tokens": len(steps)},
                    timings={"total_s": elapsed, "tokens_per_s": len(steps) / elapsed if elapsed > 0 else 0.0},
                    source=source)
+
+    def _cannot_score(self, request: Request) -> UsageError | None:
+        """Why the server cannot score a given text (no prompt log-probabilities), or None if it can."""
+        base_url = connection.base_url(request)
+        if dialects.is_openai(base_url) and not dialects.can_score(dialects.DIALECTS["openai"], request.model):
+            return UsageError(f"OpenAI's {request.model} cannot score a given text (its API returns no prompt log-probabilities)",
+                              hint=f"providers that can: {SCORERS}")
+        client, base_url = self.connection.client(request)
+        dialect = self.connection.dialect(client, base_url, request)
+        if not dialects.can_score(dialect, request.model):
+            why = dialect.score.removeprefix("no").lstrip(": ")  # "no: llama-server returns …" → the reason
+            return UsageError(f"{where(base_url)} ({dialect.label}) cannot score a given text" + (f": {why}" if why else ""),
+                              hint=f"providers that can: {SCORERS}")
+        return None
+
+    def weigh(self, request: Request, choices: Sequence[str]) -> list[Run]:
+        """Each choice scored exactly by a server that echoes prompt log-probabilities (raw text: one
+        request per choice, the context first; a server's prefix cache reads it once); on any other
+        server, or in chat mode, one greedy token with the top 20 and each choice exact or bounded
+        from it (`providers/choices.py`)."""
+        from tokviz.providers.choices import EXACT, choice_run, from_step, split
+
+        request = self.connection.model(request)
+        if request.params.mode != "chat" and self._cannot_score(request) is None:
+            context, moved = split(request)
+            runs = []
+            for choice in choices:
+                scored = self.score(replace(request, prompt=context), moved + choice)
+                runs.append(choice_run(request, choice, scored.steps, provider=self.name, model=scored.model,
+                                       figure=EXACT, how="teacher-forced by the server (echo with logprobs on /v1/completions)",
+                                       moved=moved, source=scored.source, usage=scored.usage))
+            return runs
+        params = request.params
+        one = self.predict(replace(request, params=replace(params, max_tokens=1, temperature=0.0, top_k=max(params.top_k, 20))))
+        if not one.steps:
+            raise ProviderError("the server generated no token after the prompt, so no choice can be bounded")
+        return from_step(request, one.steps[0], list(choices), provider=self.name, model=one.model, source=dict(one.source))
 
     def describe(self, request: Request) -> list[tuple[bool | None, str]]:
         """What the server at request.base_url supports, as (ok?, line) pairs for `tokviz server`."""
