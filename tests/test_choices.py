@@ -23,6 +23,8 @@ from tokviz.providers.choices import from_step
 from tokviz.run import RunKind, RunSet, load_record
 from tokviz.run.generation import Generation
 
+pytest_plugins = ["pytester"]
+
 PROMPT = "Question: Is Paris the capital of France? Answer:"
 CHOICES = [" Yes", " No", " Maybe not at all", " Oui"]
 
@@ -220,3 +222,68 @@ def test_the_notebook_api() -> None:
     assert c.winner == " blue" and set(c.shares or {}) == {" blue", " green"}
     assert c.probs[" blue"] == pytest.approx(math.exp(verdict(c.record).choices[0].logprob))
     assert "how likely is each answer" in c._repr_html_()
+
+
+def _as_choices(runs: list[Any], like: RunSet) -> RunSet:
+    """Scored runs dressed as `like`'s choices (the same notes), for a second engine's reading."""
+    from dataclasses import replace
+
+    return RunSet(kind=RunKind.CHOICES, runs=tuple(replace(r, source={**r.source, **{k: v for k, v in o.source.items()
+                                                                                    if k.startswith("choice")}})
+                                                   for r, o in zip(runs, like.runs)))
+
+
+def test_diff_of_choices_tells_noise_from_change(tmp_path: Path) -> None:
+    """The same answers weighed serially and through the fast scorer's batched decoding are within
+    noise; a moved share or a new winner is a change, said with both figures."""
+    from dataclasses import replace
+
+    from tokviz.measures.compare import Tolerance, Verdict, compare_records
+
+    choices = [" George Washington", " Abraham Lincoln", " Thomas Jefferson"]
+    prompt = "The first president of the United States was"
+    serial = _weigh(prompt, choices, top_k=3)
+    batched = _as_choices([pipeline.score(pipeline.plan(Generation(top_k=3), prompt), c) for c in choices], serial)
+    same = compare_records(serial, serial, Tolerance())[0]
+    assert same.verdict is Verdict.IDENTICAL and same.kind == "choices"
+    noise = compare_records(serial, batched, Tolerance())[0]
+    assert noise.verdict is Verdict.WITHIN_NOISE, noise.reasons
+    assert compare_records(serial, batched, Tolerance(share_points=0.1))[0].verdict is Verdict.CHANGED  # it did move
+
+    def shifted(record: RunSet, n: int, by: float) -> RunSet:  # one answer's first token made likelier
+        runs = list(record.runs)
+        step = runs[n].steps[0]
+        runs[n] = replace(runs[n], steps=(replace(step, chosen=replace(step.chosen, logprob=min(0.0, step.chosen.logprob + by))),
+                                          *runs[n].steps[1:]))
+        return RunSet(kind=RunKind.CHOICES, runs=tuple(runs))
+
+    changed = compare_records(serial, shifted(serial, 0, 6.0), Tolerance())[0]
+    assert changed.verdict is Verdict.CHANGED
+    assert any("winner changed" in r for r in changed.reasons) and any("share of" in r for r in changed.reasons)
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(serial.to_json())
+    b.write_text(shifted(serial, 0, 6.0).to_json())
+    proc = run_cli("diff", str(a), str(b), "-o", str(tmp_path / "r.html"))
+    assert proc.returncode == 1 and "winner changed" in proc.stdout.decode()
+    assert run_cli("diff", str(a), str(a)).returncode == 0
+
+
+def test_check_weighs_a_choices_golden_again(tmp_path: Path) -> None:
+    golden = tmp_path / "g.json"
+    golden.write_text(_weigh(PROMPT, [" Yes", " No"], top_k=3).to_json())
+    proc = run_cli("check", str(golden))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "identical" in proc.stdout.decode()
+
+
+def test_the_pytest_plugin_takes_a_choices_record(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_c="""
+import tokviz
+
+def test_sky(tokviz_golden):
+    tokviz_golden.check(tokviz.choices("The sky is", [" blue", " green"]))
+""")
+    pytester.runpytest_subprocess("--tokviz-update").assert_outcomes(passed=1, warnings=1)
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+    golden = next(pytester.path.rglob("*.json"))
+    assert '"schema": "tokviz.choices"' in golden.read_text()

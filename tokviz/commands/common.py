@@ -127,6 +127,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on 
 StatsOpt = Annotated[bool, typer.Option("--stats", help="Print the run's summary (perplexity, entropy, least certain steps, speed, usage, estimated cost) under the table; --json carries it too.")]
 SamplingOpt = Annotated[Optional[str], typer.Option("--show-sampling", metavar="SETTINGS", help="Show how settings would reshape each step, e.g. 'T=0.2,T=1.5,top_k=3,top_p=0.9' (over the returned alternatives).", show_default=False)]
 ViewOpt = Annotated[str, typer.Option("--view", metavar="table|text", help="What to print: 'table' (every token and its alternatives) or 'text' (the text as a heatmap).")]
+WatchOpt = Annotated[Optional[list[str]], typer.Option("--watch", metavar="TOKEN", help='Show this token\'s probability and rank at every step, even far outside the top k (repeatable; a token\'s text such as " Paris", or id:N). Exact on the local model and transformers; on a server, a bound where it is not listed.', show_default=False)]
 SaveOpt = Annotated[Optional[Path], typer.Option("--save", metavar="FILE", help="Save the record as JSON, to re-render later with `tokviz render`.", show_default=False)]
 
 

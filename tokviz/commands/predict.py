@@ -30,6 +30,7 @@ def predict(
     dpi: common.DpiOpt = None,
     quiet: common.QuietOpt = False,
     score_with: Annotated[Optional[str], typer.Option("--score-with", metavar="MODEL", help="Then score the generated text under MODEL and show where the two models disagree (as `score -m A -m B`).", show_default=False)] = None,
+    watch: common.WatchOpt = None,
     choice: Annotated[Optional[list[str]], typer.Option("--choice", metavar="TEXT", help='Weigh this answer instead of generating (repeatable; a leading space is part of it, e.g. --choice " yes" --choice " no"): each one\'s probability, share and tokens, and which wins.', show_default=False)] = None,
     choices_file: Annotated[Optional[Path], typer.Option("--choices-file", metavar="FILE", help="Weigh the answers in FILE, one per line (kept as written, leading spaces too; empty lines skipped).", show_default=False)] = None,
 ) -> None:
@@ -43,12 +44,12 @@ def predict(
 
     from tokviz import pipeline
 
-    plan = common.plan(gen, common.read_text_arg(prompt))
+    plan = pipeline.watching(common.plan(gen, common.read_text_arg(prompt)), watch or [])
     answers = _choices(choice, choices_file)
     if answers:
-        if score_with or show_sampling or view != "table" or gen.record or gen.replay:
+        if score_with or show_sampling or view != "table" or gen.record or gen.replay or watch:
             raise UsageError("--choice weighs answers; it does not go with --score-with, --show-sampling, --view, "
-                             "--record or --replay")
+                             "--watch, --record or --replay")
         _weigh(plan, answers, output=output or [], save=save, as_json=as_json, wrap=wrap, quiet=quiet, dpi=dpi)
         return
     judge = common.plan(replace(gen, model=score_with, raw=True, chat=False), plan.request.prompt) if score_with else None

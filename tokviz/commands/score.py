@@ -30,6 +30,7 @@ def score(
     exact: Annotated[bool, typer.Option("--exact", help="Decode one token at a time, as predict does, so a generated text scores to exactly its recorded logprobs (slower).")] = False,
     window: Annotated[Optional[int], typer.Option("--window", metavar="TOKENS", help="Score longer texts in sliding windows of this many tokens (default: the model's context).", show_default=False)] = None,
     stride: Annotated[Optional[int], typer.Option("--stride", metavar="TOKENS", help="How far each window moves (default: half the window).", show_default=False)] = None,
+    watch: common.WatchOpt = None,
     output: common.output_opt(formats.SCORE) = None,
     save: common.SaveOpt = None,
     as_json: common.JsonOpt = False,
@@ -59,7 +60,7 @@ def score(
     kind = formats.SCORE if len(names) == 1 else formats.SCORE_COMPARISON
     common.check_view(view)
     options = common.render_options(wrap=wrap, sampling=None, stats=False)  # files: as `render` draws them
-    plans = [common.plan(replace(gen, model=name, provider=engine), context, allow_empty=True)
+    plans = [pipeline.watching(common.plan(replace(gen, model=name, provider=engine), context, allow_empty=True), watch or [])
              for name, engine in zip(names, engines)]
     planned = common.plan_outputs(output or [], kind)
     common.check_paths(save)

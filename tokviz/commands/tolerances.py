@@ -26,6 +26,8 @@ OPTIONS: dict[str, tuple[str, type, str, str]] = {
                  "the other way."),
     "min_overlap": ("--min-overlap", float, "F", "Smallest share of one top-k list found in the other, at any step (0-1)."),
     "max_kl": ("--max-kl", float, "NATS", "Largest KL over the top-k lists and the rest (a lower bound), at any step."),
+    "share_points": ("--share-points", float, "POINTS", "Weighed answers (--choice): the largest move of one answer's "
+                     "share, in percentage points; also how close two winners may be to swap as a near-tie."),
 }
 
 

@@ -50,12 +50,14 @@ class Tolerance:
     min_overlap: float = noise.MIN_OVERLAP
     max_kl: float = noise.MAX_KL
     near_tie: float = noise.NEAR_TIE
+    share_points: float = noise.SHARE_POINTS  # weighed choices: the largest move of one answer's share, in points
     identical: bool = False  # require identity (a replayed cassette must give back what it recorded)
 
     def __post_init__(self) -> None:
         if self.tokens not in ("tie-aware", "exact", "prefix"):
             raise ValueError(f"tokens must be tie-aware, exact or prefix, not {self.tokens!r}")
-        numbers = {"atol": self.atol, "atol_mean": self.atol_mean, "max_kl": self.max_kl, "near_tie": self.near_tie}
+        numbers = {"atol": self.atol, "atol_mean": self.atol_mean, "max_kl": self.max_kl, "near_tie": self.near_tie,
+                   "share_points": self.share_points}
         for name, value in numbers.items():
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a number ≥ 0, not {value!r}")
@@ -571,10 +573,60 @@ def compare_records(a: Run | RunSet, b: Run | RunSet, tolerance: Tolerance, *, n
     if isinstance(a, Run) and isinstance(b, Run):
         return [compare_runs(a, b, tolerance, name=name, sides=sides)]
     assert isinstance(a, RunSet) and isinstance(b, RunSet)
+    if a.kind is RunKind.CHOICES:
+        return [compare_choices(a, b, tolerance, name=name, sides=sides)]
     if len(a.runs) != len(b.runs):
         raise ValueError(f"the two sets hold {len(a.runs)} and {len(b.runs)} runs")
     return [compare_runs(x, y, tolerance, name=f"{name}[{n}]", sides=sides)
             for n, (x, y) in enumerate(zip(a.runs, b.runs), 1)]
+
+
+def compare_choices(a: RunSet, b: RunSet, t: Tolerance, *, name: str = "choices",
+                    sides: tuple[str, str] = ("A", "B")) -> Comparison:
+    """Two sets of weighed answers (`predict --choice`): the same answers, the same winner (unless
+    the two best shares lie within --share-points of each other in both, a near-tie either engine
+    may break), each answer's share within --share-points, each figure exact or a bound in both.
+    Each answer is a position: its summed logprob in A and in B."""
+    from tokviz.measures.choices import verdict as weigh_verdict
+
+    va, vb = weigh_verdict(a), weigh_verdict(b)
+    names_a, names_b = [w.choice for w in va.choices], [w.choice for w in vb.choices]
+    positions = tuple(Position(index=n, text=x.choice, logprob_a=x.logprob, logprob_b=y.logprob, tokens_a=x.tokens,
+                               tokens_b=y.tokens) for n, (x, y) in enumerate(zip(va.choices, vb.choices)))
+    requests = request_differences(a.runs[0], b.runs[0])
+    extra = {"choices": {"a": va.to_dict(), "b": vb.to_dict()}}
+    base = Comparison(name=name, kind=RunKind.CHOICES.value, label_a=label(a.runs[0]), label_b=label(b.runs[0]),
+                      positions=positions, steps_a=len(names_a), steps_b=len(names_b), agree=0, fork=None,
+                      verdict=Verdict.IDENTICAL, reasons=(), tolerance=t, requests=requests, extra=extra,
+                      prompt=a.runs[0].prompt, sides=sides)
+    if names_a != names_b:
+        return replace(base, verdict=Verdict.CHANGED, reasons=(f"the answers differ: {names_a!r} vs {names_b!r}",))
+    if [r.steps for r in a.runs] == [r.steps for r in b.runs]:  # the same figures, bit for bit (timings aside)
+        return replace(base, agree=len(names_a))
+    reasons = []
+    kinds = [w.choice for w, v in zip(va.choices, vb.choices) if w.exact != v.exact]
+    if kinds:
+        reasons.append(f"{tok.visible(kinds[0])!s} is exact in one record and a bound in the other")
+    if t.identical:
+        reasons.append("a replayed record must be identical")
+    points = t.share_points / 100
+    if va.acc != vb.acc:
+        tops = [sorted(v.shares or (), reverse=True)[:2] for v in (va, vb)]
+        if not all(len(s) == 2 and s[0] - s[1] <= points for s in tops):  # not a near-tie in both
+            won = ["not known" if v.acc is None else tok.visible(v.choices[v.acc].choice) for v in (va, vb)]
+            reasons.append(f"the winner changed: {won[0]!s} vs {won[1]!s}")
+    if va.shares is not None and vb.shares is not None:
+        moves = [(abs(x - y), n) for n, (x, y) in enumerate(zip(va.shares, vb.shares))]
+        far, n = max(moves)
+        if far > points:
+            reasons.append(f"the share of {tok.visible(names_a[n])!s} moved {far * 100:.1f} points "
+                           f"({va.shares[n]:.1%} vs {vb.shares[n]:.1%}), more than --share-points {t.share_points:g}")
+    else:  # bounds: compared as figures, on the logprob tolerance
+        big = [p for p in positions if abs(p.delta) > t.atol]
+        if big:
+            reasons.append(f"|Δ logprob| {abs(big[0].delta):.3f} nats for {tok.visible(big[0].text)!s} exceeds --atol {t.atol:g}")
+    agree = len(names_a) if va.acc == vb.acc else 0
+    return replace(base, verdict=Verdict.CHANGED if reasons else Verdict.WITHIN_NOISE, reasons=tuple(reasons), agree=agree)
 
 
 def worst(comparisons: Sequence[Comparison]) -> Verdict:

@@ -24,3 +24,7 @@ ATOL_MEAN = 0.15  # nats: the mean |Δ logprob| over a record (a real change mov
 MIN_OVERLAP = 0.6  # the smallest share of one top-k list found in the other's, at one step
 MAX_KL = 0.1  # nats: the largest KL over the top-k lists and the rest (a lower bound), at one step
 NEAR_TIE = 0.6  # nats: a chosen token and its runner-up closer than this may swap on another engine
+# percentage points: the largest move of one answer's share among weighed choices (`predict --choice`)
+# between two decodings of one model (bench/bench_choices.py: 20 prompts, serial against the fast
+# scorer's batched decoding: max 4.6 points, median 0), with a margin.
+SHARE_POINTS = 8.0

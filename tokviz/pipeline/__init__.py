@@ -8,7 +8,7 @@ algorithm lives in `trees`, once, over the small `TreeCursor` protocol that a pr
 
 from tokviz.pipeline.choices import weigh
 from tokviz.pipeline.plans import Plan, check, open_provider, plan, plan_request, with_prompt
-from tokviz.pipeline.runs import Stopped, predict, predict_together, sample, score, tokenize
+from tokviz.pipeline.runs import Stopped, predict, predict_together, sample, score, tokenize, watching
 from tokviz.pipeline.trees import check_tree, open_cursor, open_explorer, tree
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
            "score",
            "tokenize",
            "tree",
+           "watching",
            "weigh",
            "with_prompt",
 ]

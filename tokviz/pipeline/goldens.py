@@ -120,6 +120,12 @@ def rerun(record: Run | RunSet, *, asked: Asked | None = None, replay: Path | No
           progress: Progress | None = None) -> Run | RunSet:
     """The record made again from its own request(s) (or what `asked` names instead): a generation,
     a scored text, a tree, or each run of a set."""
+    if isinstance(record, RunSet) and record.kind is RunKind.CHOICES:  # the same answers weighed again, together
+        from tokviz.pipeline.choices import weigh
+
+        first = record.runs[0]
+        p = plan_of(replace(first, params=replace(first.params, max_tokens=1)), asked=asked, replay=replay)
+        return weigh(p, [r.source.get("choice", r.text) for r in record.runs], progress=progress)
     if isinstance(record, RunSet):
         return RunSet(kind=record.kind, runs=tuple(_rerun(r, asked, replay, progress) for r in record.runs))
     return _rerun(record, asked, replay, progress)

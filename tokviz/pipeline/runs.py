@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from tokviz.ground.errors import UsageError
@@ -31,7 +31,36 @@ def predict(p: Plan | Request, *, progress: Progress | None = None, on_step: Ste
     """The run of a plan. A stop during the generation raises `Stopped` with the run as far as it
     got (for providers that hand over their steps as they come)."""
     p = as_plan(p)
-    return _predict(open_provider(p, progress), p, on_step)
+    try:
+        return watched(_predict(open_provider(p, progress), p, on_step))
+    except Stopped as stop:
+        stop.record = watched(stop.record)
+        raise
+
+
+def watching(p: Plan, specs: Sequence[str]) -> Plan:
+    """The plan with tokens to watch at every step (`--watch`), checked."""
+    from tokviz.providers.watch import check
+
+    specs = check(specs)
+    if not specs:
+        return p
+    return replace(p, request=replace(p.request, params=replace(p.request.params, watch=specs)))
+
+
+def watched(run: Run) -> Run:
+    """A run whose watched tokens a provider did not read from the whole row (a server's top k):
+    each read from its step's list, exact where listed, else an upper bound (`providers/watch.py`)."""
+    if not isinstance(run, Run):
+        return run
+    specs = run.params.watch
+    if not specs or all(len(s.watched) == len(specs) for s in run.steps):
+        return run
+    from tokviz.providers.watch import from_top_k
+
+    steps = tuple(s if len(s.watched) == len(specs) else replace(s, watched=from_top_k(s, specs)) for s in run.steps)
+    return replace(run, steps=steps, source={**run.source, "watch": "watched tokens read from each step's top "
+                                             f"{run.params.top_k}: a figure where listed, else an upper bound"})
 
 
 def _predict(opened: Provider, p: Plan, on_step: StepListener | None = None) -> Run:
@@ -146,8 +175,10 @@ def score(p: Plan | Request, text: str, *, spec: ScoreSpec | None = None, progre
     if joined:
         (progress or silent)(f"tokviz: note: {joined}")
     try:
-        run = scorer.score(p.request, text, on_token, spec or ScoreSpec())
+        run = watched(scorer.score(p.request, text, on_token, spec or ScoreSpec()))
     except Stopped as stop:
+        if isinstance(stop.record, Run):
+            stop.record = watched(stop.record)
         if joined and isinstance(stop.record, Run):
             stop.record = replace(stop.record, source={**stop.record.source, "joined": joined})
         raise

@@ -37,6 +37,7 @@ class Reduced:
     top: tuple[tuple[int, float], ...]  # (id, logit) of the k most likely tokens, best first (ties by id)
     target_logit: float | None = None
     rank: int | None = None  # 1 + the number of tokens strictly likelier than the target
+    watched: tuple[tuple[int, float, int], ...] = ()  # (id, logit, rank) of each watched token (--watch)
 
 
 def logsumexp(logits: np.ndarray) -> float:
@@ -79,18 +80,21 @@ def top_k(logits: np.ndarray, k: int) -> list[int]:
     return [int(i) for i in cand[order]]
 
 
-def reduce_row(logits: np.ndarray, k: int, target: int | None = None, *, rank: bool = True) -> Reduced:
+def reduce_row(logits: np.ndarray, k: int, target: int | None = None, *, rank: bool = True,
+               watch: Sequence[int] = ()) -> Reduced:
     """The row's log-normaliser, its top k and the target's logit, with the target's rank unless
-    `rank` is false (generation records no rank, and counting it is one more pass over the row)."""
+    `rank` is false (generation records no rank, and counting it is one more pass over the row);
+    and the logit and rank of each `watch` id (one more pass each, only when asked)."""
     import numpy as np
 
     lse = logsumexp(logits)
     top = tuple((i, float(logits[i])) for i in top_k(logits, k))
+    watched = tuple((i, float(logits[i]), int(np.count_nonzero(logits > logits[i])) + 1) for i in watch)
     if target is None:
-        return Reduced(lse=lse, top=top)
+        return Reduced(lse=lse, top=top, watched=watched)
     value = float(logits[target])
     return Reduced(lse=lse, top=top, target_logit=value,
-                   rank=int(np.count_nonzero(logits > value)) + 1 if rank else None)
+                   rank=int(np.count_nonzero(logits > value)) + 1 if rank else None, watched=watched)
 
 
 def pool() -> ThreadPoolExecutor:
@@ -105,14 +109,14 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL
 
 
-def reduce_rows(rows: np.ndarray, k: int, targets: Sequence[int | None]) -> list[Reduced]:
+def reduce_rows(rows: np.ndarray, k: int, targets: Sequence[int | None], watch: Sequence[int] = ()) -> list[Reduced]:
     """Reduce the rows of one batched decode (row i with target i), in parallel.
 
     The rows may be a view into llama.cpp's output buffer: everything is read before returning.
     """
     if len(rows) == 1:
-        return [reduce_row(rows[0], k, targets[0])]
-    return list(_pool().map(lambda i: reduce_row(rows[i], k, targets[i]), range(len(rows))))
+        return [reduce_row(rows[0], k, targets[0], watch=watch)]
+    return list(_pool().map(lambda i: reduce_row(rows[i], k, targets[i], watch=watch), range(len(rows))))
 
 
 def pool_map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         Tokenization,
         TreeInfo,
         TreeNode,
+        Watched,
         greedy_indices,
         greedy_path,
         load_record,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LOGPROB_FLOOR", "SCHEMA", "SCHEMA_VERSION", "SET_SCHEMAS", "SET_SCHEMA_VERSION", "Branch", "Message",
            "Params", "Run", "RunKind", "RunSet", "Step", "Token", "Tokenization", "TreeInfo", "TreeNode",
-           "greedy_indices", "greedy_path", "load_record", "same_token"]
+           "Watched", "greedy_indices", "greedy_path", "load_record", "same_token"]
 
 
 def __getattr__(name: str) -> Any:

@@ -24,7 +24,7 @@ SCHEMA = "tokviz.run"
 # The newest schema this tokviz writes and reads. A run is written with the lowest version that holds
 # it (fields added later say so: `codec.since`), so a run using none of them stays version 1, byte for
 # byte, and older tokviz versions still read it.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Log-probabilities below this are clamped: JSON has no -Infinity, and e^-9999 is 0 to any reader.
 LOGPROB_FLOOR = -9999.0
 _FLOAT_DIGITS = 6
@@ -94,6 +94,32 @@ class Token:
 
 
 @dataclass(frozen=True)
+class Watched:
+    """A token asked for with `--watch`, at one position: its logprob and its rank among the whole
+    vocabulary where the provider saw the whole row; where the provider lists only its top k and
+    the token is not among them, `bound` is set and `token.logprob` is an upper bound (the least
+    likely listed token's), never a figure."""
+
+    token: Token
+    rank: int | None = None
+    bound: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"token": self.token.to_dict()}
+        if self.rank is not None:
+            out["rank"] = self.rank
+        if self.bound:
+            out["bound"] = True
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Watched:
+        d = codec.obj(d, "a watched token")
+        return cls(token=Token.from_dict(d.get("token")), rank=codec.whole(d, "rank", default=None, low=1, where="a watched token's "),
+                   bound=d.get("bound") is True)
+
+
+@dataclass(frozen=True)
 class Step:
     """One generated position: the token chosen, and the top alternatives the model weighed.
 
@@ -107,6 +133,8 @@ class Step:
     # Where the chosen token stood among the whole vocabulary (1 = the model's first choice), when
     # the provider can know it (a scored text on the local model); None otherwise.
     rank: int | None = field(default=None, metadata=codec.since(2))
+    # The tokens asked for with --watch, in the order asked, at this position.
+    watched: tuple[Watched, ...] = field(default=(), metadata=codec.since(3))
 
     def others(self) -> tuple[Token, ...]:
         """The alternatives that were not chosen: the roads not taken at this step."""
@@ -119,6 +147,8 @@ class Step:
         }
         if self.rank is not None:
             out["rank"] = self.rank
+        if self.watched:
+            out["watched"] = [w.to_dict() for w in self.watched]
         return out
 
     @classmethod
@@ -127,7 +157,8 @@ class Step:
         if not isinstance(d.get("alternatives"), list):
             raise TypeError("each step needs a chosen token and a list of alternatives")
         return cls(chosen=Token.from_dict(d["chosen"]), alternatives=tuple(Token.from_dict(a) for a in d["alternatives"]),
-                   rank=codec.whole(d, "rank", default=None, low=1, where="a step's "))
+                   rank=codec.whole(d, "rank", default=None, low=1, where="a step's "),
+                   watched=tuple(Watched.from_dict(w) for w in codec.listed(d, "watched", [])))
 
 
 def same_token(a: Token, b: Token) -> bool:
@@ -155,11 +186,14 @@ class Params:
     mode: str = "raw"  # "raw": continue the text; "chat": wrap it in the model's chat format
     # Provider-specific settings given with -O key=value, as the provider checked them.
     options: dict[str, Any] = field(default_factory=dict)
+    # Tokens whose figure is recorded at every step (--watch): a token's text, or "id:N".
+    watch: tuple[str, ...] = field(default=(), metadata=codec.since(3))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "temperature", _num(self.temperature))
         object.__setattr__(self, "top_p", _num(self.top_p))
         object.__setattr__(self, "options", dict(sorted(self.options.items())))
+        object.__setattr__(self, "watch", tuple(self.watch))
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -172,6 +206,8 @@ class Params:
         }
         if self.options:  # left out when empty, so runs without options keep their old bytes
             out["options"] = dict(self.options)
+        if self.watch:
+            out["watch"] = list(self.watch)
         return out
 
     @classmethod
@@ -189,7 +225,16 @@ class Params:
                    temperature=codec.number(d, "temperature", low=0, where="params."),
                    top_p=codec.number(d, "top_p", low=0, where="params."),
                    seed=codec.whole(d, "seed", default=None, where="params."),
-                   mode=codec.text(d, "mode"), options={str(k): v for k, v in options.items()})
+                   mode=codec.text(d, "mode"), options={str(k): v for k, v in options.items()},
+                   watch=tuple(_watch_list(d.get("watch"))))
+
+
+def _watch_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError("params.watch must be a list of token texts")
+    return value
 
 
 @dataclass(frozen=True)

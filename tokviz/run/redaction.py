@@ -104,7 +104,8 @@ def _cut(steps: Sequence[Step], needles: list[bytes], *, final: bool = False) ->
 def _cut_all(steps: Sequence[Step], needles: list[bytes], *, final: bool = False) -> tuple[list[Step], int]:
     """`_cut`, and any whole secret in the alternatives replaced too."""
     cut, count = _cut(steps, needles, final=final)
-    return [replace(s, alternatives=tuple(_token(a, needles) for a in s.alternatives)) for s in cut], count
+    return [replace(s, alternatives=tuple(_token(a, needles) for a in s.alternatives),
+                    watched=tuple(replace(w, token=_token(w.token, needles)) for w in s.watched)) for s in cut], count
 
 
 def _same(a: Token, b: Token) -> bool:

@@ -107,6 +107,10 @@ class Golden:
             return tokviz.predict(subject, **options)
         if options:
             raise TypeError(f"generation options ({', '.join(options)}) are for a prompt, not a record")
+        from tokviz.notebook import Choices
+
+        if isinstance(subject, Choices):  # tokviz.choices(...): its record
+            return subject.record
         return subject  # type: ignore[no-any-return]
 
     def _write(self, path: Path, record: Run | RunSet, what: str) -> None:

@@ -35,6 +35,8 @@ def figures(c: Comparison) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = [(side_a, c.label_a), (side_b, c.label_b)]
     if c.requests:
         rows.append(("requests differ in", ", ".join(c.requests)))
+    if c.kind == "choices" and "choices" in c.extra:
+        return rows + _choice_rows(c)
     if c.fork is not None:
         f = c.fork
         tie = "" if f.gap_a is None or f.gap_b is None else (
@@ -68,8 +70,27 @@ def figures(c: Comparison) -> list[tuple[str, str]]:
     return rows
 
 
+def _choice_rows(c: Comparison) -> list[tuple[str, str]]:
+    """Weighed answers: each rule's winner on both sides, and each answer's share (or probability)."""
+    side_a, side_b = c.sides
+    a, b = c.extra["choices"]["a"], c.extra["choices"]["b"]
+
+    def name(x: str | None) -> str:
+        return "not known" if x is None else tok.visible(x)
+
+    rows = [(f"winner ({rule})", f"{side_a} {name(a['winner'][rule])} · {side_b} {name(b['winner'][rule])}")
+            for rule in ("acc", "acc_norm")]
+    for x, y in zip(a["choices"], b["choices"]):
+        what = "share" if x["share"] is not None and y["share"] is not None else "p"
+        shown = [f"{'< ' if z['figure'] != 'exact' else ''}{(z[what] if what == 'share' else z['prob']):.1%}" for z in (x, y)]
+        rows.append((f"  {tok.visible(x['choice'])}", f"{what} {shown[0]} → {shown[1]} ({x['logprob']:.3f} → {y['logprob']:.3f} nats)"))
+    return rows
+
+
 def tolerance_line(c: Comparison) -> str:
     t = c.tolerance
+    if c.kind == "choices":  # weighed answers: judged by their shares (bounds by --atol)
+        return f"tolerances: --share-points {t.share_points:g} --atol {t.atol:g}" + (" (identity required)" if t.identical else "")
     tokens = f"prefix:{t.prefix}" if t.tokens == "prefix" else t.tokens
     return (f"tolerances: --atol {t.atol:g} --atol-mean {t.atol_mean:g} --tokens {tokens} --near-tie {t.near_tie:g} "
             f"--min-overlap {t.min_overlap:g} --max-kl {t.max_kl:g}" + (" (identity required)" if t.identical else ""))

@@ -132,11 +132,58 @@ def page(run: Run, *, graph_svg: bytes | None = None, body_html: str | None = No
         f"{body_html}"
         '<div class="legend" id="legend-prob" aria-hidden="true"><span>probability of the chosen token</span><span>0%</span>'
         '<span class="scale"></span><span>100%</span></div>'
-        f"<table aria-label=\"statistics\">{stats}</table>{graph}"
+        f"{watch_chart(run)}<table aria-label=\"statistics\">{stats}</table>{graph}"
         '<div id="tip" role="tooltip" hidden></div>'
         f'<script id="tokviz-data" type="application/json">{_json_for_script(data)}</script>'
         f"<script>{JS}</script></body></html>\n"
     )
+
+
+WATCH_COLOURS = ("#1f77b4", "#9467bd", "#8c564b", "#17becf", "#e377c2", "#7f7f7f")
+
+
+def watch_chart(run: Run) -> str:
+    """--watch: a line per watched token, its probability at every step (a log scale, 100% to
+    0.001%), figures as filled dots and upper bounds as hollow ones; empty when nothing is watched."""
+    import math
+
+    specs = run.params.watch
+    if not specs or not run.steps:
+        return ""
+    e = tok.markup
+    w, h, left, top, bottom = 720, 200, 56, 14, 26
+    plot_w, plot_h, floor = w - left - 12, h - top - bottom, -5.0  # log10 of the lowest probability drawn
+
+    def xy(i: int, p: float) -> tuple[float, float]:
+        x = left + (plot_w * i / (len(run.steps) - 1) if len(run.steps) > 1 else plot_w / 2)
+        y = top + plot_h * min(1.0, -max(math.log10(max(p, 1e-12)), floor) / -floor)
+        return x, y
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+           'font-family="sans-serif" font-size="11" role="img" aria-label="watched tokens per step">']
+    for k in range(0, 6):
+        y = top + plot_h * k / 5
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#ddd"/>'
+                   f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" fill="#777">{10 ** (2 - k):g}%</text>')
+    legend = []
+    for n, spec in enumerate(specs):
+        colour = WATCH_COLOURS[n % len(WATCH_COLOURS)]
+        points = [(i, st.watched[n]) for i, st in enumerate(run.steps) if n < len(st.watched)]
+        line = " ".join("{:.1f},{:.1f}".format(*xy(i, wt.token.prob)) for i, wt in points)
+        out.append(f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
+        for i, wt in points:
+            x, y = xy(i, wt.token.prob)
+            what = (f"step {i + 1}: {'< ' if wt.bound else ''}{percent(wt.token.prob)}"
+                    + (f", rank {wt.rank:,}" if wt.rank else ""))
+            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{"white" if wt.bound else colour}" '
+                       f'stroke="{colour}"><title>{e(tok.visible(spec))}: {e(what)}</title></circle>')
+        legend.append(f'<span style="color:{colour}">━ {e(tok.visible(spec))}</span>')
+    out.append(f'<text x="{left}" y="{h - 6}" fill="#777">step 1</text>'
+               f'<text x="{left + plot_w}" y="{h - 6}" text-anchor="end" fill="#777">step {len(run.steps)}</text></svg>')
+    bound = any(wt.bound for st in run.steps for wt in st.watched)
+    note = " · hollow: an upper bound (not among the top k the provider listed)" if bound else ""
+    return (f'<section aria-label="watched tokens"><p class="meta">watched: probability at every step (log scale){note}'
+            f'</p><p class="meta">{" ".join(legend)}</p>{"".join(out)}</section>')
 
 
 def _text_section(run: Run, offset: int = 0, *, section_id: str = "text") -> tuple[str, dict[str, Any]]:

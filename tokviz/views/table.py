@@ -26,7 +26,7 @@ from tokviz.measures.metrics import (
     step_entropy,
 )
 from tokviz.measures.reshape import NOTE, Setting, reshape
-from tokviz.run import Run, RunKind, Token, same_token
+from tokviz.run import Run, RunKind, Step, Token, same_token
 from tokviz.run import tokens as tok
 from tokviz.views.colors import percent, prob_style
 
@@ -82,6 +82,10 @@ def footer(run: Run, *, timings: bool = True) -> Text:
         parts.append("≈: the server did not send this token's exact bytes")
     if near_ties(run):
         parts.append(f"{TIE} near-tie: {NEAR_TIE_NOTE}")
+    if run.params.watch:
+        parts.append("watched: probability and #rank in the whole vocabulary"
+                     + ("; < : an upper bound (not among the top k the provider listed)"
+                        if any(w.bound for s in run.steps for w in s.watched) else ""))
     if run.kind is RunKind.SCORE and run.prompt:
         parts.append(f"{BOUNDARY} the context ends here; the text after it is scored"
                      + (" (joined with one space)" if run.source.get("joined") else ""))
@@ -138,6 +142,19 @@ def _rank_style(rank: int | None) -> str:
     return "green" if rank <= 10 else "yellow" if rank <= 100 else "red" if rank <= 1000 else "magenta"
 
 
+def watched_cell(step: Step, n: int) -> Text:
+    """The n-th watched token at a step: its probability and rank, or "< p" where it is a bound."""
+    if n >= len(step.watched):
+        return Text("—", style="dim")
+    w = step.watched[n]
+    if w.bound:
+        return Text(f"< {percent(w.token.prob)}", style="dim")
+    out = Text(percent(w.token.prob), style=prob_style(w.token.prob))
+    if w.rank is not None:
+        out.append(f" #{w.rank:,}", style=_rank_style(w.rank))
+    return out
+
+
 def table(run: Run, sampling: Sequence[Setting] = ()) -> Table:
     """The per-step table: position, chosen token, its probability, alternatives, entropy; and
     with `sampling`, a sub-row per setting showing the step's distribution as it would reshape it."""
@@ -150,6 +167,8 @@ def table(run: Run, sampling: Sequence[Setting] = ()) -> Table:
         t.add_column("rank", justify="right", no_wrap=True)
     t.add_column("alternatives", overflow="fold")
     t.add_column("entropy", justify="right", no_wrap=True)
+    for spec in run.params.watch:  # --watch: a column per watched token
+        t.add_column(Text(tok.visible(spec)), justify="right", no_wrap=True)
     for i, step in enumerate(run.steps, start=1):
         chosen = step.chosen
         prob = Text(percent(chosen.prob), style=prob_style(chosen.prob))
@@ -160,6 +179,7 @@ def table(run: Run, sampling: Sequence[Setting] = ()) -> Table:
             cells.append(Text("—" if step.rank is None else f"{step.rank:,}", style=_rank_style(step.rank)))
         cells += [_alternatives([(a, a.prob) for a in step.others()]),
                   Text(f"{step_entropy(step):.2f}") if step.alternatives else Text("—", style="dim")]
+        cells += [watched_cell(step, n) for n in range(len(run.params.watch))]
         t.add_row(*cells)
         if not sampling:
             continue
@@ -174,7 +194,8 @@ def table(run: Run, sampling: Sequence[Setting] = ()) -> Table:
             others = [(c, p) for c, p in by_token if not (c is chosen or same_token(c, chosen))]
             t.add_row("", Text(setting.label, style="dim italic"), *([""] if ranked else []),
                       Text("cut" if mine <= 0 else percent(mine), style="dim" if mine <= 0 else prob_style(mine)),
-                      _alternatives(others), Text(f"{entropy_bits(shaped, with_other=False):.2f}", style="dim"))
+                      _alternatives(others), Text(f"{entropy_bits(shaped, with_other=False):.2f}", style="dim"),
+                      *([""] * len(run.params.watch)))
     return t
 
 

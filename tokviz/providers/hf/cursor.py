@@ -9,7 +9,7 @@ from tokviz.providers.hf.forward import cut, new_cache, rows
 from tokviz.providers.hf.pieces import token_of
 from tokviz.providers.kvcursor import KVCursor
 from tokviz.providers.logits import reduce_row
-from tokviz.run import Message, Step, Token
+from tokviz.run import Message, Step, Token, Watched
 
 if TYPE_CHECKING:
     import numpy as np
@@ -17,12 +17,22 @@ if TYPE_CHECKING:
     from tokviz.providers.hf.models import Model
 
 
-def step_of(m: Model, row: np.ndarray, chosen: int, k: int, *, rank: bool) -> Step:
-    """A position from its logits row: the chosen (or scored) token, its top-k alternatives, and
-    its rank among the whole vocabulary when asked."""
-    reduced = reduce_row(row, k, chosen, rank=rank)
+def step_of(m: Model, row: np.ndarray, chosen: int, k: int, *, rank: bool, watch: Sequence[int] = ()) -> Step:
+    """A position from its logits row: the chosen (or scored) token, its top-k alternatives, its
+    rank among the whole vocabulary when asked, and each watched token's figure and rank."""
+    reduced = reduce_row(row, k, chosen, rank=rank, watch=watch)
     return Step(chosen=token_of(m, chosen, reduced.target_logit - reduced.lse),  # type: ignore[operator]
-                alternatives=tuple(token_of(m, i, logit - reduced.lse) for i, logit in reduced.top), rank=reduced.rank)
+                alternatives=tuple(token_of(m, i, logit - reduced.lse) for i, logit in reduced.top), rank=reduced.rank,
+                watched=tuple(Watched(token=token_of(m, i, logit - reduced.lse), rank=r) for i, logit, r in reduced.watched))
+
+
+def watch_ids(m: Model, specs: Sequence[str]) -> list[int]:
+    """The ids of the tokens asked for with --watch (`providers/watch.py`), in this model's vocabulary."""
+    from tokviz.providers.hf.chat import text_ids
+    from tokviz.providers.watch import ids
+
+    width = min(len(m.tokenizer), int(getattr(m.model.config, "vocab_size", None) or len(m.tokenizer)))  # the logits row's
+    return ids(specs, lambda text: text_ids(m, text), width, m.name)
 
 
 class Cursor(KVCursor):

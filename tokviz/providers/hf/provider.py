@@ -15,7 +15,7 @@ from tokviz.providers.base import MAX_PARALLEL, Progress, Request, ScoreSpec, St
 from tokviz.providers.draw import sample
 from tokviz.providers.hf import scoring, together
 from tokviz.providers.hf.chat import prompt_ids, text_ids
-from tokviz.providers.hf.cursor import Cursor, step_of
+from tokviz.providers.hf.cursor import Cursor, step_of, watch_ids
 from tokviz.providers.hf.forward import new_cache, rows
 from tokviz.providers.hf.models import Model, check_context, load
 from tokviz.providers.hf.pieces import token_of
@@ -46,6 +46,7 @@ class TransformersProvider:
         check_context(m, len(ids), params.max_tokens, "--max-tokens")
         load_s = time.perf_counter() - t0
         rng = np.random.default_rng(params.seed)
+        watch = watch_ids(m, params.watch)
         cache = new_cache(m)
         t = time.perf_counter()
         row = rows(m, ids, cache, keep=1)[-1]
@@ -60,7 +61,7 @@ class TransformersProvider:
             if chosen in m.stop_ids:
                 finish = "stop"
                 break
-            reducing = pool.submit(step_of, m, row.copy(), chosen, params.top_k, rank=False)
+            reducing = pool.submit(step_of, m, row.copy(), chosen, params.top_k, rank=False, watch=watch)
             try:
                 if n + 1 < params.max_tokens:
                     row = rows(m, [chosen], cache)[-1]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tokviz.ground.errors import UsageError
 from tokviz.providers.base import Request, ScoreSpec, Stopped
 from tokviz.providers.hf.chat import text_ids
-from tokviz.providers.hf.cursor import step_of
+from tokviz.providers.hf.cursor import step_of, watch_ids
 from tokviz.providers.hf.forward import head, hidden, new_cache, rows
 from tokviz.providers.logits import pool as logits_pool
 from tokviz.providers.scoring import scored_run, windowing, windows
@@ -50,6 +50,7 @@ def score(m: Model, request: Request, text: str, *, name: str, on_token: Callabl
         raise UsageError(f"{m.name} reads no beginning-of-text token, so the first token of the text has no "
                          "probability", hint="give --context")
     window, stride = windowing(spec, m.context)
+    watch = watch_ids(m, params.watch)
     seq = context + ids
     spans = windows(len(seq), window - len(start), stride, max(len(context), 1 - len(start)))
     steps: list[Step] = []
@@ -63,7 +64,7 @@ def score(m: Model, request: Request, text: str, *, name: str, on_token: Callabl
             pending: deque[Future[Step]] = deque()
             for row, j in teacher_force(m, tokens, range(first - begin + offset - 1, end - begin + offset - 1),
                                         spec.exact):
-                pending.append(logits_pool().submit(step_of, m, row, tokens[j + 1], params.top_k, rank=True))
+                pending.append(logits_pool().submit(step_of, m, row, tokens[j + 1], params.top_k, rank=True, watch=watch))
                 while pending and (pending[0].done() or len(pending) > CHUNK):
                     steps.append(pending.popleft().result())
                     if on_token is not None:

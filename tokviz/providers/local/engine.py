@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokviz.ground.errors import ProviderError
 from tokviz.providers.logits import Reduced
-from tokviz.run import Step, Token
+from tokviz.run import Step, Token, Watched
 
 if TYPE_CHECKING:
     import numpy as np
@@ -207,7 +207,8 @@ def step_of(m: Loaded, reduced: Reduced, chosen: int) -> Step:
     """A position from its reduced row (`reduce_row(row, k, chosen)`): the chosen or scored token,
     its alternatives, and its rank when one was counted."""
     return Step(chosen=token_of(m, chosen, reduced.target_logit - reduced.lse),  # type: ignore[operator]
-                alternatives=tuple(token_of(m, i, logit - reduced.lse) for i, logit in reduced.top), rank=reduced.rank)
+                alternatives=tuple(token_of(m, i, logit - reduced.lse) for i, logit in reduced.top), rank=reduced.rank,
+                watched=tuple(Watched(token=token_of(m, i, logit - reduced.lse), rank=r) for i, logit, r in reduced.watched))
 
 
 class Batch:
@@ -270,3 +271,10 @@ class Batch:
 
         llama_cpp.llama_batch_free(self.batch)
         self.ctx.close()
+
+
+def watch_ids(m: Loaded, specs: Sequence[str], model: str) -> list[int]:
+    """The ids of the tokens asked for with --watch (`providers/watch.py`), in this model's vocabulary."""
+    from tokviz.providers.watch import ids
+
+    return ids(specs, lambda text: m.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False), m.n_vocab, model)

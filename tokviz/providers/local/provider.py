@@ -15,7 +15,7 @@ from tokviz.providers.draw import sample
 from tokviz.providers.local import scoring
 from tokviz.providers.local.chat import BASE_MODEL_CHAT, has_chat_template, prompt_tokens
 from tokviz.providers.local.cursors import BatchedCursor, LocalCursor
-from tokviz.providers.local.engine import Batch, Loaded, last_logits, read_prompt, step_of, token_of
+from tokviz.providers.local.engine import Batch, Loaded, last_logits, read_prompt, step_of, token_of, watch_ids
 from tokviz.providers.local.models import (
     check_context,
     probe,
@@ -56,7 +56,8 @@ class LocalProvider:
             self.progress(f"tokviz: note: {BASE_MODEL_CHAT}")
         load_s = time.perf_counter() - t0
         rng = np.random.default_rng(params.seed)
-        steps, finish, t_prefill, t_first = self._generate(m, ids, params, rng, on_step)
+        watch = watch_ids(m, params.watch, shown_name(request.model))
+        steps, finish, t_prefill, t_first = self._generate(m, ids, params, rng, on_step, watch)
         t_end = time.perf_counter()
         decode_s = max(t_end - t0 - load_s - t_prefill, 1e-9)
         model_name = shown_name(request.model)
@@ -73,7 +74,7 @@ class LocalProvider:
         return self.predict(request, on_step)
 
     def _generate(self, m: Loaded, ids: Sequence[int], params: Params, rng: Any,
-                  on_step: StepListener | None = None) -> tuple[list[Step], str, float, float]:
+                  on_step: StepListener | None = None, watch: Sequence[int] = ()) -> tuple[list[Step], str, float, float]:
         llm = m.llm
         t = time.perf_counter()
         first = read_prompt(m, ids)
@@ -91,7 +92,7 @@ class LocalProvider:
             if chosen in m.stop_ids:
                 finish = "stop"
                 break
-            reducing = pool.submit(reduce_row, logits.copy(), params.top_k, chosen, rank=False)
+            reducing = pool.submit(reduce_row, logits.copy(), params.top_k, chosen, rank=False, watch=watch)
             try:
                 if n + 1 < params.max_tokens:
                     llm.eval([chosen])

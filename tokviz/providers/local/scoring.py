@@ -14,7 +14,15 @@ from typing import Any
 
 from tokviz.ground.errors import ProviderError, UsageError
 from tokviz.providers.base import Progress, Request, ScoreSpec, Stopped
-from tokviz.providers.local.engine import Loaded, forget_cache, last_logits, read_prompt, step_of, train_context
+from tokviz.providers.local.engine import (
+    Loaded,
+    forget_cache,
+    last_logits,
+    read_prompt,
+    step_of,
+    train_context,
+    watch_ids,
+)
 from tokviz.providers.local.models import probe, resolve_model_path, shown_name, sized
 from tokviz.providers.logits import reduce_row, reduce_rows
 from tokviz.providers.scoring import scored_run, windowing, windows
@@ -24,7 +32,8 @@ SCORE_CHUNK = 64  # positions per batched scoring decode: 64 MiB of llama.cpp's 
 
 
 
-def teacher_force(m: Loaded, tokens: Sequence[int], rows: range, k: int, exact: bool) -> Iterator[tuple[Any, int]]:
+def teacher_force(m: Loaded, tokens: Sequence[int], rows: range, k: int, exact: bool,
+                  watch: Sequence[int] = ()) -> Iterator[tuple[Any, int]]:
     """(reduced row, row index) for each row in `rows` of the logits of `tokens` (row j predicts
     tokens[j + 1]), decoding from an empty cache."""
     llm = m.llm
@@ -33,7 +42,7 @@ def teacher_force(m: Loaded, tokens: Sequence[int], rows: range, k: int, exact: 
         try:
             llm.eval(list(tokens[: rows.start + 1]))
             for j in rows:
-                yield reduce_row(last_logits(m), k, tokens[j + 1]), j
+                yield reduce_row(last_logits(m), k, tokens[j + 1], watch=watch), j
                 if j + 1 < rows.stop:
                     llm.eval([tokens[j + 1]])
         except RuntimeError as err:
@@ -60,7 +69,7 @@ def teacher_force(m: Loaded, tokens: Sequence[int], rows: range, k: int, exact: 
             stop = min(start + SCORE_CHUNK, rows.stop)
             decode(start, stop, True)
             out = np.ctypeslib.as_array(llama_cpp.llama_get_logits(llm.ctx), shape=(stop - start, m.n_vocab))
-            for j, reduced in zip(range(start, stop), reduce_rows(out, k, [tokens[j + 1] for j in range(start, stop)])):
+            for j, reduced in zip(range(start, stop), reduce_rows(out, k, [tokens[j + 1] for j in range(start, stop)], watch)):
                 yield reduced, j
     finally:
         llama_cpp.llama_batch_free(batch)
@@ -95,6 +104,7 @@ def score(request: Request, text: str, *, name: str, progress: Progress,
     spans = windows(len(seq), window - 1, stride, len(context))  # one place is <bos>
     longest = max(end - begin for begin, end, _ in spans) + 1
     m = sized(probed, path, threads, longest + 1)
+    watch = watch_ids(m, params.watch, shown_name(request.model))
     bos = m.llm.token_bos()
     steps: list[Step] = []
     stopped: BaseException | None = None
@@ -103,7 +113,7 @@ def score(request: Request, text: str, *, name: str, progress: Progress,
             tokens = [bos, *seq[begin:end]]
             # Row j of the window predicts tokens[j + 1] = seq[begin + j].
             rows = range(first - begin, end - begin)
-            for reduced, row in teacher_force(m, tokens, rows, params.top_k, spec.exact):
+            for reduced, row in teacher_force(m, tokens, rows, params.top_k, spec.exact, watch):
                 target = tokens[row + 1]
                 steps.append(step_of(m, reduced, target))
                 if on_token is not None:
