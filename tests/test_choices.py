@@ -287,3 +287,38 @@ def test_sky(tokviz_golden):
     pytester.runpytest_subprocess().assert_outcomes(passed=1)
     golden = next(pytester.path.rglob("*.json"))
     assert '"schema": "tokviz.choices"' in golden.read_text()
+
+
+def test_a_batch_weighs_the_lines_that_carry_choices(tmp_path: Path) -> None:
+    lines = [{"id": "s1", "prompt": "The movie was wonderful. Sentiment:", "choices": [" positive", " negative"]},
+             {"id": "g", "prompt": "The capital of France is", "max_tokens": 3},
+             {"id": "bad", "prompt": "x", "choices": [" only one"]},
+             {"prompt": "Dogs are", "choices": [" mammals", " birds", " fish"]}]
+    source = tmp_path / "p.jsonl"
+    source.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    out = tmp_path / "out"
+    proc = run_cli("batch", str(source), "-o", str(out), "-f", "json,svg,dot")
+    assert proc.returncode == 1, proc.stderr  # one line failed, the others are done
+    items = {i["name"].split("-")[0]: i for i in json.loads((out / "index.json").read_text())["items"]}
+    s1 = items["s1"]
+    want = verdict(_weigh(lines[0]["prompt"], lines[0]["choices"]))
+    assert s1["choices"]["winner"] == want.choices[want.acc].choice and s1["text"] == s1["choices"]["winner"]
+    assert s1["choices"]["share"] == pytest.approx(max(want.shares or ()), abs=1e-6)
+    assert set(s1["files"]) == {"json", "svg"}  # weighed answers have no token graph
+    assert items["g"]["files"].keys() == {"json", "svg", "dot"} and "choices" not in items["g"]
+    assert items["bad"]["status"] == "failed" and "at least two" in items["bad"]["error"]
+    assert items["dogs"]["choices"]["winner"] == " mammals"
+    record = load_record((out / "s1.json").read_text())
+    assert isinstance(record, RunSet) and [r.steps for r in record.runs] == [r.steps for r in _weigh(
+        lines[0]["prompt"], lines[0]["choices"]).runs]
+    assert "winner: ' positive'" in (out / "index.md").read_text() or "winner: ' negative'" in (out / "index.md").read_text()
+    again = run_cli("batch", str(source), "-o", str(out), "-f", "json,svg,dot")
+    assert "0 generated" in again.stderr.decode()
+    lines[0]["choices"] = [" positive", " negative", " mixed"]  # the same id, other answers: asked again
+    source.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    third = run_cli("batch", str(source), "-o", str(out), "-f", "json,svg,dot")
+    assert "1 generated" in third.stderr.decode()
+    assert [r.source["choice"] for r in load_record((out / "s1.json").read_text()).runs] == lines[0]["choices"]
+    twin = tmp_path / "twin"
+    run_cli("batch", str(source), "-o", str(twin), "-f", "json")
+    assert run_cli("diff", str(out), str(twin)).returncode == 0

@@ -44,6 +44,10 @@ def entry(row: Row, formats: list[str], files: Callable[[str, list[str]], dict[s
     if row.status == "ok":
         item.update(provider=row.provider, text=row.text, tokens=row.tokens,
                     files=files(row.name, [f for f in formats if f in (row.formats or "").split(",")]))
+        if row.summary:  # weighed answers: the winner (by summed logprob) and its share
+            import json
+
+            item["choices"] = json.loads(row.summary)
     if row.error and row.status != "ok":
         item["error"] = row.error
     return item
@@ -66,6 +70,10 @@ def markdown_index(items: Iterable[dict[str, Any]], counts: dict[str, int]) -> I
         if i["status"] == "ok":
             files = " ".join(f"[{fmt}]({name})" for fmt, name in i["files"].items())
             out = _md(i["text"])
+            won = i.get("choices")
+            if won is not None:
+                out = ("winner: " + _md(repr(won["winner"])) if won["winner"] is not None else "winner: not known") + (
+                    f" ({won['share']:.1%})" if won.get("share") is not None else "")
             if "svg" in i["files"] and counts["total"] <= SHARD_AFTER:
                 graphs.append((i["n"], _md(i["prompt"]), i["files"]["svg"]))
         else:

@@ -1,8 +1,8 @@
 """A batch's jobs: read from a prompts file as a stream, one line each, and what became of them.
 
 A prompts file is one prompt per line (blank lines and #comments skipped), or JSON Lines with
-"prompt" and optional "id", "model", "system", "provider" and parameters (flat or under
-"params"). A job's file stem is stable: its id, or a slug of the prompt and a short hash of all
+"prompt" and optional "id", "model", "system", "provider", parameters (flat or under "params")
+and "choices" (answers to weigh instead of generating, as `predict --choice`). A job's file stem is stable: its id, or a slug of the prompt and a short hash of all
 that makes its answer, so editing one line renames only that line's files.
 """
 
@@ -20,7 +20,7 @@ from tokviz import pipeline
 from tokviz.ground.errors import TokvizError, UsageError, redact
 from tokviz.providers.base import Request
 from tokviz.providers.registry import default_model
-from tokviz.run import Params, Run, codec
+from tokviz.run import Params, Run, RunSet, codec
 from tokviz.run.generation import Generation
 
 _PARAM_KEYS = ("top_k", "max_tokens", "temperature", "top_p", "seed", "mode")
@@ -35,13 +35,14 @@ class Job:
     id: str | None = None
     provider: str | None = None  # the provider that serves it (None when the job cannot run)
     problem: str | None = None  # a line that cannot run (bad parameters): recorded as failed
+    choices: tuple[str, ...] = ()  # answers to weigh instead of generating ("choices" in a JSON line)
 
 
 @dataclass
 class Outcome:
     job: Job
     status: str  # "ok" | "failed"
-    run: Run | None = None
+    run: Run | RunSet | None = None  # a set: the weighed answers of a job with choices
     error: str | None = None
     fresh: bool = False  # generated in this invocation (not resumed from disk)
 
@@ -94,13 +95,16 @@ def _safe_id(value: str) -> str:
     return f"{s}-job" if s.lower() in RESERVED else s
 
 
-def job_name(request: Request, id_: str | None) -> str:
+def job_name(request: Request, id_: str | None, choices: tuple[str, ...] = ()) -> str:
     """A stable file stem: the id if given, else a slug of the prompt and a short hash of all that
     makes the answer (so editing one line renames only that line's files)."""
     if id_:
         return _safe_id(redact(id_, shapes=False))
-    key = json.dumps({"model": request.model, "prompt": request.prompt, "system": request.system,
-                      "params": request.params.to_dict()}, sort_keys=True, ensure_ascii=False)
+    asked: dict[str, Any] = {"model": request.model, "prompt": request.prompt, "system": request.system,
+                             "params": request.params.to_dict()}
+    if choices:
+        asked["choices"] = list(choices)
+    key = json.dumps(asked, sort_keys=True, ensure_ascii=False)
     digest = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{_slug(redact(request.prompt, shapes=False))}-{digest}"  # a key in a prompt never names a file
 
@@ -154,10 +158,12 @@ def iter_jobs(lines: Iterable[str], *, source: str, defaults: Generation,
 
 def _job(stripped: str, number: int, *, source: str, defaults: Generation, environ: Mapping[str, str] | None,
          jsonl: bool) -> Job:
+    choices: tuple[str, ...] = ()
     if not jsonl:
         prompt, gen, id_, problem = stripped, defaults, None, None
     else:
         prompt, gen, id_, problem = _jsonl_job(stripped, number, source, defaults)
+        choices, problem = _choices(stripped, problem)
     try:
         if problem:
             raise UsageError(problem)
@@ -166,7 +172,26 @@ def _job(stripped: str, number: int, *, source: str, defaults: Generation, envir
     except TokvizError as err:
         request = Request(prompt=prompt, model=gen.model or default_model(environ), system=gen.system)
         provider, problem = None, err.line()
-    return Job(number=number, name=job_name(request, id_), request=request, id=id_, provider=provider, problem=problem)
+    return Job(number=number, name=job_name(request, id_, choices), request=request, id=id_, provider=provider,
+               problem=problem, choices=choices)
+
+
+def _choices(line: str, problem: str | None) -> tuple[tuple[str, ...], str | None]:
+    """A JSON line's "choices" (answers to weigh), checked as `predict --choice` checks them; a bad
+    list fails that job only."""
+    from tokviz.providers.choices import check
+
+    if problem or '"choices"' not in line:  # most lines: not parsed twice
+        return (), problem
+    given = json.loads(line).get("choices")
+    if given is None:
+        return (), problem
+    if not isinstance(given, list) or not all(isinstance(c, str) for c in given):
+        return (), "\"choices\" must be a list of strings"
+    try:
+        return tuple(check(list(given))), None
+    except UsageError as err:
+        return (), err.message
 
 
 def parse_jobs(text: str, *, source: str, defaults: Generation,

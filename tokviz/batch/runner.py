@@ -30,7 +30,7 @@ from tokviz.ground.errors import TokvizError, UsageError
 from tokviz.ground.files import OutputError, write_atomic
 from tokviz.providers import registry
 from tokviz.providers.base import Provider
-from tokviz.run import Run
+from tokviz.run import Run, RunSet, load_record
 from tokviz.views import export
 
 ADMIT_CHUNK = 256  # input lines read, checked against the state and recorded at once
@@ -99,21 +99,27 @@ class Batch:
                                                                replay=self.replay)
             return self._providers[name]
 
-    def resume(self, job: Job) -> Run | None:
-        """The saved run of a job completed earlier, with any missing formats rendered from it."""
+    def resume(self, job: Job) -> Run | RunSet | None:
+        """The saved record of a job completed earlier, with any missing formats rendered from it."""
         saved = self.path(job, "json")
         if self.force or not saved.is_file():
             return None
         try:
-            run = Run.from_json(saved.read_text(encoding="utf-8"), source=str(saved))
+            record = load_record(saved.read_text(encoding="utf-8"), source=str(saved))
         except (TokvizError, OSError, UnicodeDecodeError):
             return None  # unreadable: run it again
-        if not answers(run, job):
+        if not answers(record, job):
             return None  # a job named by its id whose line changed since: asked again, never the old answer
-        for fmt in self.formats:
+        for fmt in self.formats_of(record):
             if fmt != "json" and not self.path(job, fmt).is_file():
-                write_atomic(self.path(job, fmt), export.render(run, fmt, self.options))
-        return run
+                write_atomic(self.path(job, fmt), export.render(record, fmt, self.options))
+        return record
+
+    def formats_of(self, record: Run | RunSet) -> list[str]:
+        """The batch's formats a record can be drawn in (weighed answers have no token graph: no .dot)."""
+        from tokviz.views import formats
+
+        return [f for f in self.formats if record.kind.value in formats.BY_NAME[f].kinds]
 
     def fetch(self, job: Job, name: str, on_disk: bool = True) -> Outcome:
         """Get a job's run from its provider, or from disk when `on_disk` says it may have been
@@ -125,6 +131,13 @@ class Batch:
         previous = self.resume(job) if on_disk else None
         if previous is not None:
             return Outcome(job, "ok", previous)
+        if job.choices:
+            if self.source is not None:
+                raise UsageError("answers to weigh (\"choices\") are asked of a model, not read from imported results")
+            from tokviz.pipeline.choices import weigh_on
+
+            return Outcome(job, "ok", weigh_on(self.provider_for(name), job.request, registry.spec(name),
+                                               list(job.choices)), fresh=True)
         if self.source is not None:
             return Outcome(job, "ok", self.source(job), fresh=True)
         return Outcome(job, "ok", self.provider_for(name).predict(job.request), fresh=True)
@@ -140,7 +153,7 @@ class Batch:
         def write() -> Outcome:
             if self.sharded:
                 self.path(outcome.job, "json").parent.mkdir(exist_ok=True)
-            for fmt in self.formats:
+            for fmt in self.formats_of(run):
                 if fmt != "json":
                     write_atomic(self.path(outcome.job, fmt), export.render(run, fmt, self.options))
             write_atomic(self.path(outcome.job, "json"), run.to_json().encode("utf-8"))
@@ -155,7 +168,18 @@ class Batch:
         """Record an outcome in the state (a write that failed on a full disk stays pending)."""
         state = self.open()
         run = outcome.run
-        if outcome.status == "ok" and run is not None:
+        if outcome.status == "ok" and isinstance(run, RunSet):  # weighed answers: the winner is its answer
+            from tokviz.measures.choices import verdict
+
+            v = verdict(run)
+            won = None if v.acc is None else v.choices[v.acc]
+            summary = {"winner": None if won is None else won.choice,
+                       "share": None if v.shares is None or v.acc is None else round(v.shares[v.acc], 6),
+                       "exact": v.exact, "choices": [w.choice for w in v.choices]}
+            state.finish(outcome.job.name, "ok", provider=run.runs[0].provider, text="" if won is None else won.choice,
+                         tokens=sum(len(r.steps) for r in run.runs), summary=summary,
+                         formats=["json", *[f for f in self.formats_of(run) if f != "json"]])
+        elif outcome.status == "ok" and run is not None:
             state.finish(outcome.job.name, "ok", provider=run.provider, text=run.text, tokens=len(run.steps),
                          formats=["json", *[f for f in self.formats if f != "json"]])
         elif outcome.error is not None and not (outcome.fresh and self.disk_full):
@@ -245,24 +269,40 @@ class Batch:
 
 
 def _line_changed(before: batchstate.Row, job: Job) -> bool:
-    """A job named by its id whose prompt or model is not the one its state row recorded: the
-    line changed since, so its old answer is not this job's (names without an id hash the request)."""
-    if job.id is None or (before.prompt == job.request.prompt and before.model == job.request.model):
+    """A job named by its id whose prompt, model or answers to weigh are not those its state row
+    recorded: the line changed since, so its old answer is not this job's (names without an id hash
+    the request)."""
+    if job.id is None:
+        return False
+    import json
+
+    weighed = json.loads(before.summary).get("choices") if before.summary else None
+    if before.status == "ok" and (weighed or []) != list(job.choices):
+        return True
+    if before.prompt == job.request.prompt and before.model == job.request.model:
         return False
     from tokviz.ground.errors import redact
 
     return before.prompt != redact(job.request.prompt, shapes=False) or before.model != job.request.model
 
 
-def answers(run: Run, job: Job) -> bool:
-    """Whether a saved run answered this job's request: a job named by its id keeps its name when
-    its line changes (another prompt, model or setting), and an answer is reused only for the same
-    request. The seed is compared only where the line fixed one (an unseeded run records the seed
-    it drew); a server's model is compared only where the line named one."""
+def answers(record: Run | RunSet, job: Job) -> bool:
+    """Whether a saved record answered this job's request: a job named by its id keeps its name when
+    its line changes (another prompt, model, setting or answers to weigh), and an answer is reused
+    only for the same request. The seed is compared only where the line fixed one (an unseeded run
+    records the seed it drew); a server's model is compared only where the line named one."""
     from tokviz.ground.errors import redact
     from tokviz.providers.base import SERVER_MODEL
     from tokviz.providers.embedded import EMBEDDED_NAMES
 
+    if isinstance(record, RunSet):
+        if not job.choices or [r.source.get("choice") for r in record.runs] != list(job.choices):
+            return False
+        run = record.runs[0]
+    elif job.choices:
+        return False
+    else:
+        run = record
     r = job.request
     if job.id is None:
         return True  # a name without an id is a hash of the whole request already (`jobs.job_name`)
@@ -271,5 +311,6 @@ def answers(run: Run, job: Job) -> bool:
     if r.model != SERVER_MODEL and run.model != r.model and not {run.model, r.model} <= EMBEDDED_NAMES:
         return False  # another model (the embedded one's aliases are one model)
     a, b = run.params, r.params
-    keys = ("top_k", "max_tokens", "temperature", "top_p", "mode") + (("seed",) if b.seed is not None else ())
+    keys = (("top_k", "mode") if job.choices else ("top_k", "max_tokens", "temperature", "top_p", "mode")
+            + (("seed",) if b.seed is not None else ()))
     return all(getattr(a, k) == getattr(b, k) for k in keys)

@@ -53,6 +53,7 @@ class Row:
     tokens: int | None
     error: str | None
     formats: str | None
+    summary: str | None = None  # JSON: a weighed job's winner and its share (the index shows them)
 
 
 class State:
@@ -72,6 +73,8 @@ class State:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        if "summary" not in {row[1] for row in self.db.execute("PRAGMA table_info(jobs)")}:
+            self.db.execute("ALTER TABLE jobs ADD COLUMN summary TEXT")  # a state written before weighed jobs
         self.db.execute("BEGIN")
         self._committed = time.monotonic()
         self._pending: list[tuple[object, ...]] = []
@@ -139,19 +142,24 @@ class State:
             return out
 
     def finish(self, name: str, status: str, *, provider: str | None = None, text: str | None = None,
-               tokens: int | None = None, error: str | None = None, formats: list[str] | None = None) -> None:
+               tokens: int | None = None, error: str | None = None, formats: list[str] | None = None,
+               summary: dict[str, Any] | None = None) -> None:
         """Record a finished job; written with the next few dozen (a job whose files are on disk
         but whose row was lost to a crash is found again by its run JSON on resume)."""
+        import json
+
+        shown = None if summary is None else json.dumps(summary, ensure_ascii=False, sort_keys=True)
         with self.lock:
-            self._pending.append((status, provider, text, tokens, error, ",".join(formats) if formats else None, name))
+            self._pending.append((status, provider, text, tokens, error, ",".join(formats) if formats else None, shown,
+                                  name))
             if len(self._pending) >= 64:
                 self._flush()
             self._maybe_commit()
 
     def _flush(self) -> None:
         if self._pending:
-            self.db.executemany("UPDATE jobs SET status = ?, provider = ?, text = ?, tokens = ?, error = ?, formats = ? "
-                                "WHERE name = ?", self._pending)
+            self.db.executemany("UPDATE jobs SET status = ?, provider = ?, text = ?, tokens = ?, error = ?, formats = ?, "
+                                "summary = ? WHERE name = ?", self._pending)
             self._pending.clear()
 
     def rows(self, *, invocation: int | None = None, batch: int = 500) -> Iterator[Row]:
@@ -239,7 +247,7 @@ def _hold(folder: Path) -> int | None:
     return fd
 
 
-_COLUMNS = "name, n, line, id, prompt, model, status, provider, text, tokens, error, formats"
+_COLUMNS = "name, n, line, id, prompt, model, status, provider, text, tokens, error, formats, summary"
 _SEEN = object()  # a name this invocation has already read
 
 

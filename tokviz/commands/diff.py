@@ -94,7 +94,7 @@ def compare_folders(a: Path, b: Path, tolerance_: Tolerance) -> list[Comparison]
     """Two batch folders, prompt by prompt: each job paired by its id, else by its prompt (file
     names hash the model and settings, so two models' folders share none); each pair compared;
     a prompt done in one only is a change."""
-    from tokviz.measures.compare import compare_runs, unmatched
+    from tokviz.measures.compare import compare_records, unmatched
 
     runs_a, runs_b = batch_runs(a), batch_runs(b)
     out = []
@@ -103,9 +103,9 @@ def compare_folders(a: Path, b: Path, tolerance_: Tolerance) -> list[Comparison]
         if key not in runs_b or key not in runs_a:
             out.append(unmatched(name, f"done in {a if key in runs_a else b} only", tolerance_))
             continue
-        try:
-            out.append(compare_runs(common.load_run(runs_a[key][1]), common.load_run(runs_b[key][1]), tolerance_,
-                                    name=name))
+        try:  # a run with a run; weighed answers with weighed answers
+            out += compare_records(common.load_record(runs_a[key][1]), common.load_record(runs_b[key][1]), tolerance_,
+                                   name=name)
         except ValueError as err:
             raise UsageError(f"{name}: {err}") from None
     if not out:

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from tokviz.pipeline.plans import Plan, as_plan, open_provider
 from tokviz.providers import registry
-from tokviz.providers.base import Progress, Request, Weigher
+from tokviz.providers.base import Progress, Provider, ProviderSpec, Request, Weigher
 from tokviz.providers.choices import check, from_step
 from tokviz.run import Run, RunKind, RunSet
 
@@ -20,13 +20,18 @@ from tokviz.run import Run, RunKind, RunSet
 def weigh(p: Plan | Request, choices: list[str], *, progress: Progress | None = None) -> RunSet:
     """The answers `choices` to the plan's prompt, each a scored run, as one record."""
     p = as_plan(p)
+    return weigh_on(open_provider(p, progress), p.request, p.spec, choices)
+
+
+def weigh_on(opened: Provider, request: Request, spec: ProviderSpec, choices: list[str]) -> RunSet:
+    """The same with a provider already open (a batch holds one per name for all its jobs)."""
     choices = check(list(choices))
-    opened = open_provider(p, progress)
-    runs = opened.weigh(p.request, choices) if registry.can(opened, Weigher) else _bounded(opened, p, choices)  # type: ignore[attr-defined]
+    p = Plan(request=request, provider=spec.name)
+    runs = opened.weigh(request, choices) if registry.can(opened, Weigher) else _bounded(opened, p, choices)  # type: ignore[attr-defined]
     return RunSet(kind=RunKind.CHOICES, runs=tuple(runs))
 
 
-def _bounded(opened: object, p: Plan, choices: list[str]) -> list[Run]:
+def _bounded(opened: Provider, p: Plan, choices: list[str]) -> list[Run]:
     """One token generated greedily with as many alternatives as the provider lists; each choice
     read from that step."""
     from tokviz.ground.errors import UsageError
@@ -37,7 +42,7 @@ def _bounded(opened: object, p: Plan, choices: list[str]) -> list[Run]:
                          hint="use a provider that scores a given text, e.g. -p local")
     request = replace(p.request, params=replace(p.request.params, max_tokens=1, temperature=0.0,
                                                 top_k=max(p.request.params.top_k, k)))
-    run = opened.predict(request)  # type: ignore[attr-defined]
+    run = opened.predict(request)
     if not run.steps:
         raise UsageError(f"{p.spec.name} generated no token after the prompt, so no choice can be bounded")
     return from_step(p.request, run.steps[0], choices, provider=run.provider, model=run.model, source=dict(run.source))
