@@ -322,3 +322,15 @@ def test_a_batch_weighs_the_lines_that_carry_choices(tmp_path: Path) -> None:
     twin = tmp_path / "twin"
     run_cli("batch", str(source), "-o", str(twin), "-f", "json")
     assert run_cli("diff", str(out), str(twin)).returncode == 0
+
+
+def test_in_chat_the_choices_continue_the_models_turn() -> None:
+    question = "Is Paris the capital of France? Answer yes or no."
+    run = pipeline.predict(pipeline.plan(Generation(top_k=20, max_tokens=1, chat=True), question))
+    listed = {a.text: a for a in run.steps[0].alternatives if a.raw and a.text.strip()}
+    singles = list(listed)[:3]  # the base model's own first choices in the model's turn, whatever they are
+    assert len(singles) == 3
+    record = _weigh(question, singles, top_k=20, chat=True)
+    for r, choice in zip(record.runs, singles):
+        assert r.params.mode == "chat" and "choice_moved" not in r.source
+        assert r.steps[0].chosen.logprob == pytest.approx(listed[choice].logprob, abs=1e-4)

@@ -154,3 +154,18 @@ def test_a_claude_model_is_told_why_not(model: str) -> None:
     err = proc.stderr.decode()
     assert proc.returncode == 2 and err.count("\n") == 1
     assert "Anthropic's API returns no log-probabilities" in err and "gemini" in err and "local" in err
+
+
+def test_choices_on_gemini_are_exact_where_listed_and_bounds_elsewhere(gemini: GeminiServer) -> None:
+    """Gemini lists the top k of each generated token and reads no given text: one token is asked,
+    with as many alternatives as the API gives (20); the listed answers are exact, the rest bounds."""
+    proc = cli(gemini, "predict", "Where is the Louvre?", "--choice", "Paris", "--choice", "the", "--choice", "London",
+               "--choice", "Paris, France", "--json")
+    assert proc.returncode == 0, proc.stderr
+    got = {c["choice"]: c for c in json.loads(proc.stdout)["choices"]}
+    assert got["Paris"]["figure"] == "exact" and got["Paris"]["logprob"] == -0.05
+    assert got["the"]["figure"] == "exact" and got["the"]["logprob"] == -1.55
+    assert got["London"]["figure"] == "upper bound" and got["London"]["logprob"] == -2.55  # the least likely listed
+    assert got["Paris, France"]["figure"] == "upper bound" and got["Paris, France"]["logprob"] == -0.05
+    config = gemini.received[-1].body["generationConfig"]
+    assert config["logprobs"] == 20 and config["maxOutputTokens"] == 1 and config["temperature"] == 0

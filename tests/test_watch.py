@@ -145,3 +145,11 @@ def test_bad_watches_are_one_line(args: list[str], says: str) -> None:
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr.decode()
     assert says in err and "Traceback" not in err
+
+
+def test_the_notebook_api_watches_too() -> None:
+    import tokviz
+
+    run = tokviz.predict(PROMPT, max_tokens=3, watch=" Paris")
+    cli = pipeline.predict(pipeline.watching(pipeline.plan(Generation(max_tokens=3), PROMPT), [" Paris"]))
+    assert [s.watched for s in run.steps] == [s.watched for s in cli.steps] and run.steps[0].watched[0].rank

@@ -35,11 +35,15 @@ __all__ = ["Choices", "Predictions", "TokenPredictor", "choices", "create_token_
 def predict(prompt: str, model: str | None = None, **options: Any) -> Run:
     """Generate from `prompt` and return the `Run`. `options` are those of `tokviz predict`, by
     their Python names (top_k, max_tokens, temperature, top_p, seed, chat, system, base_url,
-    provider, timeout, retries; see `tokviz.run.generation.Generation`), with the same defaults.
+    provider, timeout, retries; see `tokviz.run.generation.Generation`), with the same defaults;
+    `watch=[" Paris", "id:5"]` records those tokens' figures at every step (`--watch`).
 
     In Jupyter, a Run shown as a cell's value renders itself: the heatmap and the graph.
     """
-    return pipeline.predict(pipeline.plan(_generation(model, options), prompt))
+    watch = options.pop("watch", ())
+    if isinstance(watch, str):
+        watch = [watch]
+    return pipeline.predict(pipeline.watching(pipeline.plan(_generation(model, options), prompt), list(watch)))
 
 
 def _generation(model: str | None, options: dict[str, Any]) -> Generation:
