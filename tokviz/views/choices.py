@@ -105,9 +105,9 @@ def chart(s: RunSet) -> str:
     winner marked: byte-identical for the same record."""
     v = verdict(s)
     e = tok.markup
-    w, row, left, bar_w, top = 760, 26, 260, 360, 58
+    w, row, left, bar_w, top = 820, 26, 230, 320, 58
     height = top + row * len(v.choices) + 24 + 16 * 3
-    title = f"How likely is each answer? {_clip(tok.visible(s.runs[0].prompt[-60:]), 60)}"
+    title = f"How likely is each answer? “{_clip(' '.join(s.runs[0].prompt.split())[-60:], 60)}”"
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height}" viewBox="0 0 {w} {height}" '
            'font-family="sans-serif" font-size="12">', f'<rect width="{w}" height="{height}" fill="white"/>',
            '<defs><pattern id="bound" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
@@ -117,15 +117,15 @@ def chart(s: RunSet) -> str:
     for i, c in enumerate(v.choices):
         y = top + i * row
         value = v.shares[i] if v.shares is not None else c.prob
-        label = f"{'★ ' if i == v.acc else ''}{_clip(tok.visible(c.choice), 34)}"
+        label = f"{'★ ' if i == v.acc else ''}{_clip(tok.visible(c.choice), 28)}"
         weight = ' font-weight="bold"' if i == v.acc else ""
         out.append(f'<text x="12" y="{y + 15}"{weight}>{e(label)}</text>')
         out.append(f'<rect x="{left}" y="{y + 3}" width="{bar_w}" height="16" fill="#eeeeee"/>')
         fill = prob_hex(value) if c.exact else "url(#bound)"
         out.append(f'<rect x="{left}" y="{y + 3}" width="{bar_w * min(value, 1.0):.1f}" height="16" fill="{fill}"/>')
         figure = percent(value) if c.exact else f"< {percent(value)}"
-        out.append(f'<text x="{left + bar_w + 6}" y="{y + 15}" fill="#333">{e(figure)}  (p {e(_p(c))}, '
-                   f'{e(_lp(c))} nats)</text>')
+        out.append(f'<text x="{left + bar_w + 6}" y="{y + 15}" fill="#333">{e(figure)} · p {e(_p(c))} · '
+                   f'{e(_lp(c))} nats</text>')
     y = top + row * len(v.choices) + 16
     for line in [*winners(v), notes(s, v)[1]]:
         out.append(f'<text x="12" y="{y}" fill="#555">{e(line)}</text>')
