@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHES = ["bench.bench_local", "bench.bench_startup", "bench.bench_batch", "bench.bench_tree", "bench.bench_score", "bench.bench_choices", "bench.bench_batch_scale", "bench.bench_parallel", "bench.bench_explore", "bench.bench_noise", "bench.bench_transformers"]
+BENCHES = ["bench.bench_local", "bench.bench_startup", "bench.bench_batch", "bench.bench_tree", "bench.bench_score", "bench.bench_choices", "bench.bench_threads", "bench.bench_batch_scale", "bench.bench_parallel", "bench.bench_explore", "bench.bench_noise", "bench.bench_transformers"]
 
 if __name__ == "__main__":
     for name in BENCHES:

@@ -42,6 +42,7 @@ class Loaded:
     # the prompt's cache cells instead of reading it again. Trusted only while the Llama object
     # says its cache still starts with those tokens.
     prompt: tuple[tuple[int, ...], np.ndarray] | None = None
+    threads: int = 0  # what llama.cpp decodes with now (`use_threads`); 0: as loaded
 
     def kept_prompt(self, ids: Sequence[int]) -> np.ndarray | None:
         """The logits row after `ids` if the cache still holds exactly them at its start, with the
@@ -123,6 +124,20 @@ def load(path: Path, n_ctx: int, n_threads: int | None = None) -> Loaded:
     loaded = Loaded(llm=llm, n_vocab=llm.n_vocab(), stop_ids=frozenset(stops))
     _MODELS[key] = loaded
     return loaded
+
+
+def use_threads(m: Loaded, requested: int | None) -> Loaded:
+    """Set the threads llama.cpp decodes with for the next run (`threads.choose`): generation and
+    batches alike, since a batch's threads spin on busy cores too."""
+    from tokviz.providers.local.threads import choose
+
+    n = choose(requested)
+    if n != m.threads:
+        import llama_cpp
+
+        llama_cpp.llama_set_n_threads(m.llm.ctx, n, n)
+        m.threads = n
+    return m
 
 
 def ctx_for(needed: int) -> int:
@@ -224,7 +239,7 @@ class Batch:
         cparams.n_batch = cparams.n_ubatch = 512
         cparams.n_seq_max = n_seq
         cparams.kv_unified = True
-        cparams.n_threads = cparams.n_threads_batch = m.llm.n_threads
+        cparams.n_threads = cparams.n_threads_batch = m.threads or m.llm.n_threads
         self.cells, self.n_batch, self.vocab = cparams.n_ctx, cparams.n_batch, m.n_vocab
         self.ctx = _internals.LlamaContext(model=m.llm._model, params=cparams, verbose=False)
         self.batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)

@@ -9,7 +9,7 @@ from pathlib import Path
 from tokviz.ground.errors import UsageError
 from tokviz.providers.base import DEFAULT_MODEL, Progress
 from tokviz.providers.embedded import EMBEDDED_NAMES, embedded_model_path
-from tokviz.providers.local.engine import Loaded, ctx_for, load, train_context
+from tokviz.providers.local.engine import Loaded, ctx_for, load, train_context, use_threads
 
 DEFAULT_N_CTX = 2048
 # Names that mean "the embedded model"; any path ending in .gguf runs locally too.
@@ -41,11 +41,12 @@ def check_context(m: Loaded, prompt_tokens: int, more: int, what: str) -> None:
 
 
 def probe(path: Path, threads: int | None) -> Loaded:
-    """The model at the default context: enough to tokenize a request and see what it needs."""
-    return load(path, DEFAULT_N_CTX, threads)
+    """The model at the default context: enough to tokenize a request and see what it needs; its
+    threads chosen for this run (`threads.py`: -O n_threads, else the cores others leave free)."""
+    return use_threads(load(path, DEFAULT_N_CTX, threads), threads)
 
 
 def sized(probed: Loaded, path: Path, threads: int | None, needed: int) -> Loaded:
     """The model with a context of at least `needed` cells: the probe itself when it holds them,
     else loaded again with a larger context (one model stays in memory)."""
-    return probed if needed <= DEFAULT_N_CTX else load(path, ctx_for(needed), threads)
+    return probed if needed <= DEFAULT_N_CTX else use_threads(load(path, ctx_for(needed), threads), threads)
