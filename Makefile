@@ -39,6 +39,7 @@ $(BIN)/tokviz: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(BIN)/pip install -e .
+	$(BIN)/python -m compileall -q tokviz  # an editable install writes no bytecode, and PYTHONDONTWRITEBYTECODE keeps it so
 	touch $@
 
 # The test tools (pytest, ruff, hypothesis, Playwright, Jupyter, llama.cpp's own server and

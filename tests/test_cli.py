@@ -221,10 +221,28 @@ def test_n_is_tokens_and_parallel_a_number_everywhere_with_the_old_switch_noted(
 def test_the_command_list_shows_each_description_whole() -> None:
     """`tokviz --help` once broke the diff and check descriptions mid-sentence (the docstrings'
     line breaks): at a wide terminal each description is one unbroken line."""
-    from tokviz.cli import _command_names, _short_help, app
+    from tokviz.cli import COMMANDS, _command_names, _short_help
 
     out = run_process("--help", env={"COLUMNS": "400"}).stdout.decode()
-    for command in app.registered_commands:
-        text = _short_help(command.callback)
-        assert text and text in out, (command.callback.__name__, text)
-    assert len(app.registered_commands) == len(_command_names())
+    for fn in COMMANDS:
+        text = _short_help(fn)
+        assert text and text in out, (fn.__name__, text)
+        assert f" {fn.__name__} " in out
+    assert len(COMMANDS) == len(_command_names()) == 13
+
+
+def test_help_builds_no_command_and_a_command_line_builds_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tokviz --help` lists the commands from their docstrings (building thirteen commands' options
+    was 13 ms of its start, docs/benchmarks.md); running one builds only that one."""
+    import typer
+
+    built: list[str] = []
+    real = typer.main.get_command_from_info
+
+    def counting(info: object, **kwargs: object) -> object:
+        built.append(getattr(info, "name", ""))
+        return real(info, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(typer.main, "get_command_from_info", counting)
+    assert run_cli("--help").returncode == 0 and built == []
+    assert run_cli("tokenize", "hello", "--json").returncode == 0 and built == ["tokenize"]

@@ -33,14 +33,8 @@ from tokviz.commands.tree import tree
 from tokviz.ground.environment import Environment, using
 from tokviz.ground.errors import ExitStatus, Terminated, TokvizError, UsageError, redact
 
-app = typer.Typer(
-    name="tokviz",
-    help="See the log-probabilities of every token a language model generates, and the roads not taken.",
-    no_args_is_help=True,
-    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+# The commands, in the order `tokviz --help` lists them; each one's first docstring paragraph is its line.
+COMMANDS = (predict, render, tokenize, batch, sample, compare, tree, score, diff, check, explore, providers, server)
 
 
 def _short_help(fn: object) -> str:
@@ -50,8 +44,47 @@ def _short_help(fn: object) -> str:
     return " ".join(doc.split("\n\n")[0].split())
 
 
-for _command in (predict, render, tokenize, batch, sample, compare, tree, score, diff, check, explore, providers, server):
-    app.command(short_help=_short_help(_command))(_command)
+class _Commands(typer.core.TyperGroup):
+    """The command group, each command built on first use: `tokviz --help` lists the commands from
+    their docstrings without building the options of all thirteen (13 ms of a 190 ms start;
+    docs/benchmarks.md), and a command line builds only the command it runs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.listing = False  # inside the group's own help: an entry per command is all it needs
+        self.built: dict[str, Any] = {}
+        self.commands = {fn.__name__: typer.core.TyperCommand(name=fn.__name__, help=_short_help(fn),
+                                                              short_help=_short_help(fn)) for fn in COMMANDS}
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands or self.listing:
+            return self.commands.get(cmd_name)
+        if cmd_name not in self.built:
+            from typer.models import CommandInfo
+
+            fn = next(f for f in COMMANDS if f.__name__ == cmd_name)
+            info = CommandInfo(name=cmd_name, callback=fn, short_help=_short_help(fn))
+            self.built[cmd_name] = _tidy_help(typer.main.get_command_from_info(
+                info, pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode))
+        return self.built[cmd_name]
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.listing = False
+
+
+app = typer.Typer(
+    name="tokviz",
+    help="See the log-probabilities of every token a language model generates, and the roads not taken.",
+    no_args_is_help=True,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    cls=_Commands,
+)
 
 
 def _version(value: bool) -> None:
@@ -257,7 +290,7 @@ def old_spellings(args: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _command_names() -> set[str]:
-    return {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
+    return {fn.__name__ for fn in COMMANDS}
 
 
 FILE_OPTIONS = ("--save", "--record", "--junit", "-o", "--output")

@@ -51,17 +51,19 @@ def generation_options(*, exclude: tuple[str, ...] = (), defaults: dict[str, Any
     flags = flags or {}
 
     def decorate(fn: F) -> F:
-        added = []
-        for f in fields(Generation):
-            if f.name in exclude:
-                continue
-            meta = f.metadata
-            py_type = _PY_TYPES[str(f.type)]
-            default = defaults.get(f.name, f.default)
-            metavar = meta["metavar"] or _PLACEHOLDERS.get(py_type)
-            option = typer.Option(*flags.get(f.name, meta["flags"]), help=help.get(f.name, meta["help"]), metavar=metavar,
-                                  show_default=default not in (None, ()))
-            added.append((f.name, Annotated[py_type, option], None if default == () else default))
+        def added() -> list[tuple[str, Any, Any]]:
+            out = []
+            for f in fields(Generation):
+                if f.name in exclude:
+                    continue
+                meta = f.metadata
+                py_type = _PY_TYPES[str(f.type)]
+                default = defaults.get(f.name, f.default)
+                metavar = meta["metavar"] or _PLACEHOLDERS.get(py_type)
+                option = typer.Option(*flags.get(f.name, meta["flags"]), help=help.get(f.name, meta["help"]), metavar=metavar,
+                                      show_default=default not in (None, ()))
+                out.append((f.name, Annotated[py_type, option], None if default == () else default))
+            return out
 
         def gather(given: dict[str, Any]) -> Generation:
             if given.get("options") is not None:
@@ -75,25 +77,45 @@ def generation_options(*, exclude: tuple[str, ...] = (), defaults: dict[str, Any
     return decorate
 
 
-def with_options(fn: F, into: str, added: list[tuple[str, Any, Any]], gather: Callable[[dict[str, Any]], Any]) -> F:
-    """`fn` as a command that also takes the options `added` ((name, annotation, default) each)
-    and receives them gathered into one argument `into` (`gather(values by name)`)."""
-    sig = inspect.signature(fn, eval_str=True)
-    own = [p for p in sig.parameters.values() if p.name != into]
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-             for name, annotation, default in added]
-    names = [p.name for p in extra]
+def with_options(fn: F, into: str, added: Callable[[], list[tuple[str, Any, Any]]],
+                 gather: Callable[[dict[str, Any]], Any]) -> F:
+    """`fn` as a command that also takes the options `added()` ((name, annotation, default) each)
+    and receives them gathered into one argument `into` (`gather(values by name)`). The signature
+    Typer reads is made when Typer first asks for it: `tokviz --help` builds no command's options
+    (evaluating every annotation of thirteen commands was a tenth of its start)."""
+    return _Command(fn, into, added, gather)  # type: ignore[return-value]
 
-    @functools.wraps(fn)
-    def command(**kwargs: Any) -> Any:
-        return fn(**{into: gather({name: kwargs.pop(name) for name in names})}, **kwargs)
 
-    params = sorted([*own, *extra], key=lambda p: p.kind == inspect.Parameter.KEYWORD_ONLY)
-    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-              else p for p in params]
-    command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-    command.__annotations__ = {p.name: p.annotation for p in params}
-    return command  # type: ignore[return-value]
+class _Command:
+    """A command function with extra options: called with them, it calls `fn` with them gathered."""
+
+    def __init__(self, fn: Callable[..., Any], into: str, added: Callable[[], list[tuple[str, Any, Any]]],
+                 gather: Callable[[dict[str, Any]], Any]) -> None:
+        functools.update_wrapper(self, fn, assigned=("__module__", "__name__", "__qualname__", "__doc__"))
+        self._fn, self._into, self._added, self._gather = fn, into, added, gather
+
+    @functools.cached_property
+    def _params(self) -> tuple[inspect.Signature, list[str]]:
+        sig = inspect.signature(self._fn, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != self._into]
+        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+                 for name, annotation, default in self._added()]
+        params = sorted([*own, *extra], key=lambda p: p.kind == inspect.Parameter.KEYWORD_ONLY)
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+                  else p for p in params]
+        return sig.replace(parameters=params), [p.name for p in extra]
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return self._params[0]
+
+    @property
+    def __annotations__(self) -> dict[str, Any]:  # type: ignore[override]
+        return {name: p.annotation for name, p in self._params[0].parameters.items()}
+
+    def __call__(self, **kwargs: Any) -> Any:
+        names = self._params[1]
+        return self._fn(**{self._into: self._gather({name: kwargs.pop(name) for name in names})}, **kwargs)
 
 
 def check_parallel(n: int) -> int:

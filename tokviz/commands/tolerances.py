@@ -34,8 +34,9 @@ OPTIONS: dict[str, tuple[str, type, str, str]] = {
 def tolerance_options() -> Callable[[F], F]:
     """Give a command the tolerance options; it is called with `tol`: the values given (by name)."""
     def decorate(fn: F) -> F:
-        added = [(name, Annotated[Optional[kind], typer.Option(flag, metavar=metavar, help=text, show_default=False)], None)
-                 for name, (flag, kind, metavar, text) in OPTIONS.items()]
+        def added() -> list[tuple[str, Any, Any]]:
+            return [(name, Annotated[Optional[kind], typer.Option(flag, metavar=metavar, help=text, show_default=False)], None)
+                    for name, (flag, kind, metavar, text) in OPTIONS.items()]
         return with_options(fn, "tol", added, lambda given: {k: v for k, v in given.items() if v is not None})
     return decorate
 

@@ -619,7 +619,7 @@ def compare_choices(a: RunSet, b: RunSet, t: Tolerance, *, name: str = "choices"
         moves = [(abs(x - y), n) for n, (x, y) in enumerate(zip(va.shares, vb.shares))]
         far, n = max(moves)
         if far > points:
-            reasons.append(f"the share of {tok.visible(names_a[n])!s} moved {far * 100:.1f} points "
+            reasons.append(f"the share of {tok.visible(names_a[n])!s} moved {far * 100:.2f} points "
                            f"({va.shares[n]:.1%} vs {vb.shares[n]:.1%}), more than --share-points {t.share_points:g}")
     else:  # bounds: compared as figures, on the logprob tolerance
         big = [p for p in positions if abs(p.delta) > t.atol]
