@@ -5,6 +5,7 @@ its limits, its modes, and `diff` against the same weights in transformers (issu
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,26 @@ def test_choices_are_scored_exactly_by_its_echo(vllm_server: str) -> None:
         assert [s.chosen.logprob for s in run.steps] == [s.chosen.logprob for s in scored.steps]
         assert sum(s.chosen.logprob for s in run.steps) == pytest.approx(ref.logprob, abs=0.05)
     assert verdict(served).acc == local.acc
+
+
+def test_a_schema_holds_vllms_answer_and_its_figures_are_said_to_be_renormalised(vllm_server: str) -> None:
+    """vLLM's structured output through response_format: the answer validates, and the run says its
+    figures are renormalised over the tokens the grammar allows (the bitmask is applied to the
+    logits before even raw_logprobs are computed, vllm/v1/worker/gpu_model_runner.py)."""
+    import jsonschema
+
+    from tokviz import pipeline
+    from tokviz.measures.fields import fields_of
+    from tokviz.pipeline.structured import check, structured
+    from tokviz.run.generation import Generation
+
+    schema = {"type": "object", "properties": {"sentiment": {"enum": ["positive", "negative"]},
+                                               "stars": {"type": "integer", "minimum": 1, "maximum": 5}},
+              "required": ["sentiment", "stars"], "additionalProperties": False}
+    run = pipeline.predict(structured(pipeline.plan(Generation(base_url=vllm_server, model="gemma-3-270m", chat=True,
+                                                               max_tokens=40, top_k=5),
+                                                    "Review: The movie was wonderful. Answer in JSON."), check(schema)))
+    jsonschema.validate(json.loads(run.text), schema)
+    assert "renormalised" in run.source["structured"] and fields_of(run).complete
+    total = [sum(math.exp(a.logprob) for a in s.alternatives) for s in run.steps if len(s.alternatives) >= 2]
+    assert total and max(total) <= 1.0 + 1e-4

@@ -186,8 +186,12 @@ def print_run(run: Run, options: export.RenderOptions, *, as_json: bool, view: s
     if as_json:
         from tokviz.measures.metrics import run_stats, steps_stats
 
-        extra = {"stats": run_stats(run).to_dict(), "step_stats": steps_stats(run)} if options.stats else None
-        out.file.write(run.to_json(extra))
+        extra = {"stats": run_stats(run).to_dict(), "step_stats": steps_stats(run)} if options.stats else {}
+        if run.params.json_schema is not None:  # derived, for scripts: each field's figures
+            from tokviz.measures.fields import fields_of
+
+            extra["fields"] = fields_of(run).to_dict(run)
+        out.file.write(run.to_json(extra or None))
     elif run.kind is RunKind.TREE:
         from tokviz.views import tree
 
@@ -196,6 +200,10 @@ def print_run(run: Run, options: export.RenderOptions, *, as_json: bool, view: s
         from tokviz.views import table
 
         out.print(table.view(run, sampling=options.sampling, stats=options.stats))
+        if run.params.json_schema is not None and run.steps:
+            from tokviz.views import fields
+
+            out.print(fields.table(run))
 
 
 def stdout() -> Console:

@@ -31,6 +31,8 @@ def predict(
     quiet: common.QuietOpt = False,
     score_with: Annotated[Optional[str], typer.Option("--score-with", metavar="MODEL", help="Then score the generated text under MODEL and show where the two models disagree (as `score -m A -m B`).", show_default=False)] = None,
     watch: common.WatchOpt = None,
+    json_schema: Annotated[Optional[Path], typer.Option("--json-schema", metavar="FILE", help="Hold the answer to this JSON Schema (the embedded model through llama.cpp's grammar; servers through their structured-output request) and show how sure the model was of every field (docs/structured.md).", show_default=False)] = None,
+    json_object: Annotated[bool, typer.Option("--json-object", help="Hold the answer to any JSON object (the schema {\"type\": \"object\"}).")] = False,
     choice: Annotated[Optional[list[str]], typer.Option("--choice", metavar="TEXT", help='Weigh this answer instead of generating (repeatable; a leading space is part of it, e.g. --choice " yes" --choice " no"): each one\'s probability, share and tokens, and which wins.', show_default=False)] = None,
     choices_file: Annotated[Optional[Path], typer.Option("--choices-file", metavar="FILE", help="Weigh the answers in FILE, one per line (kept as written, leading spaces too; empty lines skipped).", show_default=False)] = None,
 ) -> None:
@@ -45,11 +47,12 @@ def predict(
     from tokviz import pipeline
 
     plan = pipeline.watching(common.plan(gen, common.read_text_arg(prompt)), watch or [])
+    plan = _schema(plan, json_schema, json_object)
     answers = _choices(choice, choices_file)
     if answers:
-        if score_with or show_sampling or view != "table" or gen.record or gen.replay or watch:
+        if score_with or show_sampling or view != "table" or gen.record or gen.replay or watch or json_schema or json_object:
             raise UsageError("--choice weighs answers; it does not go with --score-with, --show-sampling, --view, "
-                             "--watch, --record or --replay")
+                             "--watch, --json-schema, --record or --replay")
         _weigh(plan, answers, output=output or [], save=save, as_json=as_json, wrap=wrap, quiet=quiet, dpi=dpi)
         return
     judge = common.plan(replace(gen, model=score_with, raw=True, chat=False), plan.request.prompt) if score_with else None
@@ -124,3 +127,14 @@ def _weigh(plan: Plan, answers: list[str], *, output: list[Path], save: Path | N
     else:
         out = common.stdout()
         out.print(choices.table(record, out.width))
+
+
+def _schema(plan: Plan, path: Path | None, any_object: bool) -> Plan:
+    """The plan held to --json-schema FILE or --json-object (checked before anything is loaded)."""
+    if path is None and not any_object:
+        return plan
+    from tokviz.pipeline import structured
+
+    if path is not None and any_object:
+        raise UsageError("give --json-schema FILE or --json-object, not both")
+    return structured.structured(plan, structured.read_schema(path) if path is not None else dict(structured.ANY_OBJECT))

@@ -30,12 +30,17 @@ from tokviz.run.tokens import count
 def predict(p: Plan | Request, *, progress: Progress | None = None, on_step: StepListener | None = None) -> Run:
     """The run of a plan. A stop during the generation raises `Stopped` with the run as far as it
     got (for providers that hand over their steps as they come)."""
+    from tokviz.pipeline.structured import validated
+
     p = as_plan(p)
     try:
-        return watched(_predict(open_provider(p, progress), p, on_step))
+        run = validated(watched(_predict(open_provider(p, progress), p, on_step)))
     except Stopped as stop:
-        stop.record = watched(stop.record)
+        stop.record = validated(watched(stop.record))
         raise
+    if "structured_invalid" in run.source:
+        (progress or silent)(f"tokviz: warning: {run.source['structured_invalid']}")
+    return run
 
 
 def watching(p: Plan, specs: Sequence[str]) -> Plan:

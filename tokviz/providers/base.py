@@ -61,6 +61,7 @@ class Capability(str, enum.Enum):
 
     CHAT = "chat"  # wrap the prompt in the model's chat format
     RAW = "raw"  # continue the prompt as raw text
+    STRUCTURED = "structured"  # constrain the answer to a JSON schema (--json-schema)
     TREE = "tree"  # continue from a forced prefix: `tokviz tree` (a TreeCursor)
     SCORE = "score"  # log-probabilities of a given text
     TOKENIZE = "tokenize"  # the model's own token split, with no generation
@@ -262,7 +263,7 @@ PROTOCOLS: dict[Capability, type] = {
     Capability.EXPLORE: Explorer, Capability.PARALLEL: MultiSequence, Capability.DESCRIBE: ServerDescriber,
     Capability.BATCH_FILES: BatchFiles, Capability.CHOICES: Weigher,
 }
-MODES = frozenset({Capability.CHAT, Capability.RAW})
+MODES = frozenset({Capability.CHAT, Capability.RAW, Capability.STRUCTURED})
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,6 @@ SPEC = ProviderSpec(
     factory=ReplayProvider,
     concurrent=True,
     max_top_k=1_000_000,  # whatever was recorded
-    capabilities=frozenset({Capability.CHAT, Capability.RAW}),
+    capabilities=frozenset({Capability.CHAT, Capability.RAW, Capability.STRUCTURED}),
     priority=1000,
 )

@@ -50,6 +50,9 @@ class Token:
     # True when the provider's report of this token lost information (a server that sends U+FFFD,
     # '' or 'token_id:N' for a token ending inside a character): `raw` is then what it sent, not the truth.
     lossy: bool = field(default=False, metadata=codec.since(2))
+    # True for an alternative a grammar (--json-schema) forbade at this step: the model's own figure,
+    # which the constrained decoder could not choose.
+    forbidden: bool = field(default=False, metadata=codec.since(3))
 
     def __post_init__(self) -> None:
         # Normalised on the way in, so a run read back from its JSON is equal to the one written.
@@ -81,6 +84,8 @@ class Token:
         }
         if self.lossy:
             out["lossy"] = True
+        if self.forbidden:
+            out["forbidden"] = True
         return out
 
     @classmethod
@@ -90,7 +95,8 @@ class Token:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError("a logprob must be a number")
         return cls(text=codec.text(d, "text"), raw=bytes.fromhex(codec.text(d, "bytes")), logprob=float(value),
-                   id=codec.whole(d, "id", default=None, low=0, where="a token's "), lossy=d.get("lossy") is True)
+                   id=codec.whole(d, "id", default=None, low=0, where="a token's "), lossy=d.get("lossy") is True,
+                   forbidden=d.get("forbidden") is True)
 
 
 @dataclass(frozen=True)
@@ -188,6 +194,8 @@ class Params:
     options: dict[str, Any] = field(default_factory=dict)
     # Tokens whose figure is recorded at every step (--watch): a token's text, or "id:N".
     watch: tuple[str, ...] = field(default=(), metadata=codec.since(3))
+    # The JSON schema the answer was constrained to (--json-schema / --json-object), as canonical JSON.
+    json_schema: str | None = field(default=None, metadata=codec.since(3))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "temperature", _num(self.temperature))
@@ -208,6 +216,8 @@ class Params:
             out["options"] = dict(self.options)
         if self.watch:
             out["watch"] = list(self.watch)
+        if self.json_schema is not None:
+            out["json_schema"] = self.json_schema
         return out
 
     @classmethod
@@ -226,7 +236,7 @@ class Params:
                    top_p=codec.number(d, "top_p", low=0, where="params."),
                    seed=codec.whole(d, "seed", default=None, where="params."),
                    mode=codec.text(d, "mode"), options={str(k): v for k, v in options.items()},
-                   watch=tuple(_watch_list(d.get("watch"))))
+                   watch=tuple(_watch_list(d.get("watch"))), json_schema=codec.text(d, "json_schema", optional=True))
 
 
 def _watch_list(value: Any) -> list[str]:

@@ -132,11 +132,20 @@ def page(run: Run, *, graph_svg: bytes | None = None, body_html: str | None = No
         f"{body_html}"
         '<div class="legend" id="legend-prob" aria-hidden="true"><span>probability of the chosen token</span><span>0%</span>'
         '<span class="scale"></span><span>100%</span></div>'
-        f"{watch_chart(run)}<table aria-label=\"statistics\">{stats}</table>{graph}"
+        f"{watch_chart(run)}{_fields(run)}<table aria-label=\"statistics\">{stats}</table>{graph}"
         '<div id="tip" role="tooltip" hidden></div>'
         f'<script id="tokviz-data" type="application/json">{_json_for_script(data)}</script>'
         f"<script>{JS}</script></body></html>\n"
     )
+
+
+def _fields(run: Run) -> str:
+    """A JSON answer's fields (`--json-schema`), when the run was held to a schema."""
+    if run.params.json_schema is None or not run.steps:
+        return ""
+    from tokviz.views import fields
+
+    return fields.section(run)
 
 
 WATCH_COLOURS = ("#1f77b4", "#9467bd", "#8c564b", "#17becf", "#e377c2", "#7f7f7f")

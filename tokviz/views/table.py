@@ -131,6 +131,8 @@ def _alternatives(tokens: list[tuple[Token, float | None]]) -> Pairs:
         else:
             pair.append_text(token_text(tok_))
             pair.append(" " + percent(p), style="dim")
+        if tok_.forbidden:  # --json-schema: the grammar forbade it (the figure is the model's)
+            pair.append(" ⊘", style="dim")
         pairs.append(pair)
     return Pairs(pairs)
 

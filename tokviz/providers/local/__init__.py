@@ -29,7 +29,7 @@ SPEC = ProviderSpec(
     models=(r"^(?-i:gemma-3-270m|gemma3-270m|local)$", r"\.gguf$"),
     concurrent=False,
     max_top_k=100,
-    capabilities=frozenset({Capability.CHAT, Capability.RAW}),  # the modes; what it can do beyond them, its class says
+    capabilities=frozenset({Capability.CHAT, Capability.RAW, Capability.STRUCTURED}),  # the modes; what it can do beyond them, its class says
     options=(OptionSpec("n_threads", int, "CPU threads for llama.cpp (default: the cores other processes leave free, counted before each run)", check=_positive),),
     priority=10,
     figures="before sampling",  # log-softmax of the model's logits; the draw comes after (draw.py)

@@ -16,6 +16,7 @@ from tokviz.providers.local import scoring
 from tokviz.providers.local.chat import BASE_MODEL_CHAT, has_chat_template, prompt_tokens
 from tokviz.providers.local.cursors import BatchedCursor, LocalCursor
 from tokviz.providers.local.engine import Batch, Loaded, last_logits, read_prompt, step_of, token_of, watch_ids
+from tokviz.providers.local.grammar import Grammar, forbidden_marks
 from tokviz.providers.local.models import (
     check_context,
     probe,
@@ -51,6 +52,9 @@ class LocalProvider:
         check_context(probed, len(ids), params.max_tokens, "--max-tokens")
         m = sized(probed, path, threads, len(ids) + params.max_tokens + 1)
         source = {}
+        if params.json_schema is not None:
+            source["structured"] = ("the answer was held to a JSON schema by llama.cpp's grammar; every figure is the "
+                                    "model's own, before the grammar's mask (⊘: an alternative the grammar forbade)")
         if params.mode == "chat" and not has_chat_template(m):
             source["chat"] = BASE_MODEL_CHAT
             self.progress(f"tokviz: note: {BASE_MODEL_CHAT}")
@@ -85,24 +89,33 @@ class LocalProvider:
         # Each row is reduced (log-normaliser, top k) on another thread while llama.cpp decodes the
         # next token: the same arithmetic on a copy of the row, hidden behind the decode.
         pool = logits_pool()
-        for n in range(params.max_tokens):
-            t_step = time.perf_counter()
-            logits = first if n == 0 else last_logits(m)
-            chosen = sample(logits, params, rng)
-            if chosen in m.stop_ids:
-                finish = "stop"
-                break
-            reducing = pool.submit(reduce_row, logits.copy(), params.top_k, chosen, rank=False, watch=watch)
-            try:
-                if n + 1 < params.max_tokens:
-                    llm.eval([chosen])
-            finally:
-                reduced = reducing.result()
-            steps.append(step_of(m, reduced, chosen))
-            if on_step is not None:
-                on_step(steps[-1])
-            if n == 0:
-                t_first = time.perf_counter() - t_step
+        grammar = Grammar(m, params.json_schema) if params.json_schema is not None else None
+        try:
+            for n in range(params.max_tokens):
+                t_step = time.perf_counter()
+                logits = first if n == 0 else last_logits(m)
+                masked = grammar.mask(logits, greedy=params.temperature <= 0) if grammar is not None else None
+                chosen = sample(logits if masked is None else masked, params, rng)
+                if chosen in m.stop_ids:
+                    finish = "stop"
+                    break
+                if grammar is not None:
+                    grammar.accept(chosen)
+                reducing = pool.submit(reduce_row, logits.copy(), params.top_k, chosen, rank=False, watch=watch)
+                try:
+                    if n + 1 < params.max_tokens:
+                        llm.eval([chosen])
+                finally:
+                    reduced = reducing.result()
+                step = step_of(m, reduced, chosen)
+                steps.append(step if masked is None else forbidden_marks(step, masked))
+                if on_step is not None:
+                    on_step(steps[-1])
+                if n == 0:
+                    t_first = time.perf_counter() - t_step
+        finally:
+            if grammar is not None:
+                grammar.close()
         return steps, finish, t_prefill, t_first
 
     def score(self, request: Request, text: str, progress: Callable[[int, int], None] | None = None,

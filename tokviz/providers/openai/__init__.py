@@ -33,7 +33,7 @@ SPEC = ProviderSpec(
     secret_env="OPENAI_API_KEY",
     concurrent=True,
     max_top_k=1000,  # the dialect sets the real limit (20 on OpenAI and Ollama; the server's own elsewhere)
-    capabilities=frozenset({Capability.CHAT, Capability.RAW}),  # the modes; what it can do beyond them, its class says
+    capabilities=frozenset({Capability.CHAT, Capability.RAW, Capability.STRUCTURED}),  # the modes; what it can do beyond them, its class says
     default_mode="chat",
     options=(
         OptionSpec("dialect", str, f"the server's dialect, instead of detecting it ({', '.join(dialects.DIALECTS)})",

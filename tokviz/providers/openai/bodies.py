@@ -12,6 +12,26 @@ from tokviz.run import Message
 
 # -O settings that tell tokviz how to ask, not the server what to do: never sent
 LOCAL_OPTIONS = ("dialect", "api")
+# What a server's figures are while its answer is held to a JSON schema, from its source; a
+# dialect not named here: not known (said so).
+STRUCTURED_FIGURES = {
+    "vllm": ("renormalised over the tokens the schema allows: vLLM applies the grammar's bitmask to the logits "
+             "before its sampler computes even raw_logprobs (vllm/v1/worker/gpu_model_runner.py, "
+             "apply_grammar_bitmask before _sample); a forbidden token is never listed"),
+    "llama.cpp": ("the model's own, before the grammar: llama-server reads them from the raw logits "
+                  "(tools/server populate_token_probs, unless post_sampling_probs), so the chosen token may be one the "
+                  "model gave less than an alternative the grammar forbade"),
+}
+
+
+def response_format(schema: str) -> dict[str, Any]:
+    """The OpenAI API's structured-output request (chat): a schema, or any JSON object."""
+    import json
+
+    loaded = json.loads(schema)
+    if loaded == {"type": "object"}:
+        return {"type": "json_object"}
+    return {"type": "json_schema", "json_schema": {"name": "answer", "schema": loaded, "strict": True}}
 
 
 def responses_body(request: Request, params: Any, dialect: dialects.Dialect, *,
@@ -59,6 +79,12 @@ def request_body(request: Request, params: Any, dialect: dialects.Dialect, *,
     if params.seed is not None:
         body["seed"] = params.seed
     source = {"dialect": dialect.name, "logprobs": dialect.logprobs_are, "figures": dialect.figures}
+    if params.json_schema is not None:
+        if not chat:
+            raise UsageError("a server holds its answer to a JSON schema in chat (response_format): leave out --raw")
+        body["response_format"] = response_format(params.json_schema)
+        source["structured"] = ("the answer was held to a JSON schema by the server (response_format); its figures "
+                                "under the schema are " + STRUCTURED_FIGURES.get(dialect.name, "not known for this server"))
     if params.temperature == 0 and dialect.greedy_body:
         body.update({k: v for k, v in dialect.greedy_body.items() if k not in params.options})
         source["greedy"] = (f"sent {', '.join(f'{k}={v}' for k, v in dialect.greedy_body.items())} "

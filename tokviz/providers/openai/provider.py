@@ -283,6 +283,7 @@ class OpenAIProvider:
                                 "exactly 0 while its alternatives have their own: not the model's figures",
                                 hint="a server decoding with a draft model (speculative decoding) reports 0.0 for "
                                      "every token (ggml-org/llama.cpp#27972); run it without the draft model")
+        steps = _without_end_token(steps, "".join(answer.text), answer.finish, source)
         steps, loss = logprobs.reconcile(steps, "".join(answer.text), dialect, answer.invalid)
         content = loss.content if loss else None
         if loss:
@@ -343,6 +344,21 @@ class OpenAIProvider:
                        poll_s: float) -> list[bytes]:
         return batchapi.submit(self.connection, request, inputs, known=known, remember=remember, progress=progress,
                                poll_s=poll_s)
+
+
+def _without_end_token(steps: list[Step], streamed: str, finish: str | None, source: dict[str, str]) -> list[Step]:
+    """The steps without a last one that is the end-of-sequence token itself: vLLM lists `<eos>` as a
+    generated token when the model stops (its text is not in the answer the server streams). The
+    local model does not record the token it stops on; neither does a server's run."""
+    import re
+
+    if finish != "stop" or not steps:
+        return steps
+    last = steps[-1].chosen.text
+    if not re.fullmatch(r"<[^<>\s]{1,40}>", last) or streamed.endswith(last):
+        return steps
+    source["end"] = f"the end-of-sequence token {last} the server listed as the last token is left out, as the answer leaves it"
+    return steps[:-1]
 
 
 def _processed_note(fillers: int, dialect: dialects.Dialect, params: Params, moves: Callable[[], bool | None]) -> str | None:

@@ -1,0 +1,177 @@
+"""`predict --json-schema`: the answer held to a schema on the embedded model (llama.cpp's grammar)
+and on a real llama-server, every field's figures read from the run's own tokens, and every token
+the grammar forced found again by an unconstrained reading of the same prefix."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tests.conftest import run_cli
+from tokviz import pipeline
+from tokviz.measures.fields import fields_of, forced
+from tokviz.pipeline.structured import check, structured
+from tokviz.providers.base import ScoreSpec
+from tokviz.run import Run
+from tokviz.run.generation import Generation
+
+PROMPT = "Review: The movie was wonderful.\nJSON:"
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "enum": {"type": "object", "properties": {"sentiment": {"enum": ["positive", "negative", "neutral"]}},
+             "required": ["sentiment"], "additionalProperties": False},
+    "bounded integers": {"type": "object", "properties": {"stars": {"type": "integer", "minimum": 1, "maximum": 5}},
+                         "required": ["stars"], "additionalProperties": False},
+    "nested": {"type": "object", "properties": {"person": {
+        "type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
+                                         "age": {"type": "integer", "minimum": 0, "maximum": 120}},
+        "required": ["name", "age"], "additionalProperties": False}}, "required": ["person"], "additionalProperties": False},
+    "array": {"type": "object", "properties": {"tags": {"type": "array", "items": {"enum": ["fun", "sad", "long"]},
+                                                        "minItems": 1, "maxItems": 3}},
+              "required": ["tags"], "additionalProperties": False},
+    "boolean and a short string": {"type": "object", "properties": {"ok": {"type": "boolean"},
+                                                                     "note": {"type": "string", "maxLength": 10}},
+                                   "required": ["ok", "note"], "additionalProperties": False},
+}
+
+
+def _run(schema: dict[str, Any], **gen: Any) -> Run:
+    return pipeline.predict(structured(pipeline.plan(Generation(**{"max_tokens": 60, "top_k": 5, **gen}), PROMPT),
+                                       check(schema)))
+
+
+@pytest.mark.parametrize("name", list(SCHEMAS))
+def test_a_constrained_answer_parses_and_validates(name: str) -> None:
+    run = _run(SCHEMAS[name])
+    answer = json.loads(run.text)
+    jsonschema.validate(answer, SCHEMAS[name])
+    assert run.finish_reason == "stop" and "structured_invalid" not in run.source
+    assert json.loads(run.params.json_schema or "") == SCHEMAS[name] and "structured" in run.source
+    assert Run.from_json(run.to_json()) == run  # forbidden marks and the schema survive the record
+
+
+def test_sampled_answers_validate_too() -> None:
+    for seed in range(3):
+        run = _run(SCHEMAS["nested"], temperature=1.0, seed=seed)
+        jsonschema.validate(json.loads(run.text), SCHEMAS["nested"])
+
+
+def test_each_field_is_the_product_of_its_tokens() -> None:
+    run = _run(SCHEMAS["nested"])
+    found = fields_of(run)
+    assert found.complete
+    paths = {(f.kind, f.path) for f in found.fields}
+    assert {("key", "person"), ("key", "person.name"), ("value", "person.name"), ("value", "person.age")} <= paths
+    answer = json.loads(run.text)
+    for f in found.fields:
+        assert f.logprob == pytest.approx(math.fsum(run.steps[n].chosen.logprob for n in f.steps), abs=1e-9)
+        assert f.weakest in f.steps and all(run.steps[f.weakest].chosen.logprob <= run.steps[n].chosen.logprob for n in f.steps)
+        if f.kind == "value" and f.path == "person.age":
+            assert int(f.text) == answer["person"]["age"]
+        if f.kind == "value" and f.path == "person.name":
+            assert f.text == answer["person"]["name"]
+        spelled = "".join(run.steps[n].chosen.text for n in f.steps)
+        assert f.text in spelled  # its tokens spell it (with at most the syntax glued to them)
+
+
+def test_forced_tokens_are_where_the_unconstrained_model_wanted_another() -> None:
+    """Read the same tokens again with no grammar (the prompt, then each chosen token, one at a time,
+    as generation reads them): the model's own first choice differs from the chosen token exactly
+    where a step is marked forced, and every figure is the model's own."""
+    import numpy as np
+
+    from tokviz.providers.local import models
+    from tokviz.providers.local.engine import last_logits
+
+    run = _run(SCHEMAS["enum"])
+    m = models.probe(models.resolve_model_path(models.DEFAULT_MODEL, lambda _: None), None)
+    m.llm.reset()
+    m.llm.eval(m.llm.tokenize(PROMPT.encode(), add_bos=True, special=False))
+    marked = [forced(s) for s in run.steps]
+    for step, is_forced in zip(run.steps, marked):
+        row = last_logits(m).astype(np.float64)
+        lse = row.max() + np.log(np.exp(row - row.max()).sum())
+        assert step.chosen.logprob == pytest.approx(row[step.chosen.id] - lse, abs=1e-4)  # the model's own figure
+        assert is_forced == (int(np.argmax(row)) != step.chosen.id), step.chosen.text
+        for a in step.alternatives:
+            assert not (a.forbidden and a.id == step.chosen.id)
+        m.llm.eval([step.chosen.id])
+    m.prompt = None
+    assert any(marked) and not all(marked)
+
+
+def test_a_cut_answer_shows_the_fields_it_has_and_where_it_stopped() -> None:
+    run = _run(SCHEMAS["nested"], max_tokens=8)
+    found = fields_of(run)
+    assert not found.complete and "ends at character" in (found.stopped or "")
+    assert found.fields and found.fields[0].path == "person"
+    assert "structured_invalid" in run.source and "--max-tokens" in run.source["structured_invalid"]
+
+
+def test_the_command_shows_the_fields(tmp_path: Path) -> None:
+    schema = tmp_path / "s.json"
+    schema.write_text(json.dumps(SCHEMAS["enum"]))
+    page = tmp_path / "a.html"
+    proc = run_cli("predict", PROMPT, "--json-schema", str(schema), "-n", "30", "-o", str(page), width=140)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.decode()
+    assert "sentiment" in out and "forced: model" in out and "⊘" in out
+    assert 'aria-label="fields"' in page.read_text()
+    doc = json.loads(run_cli("predict", PROMPT, "--json-schema", str(schema), "-n", "30", "--json").stdout)
+    assert doc["fields"]["complete"] and {f["path"] for f in doc["fields"]["fields"]} == {"sentiment"}
+    assert doc["params"]["json_schema"] and doc["schema_version"] == 3
+    any_object = json.loads(run_cli("predict", PROMPT, "--json-object", "-n", "40", "--json").stdout)
+    assert any_object["text"].startswith("{") and json.loads(any_object["params"]["json_schema"]) == {"type": "object"}
+    if any_object["fields"]["complete"]:
+        assert isinstance(json.loads(any_object["text"]), dict)
+    else:  # cut by -n: said so, in the fields and in the run
+        assert "structured_invalid" in any_object["source"]
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    ('{"type": "objekt"}', "not valid JSON Schema at type"),
+    ('{"type": "object", "properties": {"a": {"minimum": "x"}}}', "not valid JSON Schema at properties/a/minimum"),
+    ("[1, 2", "is not JSON (line 1"),
+    ('"a string"', "a schema is an object"),
+])
+def test_a_bad_schema_is_one_line_naming_the_place(tmp_path: Path, content: str, says: str) -> None:
+    schema = tmp_path / "s.json"
+    schema.write_text(content)
+    proc = run_cli("predict", PROMPT, "--json-schema", str(schema))
+    assert proc.returncode == 2 and says in proc.stderr.decode() and "Traceback" not in proc.stderr.decode()
+
+
+def test_a_provider_that_cannot_constrain_is_refused(tmp_path: Path) -> None:
+    proc = run_cli("predict", PROMPT, "--json-object", "-p", "transformers")
+    assert proc.returncode == 2 and "cannot constrain its answer" in proc.stderr.decode()
+
+
+def test_llama_server_holds_its_answer_to_the_schema(llama_cpp_server: str) -> None:
+    """llama.cpp's own server, through response_format: the answer validates, its figures are the
+    model's own (read from the raw logits, as its source says), and the request carried the schema."""
+    run = pipeline.predict(structured(pipeline.plan(Generation(base_url=llama_cpp_server, model="gemma-3-270m", chat=True,
+                                                               max_tokens=60, top_k=3),
+                                                    "Review: The movie was wonderful. Answer in JSON."),
+                                      check(SCHEMAS["nested"])))
+    jsonschema.validate(json.loads(run.text), SCHEMAS["nested"])
+    assert "before the grammar" in run.source["structured"]
+    assert fields_of(run).complete
+
+
+def test_the_request_body_carries_the_schema_per_dialect() -> None:
+    from tokviz.providers.base import Request
+    from tokviz.providers.openai import bodies, dialects
+    from tokviz.run import Params
+
+    params = Params(mode="chat", json_schema=json.dumps(SCHEMAS["enum"]))
+    _, body, _, source = bodies.request_body(Request("hi", params=params), params, dialects.DIALECTS["vllm"], openai=False)
+    assert body["response_format"] == {"type": "json_schema", "json_schema": {"name": "answer", "schema": SCHEMAS["enum"],
+                                                                              "strict": True}}
+    assert "renormalised" in source["structured"]
+    params = Params(mode="chat", json_schema='{"type":"object"}')
+    _, body, _, source = bodies.request_body(Request("hi", params=params), params, dialects.DIALECTS["openai"], openai=True)
+    assert body["response_format"] == {"type": "json_object"} and "not known" in source["structured"]
