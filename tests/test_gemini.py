@@ -169,3 +169,19 @@ def test_choices_on_gemini_are_exact_where_listed_and_bounds_elsewhere(gemini: G
     assert got["Paris, France"]["figure"] == "upper bound" and got["Paris, France"]["logprob"] == -0.05
     config = gemini.received[-1].body["generationConfig"]
     assert config["logprobs"] == 20 and config["maxOutputTokens"] == 1 and config["temperature"] == 0
+
+
+def test_a_json_schema_goes_as_response_json_schema(gemini: GeminiServer, tmp_path: Path) -> None:
+    """--json-schema on Gemini: generationConfig carries responseMimeType application/json and the
+    schema as responseJsonSchema (google/genai/types.py GenerateContentConfig.response_json_schema,
+    which takes JSON Schema as is); the run says its figures under the schema are not known."""
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(schema))
+    proc = cli(gemini, "predict", "Where is the Louvre?", "--json-schema", str(path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    config = gemini.received[-1].body["generationConfig"]
+    assert config["responseMimeType"] == "application/json" and config["responseJsonSchema"] == schema
+    run = json.loads(proc.stdout)
+    assert "not known" in run["source"]["structured"] and json.loads(run["params"]["json_schema"]) == schema
+    assert "structured_invalid" in run["source"]  # the fixture answers "Paris is lovely.", which is no JSON: said so

@@ -175,3 +175,14 @@ def test_the_request_body_carries_the_schema_per_dialect() -> None:
     params = Params(mode="chat", json_schema='{"type":"object"}')
     _, body, _, source = bodies.request_body(Request("hi", params=params), params, dialects.DIALECTS["openai"], openai=True)
     assert body["response_format"] == {"type": "json_object"} and "not known" in source["structured"]
+
+
+def test_llama_cpp_pythons_server_takes_the_schema_its_own_way(llama_server: str) -> None:
+    """llama-cpp-python's server refuses response_format json_schema (500: 'text' or 'json_object'):
+    it is sent `{"type": "json_object", "schema": …}`, its only structured type, and validates."""
+    run = pipeline.predict(structured(pipeline.plan(Generation(base_url=llama_server, model="gemma-3-270m", chat=True,
+                                                               max_tokens=60, top_k=3),
+                                                    "Review: The movie was wonderful. Answer in JSON."),
+                                      check(SCHEMAS["enum"])))
+    jsonschema.validate(json.loads(run.text), SCHEMAS["enum"])
+    assert run.source["dialect"] == "llama-cpp-python" and "raw logits it stored" in run.source["structured"]

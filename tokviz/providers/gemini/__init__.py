@@ -21,7 +21,7 @@ SPEC = ProviderSpec(
     default_base_url="https://generativelanguage.googleapis.com",  # GOOGLE_API_KEY is redacted too: every *_API_KEY variable is
     concurrent=True,
     max_top_k=MAX_LOGPROBS,
-    capabilities=frozenset({Capability.CHAT}),  # a Gemini model answers turns; it does not continue raw text
+    capabilities=frozenset({Capability.CHAT, Capability.STRUCTURED}),  # a Gemini model answers turns; it does not continue raw text
     default_mode="chat",
     options=(OptionSpec("thinking_budget", int, "tokens a thinking model may spend before answering (0: none, "
                         "where the model allows it); thinking counts against --max-tokens"),),

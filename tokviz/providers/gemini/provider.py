@@ -56,6 +56,9 @@ class GeminiProvider:
         elapsed = time.perf_counter() - t0
         steps, content, note = answers.checked(answer)
         source = {"figures": "unknown", "api": "generateContent" + (" (streamed)" if on_step else "")}
+        if params.json_schema is not None:
+            source["structured"] = ("the answer was held to a JSON schema by the Gemini API (responseJsonSchema); what its "
+                                    "figures are under the schema is not documented: not known")
         if answer.model_version:
             source["model_version"] = answer.model_version
         if note:
@@ -93,11 +96,15 @@ class GeminiProvider:
 def _config(request: Request, params: Any) -> Any:
     from google.genai import types
 
+    import json
+
     budget = params.options.get("thinking_budget")
+    schema = json.loads(params.json_schema) if params.json_schema is not None else None  # --json-schema: JSON Schema as is
     return types.GenerateContentConfig(
         temperature=params.temperature, top_p=params.top_p, max_output_tokens=params.max_tokens, seed=params.seed,
         candidate_count=1, response_logprobs=True, logprobs=params.top_k or None,
         system_instruction=request.system or None,
+        response_mime_type="application/json" if schema is not None else None, response_json_schema=schema,
         thinking_config=types.ThinkingConfig(thinking_budget=budget) if budget is not None else None)
 
 

@@ -21,16 +21,23 @@ STRUCTURED_FIGURES = {
     "llama.cpp": ("the model's own, before the grammar: llama-server reads them from the raw logits "
                   "(tools/server populate_token_probs, unless post_sampling_probs), so the chosen token may be one the "
                   "model gave less than an alternative the grammar forbade"),
+    "llama-cpp-python": ("the model's own, before the grammar: llama-cpp-python computes them from the raw logits it "
+                         "stored (llama_cpp/llama.py _create_completion, logits_to_logprobs of self._scores) and applies "
+                         "the grammar only when it samples"),
 }
 
 
-def response_format(schema: str) -> dict[str, Any]:
-    """The OpenAI API's structured-output request (chat): a schema, or any JSON object."""
+def response_format(schema: str, dialect: str = "openai") -> dict[str, Any]:
+    """The OpenAI API's structured-output request (chat): a schema, or any JSON object.
+    llama-cpp-python's server takes only `json_object`, with the schema beside it
+    (llama_cpp/llama_chat_format.py, `_grammar_for_response_format`)."""
     import json
 
     loaded = json.loads(schema)
     if loaded == {"type": "object"}:
         return {"type": "json_object"}
+    if dialect == "llama-cpp-python":
+        return {"type": "json_object", "schema": loaded}
     return {"type": "json_schema", "json_schema": {"name": "answer", "schema": loaded, "strict": True}}
 
 
@@ -82,7 +89,7 @@ def request_body(request: Request, params: Any, dialect: dialects.Dialect, *,
     if params.json_schema is not None:
         if not chat:
             raise UsageError("a server holds its answer to a JSON schema in chat (response_format): leave out --raw")
-        body["response_format"] = response_format(params.json_schema)
+        body["response_format"] = response_format(params.json_schema, dialect.name)
         source["structured"] = ("the answer was held to a JSON schema by the server (response_format); its figures "
                                 "under the schema are " + STRUCTURED_FIGURES.get(dialect.name, "not known for this server"))
     if params.temperature == 0 and dialect.greedy_body:
