@@ -16,7 +16,6 @@ from tests.conftest import run_cli
 from tokviz import pipeline
 from tokviz.measures.fields import fields_of, forced
 from tokviz.pipeline.structured import check, structured
-from tokviz.providers.base import ScoreSpec
 from tokviz.run import Run
 from tokviz.run.generation import Generation
 

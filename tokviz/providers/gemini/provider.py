@@ -94,9 +94,9 @@ class GeminiProvider:
 
 
 def _config(request: Request, params: Any) -> Any:
-    from google.genai import types
-
     import json
+
+    from google.genai import types
 
     budget = params.options.get("thinking_budget")
     schema = json.loads(params.json_schema) if params.json_schema is not None else None  # --json-schema: JSON Schema as is
