@@ -19,6 +19,8 @@ from tokviz.pipeline.structured import check, structured
 from tokviz.run import Run
 from tokviz.run.generation import Generation
 
+pytest_plugins = ["pytester"]
+
 PROMPT = "Review: The movie was wonderful.\nJSON:"
 SCHEMAS: dict[str, dict[str, Any]] = {
     "enum": {"type": "object", "properties": {"sentiment": {"enum": ["positive", "negative", "neutral"]}},
@@ -185,3 +187,40 @@ def test_llama_cpp_pythons_server_takes_the_schema_its_own_way(llama_server: str
                                       check(SCHEMAS["enum"])))
     jsonschema.validate(json.loads(run.text), SCHEMAS["enum"])
     assert run.source["dialect"] == "llama-cpp-python" and "raw logits it stored" in run.source["structured"]
+
+
+def test_diff_names_the_field_that_changed(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from tokviz.measures.compare import Tolerance, Verdict, compare_records
+
+    run = _run(SCHEMAS["nested"])
+    same = compare_records(run, run, Tolerance())[0]
+    assert same.verdict is Verdict.IDENTICAL and same.extra["fields"]["a"] == same.extra["fields"]["b"]
+    # the same answer, its age token made far less likely: the field is named, with both figures
+    age = next(f for f in fields_of(run).fields if f.path == "person.age" and f.kind == "value")
+    steps = list(run.steps)
+    n = age.steps[0]
+    steps[n] = replace(steps[n], chosen=replace(steps[n].chosen, logprob=steps[n].chosen.logprob - 3.0))
+    moved = compare_records(run, replace(run, steps=tuple(steps)), Tolerance())[0]
+    assert moved.verdict is Verdict.CHANGED and moved.reasons[0].startswith("the field person.age")
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(run.to_json())
+    b.write_text(replace(run, steps=tuple(steps)).to_json())
+    proc = run_cli("diff", str(a), str(b))
+    assert proc.returncode == 1 and "the field person.age" in proc.stdout.decode()
+    proc = run_cli("check", str(a))  # asked again, the same answer
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_the_notebook_and_the_pytest_plugin_take_a_schema(pytester: pytest.Pytester) -> None:
+    import tokviz
+
+    run = tokviz.predict(PROMPT, json_schema=SCHEMAS["enum"], max_tokens=30)
+    jsonschema.validate(json.loads(run.text), SCHEMAS["enum"])
+    pytester.makepyfile(test_s=f"""
+def test_sentiment(tokviz_golden):
+    tokviz_golden.check({PROMPT!r}, json_schema={SCHEMAS["enum"]!r}, max_tokens=30)
+""")
+    pytester.runpytest_subprocess("--tokviz-update").assert_outcomes(passed=1, warnings=1)
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)

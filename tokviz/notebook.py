@@ -36,14 +36,23 @@ def predict(prompt: str, model: str | None = None, **options: Any) -> Run:
     """Generate from `prompt` and return the `Run`. `options` are those of `tokviz predict`, by
     their Python names (top_k, max_tokens, temperature, top_p, seed, chat, system, base_url,
     provider, timeout, retries; see `tokviz.run.generation.Generation`), with the same defaults;
-    `watch=[" Paris", "id:5"]` records those tokens' figures at every step (`--watch`).
+    `watch=[" Paris", "id:5"]` records those tokens' figures at every step (`--watch`);
+    `json_schema=` (a dict, or a file's path) holds the answer to it (`--json-schema`).
 
     In Jupyter, a Run shown as a cell's value renders itself: the heatmap and the graph.
     """
+    from tokviz.pipeline import structured
+
     watch = options.pop("watch", ())
     if isinstance(watch, str):
         watch = [watch]
-    return pipeline.predict(pipeline.watching(pipeline.plan(_generation(model, options), prompt), list(watch)))
+    schema = options.pop("json_schema", None)
+    if isinstance(schema, (str, Path)):
+        schema = structured.read_schema(Path(schema))
+    elif schema is not None:
+        schema = structured.check(schema)
+    plan = pipeline.watching(pipeline.plan(_generation(model, options), prompt), list(watch))
+    return pipeline.predict(structured.structured(plan, schema))
 
 
 def _generation(model: str | None, options: dict[str, Any]) -> Generation:

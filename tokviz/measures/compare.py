@@ -520,7 +520,34 @@ def compare_runs(a: Run, b: Run, tolerance: Tolerance, *, name: str = "run",
     else:
         found = compare_steps(a.steps, b.steps, name=name, kind=a.kind.value, label_a=label(a), label_b=label(b),
                               tolerance=tolerance, requests=requests)
+        if a.params.json_schema is not None and b.params.json_schema is not None:
+            found = _by_field(found, a, b, tolerance)
     return replace(found, prompt=a.prompt, sides=sides)
+
+
+def _by_field(found: Comparison, a: Run, b: Run, t: Tolerance) -> Comparison:
+    """Two answers held to a JSON schema, also field by field: the same fields with the same values,
+    each value's summed logprob within --atol; the field that changed is named first."""
+    from tokviz.measures.fields import fields_of
+
+    def values(run: Run) -> dict[str, Any]:
+        return {f.path: f for f in fields_of(run).fields if f.kind == "value"}
+
+    va, vb = values(a), values(b)
+    reasons = []
+    for path in [*va, *(p for p in vb if p not in va)]:
+        x, y = va.get(path), vb.get(path)
+        if x is None or y is None:
+            reasons.append(f"the field {tok.visible(path)!s} is in {'B' if x is None else 'A'} only")
+        elif x.text != y.text:
+            reasons.append(f"the field {tok.visible(path)!s} changed: {tok.visible(x.text)!r} vs {tok.visible(y.text)!r}")
+        elif abs(x.logprob - y.logprob) > t.atol:
+            reasons.append(f"the field {tok.visible(path)!s} ({tok.visible(x.text)!s}): {x.prob:.1%} vs {y.prob:.1%}, "
+                           f"|Δ logprob| {abs(x.logprob - y.logprob):.3f} nats exceeds --atol {t.atol:g}")
+    extra = {**found.extra, "fields": {"a": {p: f.text for p, f in va.items()}, "b": {p: f.text for p, f in vb.items()}}}
+    if not reasons:
+        return replace(found, extra=extra)
+    return replace(found, verdict=Verdict.CHANGED, reasons=(*reasons, *found.reasons), extra=extra)
 
 
 def compare_trees(a: Run, b: Run, t: Tolerance, *, name: str, requests: tuple[str, ...] = ()) -> Comparison:
