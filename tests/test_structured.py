@@ -224,3 +224,21 @@ def test_sentiment(tokviz_golden):
 """)
     pytester.runpytest_subprocess("--tokviz-update").assert_outcomes(passed=1, warnings=1)
     pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_a_batch_line_may_carry_a_schema(tmp_path: Path) -> None:
+    lines = [{"id": "r1", "prompt": PROMPT, "max_tokens": 30, "json_schema": SCHEMAS["enum"]},
+             {"id": "bad", "prompt": PROMPT, "json_schema": {"type": "objekt"}},
+             {"id": "cut", "prompt": PROMPT, "max_tokens": 4, "json_schema": SCHEMAS["nested"]},
+             {"id": "plain", "prompt": "The capital of France is", "max_tokens": 3}]
+    source = tmp_path / "p.jsonl"
+    source.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    out = tmp_path / "out"
+    proc = run_cli("batch", str(source), "-o", str(out), "-f", "json", "--parallel", "4")
+    assert proc.returncode == 1  # the bad schema fails its line only
+    items = {i["id"]: i for i in json.loads((out / "index.json").read_text())["items"]}
+    assert items["bad"]["status"] == "failed" and "not valid JSON Schema at type" in items["bad"]["error"]
+    r1 = Run.from_json((out / "r1.json").read_text())
+    jsonschema.validate(json.loads(r1.text), SCHEMAS["enum"])  # held to it even with --parallel (decoded alone)
+    assert "structured_invalid" in Run.from_json((out / "cut.json").read_text()).source
+    assert items["plain"]["status"] == "ok"

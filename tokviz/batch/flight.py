@@ -91,7 +91,7 @@ class Flight:
         """Start a job that holds a slot: on the API pool, the local thread, or the local feed."""
         batch = self.batch
         concurrent = batch.source is not None or registry.spec(job.provider or "").concurrent
-        if (batch.parallel > 1 and not concurrent and not job.choices
+        if (batch.parallel > 1 and not concurrent and not job.choices and job.request.params.json_schema is None
                 and registry.can(batch.provider_for(job.provider or ""), MultiSequence)):
             if not self.streaming:
                 self.streaming = True

@@ -159,21 +159,43 @@ def iter_jobs(lines: Iterable[str], *, source: str, defaults: Generation,
 def _job(stripped: str, number: int, *, source: str, defaults: Generation, environ: Mapping[str, str] | None,
          jsonl: bool) -> Job:
     choices: tuple[str, ...] = ()
+    schema: dict[str, Any] | None = None
     if not jsonl:
         prompt, gen, id_, problem = stripped, defaults, None, None
     else:
         prompt, gen, id_, problem = _jsonl_job(stripped, number, source, defaults)
         choices, problem = _choices(stripped, problem)
+        schema, problem = _schema(stripped, problem)
     try:
         if problem:
             raise UsageError(problem)
         planned = pipeline.plan(gen, prompt, environ=environ)
+        if schema is not None:
+            from tokviz.pipeline.structured import structured
+
+            planned = structured(planned, schema)
         request, provider = planned.request, planned.provider
     except TokvizError as err:
         request = Request(prompt=prompt, model=gen.model or default_model(environ), system=gen.system)
         provider, problem = None, err.line()
     return Job(number=number, name=job_name(request, id_, choices), request=request, id=id_, provider=provider,
                problem=problem, choices=choices)
+
+
+def _schema(line: str, problem: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """A JSON line's "json_schema" (the answer held to it, as `predict --json-schema`), checked; a
+    bad schema fails that job only."""
+    from tokviz.pipeline.structured import check
+
+    if problem or '"json_schema"' not in line:
+        return None, problem
+    given = json.loads(line).get("json_schema")
+    if given is None:
+        return None, None
+    try:
+        return check(given, '"json_schema"'), None
+    except UsageError as err:
+        return None, err.message
 
 
 def _choices(line: str, problem: str | None) -> tuple[tuple[str, ...], str | None]:

@@ -140,7 +140,12 @@ class Batch:
                                                list(job.choices)), fresh=True)
         if self.source is not None:
             return Outcome(job, "ok", self.source(job), fresh=True)
-        return Outcome(job, "ok", self.provider_for(name).predict(job.request), fresh=True)
+        run = self.provider_for(name).predict(job.request)
+        if job.request.params.json_schema is not None:  # an answer held to a schema: checked against it
+            from tokviz.pipeline.structured import validated
+
+            run = validated(run)
+        return Outcome(job, "ok", run, fresh=True)
 
     def store(self, outcome: Outcome) -> Outcome:
         """Write a fresh run's files: each format atomically, the run JSON last (it marks completion)."""
