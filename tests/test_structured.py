@@ -146,9 +146,19 @@ def test_a_bad_schema_is_one_line_naming_the_place(tmp_path: Path, content: str,
     assert proc.returncode == 2 and says in proc.stderr.decode() and "Traceback" not in proc.stderr.decode()
 
 
-def test_a_provider_that_cannot_constrain_is_refused(tmp_path: Path) -> None:
-    proc = run_cli("predict", PROMPT, "--json-object", "-p", "transformers")
+def test_a_provider_that_cannot_constrain_is_refused(fake: object) -> None:
+    proc = run_cli("predict", PROMPT, "--json-object", "-m", "fake")  # tests/fakes.py declares no STRUCTURED
     assert proc.returncode == 2 and "cannot constrain its answer" in proc.stderr.decode()
+
+
+@pytest.mark.parametrize("name", ["enum", "nested", "array"])
+def test_transformers_holds_its_answer_through_llguidance(name: str) -> None:
+    """The same schemas on the float32 reference of the embedded model: valid answers, the model's own
+    figures (forced steps found as on the embedded model), forbidden alternatives marked."""
+    run = _run(SCHEMAS[name], provider="transformers")
+    jsonschema.validate(json.loads(run.text), SCHEMAS[name])
+    assert "llguidance" in run.source["structured"] and "structured_invalid" not in run.source
+    assert any(a.forbidden for s in run.steps for a in s.alternatives) and any(forced(s) for s in run.steps)
 
 
 def test_llama_server_holds_its_answer_to_the_schema(llama_cpp_server: str) -> None:

@@ -35,7 +35,7 @@ SPEC = ProviderSpec(
     models=(),  # claims no name by itself: chosen with -p transformers
     concurrent=False,
     max_top_k=100,
-    capabilities=frozenset({Capability.CHAT, Capability.RAW}),
+    capabilities=frozenset({Capability.CHAT, Capability.RAW, Capability.STRUCTURED}),
     options=(OptionSpec("device", str, "where the model runs: auto (CUDA, then CPU), cpu, cuda, mps", check=_one_of(DEVICES)),
              OptionSpec("dtype", str, "weights and arithmetic: auto (float32 on CPU, bfloat16 on a GPU), float32, "
                         "bfloat16, float16", check=_one_of(DTYPES)),

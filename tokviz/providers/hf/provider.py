@@ -20,6 +20,7 @@ from tokviz.providers.hf.forward import new_cache, rows
 from tokviz.providers.hf.models import Model, check_context, load
 from tokviz.providers.hf.pieces import token_of
 from tokviz.providers.logits import pool as logits_pool
+from tokviz.providers.masks import forbidden_marks
 from tokviz.run import Run, Step, Token, Tokenization
 
 
@@ -55,24 +56,36 @@ class TransformersProvider:
         finish = "length"
         first_s = 0.0
         pool = logits_pool()  # each row reduced on another thread while the next token is read
+        grammar = None
+        if params.json_schema is not None:
+            from tokviz.providers.hf.grammar import Grammar
+
+            grammar = Grammar(m, params.json_schema, len(row))
         for n in range(params.max_tokens):
             t_step = time.perf_counter()
-            chosen = sample(row, params, rng)
+            masked = grammar.mask(row) if grammar is not None else None
+            chosen = sample(row if masked is None else masked, params, rng)
             if chosen in m.stop_ids:
                 finish = "stop"
                 break
+            if grammar is not None:
+                grammar.accept(chosen)
             reducing = pool.submit(step_of, m, row.copy(), chosen, params.top_k, rank=False, watch=watch)
             try:
                 if n + 1 < params.max_tokens:
                     row = rows(m, [chosen], cache)[-1]
             finally:
-                steps.append(reducing.result())
+                step = reducing.result()
+                steps.append(step if masked is None else forbidden_marks(step, masked))
             if on_step is not None:
                 on_step(steps[-1])
             if n == 0:
                 first_s = time.perf_counter() - t_step
         decode_s = max(time.perf_counter() - t - prefill_s, 1e-9)
         source = {"engine": m.engine, "precision": m.precision, "figures": "before sampling"}
+        if grammar is not None:
+            source["structured"] = ("the answer was held to a JSON schema by llguidance; every figure is the model's own, "
+                                    "before the grammar's mask (⊘: an alternative the grammar forbade)")
         return Run(provider=self.name, model=m.name, prompt=request.prompt, params=params, steps=tuple(steps),
                    messages=messages, finish_reason=finish,
                    usage={"prompt_tokens": len(ids), "completion_tokens": len(steps)},

@@ -116,14 +116,3 @@ class Grammar:
         if self.sampler:
             llama_cpp.llama_sampler_free(self.sampler)
             self.sampler = None
-
-
-def forbidden_marks(step: Any, masked: np.ndarray) -> Any:
-    """The step with each alternative the mask removed marked `forbidden` (its figure the model's)."""
-    from dataclasses import replace
-
-    import numpy as np
-
-    alts = tuple(replace(a, forbidden=True) if a.id is not None and not np.isfinite(masked[a.id]) else a
-                 for a in step.alternatives)
-    return replace(step, alternatives=alts)

@@ -16,7 +16,7 @@ from tokviz.providers.local import scoring
 from tokviz.providers.local.chat import BASE_MODEL_CHAT, has_chat_template, prompt_tokens
 from tokviz.providers.local.cursors import BatchedCursor, LocalCursor
 from tokviz.providers.local.engine import Batch, Loaded, last_logits, read_prompt, step_of, token_of, watch_ids
-from tokviz.providers.local.grammar import Grammar, forbidden_marks
+from tokviz.providers.local.grammar import Grammar
 from tokviz.providers.local.models import (
     check_context,
     probe,
@@ -27,6 +27,7 @@ from tokviz.providers.local.models import (
 from tokviz.providers.local.scheduler import Scheduler
 from tokviz.providers.logits import pool as logits_pool
 from tokviz.providers.logits import reduce_row
+from tokviz.providers.masks import forbidden_marks
 from tokviz.run import Params, Run, Step, Token, Tokenization
 
 
