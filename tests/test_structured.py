@@ -252,3 +252,16 @@ def test_a_batch_line_may_carry_a_schema(tmp_path: Path) -> None:
     jsonschema.validate(json.loads(r1.text), SCHEMAS["enum"])  # held to it even with --parallel (decoded alone)
     assert "structured_invalid" in Run.from_json((out / "cut.json").read_text()).source
     assert items["plain"]["status"] == "ok"
+
+
+def test_the_graph_labels_the_fields(tmp_path: Path) -> None:
+    from tokviz.views import export
+
+    run = _run(SCHEMAS["enum"])
+    dot = export.render(run, "dot").decode()
+    value = next(f for f in fields_of(run).fields if f.kind == "value")
+    assert f"◆ sentiment {__import__('tokviz.views.colors', fromlist=['percent']).percent(value.prob)}" in dot
+    assert "⊘ " in dot and "forced" in dot and "forbidden by the schema's grammar" in dot
+    assert export.render(run, "svg").startswith(b"<?xml") or b"<svg" in export.render(run, "svg")[:400]
+    plain = pipeline.predict(pipeline.plan(Generation(max_tokens=5), PROMPT))
+    assert "◆" not in export.render(plain, "dot").decode()  # no schema, no marks: the old bytes

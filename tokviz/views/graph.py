@@ -79,24 +79,39 @@ def build(run: Run) -> nx.DiGraph:
     g = nx.DiGraph(prompt=run.prompt, model=run.model, provider=run.provider, text=run.text, figures=run.figures_note)
     g.add_node("start", kind="start", step=-1, label=prompt_label(run.prompt), text=run.prompt,
                bytes=run.prompt.encode("utf-8"), prob=1.0)
+    fields, forced_steps = _fields(run)
     prev = "start"
     for i, step in enumerate(run.steps):
         c = step.chosen
         node = chosen_id(i)
         g.add_node(node, kind="chosen", step=i, label=c.label, text=c.text, bytes=c.raw, prob=c.prob,
-                   tie=near_tie(step))
+                   tie=near_tie(step), field=fields.get(i, ""), forced=i in forced_steps)
         g.add_edge(prev, node, prob=c.prob, logprob=c.logprob, chosen=True)
         for j, alt in enumerate(step.others()):
             a = alt_id(i, j)
             g.add_node(a, kind="alternative", step=i, label=alt.label, text=alt.text, bytes=alt.raw,
-                       prob=alt.prob)
+                       prob=alt.prob, forbidden=alt.forbidden)
             g.add_edge(prev, a, prob=alt.prob, logprob=alt.logprob, chosen=False)
         prev = node
     return g
 
 
+def _fields(run: Run) -> tuple[dict[int, str], set[int]]:
+    """An answer held to a JSON schema: the line naming each value's field, on its first token
+    ("sentiment 83%"), and the steps the grammar forced."""
+    if run.params.json_schema is None:
+        return {}, set()
+    from tokviz.measures.fields import fields_of, forced
+
+    labels = {f.steps[0]: f"{tok.visible(f.path, visible_spaces=False)} {percent(f.prob)}"
+              for f in fields_of(run).fields if f.kind == "value"}
+    return labels, {n for n, step in enumerate(run.steps) if forced(step)}
+
+
 def _node(d: Digraph, node: str, data: dict, *, cut: bool = False) -> None:
-    label = Label((data["label"], percent(data["prob"]) + (f" {TIE}" if data.get("tie") else "")))
+    figure = percent(data["prob"]) + (f" {TIE}" if data.get("tie") else "") + (" forced" if data.get("forced") else "")
+    lines = (("⊘ " if data.get("forbidden") else "") + data["label"], figure, *([f"◆ {data['field']}"] if data.get("field") else []))
+    label = Label(lines)
     p = data["prob"]
     if cut:
         d.add_node(node, label=label, fillcolor="#f4f4f4", color="#c8c8c8", fontcolor="#a0a0a0", style="rounded,filled,dotted")
@@ -126,6 +141,9 @@ def to_dot(g: nx.DiGraph, options: GraphOptions = GraphOptions()) -> str:
         lines.append(f"{TIE} near-tie: {NEAR_TIE_NOTE}")
     if g.graph.get("figures"):  # what the percentages are (before or after sampling), under every graph
         lines.append(tok.visible(str(g.graph["figures"]), visible_spaces=False))
+    if any(d.get("field") or d.get("forbidden") for _, d in g.nodes(data=True)):  # --json-schema
+        lines.append("◆ a field's value (on its first token) and its probability · ⊘ forbidden by the schema's grammar · "
+                     "forced: taken though the model gave an alternative the grammar forbade more")
     if options.cut_by is not None:
         lines.append(f"greyed: tokens {options.cut_by.label} would cut, {NOTE}")
     if lines:  # the generated sentence under the graph (and what greyed tokens mean)
