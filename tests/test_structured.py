@@ -265,3 +265,20 @@ def test_the_graph_labels_the_fields(tmp_path: Path) -> None:
     assert export.render(run, "svg").startswith(b"<?xml") or b"<svg" in export.render(run, "svg")[:400]
     plain = pipeline.predict(pipeline.plan(Generation(max_tokens=5), PROMPT))
     assert "◆" not in export.render(plain, "dot").decode()  # no schema, no marks: the old bytes
+
+
+def test_batch_json_schema_holds_every_line_that_names_none(tmp_path: Path) -> None:
+    schema = tmp_path / "s.json"
+    schema.write_text(json.dumps(SCHEMAS["enum"]))
+    source = tmp_path / "p.txt"
+    source.write_text(PROMPT.replace("\n", " ") + "\nReview: The food was cold. JSON:\n")
+    out = tmp_path / "out"
+    proc = run_cli("batch", str(source), "-o", str(out), "-f", "json", "-n", "30", "--json-schema", str(schema))
+    assert proc.returncode == 0, proc.stderr
+    for item in json.loads((out / "index.json").read_text())["items"]:
+        run = Run.from_json((out / item["files"]["json"]).read_text())
+        jsonschema.validate(json.loads(run.text), SCHEMAS["enum"])
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"type": 3}')
+    refused = run_cli("batch", str(source), "-o", str(tmp_path / "o2"), "--json-schema", str(bad))
+    assert refused.returncode == 2 and "not valid JSON Schema" in refused.stderr.decode()

@@ -130,7 +130,8 @@ def read_lines(path: Path) -> Iterator[str]:
 
 
 def iter_jobs(lines: Iterable[str], *, source: str, defaults: Generation,
-              environ: Mapping[str, str] | None = None, jsonl: bool | None = None) -> Iterator[Job]:
+              environ: Mapping[str, str] | None = None, jsonl: bool | None = None,
+              schema: dict[str, Any] | None = None) -> Iterator[Job]:
     """Jobs from a prompts file, read as a stream: one prompt per line (blank lines and #comments
     skipped), or JSON Lines with "prompt" and optional "id", "model", "system", "provider" and
     parameters (flat or under "params"). A line that is not valid JSON is a usage error naming
@@ -153,19 +154,20 @@ def iter_jobs(lines: Iterable[str], *, source: str, defaults: Generation,
         if not jsonl and stripped.startswith("#"):
             continue
         first = False
-        yield _job(stripped, number, source=source, defaults=defaults, environ=environ, jsonl=jsonl)
+        yield _job(stripped, number, source=source, defaults=defaults, environ=environ, jsonl=jsonl, schema=schema)
 
 
 def _job(stripped: str, number: int, *, source: str, defaults: Generation, environ: Mapping[str, str] | None,
-         jsonl: bool) -> Job:
+         jsonl: bool, schema: dict[str, Any] | None = None) -> Job:
+    """One line's job; `schema` (batch --json-schema) holds every answer whose line names none."""
     choices: tuple[str, ...] = ()
-    schema: dict[str, Any] | None = None
     if not jsonl:
         prompt, gen, id_, problem = stripped, defaults, None, None
     else:
         prompt, gen, id_, problem = _jsonl_job(stripped, number, source, defaults)
         choices, problem = _choices(stripped, problem)
-        schema, problem = _schema(stripped, problem)
+        own, problem = _schema(stripped, problem)
+        schema = own if own is not None else schema
     try:
         if problem:
             raise UsageError(problem)

@@ -57,6 +57,7 @@ def batch(
     as_json: Annotated[bool, typer.Option("--json", help="With `status`: print the counts as JSON.")] = False,
     export_requests: Annotated[Optional[Path], typer.Option("--export-requests", metavar="FILE", help="Send nothing: write the requests as a JSONL file for OpenAI's Batch API or `vllm run-batch` (split at 50,000 requests / 200 MB).", show_default=False)] = None,
     import_results: Annotated[Optional[Path], typer.Option("--import", metavar="FILE", help="Send nothing: read the answers from an OpenAI Batch or `vllm run-batch` output file and render and index them as a live batch would.", show_default=False)] = None,
+    json_schema: Annotated[Optional[Path], typer.Option("--json-schema", metavar="FILE", help='Hold every answer to this JSON Schema (a JSON line\'s own "json_schema" wins): docs/structured.md.', show_default=False)] = None,
     openai_batch: Annotated[bool, typer.Option("--openai-batch", help="Run the prompts through OpenAI's Batch API (half price, within 24 h): submit, poll with progress, then render and index the answers. Running the command again polls the same batches.")] = False,
 ) -> None:
     """Run every prompt in PROMPTS; write each one's run and graphs, and an index, into a folder.
@@ -72,6 +73,13 @@ def batch(
         return _status(folder, as_json=as_json)
     if folder is not None:
         raise UsageError(f"unexpected argument {str(folder)!r}", hint="the output folder is given with -o FOLDER")
+    schema = None
+    if json_schema is not None:
+        from tokviz.pipeline.structured import read_schema
+
+        schema = read_schema(json_schema)
+        if export_requests is not None or import_results is not None or openai_batch:
+            raise UsageError("--json-schema is for a batch tokviz runs itself; a line may carry its own \"json_schema\"")
     if export_requests is not None:
         if import_results is not None or output is not None:
             raise UsageError("--export-requests writes a requests file only: leave out -o and --import")
@@ -95,7 +103,7 @@ def batch(
         results = Results(import_results, dialect_name=str(gen.dialect or "openai"))
         runner.source = results.run
     runner.open().set_meta("lines", str(expected))
-    jobs = workflow.iter_jobs(lines(), source=source, defaults=gen, environ=environment.current().environ)
+    jobs = workflow.iter_jobs(lines(), source=source, defaults=gen, environ=environment.current().environ, schema=schema)
     stop = threading.Event()
     try:
         tally, interrupted = _run_with_progress(runner, jobs, stop, expected, show=not quiet and err.is_terminal, console=err)
