@@ -32,7 +32,7 @@ def predict(
     score_with: Annotated[Optional[str], typer.Option("--score-with", metavar="MODEL", help="Then score the generated text under MODEL and show where the two models disagree (as `score -m A -m B`).", show_default=False)] = None,
     watch: common.WatchOpt = None,
     json_schema: Annotated[Optional[Path], typer.Option("--json-schema", metavar="FILE", help="Hold the answer to this JSON Schema (the embedded model through llama.cpp's grammar; servers through their structured-output request) and show how sure the model was of every field (docs/structured.md).", show_default=False)] = None,
-    json_object: Annotated[bool, typer.Option("--json-object", help="Hold the answer to any JSON object (the schema {\"type\": \"object\"}).")] = False,
+    json_object: Annotated[bool, typer.Option("--json-object", help="Hold the answer to any JSON object (the schema of type object).")] = False,
     choice: Annotated[Optional[list[str]], typer.Option("--choice", metavar="TEXT", help='Weigh this answer instead of generating (repeatable; a leading space is part of it, e.g. --choice " yes" --choice " no"): each one\'s probability, share and tokens, and which wins.', show_default=False)] = None,
     choices_file: Annotated[Optional[Path], typer.Option("--choices-file", metavar="FILE", help="Weigh the answers in FILE, one per line (kept as written, leading spaces too; empty lines skipped).", show_default=False)] = None,
 ) -> None:
